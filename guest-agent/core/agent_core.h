@@ -1,0 +1,41 @@
+// The agent's decisions in one place: what to report and when to (re)start
+// the DHCP client. No I/O and no clock reads; the io layer observes the NIC
+// and the client process and passes in the current time.
+#pragma once
+
+#include <cstdint>
+
+#include "dhcp_client.h"
+#include "report.h"
+#include "agent_time.h"
+
+namespace wownet::agent {
+
+class AgentCore {
+ public:
+  // Starts the agent's uptime at `start` (monotonic).
+  AgentCore(AgentConfig config, MonoTime start, DhcpBackoff backoff = {});
+
+  // Builds the next report from the observed NIC state; sequence numbers
+  // start at 1 and grow by one per call.
+  ReportFields next_report(const NicState& nic, MonoTime now, UnixTime wall_now);
+
+  // True if the DHCP client must be started at `now`: a client is configured,
+  // the NIC exists but has no IPv4 address, the client is not running and
+  // the backoff has passed. A true answer counts as a start.
+  bool should_start_dhcp_client(const NicState& nic, bool client_running, MonoTime now);
+
+  // The configuration the core was built with.
+  const AgentConfig& config() const { return config_; }
+
+  // The restart policy, for logging its backoff.
+  const DhcpRestartPolicy& dhcp_policy() const { return dhcp_; }
+
+ private:
+  AgentConfig config_;
+  MonoTime start_;
+  std::uint64_t sequence_ = 0;
+  DhcpRestartPolicy dhcp_;
+};
+
+}  // namespace wownet::agent

@@ -1,0 +1,189 @@
+#include "config.h"
+
+#include <set>
+#include <toml++/toml.h>
+
+#include "lease_table.h"
+
+namespace wownet {
+namespace {
+
+struct Reader {
+  const std::string& file;
+  std::string& error;
+
+  bool fail(const std::string& key, const std::string& what) {
+    if (error.empty()) error = file + ": " + key + ": " + what;
+    return false;
+  }
+
+  // Rejects keys this version does not know, so typos do not pass silently.
+  bool only_keys(const toml::table& t, const std::string& where, const std::set<std::string>& known) {
+    for (const auto& [k, v] : t) {
+      std::string key(k.str());
+      if (!known.count(key))
+        return fail(where.empty() ? key : where + "." + key, "unknown key");
+    }
+    return true;
+  }
+
+  bool get_string(const toml::table& t, const std::string& table, const char* key, std::string& out) {
+    const toml::node* n = t.get(key);
+    if (!n) return true;
+    auto v = n->value<std::string>();
+    if (!n->is_string() || !v) return fail(table + "." + key, "expected a string");
+    out = *v;
+    return true;
+  }
+
+  template <typename T>
+  bool get_int(const toml::table& t, const std::string& table, const char* key, T& out, std::int64_t lo,
+               std::int64_t hi) {
+    const toml::node* n = t.get(key);
+    if (!n) return true;
+    if (!n->is_integer())
+      return fail(table + "." + key, "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    std::int64_t v = *n->value<std::int64_t>();
+    if (v < lo || v > hi)
+      return fail(table + "." + key, "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                                         ", got " + std::to_string(v));
+    out = T(v);
+    return true;
+  }
+
+  bool get_bool(const toml::table& t, const std::string& table, const char* key, bool& out) {
+    const toml::node* n = t.get(key);
+    if (!n) return true;
+    if (!n->is_boolean()) return fail(table + "." + key, "expected true or false");
+    out = *n->value<bool>();
+    return true;
+  }
+
+  const toml::table* table(const toml::table& root, const char* name) {
+    const toml::node* n = root.get(name);
+    if (!n) return nullptr;
+    if (!n->is_table()) {
+      fail(name, "expected a table ([" + std::string(name) + "])");
+      return nullptr;
+    }
+    return n->as_table();
+  }
+};
+
+bool valid_domain(const std::string& d) {
+  if (d.empty() || d.size() > 200) return false;
+  std::size_t start = 0;
+  while (true) {
+    auto dot = d.find('.', start);
+    std::string label = d.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (label.empty() || sanitize_host_name(label) != label) return false;
+    if (dot == std::string::npos) return true;
+    start = dot + 1;
+  }
+}
+
+}  // namespace
+
+bool is_valid_log_level(const std::string& level) {
+  static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+  return levels.count(level) != 0;
+}
+
+std::optional<HostdConfig> load_config(const std::string& path, std::string& error) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& src = e.source();
+    error = path + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column) + ": " +
+            std::string(e.description());
+    return std::nullopt;
+  }
+  HostdConfig c;
+  Reader r{path, error};
+  if (!r.only_keys(root, "", {"hostd", "network", "dns", "agent"})) return std::nullopt;
+
+  if (const toml::table* t = r.table(root, "hostd")) {
+    if (!r.only_keys(*t, "hostd", {"state_dir", "control_socket", "log_level"})) return std::nullopt;
+    if (!r.get_string(*t, "hostd", "state_dir", c.state_dir) ||
+        !r.get_string(*t, "hostd", "control_socket", c.control_socket) ||
+        !r.get_string(*t, "hostd", "log_level", c.log_level))
+      return std::nullopt;
+    if (!is_valid_log_level(c.log_level)) {
+      r.fail("hostd.log_level", "expected one of trace, debug, info, warn, error, critical, off");
+      return std::nullopt;
+    }
+    if (c.state_dir.empty() || c.state_dir[0] != '/') {
+      r.fail("hostd.state_dir", "expected an absolute path");
+      return std::nullopt;
+    }
+    if (c.control_socket.empty() || c.control_socket[0] != '/' || c.control_socket.size() > 100) {
+      r.fail("hostd.control_socket", "expected an absolute path of at most 100 characters");
+      return std::nullopt;
+    }
+  }
+  if (!error.empty()) return std::nullopt;
+
+  if (const toml::table* t = r.table(root, "network")) {
+    if (!r.only_keys(*t, "network",
+                     {"prefix", "gateway", "gateway_mac", "domain", "mtu", "lease_time", "learn_static"}))
+      return std::nullopt;
+    std::string prefix, gateway, mac;
+    NetworkConfig& n = c.network;
+    if (!r.get_string(*t, "network", "prefix", prefix) || !r.get_string(*t, "network", "gateway", gateway) ||
+        !r.get_string(*t, "network", "gateway_mac", mac) || !r.get_string(*t, "network", "domain", n.domain) ||
+        !r.get_int(*t, "network", "mtu", n.mtu, 576, 9000) ||
+        !r.get_int(*t, "network", "lease_time", n.lease_time, 10, 365 * 86400) ||
+        !r.get_bool(*t, "network", "learn_static", n.learn_static))
+      return std::nullopt;
+    if (!prefix.empty()) {
+      auto p = Ipv4Prefix::parse(prefix);
+      if (!p || p->length < 8 || p->length > 30) {
+        r.fail("network.prefix", "expected a network address with a length from 8 to 30, like \"10.128.0.0/9\"");
+        return std::nullopt;
+      }
+      n.network = *p;
+      if (gateway.empty()) n.gateway = Ipv4Addr{p->network.value + 1};
+    }
+    if (!gateway.empty()) {
+      auto g = Ipv4Addr::parse(gateway);
+      if (!g) {
+        r.fail("network.gateway", "expected an IPv4 address like \"10.128.0.1\"");
+        return std::nullopt;
+      }
+      n.gateway = *g;
+    }
+    if (!n.network.is_host(n.gateway)) {
+      r.fail("network.gateway", "expected a host address inside network.prefix " + n.network.to_string());
+      return std::nullopt;
+    }
+    if (!mac.empty()) {
+      auto m = MacAddr::parse(mac);
+      if (!m || m->is_multicast() || m->is_zero()) {
+        r.fail("network.gateway_mac", "expected a unicast MAC address like \"02:77:6e:00:00:01\"");
+        return std::nullopt;
+      }
+      n.gateway_mac = *m;
+    }
+    for (char& ch : n.domain) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    if (!valid_domain(n.domain)) {
+      r.fail("network.domain", "expected a DNS domain of letters, digits and '-', like \"wow\"");
+      return std::nullopt;
+    }
+  }
+  if (!error.empty()) return std::nullopt;
+
+  if (const toml::table* t = r.table(root, "dns")) {
+    if (!r.only_keys(*t, "dns", {"ttl"}) || !r.get_int(*t, "dns", "ttl", c.network.dns_ttl, 0, 86400))
+      return std::nullopt;
+  }
+  if (!error.empty()) return std::nullopt;
+  if (const toml::table* t = r.table(root, "agent")) {
+    if (!r.only_keys(*t, "agent", {"port"}) || !r.get_int(*t, "agent", "port", c.agent_port, 1, 65535))
+      return std::nullopt;
+  }
+  if (!error.empty()) return std::nullopt;
+  return c;
+}
+
+}  // namespace wownet

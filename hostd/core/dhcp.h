@@ -1,0 +1,87 @@
+// DHCP (RFC 2131, options RFC 2132): message parsing and the per-host
+// server that answers VMs from the lease table.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "lease_table.h"
+#include "network_config.h"
+#include "packet.h"
+#include "types.h"
+
+namespace wownet {
+
+inline constexpr std::uint16_t kDhcpServerPort = 67;
+inline constexpr std::uint16_t kDhcpClientPort = 68;
+inline constexpr std::uint8_t kBootRequest = 1;
+inline constexpr std::uint8_t kBootReply = 2;
+
+enum class DhcpMessageType : std::uint8_t {
+  Discover = 1,
+  Offer = 2,
+  Request = 3,
+  Decline = 4,
+  Ack = 5,
+  Nak = 6,
+  Release = 7,
+  Inform = 8,
+};
+
+// A parsed DHCP message. string_views point into the parsed buffer.
+struct DhcpMessage {
+  std::uint8_t op = 0;
+  std::uint32_t xid = 0;
+  std::uint16_t flags = 0;
+  Ipv4Addr ciaddr;
+  Ipv4Addr yiaddr;
+  Ipv4Addr giaddr;
+  MacAddr chaddr;
+  std::optional<DhcpMessageType> type;
+  std::optional<Ipv4Addr> requested_address;  // option 50
+  std::optional<Ipv4Addr> server_id;          // option 54
+  std::string_view host_name;                 // option 12
+  bool broadcast() const { return (flags & 0x8000) != 0; }
+};
+
+// Parses a BOOTP/DHCP message (the UDP payload): fixed header with Ethernet
+// hardware type, the magic cookie, and well-formed options (RFC 2132 §2).
+std::optional<DhcpMessage> parse_dhcp(ConstByteSpan payload);
+
+struct DhcpCounters {
+  std::uint64_t discovers = 0, offers = 0, requests = 0, acks = 0, naks = 0, releases = 0, declines = 0,
+                informs = 0, ignored = 0;
+};
+
+// What a handled client message changed, for the caller to act on.
+struct DhcpOutcome {
+  std::size_t reply_size = 0;  // bytes of the reply frame written to `out`; 0: send nothing
+  std::optional<Ipv4Addr> bound;      // the client now holds this address (ACK)
+  bool released = false;              // the client gave its address up
+};
+
+// Answers the DHCP clients of the VMs on this host.
+class DhcpServer {
+ public:
+  DhcpServer(const NetworkConfig& config, LeaseTable& leases) : config_(config), leases_(leases) {}
+
+  // Handles one client message from VM `vm` whose source MAC is `client_mac`
+  // and writes the complete Ethernet reply frame to `out`. Messages whose
+  // chaddr differs from `client_mac` are ignored.
+  DhcpOutcome on_client_message(UnixTime now, const DhcpMessage& msg, MacAddr client_mac, const std::string& vm,
+                                ByteSpan out);
+
+  const DhcpCounters& counters() const { return counters_; }
+
+ private:
+  std::size_t build_reply(ByteSpan out, const DhcpMessage& req, DhcpMessageType type, Ipv4Addr yiaddr,
+                          const Lease* lease, bool inform = false);
+
+  const NetworkConfig& config_;
+  LeaseTable& leases_;
+  DhcpCounters counters_;
+};
+
+}  // namespace wownet

@@ -1,0 +1,64 @@
+// The DNS responder hostd runs for its VMs: authoritative for the overlay
+// domain (forward names) and for the reverse names of the overlay network,
+// REFUSED for everything else (it is not a recursive resolver). Pure: it
+// turns one query message into one response message.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "packet.h"
+#include "types.h"
+
+namespace wownet {
+
+inline constexpr std::uint16_t kDnsPort = 53;
+inline constexpr std::size_t kDnsHeaderSize = 12;
+inline constexpr std::size_t kDnsMaxUdpSize = 512;        // without EDNS (RFC 1035 §4.2.1)
+inline constexpr std::uint16_t kDnsEdnsUdpSize = 1232;    // what we advertise in OPT (RFC 6891)
+
+struct DnsZone {
+  std::string domain;  // lowercase, no trailing dot, e.g. "wow"
+  Ipv4Prefix network;  // e.g. 10.128.0.0/9
+  Ipv4Addr gateway;    // e.g. 10.128.0.1; "gateway.<domain>" resolves to it
+  std::uint32_t ttl = 60;
+};
+
+// Looks up names and leases; implemented by the lease table.
+class NameDirectory {
+ public:
+  virtual ~NameDirectory() = default;
+  // Address currently leased under this host name (given lowercase, one label), if any.
+  virtual std::optional<Ipv4Addr> find_host_name(std::string_view name) const = 0;
+  // True if `addr` is currently leased to some VM.
+  virtual bool is_leased(Ipv4Addr addr) const = 0;
+  // Host name (one label) of the lease of `addr`; empty if none is known.
+  virtual std::string host_name_of(Ipv4Addr addr) const = 0;
+};
+
+struct DnsCounters {
+  std::uint64_t queries = 0, answered = 0, nxdomain = 0, refused = 0, formerr = 0, notimp = 0, dropped = 0;
+  std::uint64_t servfail = 0;  // a PTR target could not be encoded (invalid zone domain)
+  std::uint64_t badvers = 0;   // EDNS version other than 0 (RFC 6891 §6.1.3)
+};
+
+// IPOP-style automatic name: "C" + octets 2..4 as three 3-digit decimals: 10.128.0.5 -> "C128000005".
+std::string auto_name(Ipv4Addr addr);
+
+// Inverse of auto_name, case-insensitive; the first octet comes from `network`; nullopt unless the label has
+// exactly that form and the result is inside `network`.
+std::optional<Ipv4Addr> parse_auto_name(std::string_view label, const Ipv4Prefix& network);
+
+// True if `domain` is usable as DnsZone::domain: lowercase [a-z0-9-] labels of 1..63 characters separated by
+// single dots, no trailing dot, at most 253 characters (RFC 1035 §2.3.1, §2.3.4).
+bool is_valid_dns_domain(std::string_view domain);
+
+// Answers one DNS query message (a UDP payload). Writes the response into `out` and returns its size; 0 means
+// send nothing.
+std::size_t answer_dns_query(const DnsZone& zone, const NameDirectory& names, ConstByteSpan query, ByteSpan out,
+                             DnsCounters& counters);
+
+}  // namespace wownet

@@ -1,0 +1,257 @@
+#include "host_engine.h"
+
+#include <cstring>
+#include <limits>
+
+namespace wownet {
+
+const char* to_string(DropReason r) {
+  switch (r) {
+    case DropReason::Malformed: return "malformed";
+    case DropReason::SpoofedMac: return "spoofed_mac";
+    case DropReason::SpoofedIp: return "spoofed_ip";
+    case DropReason::Ethertype: return "ethertype";
+    case DropReason::OutsideOverlay: return "outside_overlay";
+    case DropReason::DhcpServerMessage: return "dhcp_server_message";
+    case DropReason::GatewayService: return "gateway_service";
+    case DropReason::NoRoute: return "no_route";
+    case DropReason::NotForGateway: return "not_for_gateway";
+    case DropReason::UnknownAttachment: return "unknown_attachment";
+    case DropReason::Count: break;
+  }
+  return "?";
+}
+
+namespace {
+constexpr UnixTime kHousekeepingInterval = 30;
+}  // namespace
+
+HostEngine::HostEngine(NetworkConfig config)
+    : config_(std::move(config)),
+      zone_{config_.domain, config_.network, config_.gateway, config_.dns_ttl},
+      leases_(config_.network, config_.gateway),
+      dhcp_(config_, leases_) {}
+
+void HostEngine::add_attachment(AttachmentId id, const std::string& vm, std::optional<MacAddr> mac, UnixTime now) {
+  AttachmentState& att = attachments_[id];
+  att.id = id;
+  att.vm = vm;
+  att.mac = mac;
+  ++bindings_version_;
+  if (mac) {
+    if (const Lease* l = leases_.find_by_mac(*mac); l && l->active(now)) bind(att, l->address);
+  }
+}
+
+void HostEngine::remove_attachment(AttachmentId id) {
+  auto it = attachments_.find(id);
+  if (it == attachments_.end()) return;
+  unbind(it->second);
+  attachments_.erase(it);
+  ++bindings_version_;
+}
+
+const AttachmentState* HostEngine::attachment(AttachmentId id) const {
+  auto it = attachments_.find(id);
+  return it == attachments_.end() ? nullptr : &it->second;
+}
+
+void HostEngine::bind(AttachmentState& att, Ipv4Addr addr) {
+  if (att.ip == addr) return;
+  unbind(att);
+  att.ip = addr;
+  route_[addr.value] = att.id;
+  ++bindings_version_;
+  if (const Lease* l = leases_.find(addr)) note_deadline(l->expiry);
+}
+
+void HostEngine::unbind(AttachmentState& att) {
+  if (!att.ip) return;
+  auto it = route_.find(att.ip->value);
+  if (it != route_.end() && it->second == att.id) route_.erase(it);
+  att.ip.reset();
+  ++bindings_version_;
+}
+
+FrameAction HostEngine::drop(AttachmentState* att, DropReason r) {
+  ++counters_.drops[std::size_t(r)];
+  if (att) ++att->counters.drops[std::size_t(r)];
+  return FrameAction::drop(r);
+}
+
+void HostEngine::on_frame_sent(AttachmentId to, std::size_t bytes) {
+  auto it = attachments_.find(to);
+  if (it == attachments_.end()) return;
+  ++it->second.counters.tx_frames;
+  it->second.counters.tx_bytes += bytes;
+}
+
+FrameAction HostEngine::on_tap_frame(UnixTime now, AttachmentId from, ByteSpan frame) {
+  auto it = attachments_.find(from);
+  if (it == attachments_.end()) return drop(nullptr, DropReason::UnknownAttachment);
+  AttachmentState& att = it->second;
+  leases_.set_now(now);
+  ++att.counters.rx_frames;
+  att.counters.rx_bytes += frame.size();
+
+  auto eth = parse_ethernet(frame);
+  if (!eth) return drop(&att, DropReason::Malformed);
+  if (eth->src.is_multicast() || eth->src.is_zero()) return drop(&att, DropReason::SpoofedMac);
+  if (eth->ethertype != kEtherTypeIpv4 && eth->ethertype != kEtherTypeArp) return drop(&att, DropReason::Ethertype);
+  if (!att.mac) {
+    att.mac = eth->src;  // the VM's first frame fixes its MAC
+    ++bindings_version_;
+    if (const Lease* l = leases_.find_by_mac(eth->src); l && l->active(now)) bind(att, l->address);
+  } else if (*att.mac != eth->src) {
+    return drop(&att, DropReason::SpoofedMac);
+  }
+  if (eth->dst != config_.gateway_mac && !eth->dst.is_broadcast()) {
+    // Only ARP and IPv4 multicast may use group addresses; other unicast
+    // MACs do not exist on this link.
+    if (!eth->dst.is_multicast()) return drop(&att, DropReason::NotForGateway);
+    if (eth->ethertype == kEtherTypeIpv4) return drop(&att, DropReason::OutsideOverlay);
+  }
+  if (eth->ethertype == kEtherTypeArp) return handle_arp(now, att, *eth);
+  return handle_ipv4(now, att, *eth, frame);
+}
+
+bool HostEngine::accept_source_ip(UnixTime now, AttachmentState& att, Ipv4Addr src) {
+  if (att.ip) {
+    if (*att.ip != src) return false;
+    // A learned binding lives as long as the VM keeps talking.
+    const Lease* l = leases_.find(src);
+    if (l && l->origin == LeaseOrigin::Learned && l->expiry - now < UnixTime(config_.lease_time / 2)) {
+      leases_.extend(src, *att.mac, now + config_.lease_time);
+      note_deadline(now + config_.lease_time);
+    }
+    return true;
+  }
+  // No binding yet: a statically configured VM (RFC 2131 does not apply).
+  if (!config_.learn_static || !leases_.is_available(src, *att.mac, now)) return false;
+  leases_.put(src, *att.mac, att.vm, std::string{}, now + config_.lease_time, LeaseState::Bound,
+              LeaseOrigin::Learned);
+  ++counters_.learned;
+  bind(att, src);
+  return true;
+}
+
+FrameAction HostEngine::handle_arp(UnixTime now, AttachmentState& att, const EthernetView& eth) {
+  auto arp = parse_arp(eth.payload);
+  if (!arp) return drop(&att, DropReason::Malformed);
+  if (arp->sender_mac != eth.src) return drop(&att, DropReason::SpoofedMac);
+  // A probe (RFC 5227 §2.1.1) has sender address 0: nothing to learn or police.
+  if (!arp->sender_ip.is_zero() && !accept_source_ip(now, att, arp->sender_ip))
+    return drop(&att, DropReason::SpoofedIp);
+  if (arp->op != kArpRequest) return FrameAction::none();
+  // Probes and announcements (sender == target) get no answer, so a VM
+  // checking its own address never sees a conflict from us.
+  bool probe = arp->sender_ip.is_zero() || arp->sender_ip == arp->target_ip;
+  leases_.set_now(now);
+  bool known = arp->target_ip == config_.gateway ||
+               (config_.network.is_host(arp->target_ip) && leases_.is_leased(arp->target_ip));
+  if (probe || !known) {
+    ++counters_.arp_unanswered;
+    return FrameAction::none();
+  }
+  std::size_t n = build_arp_frame(reply_, eth.src, kArpReply, config_.gateway_mac, arp->target_ip, arp->sender_mac,
+                                  arp->sender_ip);
+  ++counters_.arp_replies;
+  return FrameAction::write(att.id, ConstByteSpan(reply_.data(), n));
+}
+
+FrameAction HostEngine::handle_dhcp(UnixTime now, AttachmentState& att, const DhcpMessage& msg) {
+  DhcpOutcome out = dhcp_.on_client_message(now, msg, *att.mac, att.vm, reply_);
+  if (out.bound) {
+    bind(att, *out.bound);
+    note_deadline(now + config_.lease_time);
+  }
+  if (out.released) unbind(att);
+  if (out.reply_size == 0) return FrameAction::none();
+  return FrameAction::write(att.id, ConstByteSpan(reply_.data(), out.reply_size));
+}
+
+FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const EthernetView& eth, ByteSpan frame) {
+  auto ip = parse_ipv4(eth.payload);
+  if (!ip) return drop(&att, DropReason::Malformed);
+
+  if (ip->protocol == kIpProtoUdp && !ip->is_fragment) {
+    auto udp = parse_udp(*ip);
+    if (!udp) return drop(&att, DropReason::Malformed);
+    if (udp->src_port == kDhcpServerPort) return drop(&att, DropReason::DhcpServerMessage);
+    if (udp->dst_port == kDhcpServerPort &&
+        (ip->dst == config_.gateway || ip->dst == Ipv4Addr{0xffffffff})) {
+      // DHCP clients speak before they have an address (source 0.0.0.0) and
+      // while they change it; the binding follows the server's answer.
+      if (!ip->src.is_zero() && !(att.ip && *att.ip == ip->src) &&
+          !leases_.is_available(ip->src, *att.mac, now))
+        return drop(&att, DropReason::SpoofedIp);
+      auto msg = parse_dhcp(udp->payload);
+      if (!msg) return drop(&att, DropReason::Malformed);
+      if (msg->op != kBootRequest) return drop(&att, DropReason::DhcpServerMessage);
+      return handle_dhcp(now, att, *msg);
+    }
+  }
+
+  if (!accept_source_ip(now, att, ip->src)) return drop(&att, DropReason::SpoofedIp);
+
+  if (ip->dst == config_.gateway) {
+    if (ip->protocol == kIpProtoIcmp) {
+      std::size_t n = build_icmp_echo_reply(reply_, eth.src, config_.gateway_mac, *ip);
+      if (n == 0) return drop(&att, DropReason::GatewayService);
+      ++counters_.icmp_echo_replies;
+      return FrameAction::write(att.id, ConstByteSpan(reply_.data(), n));
+    }
+    if (ip->protocol == kIpProtoUdp && !ip->is_fragment) {
+      auto udp = parse_udp(*ip);
+      if (udp && udp->dst_port == kDnsPort) {
+        leases_.set_now(now);
+        ByteSpan out(reply_.data() + kUdpPayloadOffset, reply_.size() - kUdpPayloadOffset);
+        std::size_t n = answer_dns_query(zone_, leases_, udp->payload, out, dns_counters_);
+        if (n == 0) return FrameAction::none();
+        std::size_t size = finish_udp_frame(reply_, eth.src, config_.gateway_mac, config_.gateway, ip->src, kDnsPort,
+                                            udp->src_port, n);
+        return FrameAction::write(att.id, ConstByteSpan(reply_.data(), size));
+      }
+    }
+    return drop(&att, DropReason::GatewayService);
+  }
+
+  if (!config_.network.is_host(ip->dst)) return drop(&att, DropReason::OutsideOverlay);
+  if (eth.dst != config_.gateway_mac) return drop(&att, DropReason::NotForGateway);
+  auto route = route_.find(ip->dst.value);
+  if (route == route_.end()) return drop(&att, DropReason::NoRoute);
+  auto dst = attachments_.find(route->second);
+  if (dst == attachments_.end() || !dst->second.mac) return drop(&att, DropReason::NoRoute);
+  // Switch it: to the destination VM, from the gateway.
+  std::memcpy(frame.data(), dst->second.mac->bytes.data(), 6);
+  std::memcpy(frame.data() + 6, config_.gateway_mac.bytes.data(), 6);
+  ++counters_.forwarded;
+  return FrameAction::write(dst->second.id, frame);
+}
+
+void HostEngine::on_agent_host_name(UnixTime now, AttachmentId from, const std::string& host_name) {
+  auto it = attachments_.find(from);
+  if (it == attachments_.end() || !it->second.ip) return;
+  std::string name = sanitize_host_name(host_name);
+  if (name.empty()) return;
+  if (const Lease* l = leases_.find_active(*it->second.ip, now); l && l->mac == it->second.mac)
+    leases_.set_host_name(*it->second.ip, name);
+}
+
+void HostEngine::on_timer(UnixTime now) {
+  leases_.set_now(now);
+  leases_.expire(now);
+  UnixTime next = now + kHousekeepingInterval;
+  for (auto& [id, att] : attachments_) {
+    if (!att.ip) continue;
+    const Lease* l = leases_.find(*att.ip);
+    if (!l || !att.mac || l->mac != *att.mac || !l->active(now)) {
+      unbind(att);
+    } else if (l->expiry < next) {
+      next = l->expiry;
+    }
+  }
+  next_deadline_ = next;
+}
+
+}  // namespace wownet

@@ -1,0 +1,137 @@
+// The host's packet engine: everything hostd does with a frame a VM sent,
+// as pure logic. The io layer reads frames from the TAPs, calls
+// on_tap_frame() and carries out the returned action.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "dhcp.h"
+#include "dns.h"
+#include "lease_table.h"
+#include "network_config.h"
+#include "packet.h"
+#include "types.h"
+
+namespace wownet {
+
+using AttachmentId = std::uint32_t;
+
+// Why a frame from a VM was not delivered. Every drop is counted under one.
+enum class DropReason : std::uint8_t {
+  Malformed,          // unparseable Ethernet/ARP/IPv4/UDP
+  SpoofedMac,         // source MAC is not the VM's
+  SpoofedIp,          // source IP is not the VM's binding (or is taken)
+  Ethertype,          // neither IPv4 nor ARP (IPv6, VLAN tags, ...)
+  OutsideOverlay,     // destination outside the overlay prefix, or not unicast
+  DhcpServerMessage,  // a VM acting as a DHCP server
+  GatewayService,     // to the gateway, but not DHCP, DNS or ICMP echo
+  NoRoute,            // overlay destination that no VM holds
+  NotForGateway,      // unicast to a MAC other than the gateway's
+  UnknownAttachment,  // frame for an attachment the engine does not know
+  Count
+};
+const char* to_string(DropReason r);
+
+struct AttachmentCounters {
+  std::uint64_t rx_frames = 0, rx_bytes = 0;  // frames from the VM
+  std::uint64_t tx_frames = 0, tx_bytes = 0;  // frames to the VM
+  std::array<std::uint64_t, std::size_t(DropReason::Count)> drops{};
+  std::uint64_t total_drops() const {
+    std::uint64_t n = 0;
+    for (auto d : drops) n += d;
+    return n;
+  }
+};
+
+struct AttachmentState {
+  AttachmentId id = 0;
+  std::string vm;
+  std::optional<MacAddr> mac;  // learned from the first valid frame, then fixed
+  std::optional<Ipv4Addr> ip;  // the VM's active binding
+  AttachmentCounters counters;
+};
+
+// The one thing to do with a frame. `frame` points either into the input
+// buffer (forwarding, rewritten in place) or into the engine's reply buffer,
+// valid until the next call.
+struct FrameAction {
+  enum class Kind : std::uint8_t { None, WriteToTap, Drop };
+  Kind kind = Kind::None;
+  AttachmentId to = 0;  // WriteToTap: the destination attachment
+  ConstByteSpan frame;
+  DropReason reason = DropReason::Malformed;
+
+  static FrameAction none() { return {}; }
+  static FrameAction drop(DropReason r) { return FrameAction{Kind::Drop, 0, {}, r}; }
+  static FrameAction write(AttachmentId to, ConstByteSpan f) {
+    return FrameAction{Kind::WriteToTap, to, f, DropReason::Malformed};
+  }
+};
+
+struct EngineCounters {
+  std::uint64_t arp_replies = 0, arp_unanswered = 0, icmp_echo_replies = 0, forwarded = 0, learned = 0;
+  std::array<std::uint64_t, std::size_t(DropReason::Count)> drops{};
+};
+
+class HostEngine {
+ public:
+  explicit HostEngine(NetworkConfig config);
+
+  // Registers an attachment; `mac` is known when restored from state.
+  void add_attachment(AttachmentId id, const std::string& vm, std::optional<MacAddr> mac, UnixTime now);
+  // Forgets an attachment. Its lease stays (the VM may be attached again).
+  void remove_attachment(AttachmentId id);
+  const AttachmentState* attachment(AttachmentId id) const;
+  const std::unordered_map<AttachmentId, AttachmentState>& attachments() const { return attachments_; }
+
+  // Handles one frame a VM sent on attachment `from`. May rewrite `frame`.
+  FrameAction on_tap_frame(UnixTime now, AttachmentId from, ByteSpan frame);
+  // Counts a frame that the io layer delivered to attachment `to`.
+  void on_frame_sent(AttachmentId to, std::size_t bytes);
+  // Applies a host name the VM's agent reported.
+  void on_agent_host_name(UnixTime now, AttachmentId from, const std::string& host_name);
+  // Expires leases and bindings; call at next_deadline() or sooner.
+  void on_timer(UnixTime now);
+  // When on_timer() next has work to do.
+  UnixTime next_deadline() const { return next_deadline_; }
+
+  LeaseTable& leases() { return leases_; }
+  const LeaseTable& leases() const { return leases_; }
+  const NetworkConfig& config() const { return config_; }
+  const EngineCounters& counters() const { return counters_; }
+  const DhcpCounters& dhcp_counters() const { return dhcp_.counters(); }
+  const DnsCounters& dns_counters() const { return dns_counters_; }
+  // Increments whenever attachments' MACs or the lease table change.
+  std::uint64_t state_version() const { return leases_.version() + bindings_version_; }
+
+ private:
+  FrameAction handle_arp(UnixTime now, AttachmentState& att, const EthernetView& eth);
+  FrameAction handle_ipv4(UnixTime now, AttachmentState& att, const EthernetView& eth, ByteSpan frame);
+  FrameAction handle_dhcp(UnixTime now, AttachmentState& att, const DhcpMessage& msg);
+  // Checks (and, where allowed, learns) `src` as the VM's address.
+  bool accept_source_ip(UnixTime now, AttachmentState& att, Ipv4Addr src);
+  void bind(AttachmentState& att, Ipv4Addr addr);
+  void unbind(AttachmentState& att);
+  FrameAction drop(AttachmentState* att, DropReason r);
+  void note_deadline(UnixTime t) {
+    if (t < next_deadline_) next_deadline_ = t;
+  }
+
+  NetworkConfig config_;
+  DnsZone zone_;
+  LeaseTable leases_;
+  DhcpServer dhcp_;
+  DnsCounters dns_counters_;
+  EngineCounters counters_;
+  std::unordered_map<AttachmentId, AttachmentState> attachments_;
+  std::unordered_map<std::uint32_t, AttachmentId> route_;  // bound address -> attachment
+  std::uint64_t bindings_version_ = 0;
+  UnixTime next_deadline_ = 0;
+  alignas(8) std::array<std::uint8_t, 2048> reply_{};
+};
+
+}  // namespace wownet

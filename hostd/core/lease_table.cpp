@@ -1,0 +1,221 @@
+#include "lease_table.h"
+
+#include <algorithm>
+
+namespace wownet {
+
+const char* to_string(LeaseState s) {
+  switch (s) {
+    case LeaseState::Offered: return "offered";
+    case LeaseState::Bound: return "bound";
+    case LeaseState::Declined: return "declined";
+  }
+  return "?";
+}
+
+const char* to_string(LeaseOrigin o) { return o == LeaseOrigin::Dhcp ? "dhcp" : "learned"; }
+
+std::optional<LeaseState> lease_state_from_string(std::string_view s) {
+  if (s == "offered") return LeaseState::Offered;
+  if (s == "bound") return LeaseState::Bound;
+  if (s == "declined") return LeaseState::Declined;
+  return std::nullopt;
+}
+
+std::optional<LeaseOrigin> lease_origin_from_string(std::string_view s) {
+  if (s == "dhcp") return LeaseOrigin::Dhcp;
+  if (s == "learned") return LeaseOrigin::Learned;
+  return std::nullopt;
+}
+
+std::string sanitize_host_name(std::string_view name) {
+  auto dot = name.find('.');
+  if (dot != std::string_view::npos) name = name.substr(0, dot);
+  std::string out;
+  for (char c : name) {
+    if (out.size() == 63) break;
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') out.push_back(c);
+  }
+  while (!out.empty() && out.front() == '-') out.erase(out.begin());
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out;
+}
+
+LeaseTable::LeaseTable(Ipv4Prefix network, Ipv4Addr gateway) : network_(network), gateway_(gateway) {}
+
+const Lease* LeaseTable::find(Ipv4Addr addr) const {
+  auto it = by_address_.find(addr.value);
+  return it == by_address_.end() ? nullptr : &it->second;
+}
+
+const Lease* LeaseTable::find_by_mac(MacAddr mac) const {
+  auto it = by_mac_.find(mac);
+  return it == by_mac_.end() ? nullptr : find(Ipv4Addr{it->second});
+}
+
+const Lease* LeaseTable::find_active(Ipv4Addr addr, UnixTime now) const {
+  const Lease* l = find(addr);
+  return l && l->active(now) ? l : nullptr;
+}
+
+bool LeaseTable::is_available(Ipv4Addr addr, MacAddr mac, UnixTime now) const {
+  if (!network_.is_host(addr) || addr == gateway_) return false;
+  const Lease* l = find(addr);
+  if (!l) return true;
+  switch (l->state) {
+    case LeaseState::Declined: return l->expiry <= now;
+    case LeaseState::Offered:
+    case LeaseState::Bound: return l->mac == mac || l->expiry <= now;
+  }
+  return false;
+}
+
+std::optional<Ipv4Addr> LeaseTable::choose(MacAddr mac, std::optional<Ipv4Addr> requested, UnixTime now) const {
+  if (const Lease* own = find_by_mac(mac); own && is_available(own->address, mac, now)) return own->address;
+  if (requested && is_available(*requested, mac, now)) {
+    // Do not hand out another MAC's remembered address while unused ones remain.
+    const Lease* l = find(*requested);
+    if (!l || l->mac == mac) return requested;
+  }
+  // Lowest address with no record at all.
+  std::uint32_t first = network_.network.value + 1;
+  std::uint32_t last = network_.broadcast().value - 1;
+  auto it = by_address_.begin();
+  for (std::uint32_t a = first; a <= last; ++a) {
+    if (a == gateway_.value) continue;
+    while (it != by_address_.end() && it->first < a) ++it;
+    if (it == by_address_.end() || it->first != a) return Ipv4Addr{a};
+  }
+  // Pool full of records: reuse the one that expired longest ago.
+  const Lease* oldest = nullptr;
+  for (const auto& [addr, l] : by_address_) {
+    if (l.expiry <= now && (!oldest || l.expiry < oldest->expiry)) oldest = &l;
+  }
+  if (oldest) return oldest->address;
+  return std::nullopt;
+}
+
+void LeaseTable::erase(std::map<std::uint32_t, Lease>::iterator it) {
+  auto m = by_mac_.find(it->second.mac);
+  if (m != by_mac_.end() && m->second == it->first) by_mac_.erase(m);
+  by_address_.erase(it);
+  ++version_;
+}
+
+const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, const std::string& host_name,
+                             UnixTime expiry, LeaseState state, LeaseOrigin origin) {
+  // A MAC holds one record: forget its other address.
+  if (auto m = by_mac_.find(mac); m != by_mac_.end() && m->second != addr.value) {
+    auto old = by_address_.find(m->second);
+    if (old != by_address_.end()) erase(old);
+  }
+  std::string keep_name;
+  if (auto it = by_address_.find(addr.value); it != by_address_.end()) {
+    if (it->second.mac == mac) keep_name = it->second.host_name;
+    if (it->second.mac != mac) {
+      auto m = by_mac_.find(it->second.mac);
+      if (m != by_mac_.end() && m->second == addr.value) by_mac_.erase(m);
+    }
+  }
+  Lease& l = by_address_[addr.value];
+  l.address = addr;
+  l.mac = mac;
+  l.vm = vm;
+  l.host_name = host_name.empty() ? keep_name : host_name;
+  l.expiry = expiry;
+  l.state = state;
+  l.origin = origin;
+  if (state != LeaseState::Declined) by_mac_[mac] = addr.value;
+  ++version_;
+  return l;
+}
+
+bool LeaseTable::release(Ipv4Addr addr, MacAddr mac, UnixTime now) {
+  auto it = by_address_.find(addr.value);
+  if (it == by_address_.end() || it->second.mac != mac || !it->second.active(now)) return false;
+  it->second.expiry = now;
+  ++version_;
+  return true;
+}
+
+void LeaseTable::decline(Ipv4Addr addr, UnixTime until) {
+  if (auto it = by_address_.find(addr.value); it != by_address_.end()) erase(it);
+  Lease& l = by_address_[addr.value];
+  l = Lease{};
+  l.address = addr;
+  l.expiry = until;
+  l.state = LeaseState::Declined;
+  ++version_;
+}
+
+bool LeaseTable::set_host_name(Ipv4Addr addr, const std::string& host_name) {
+  auto it = by_address_.find(addr.value);
+  if (it == by_address_.end() || it->second.state != LeaseState::Bound) return false;
+  if (it->second.host_name != host_name) {
+    it->second.host_name = host_name;
+    ++version_;
+  }
+  return true;
+}
+
+bool LeaseTable::extend(Ipv4Addr addr, MacAddr mac, UnixTime expiry) {
+  auto it = by_address_.find(addr.value);
+  if (it == by_address_.end() || it->second.mac != mac || it->second.state != LeaseState::Bound) return false;
+  it->second.expiry = expiry;
+  ++version_;
+  return true;
+}
+
+void LeaseTable::expire(UnixTime now) {
+  for (auto it = by_address_.begin(); it != by_address_.end();) {
+    auto next = std::next(it);
+    if (it->second.state != LeaseState::Bound && it->second.expiry <= now) erase(it);
+    it = next;
+  }
+}
+
+std::vector<Lease> LeaseTable::snapshot() const {
+  std::vector<Lease> out;
+  out.reserve(by_address_.size());
+  for (const auto& [a, l] : by_address_) out.push_back(l);
+  return out;
+}
+
+void LeaseTable::restore(const std::vector<Lease>& leases) {
+  by_address_.clear();
+  by_mac_.clear();
+  for (const Lease& l : leases) {
+    if (!network_.is_host(l.address) || l.address == gateway_) continue;
+    if (l.state == LeaseState::Declined) {
+      decline(l.address, l.expiry);
+    } else {
+      put(l.address, l.mac, l.vm, l.host_name, l.expiry, l.state, l.origin);
+    }
+  }
+  ++version_;
+}
+
+std::size_t LeaseTable::active_count(UnixTime now) const {
+  return std::size_t(
+      std::count_if(by_address_.begin(), by_address_.end(), [now](const auto& e) { return e.second.active(now); }));
+}
+
+std::optional<Ipv4Addr> LeaseTable::find_host_name(std::string_view name) const {
+  // The most recently renewed active lease wins if two VMs claim one name.
+  const Lease* best = nullptr;
+  for (const auto& [a, l] : by_address_) {
+    if (l.active(now_) && l.host_name == name && (!best || l.expiry > best->expiry)) best = &l;
+  }
+  if (!best) return std::nullopt;
+  return best->address;
+}
+
+bool LeaseTable::is_leased(Ipv4Addr addr) const { return find_active(addr, now_) != nullptr; }
+
+std::string LeaseTable::host_name_of(Ipv4Addr addr) const {
+  const Lease* l = find_active(addr, now_);
+  return l ? l->host_name : std::string{};
+}
+
+}  // namespace wownet

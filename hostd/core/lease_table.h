@@ -1,0 +1,112 @@
+// The table of address leases: which overlay address belongs to which VM
+// (MAC), under which host name, until when. Allocation policy lives here;
+// the DHCP server and the learning code both go through it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dns.h"
+#include "network_config.h"
+#include "types.h"
+
+namespace wownet {
+
+enum class LeaseState : std::uint8_t {
+  Offered,   // reserved for a client between OFFER and REQUEST
+  Bound,     // in use until `expiry`; after that remembered for the same MAC
+  Declined,  // a client reported the address in use (DHCPDECLINE)
+};
+enum class LeaseOrigin : std::uint8_t { Dhcp, Learned };
+
+struct Lease {
+  Ipv4Addr address;
+  MacAddr mac;
+  std::string vm;
+  std::string host_name;  // one DNS label, lowercase; empty if unknown
+  UnixTime expiry = 0;
+  LeaseState state = LeaseState::Bound;
+  LeaseOrigin origin = LeaseOrigin::Dhcp;
+
+  bool active(UnixTime now) const { return state == LeaseState::Bound && expiry > now; }
+};
+
+const char* to_string(LeaseState s);
+const char* to_string(LeaseOrigin o);
+std::optional<LeaseState> lease_state_from_string(std::string_view s);
+std::optional<LeaseOrigin> lease_origin_from_string(std::string_view s);
+
+// Sanitises a client-supplied host name to one lowercase DNS label
+// ([a-z0-9-], at most 63 characters, no leading or trailing '-'); only the
+// first label of a dotted name is kept. Returns empty if nothing usable is left.
+std::string sanitize_host_name(std::string_view name);
+
+class LeaseTable final : public NameDirectory {
+ public:
+  LeaseTable(Ipv4Prefix network, Ipv4Addr gateway);
+
+  // Sets the time that NameDirectory queries are answered at.
+  void set_now(UnixTime now) { now_ = now; }
+
+  // The record for `addr` in any state, or nullptr.
+  const Lease* find(Ipv4Addr addr) const;
+  // The record held by `mac` (any state), or nullptr. A MAC holds at most one.
+  const Lease* find_by_mac(MacAddr mac) const;
+  // The active lease of `addr`, or nullptr.
+  const Lease* find_active(Ipv4Addr addr, UnixTime now) const;
+
+  // True if `addr` may be given to `mac`: a host address of the pool, not the
+  // gateway, and not held by another MAC (bound and unexpired, offered and
+  // unexpired, or declined and still on hold).
+  bool is_available(Ipv4Addr addr, MacAddr mac, UnixTime now) const;
+
+  // Picks an address for `mac` (RFC 2131 §4.3.1): its current or previous
+  // address if still available, else `requested` if available, else the
+  // lowest never-used address, else the longest-expired one. nullopt if the
+  // pool is exhausted.
+  std::optional<Ipv4Addr> choose(MacAddr mac, std::optional<Ipv4Addr> requested, UnixTime now) const;
+
+  // Records `addr` for `mac` in `state` until `expiry`, dropping any other
+  // record of that MAC and any stale record of that address. Keeps the
+  // previous host name if `host_name` is empty and the address is unchanged.
+  const Lease& put(Ipv4Addr addr, MacAddr mac, const std::string& vm, const std::string& host_name, UnixTime expiry,
+                   LeaseState state, LeaseOrigin origin);
+  // Ends the lease of `addr` held by `mac` now (DHCPRELEASE); the record is
+  // kept so the same MAC gets the address back. False if no such lease.
+  bool release(Ipv4Addr addr, MacAddr mac, UnixTime now);
+  // Takes `addr` out of the pool until `until` (DHCPDECLINE).
+  void decline(Ipv4Addr addr, UnixTime until);
+  // Sets the host name of the lease of `addr`. False if there is none.
+  bool set_host_name(Ipv4Addr addr, const std::string& host_name);
+  // Extends an active lease to `expiry`. False if there is none.
+  bool extend(Ipv4Addr addr, MacAddr mac, UnixTime expiry);
+  // Drops expired offers and declines. Bound records are kept as memory.
+  void expire(UnixTime now);
+
+  std::vector<Lease> snapshot() const;
+  void restore(const std::vector<Lease>& leases);
+  std::size_t size() const { return by_address_.size(); }
+  std::size_t active_count(UnixTime now) const;
+  // Increments on every change; persistence compares it.
+  std::uint64_t version() const { return version_; }
+
+  // NameDirectory, answered at set_now() time.
+  std::optional<Ipv4Addr> find_host_name(std::string_view name) const override;
+  bool is_leased(Ipv4Addr addr) const override;
+  std::string host_name_of(Ipv4Addr addr) const override;
+
+ private:
+  void erase(std::map<std::uint32_t, Lease>::iterator it);
+
+  Ipv4Prefix network_;
+  Ipv4Addr gateway_;
+  UnixTime now_ = 0;
+  std::uint64_t version_ = 0;
+  std::map<std::uint32_t, Lease> by_address_;
+  std::map<MacAddr, std::uint32_t> by_mac_;
+};
+
+}  // namespace wownet

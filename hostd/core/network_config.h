@@ -1,0 +1,25 @@
+// The overlay network's parameters as the core sees them. Loaded and
+// validated by hostd's config reader; the core trusts these values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "types.h"
+
+namespace wownet {
+
+struct NetworkConfig {
+  Ipv4Prefix network = *Ipv4Prefix::parse("10.128.0.0/9");
+  Ipv4Addr gateway = Ipv4Addr::from_octets(10, 128, 0, 1);
+  MacAddr gateway_mac{{0x02, 0x77, 0x6e, 0x00, 0x00, 0x01}};
+  std::string domain = "wow";
+  std::uint16_t mtu = 1400;
+  std::uint32_t lease_time = 3600;   // seconds
+  std::uint32_t offer_hold = 60;     // seconds an offered address stays reserved
+  std::uint32_t decline_hold = 600;  // seconds a declined address stays out of the pool
+  bool learn_static = true;          // register statically configured VMs seen in traffic
+  std::uint32_t dns_ttl = 60;
+};
+
+}  // namespace wownet

@@ -1,0 +1,557 @@
+#include "daemon.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+#include <regex>
+
+#include "dns.h"
+
+namespace wownet {
+namespace {
+
+namespace asio = boost::asio;
+constexpr std::size_t kFramesPerWakeup = 64;
+constexpr std::size_t kFrameBufferSize = 65536;
+constexpr UnixTime kRepairInterval = 5;
+
+UnixTime wall_now() { return UnixTime(std::time(nullptr)); }
+
+bool valid_vm_name(const std::string& s) {
+  static const std::regex re("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+  return std::regex_match(s, re);
+}
+
+bool is_ours(const std::string& name, AttachmentId* id) {
+  static const std::regex re("wn[bt]([0-9]{1,6})");
+  std::smatch m;
+  if (!std::regex_match(name, m, re)) return false;
+  if (id) *id = AttachmentId(std::stoul(m[1].str()));
+  return true;
+}
+
+void set_error(control::Response& r, control::Code code, const std::string& msg) {
+  r.set_code(code);
+  r.set_message(msg);
+}
+
+}  // namespace
+
+Daemon::Daemon(asio::io_context& io, HostdConfig config)
+    : io_(io),
+      config_(std::move(config)),
+      engine_(config_.network),
+      store_(config_.state_dir),
+      control_(io, [this](const control::Request& req, control::Response& resp) { handle(req, resp); }),
+      agent_channel_(io, [this](int ifindex, const agent::Report& r) { on_agent_report(ifindex, r); }),
+      timer_(io),
+      frame_buffer_(kFrameBufferSize) {}
+
+Daemon::~Daemon() { stop(); }
+
+bool Daemon::start(std::string& error) {
+  started_ = wall_now();
+  if (auto ec = store_.prepare()) {
+    error = "state dir " + store_.dir() + ": " + ec.message();
+    return false;
+  }
+  try {
+    links_ = std::make_unique<io::LinkManager>();
+  } catch (const std::system_error& e) {
+    error = std::string("netlink: ") + e.what();
+    return false;
+  }
+  state::State st;
+  std::string detail;
+  if (auto ec = store_.load(st, detail)) {
+    error = detail.empty() ? store_.path() + ": " + ec.message() : detail;
+    return false;
+  }
+  UnixTime now = wall_now();
+  std::vector<Lease> leases;
+  for (const auto& r : st.leases()) {
+    Lease l;
+    auto addr = Ipv4Addr::parse(r.address());
+    auto mac = MacAddr::parse(r.mac());
+    auto state = lease_state_from_string(r.state());
+    auto origin = lease_origin_from_string(r.origin());
+    if (!addr || !state || !origin || (!mac && *state != LeaseState::Declined)) {
+      spdlog::warn("{}: skipping unreadable lease record for '{}'", store_.path(), r.address());
+      continue;
+    }
+    l.address = *addr;
+    if (mac) l.mac = *mac;
+    l.vm = r.vm();
+    l.host_name = sanitize_host_name(r.host_name());
+    l.expiry = r.expiry_unix();
+    l.state = *state;
+    l.origin = *origin;
+    leases.push_back(l);
+  }
+  engine_.leases().restore(leases);
+  for (const auto& r : st.attachments()) {
+    AttachmentId id{};
+    if (r.id() == 0 || r.id() > 999999 || attachments_.count(r.id()) || !valid_vm_name(r.vm())) {
+      spdlog::warn("{}: skipping unreadable attachment record {}", store_.path(), r.id());
+      continue;
+    }
+    (void)id;
+    auto a = std::make_unique<Attachment>();
+    a->id = r.id();
+    a->vm = r.vm();
+    a->vif = r.vif();
+    a->agent_ifname = r.agent_ifname();
+    a->bridge = "wnb" + std::to_string(a->id);
+    a->tap = "wnt" + std::to_string(a->id);
+    engine_.add_attachment(a->id, a->vm, MacAddr::parse(r.mac()), now);
+    Attachment& ref = *a;
+    attachments_[a->id] = std::move(a);
+    std::string why = bring_up(ref, true);
+    if (why.empty()) {
+      spdlog::info("restored attachment {} (vm {}, vif {})", ref.id, ref.vm, ref.vif);
+    } else {
+      spdlog::warn("attachment {} (vm {}) not up yet: {}", ref.id, ref.vm, why);
+    }
+  }
+  remove_strays();
+  engine_.on_timer(now);
+  save_state();
+
+  if (auto ec = control_.open(config_.control_socket)) {
+    error = "control socket " + config_.control_socket + ": " + ec.message();
+    return false;
+  }
+  if (auto ec = agent_channel_.open(config_.agent_port)) {
+    error = "agent channel UDP port " + std::to_string(config_.agent_port) + ": " + ec.message();
+    return false;
+  }
+  tick();
+  spdlog::info("wownet-hostd up: network {} gateway {} domain {} mtu {}, {} attachments, {} leases",
+               config_.network.network.to_string(), config_.network.gateway.to_string(), config_.network.domain,
+               config_.network.mtu, attachments_.size(), engine_.leases().active_count(now));
+  return true;
+}
+
+void Daemon::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  timer_.cancel();
+  control_.close();
+  agent_channel_.close();
+  for (auto& [id, a] : attachments_) tear_down(*a, false);
+  if (links_) maybe_save_state();
+}
+
+// --- attachments -----------------------------------------------------------
+
+std::string Daemon::bring_up(Attachment& a, bool adopt) {
+  std::error_code ec;
+  auto vif = links_->find(a.vif, ec);
+  if (ec) return "netlink: " + ec.message();
+  if (!vif) return "VIF " + a.vif + " is missing";
+  auto bridge = links_->find(a.bridge, ec);
+  if (ec) return "netlink: " + ec.message();
+  if (bridge && bridge->kind != "bridge") {
+    links_->delete_link(a.bridge);
+    bridge.reset();
+  }
+  if (bridge) {
+    if (!adopt) {
+      // A leftover of ours from an earlier life: start clean.
+      links_->delete_link(a.bridge);
+      bridge.reset();
+    } else if ((ec = links_->isolate_bridge(a.bridge))) {
+      return "bridge " + a.bridge + ": " + ec.message();
+    }
+  }
+  if (!bridge && (ec = links_->create_bridge(a.bridge))) return "bridge " + a.bridge + ": " + ec.message();
+  if (vif->master_ifindex != 0) {
+    auto master = links_->find(vif->master_ifindex, ec);
+    if (!master || master->name != a.bridge)
+      return "VIF " + a.vif + " is a port of " + (master ? master->name : std::string("another device"));
+  }
+  if (!a.stream) {
+    if ((ec = a.tap_device.open(a.tap))) return "TAP " + a.tap + ": " + ec.message();
+  }
+  links_->disable_ipv6(a.tap);
+  links_->disable_ipv6(a.vif);
+  if (vif->mtu) links_->set_mtu(a.tap, vif->mtu);
+  if ((ec = links_->set_master(a.tap, a.bridge))) return "TAP " + a.tap + " to bridge: " + ec.message();
+  if ((ec = links_->set_master(a.vif, a.bridge))) return "VIF " + a.vif + " to bridge: " + ec.message();
+  for (const std::string* name : {&a.tap, &a.vif, &a.bridge}) {
+    if ((ec = links_->set_up(*name, true))) return "bring up " + *name + ": " + ec.message();
+  }
+  if (!a.agent_ifname.empty()) {
+    auto agent_if = links_->find(a.agent_ifname, ec);
+    a.agent_ifindex = agent_if ? agent_if->ifindex : 0;
+  }
+  if (!a.stream) {
+    int fd = a.tap_device.release();
+    a.stream = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
+    if (tap_fd_.size() <= a.id) tap_fd_.resize(a.id + 1, -1);
+    tap_fd_[a.id] = fd;
+    read_tap(a);
+  }
+  a.state = "up";
+  return {};
+}
+
+void Daemon::tear_down(Attachment& a, bool delete_bridge) {
+  if (a.stream) {
+    boost::system::error_code ignored;
+    a.stream->close(ignored);  // closing the last descriptor removes the TAP
+    a.stream.reset();
+  }
+  a.tap_device.close();
+  if (a.id < tap_fd_.size()) tap_fd_[a.id] = -1;
+  a.state = "down";
+  if (delete_bridge && links_) {
+    std::error_code ec;
+    if (auto vif = links_->find(a.vif, ec); vif && vif->master_ifindex != 0) {
+      auto master = links_->find(vif->master_ifindex, ec);
+      if (master && master->name == a.bridge) links_->clear_master(a.vif);
+    }
+    links_->delete_link(a.tap);
+    links_->delete_link(a.bridge);
+  }
+}
+
+void Daemon::remove_strays() {
+  std::error_code ec;
+  for (const auto& link : links_->list(ec)) {
+    AttachmentId id = 0;
+    if (!is_ours(link.name, &id) || attachments_.count(id)) continue;
+    if (link.kind != "bridge" && link.kind != "tun") continue;
+    spdlog::info("removing stray {} {} (no attachment {})", link.kind, link.name, id);
+    links_->delete_link(link.name);
+  }
+}
+
+Daemon::Attachment* Daemon::find_attachment(const std::string& name) {
+  for (auto& [id, a] : attachments_) {
+    if (a->vm == name || a->vif == name) return a.get();
+  }
+  return nullptr;
+}
+
+AttachmentId Daemon::next_id() const {
+  AttachmentId id = 1;
+  while (attachments_.count(id)) ++id;
+  return id;
+}
+
+void Daemon::attach(const control::AttachRequest& req, control::Response& resp) {
+  const std::string& ifname = req.ifname();
+  std::string vm = req.vm().empty() ? ifname : req.vm();
+  if (ifname.empty() || ifname.size() > 15)
+    return set_error(resp, control::INVALID_ARGUMENT, "interface name must be 1 to 15 characters");
+  if (!valid_vm_name(vm))
+    return set_error(resp, control::INVALID_ARGUMENT,
+                     "VM name must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+  if (is_ours(ifname, nullptr))
+    return set_error(resp, control::INVALID_ARGUMENT, ifname + " is one of wownet's own bridges or TAPs");
+  for (const auto& [id, a] : attachments_) {
+    if (a->vif == ifname)
+      return set_error(resp, control::ALREADY_EXISTS, ifname + " is already attached (vm " + a->vm + ")");
+    if (a->vm == vm) return set_error(resp, control::ALREADY_EXISTS, "VM name " + vm + " is already attached");
+    if (!req.agent_ifname().empty() && a->agent_ifname == req.agent_ifname())
+      return set_error(resp, control::ALREADY_EXISTS,
+                       req.agent_ifname() + " is already the agent channel of vm " + a->vm);
+  }
+  std::error_code ec;
+  auto link = links_->find(ifname, ec);
+  if (ec) return set_error(resp, control::INTERNAL, "netlink: " + ec.message());
+  if (!link) return set_error(resp, control::NOT_FOUND, "no interface named " + ifname);
+  if (!link->is_ethernet || link->kind == "bridge" || link->kind == "tun")
+    return set_error(resp, control::INVALID_ARGUMENT,
+                     ifname + " is not an Ethernet VM interface" + (link->kind.empty() ? "" : " (" + link->kind + ")"));
+  if (link->master_ifindex != 0) {
+    auto master = links_->find(link->master_ifindex, ec);
+    return set_error(resp, control::FAILED_PRECONDITION,
+                     ifname + " is already a port of " + (master ? master->name : std::string("another device")));
+  }
+  if (!req.agent_ifname().empty()) {
+    if (req.agent_ifname() == ifname)
+      return set_error(resp, control::INVALID_ARGUMENT, "the agent channel must be a different interface");
+    if (!links_->find(req.agent_ifname(), ec))
+      return set_error(resp, control::NOT_FOUND, "no interface named " + req.agent_ifname());
+  }
+  auto a = std::make_unique<Attachment>();
+  a->id = next_id();
+  a->vm = vm;
+  a->vif = ifname;
+  a->agent_ifname = req.agent_ifname();
+  a->bridge = "wnb" + std::to_string(a->id);
+  a->tap = "wnt" + std::to_string(a->id);
+  std::string why = bring_up(*a, false);
+  if (!why.empty()) {
+    tear_down(*a, true);
+    return set_error(resp, control::INTERNAL, "attach " + ifname + ": " + why);
+  }
+  engine_.add_attachment(a->id, a->vm, std::nullopt, wall_now());
+  spdlog::info("attached vm {} (vif {}, bridge {}, tap {})", a->vm, a->vif, a->bridge, a->tap);
+  fill(*a, *resp.mutable_attachment(), wall_now());
+  attachments_[a->id] = std::move(a);
+  ++attachments_version_;
+  save_state();
+  resp.set_message("attached " + vm);
+}
+
+void Daemon::detach(const control::DetachRequest& req, control::Response& resp) {
+  Attachment* a = find_attachment(req.name());
+  if (!a) return set_error(resp, control::NOT_FOUND, "no attachment named " + req.name());
+  std::string vm = a->vm;
+  AttachmentId id = a->id;
+  tear_down(*a, true);
+  engine_.remove_attachment(id);
+  attachments_.erase(id);
+  ++attachments_version_;
+  save_state();
+  spdlog::info("detached vm {}", vm);
+  resp.set_message("detached " + vm);
+}
+
+// --- data path -------------------------------------------------------------
+
+void Daemon::read_tap(Attachment& a) {
+  AttachmentId id = a.id;
+  a.stream->async_wait(asio::posix::stream_descriptor::wait_read, [this, id](const boost::system::error_code& ec) {
+    if (ec) return;  // operation_aborted: detached or stopping
+    auto it = attachments_.find(id);
+    if (it == attachments_.end() || !it->second->stream) return;
+    drain_tap(*it->second);
+    auto again = attachments_.find(id);  // a control request cannot run in between, but stay safe
+    if (again != attachments_.end() && again->second->stream) read_tap(*again->second);
+  });
+}
+
+void Daemon::drain_tap(Attachment& a) {
+  int fd = tap_fd_[a.id];
+  UnixTime now = wall_now();
+  std::uint8_t* buf = frame_buffer_.data();
+  for (std::size_t i = 0; i < kFramesPerWakeup; ++i) {
+    ssize_t n = ::read(fd, buf, frame_buffer_.size());
+    if (n <= 0) {
+      if (n < 0 && errno != EAGAIN && errno != EINTR) spdlog::warn("read {}: {}", a.tap, std::strerror(errno));
+      return;
+    }
+    FrameAction act = engine_.on_tap_frame(now, a.id, ByteSpan(buf, std::size_t(n)));
+    if (act.kind != FrameAction::Kind::WriteToTap) continue;
+    // A lease must be on disk before the VM hears of it (RFC 2131 §4.3.2 spirit).
+    if (engine_.state_version() + attachments_version_ != saved_version_) save_state();
+    int out = act.to < tap_fd_.size() ? tap_fd_[act.to] : -1;
+    if (out < 0 || ::write(out, act.frame.data(), act.frame.size()) < 0) {
+      ++tap_write_errors_;
+      continue;
+    }
+    engine_.on_frame_sent(act.to, act.frame.size());
+  }
+}
+
+// --- agent channel ---------------------------------------------------------
+
+void Daemon::on_agent_report(int ifindex, const agent::Report& r) {
+  Attachment* a = nullptr;
+  for (auto& [id, att] : attachments_) {
+    if (att->agent_ifindex != 0 && att->agent_ifindex == ifindex) a = att.get();
+  }
+  if (!a) {
+    ++agent_reports_ignored_;
+    spdlog::debug("ignoring agent report that arrived on ifindex {}", ifindex);
+    return;
+  }
+  ++agent_reports_;
+  UnixTime now = wall_now();
+  control::AgentStatus s;
+  s.set_agent_version(r.agent_version().substr(0, 32));
+  s.set_host_name(sanitize_host_name(r.host_name()));
+  s.set_address(r.address().substr(0, 15));
+  s.set_lease_expiry_unix(r.lease_expiry_unix());
+  s.set_uptime_seconds(r.uptime_seconds());
+  s.set_dhcp_client(r.dhcp_client().substr(0, 16));
+  s.set_received_unix(now);
+  s.set_reports(++a->agent_reports);
+  a->agent = s;
+  if (!s.host_name().empty()) engine_.on_agent_host_name(now, a->id, s.host_name());
+  maybe_save_state();
+}
+
+// --- housekeeping ----------------------------------------------------------
+
+void Daemon::tick() {
+  UnixTime now = wall_now();
+  if (now >= engine_.next_deadline()) engine_.on_timer(now);
+  if (now - last_repair_ >= kRepairInterval) {
+    last_repair_ = now;
+    for (auto& [id, a] : attachments_) {
+      std::error_code ec;
+      if (a->state != "up") {
+        std::string why = bring_up(*a, true);
+        if (why.empty()) spdlog::info("attachment {} (vm {}) is up", a->id, a->vm);
+        a->state = why.empty() ? "up" : why;
+      } else if (!links_->find(a->vif, ec)) {
+        a->state = "VIF " + a->vif + " is missing";
+      }
+      if (!a->agent_ifname.empty()) {
+        auto agent_if = links_->find(a->agent_ifname, ec);
+        a->agent_ifindex = agent_if ? agent_if->ifindex : 0;
+      }
+    }
+  }
+  maybe_save_state();
+  timer_.expires_after(std::chrono::seconds(1));
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) tick();
+  });
+}
+
+void Daemon::maybe_save_state() {
+  if (engine_.state_version() + attachments_version_ != saved_version_) save_state();
+}
+
+void Daemon::save_state() {
+  state::State st;
+  st.set_format(1);
+  for (const auto& [id, a] : attachments_) {
+    auto* r = st.add_attachments();
+    r->set_id(id);
+    r->set_vm(a->vm);
+    r->set_vif(a->vif);
+    r->set_agent_ifname(a->agent_ifname);
+    if (const AttachmentState* s = engine_.attachment(id); s && s->mac) r->set_mac(s->mac->to_string());
+  }
+  for (const Lease& l : engine_.leases().snapshot()) {
+    auto* r = st.add_leases();
+    r->set_address(l.address.to_string());
+    if (l.state != LeaseState::Declined) r->set_mac(l.mac.to_string());
+    r->set_vm(l.vm);
+    r->set_host_name(l.host_name);
+    r->set_expiry_unix(l.expiry);
+    r->set_state(to_string(l.state));
+    r->set_origin(to_string(l.origin));
+  }
+  if (auto ec = store_.save(st)) {
+    spdlog::error("cannot save state to {}: {}", store_.path(), ec.message());
+    return;
+  }
+  saved_version_ = engine_.state_version() + attachments_version_;
+}
+
+// --- control requests ------------------------------------------------------
+
+void Daemon::handle(const control::Request& req, control::Response& resp) {
+  resp.set_code(control::OK);
+  switch (req.body_case()) {
+    case control::Request::kAttach: attach(req.attach(), resp); break;
+    case control::Request::kDetach: detach(req.detach(), resp); break;
+    case control::Request::kList: list(resp); break;
+    case control::Request::kLeases: leases(resp); break;
+    case control::Request::kStatus: status(resp); break;
+    default: set_error(resp, control::INVALID_ARGUMENT, "unknown request"); break;
+  }
+}
+
+void Daemon::fill(const Attachment& a, control::Attachment& out, UnixTime now) const {
+  out.set_id(a.id);
+  out.set_vm(a.vm);
+  out.set_vif(a.vif);
+  out.set_bridge(a.bridge);
+  out.set_tap(a.tap);
+  out.set_agent_ifname(a.agent_ifname);
+  out.set_state(a.state);
+  if (const AttachmentState* s = engine_.attachment(a.id)) {
+    if (s->mac) out.set_mac(s->mac->to_string());
+    if (s->ip) {
+      out.set_address(s->ip->to_string());
+      if (const Lease* l = engine_.leases().find(*s->ip)) {
+        out.set_lease_expiry_unix(l->expiry);
+        out.set_host_name(l->host_name);
+      }
+    }
+    auto* c = out.mutable_counters();
+    c->set_rx_frames(s->counters.rx_frames);
+    c->set_rx_bytes(s->counters.rx_bytes);
+    c->set_tx_frames(s->counters.tx_frames);
+    c->set_tx_bytes(s->counters.tx_bytes);
+    c->set_dropped(s->counters.total_drops());
+    for (std::size_t i = 0; i < s->counters.drops.size(); ++i) {
+      if (s->counters.drops[i]) (*c->mutable_drops())[to_string(DropReason(i))] = s->counters.drops[i];
+    }
+  }
+  if (a.agent) {
+    auto* g = out.mutable_agent();
+    *g = *a.agent;
+    g->set_age_seconds(std::uint64_t(std::max<UnixTime>(0, now - a.agent->received_unix())));
+  }
+}
+
+void Daemon::list(control::Response& resp) {
+  UnixTime now = wall_now();
+  auto* l = resp.mutable_attachments();
+  for (const auto& [id, a] : attachments_) fill(*a, *l->add_attachments(), now);
+}
+
+void Daemon::leases(control::Response& resp) {
+  UnixTime now = wall_now();
+  auto* out = resp.mutable_leases();
+  for (const Lease& l : engine_.leases().snapshot()) {
+    auto* r = out->add_leases();
+    r->set_address(l.address.to_string());
+    if (l.state != LeaseState::Declined) r->set_mac(l.mac.to_string());
+    r->set_vm(l.vm);
+    r->set_host_name(l.host_name);
+    r->set_auto_name(auto_name(l.address) + "." + config_.network.domain);
+    r->set_expiry_unix(l.expiry);
+    r->set_state(l.state == LeaseState::Bound && !l.active(now) ? "expired" : to_string(l.state));
+    r->set_origin(to_string(l.origin));
+  }
+}
+
+void Daemon::status(control::Response& resp) {
+  UnixTime now = wall_now();
+  auto* s = resp.mutable_status();
+  s->set_version(WOWNET_VERSION);
+  s->set_network(config_.network.network.to_string());
+  s->set_gateway(config_.network.gateway.to_string());
+  s->set_domain(config_.network.domain);
+  s->set_mtu(config_.network.mtu);
+  s->set_attachments(std::uint32_t(attachments_.size()));
+  s->set_active_leases(std::uint32_t(engine_.leases().active_count(now)));
+  s->set_uptime_seconds(std::uint64_t(now - started_));
+  s->set_state_dir(config_.state_dir);
+  const auto& ec = engine_.counters();
+  for (std::size_t i = 0; i < ec.drops.size(); ++i) (*s->mutable_drops())[to_string(DropReason(i))] = ec.drops[i];
+  auto& eng = *s->mutable_engine();
+  eng["arp_replies"] = ec.arp_replies;
+  eng["arp_unanswered"] = ec.arp_unanswered;
+  eng["icmp_echo_replies"] = ec.icmp_echo_replies;
+  eng["forwarded"] = ec.forwarded;
+  eng["learned"] = ec.learned;
+  eng["tap_write_errors"] = tap_write_errors_;
+  const auto& d = engine_.dhcp_counters();
+  auto& dh = *s->mutable_dhcp();
+  dh["discovers"] = d.discovers;
+  dh["offers"] = d.offers;
+  dh["requests"] = d.requests;
+  dh["acks"] = d.acks;
+  dh["naks"] = d.naks;
+  dh["releases"] = d.releases;
+  dh["declines"] = d.declines;
+  dh["informs"] = d.informs;
+  dh["ignored"] = d.ignored;
+  const auto& q = engine_.dns_counters();
+  auto& dn = *s->mutable_dns();
+  dn["queries"] = q.queries;
+  dn["answered"] = q.answered;
+  dn["nxdomain"] = q.nxdomain;
+  dn["refused"] = q.refused;
+  dn["formerr"] = q.formerr;
+  dn["notimp"] = q.notimp;
+  dn["dropped"] = q.dropped;
+  s->set_agent_reports(agent_reports_);
+  s->set_agent_reports_ignored(agent_reports_ignored_ + agent_channel_.malformed());
+}
+
+}  // namespace wownet

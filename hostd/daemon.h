@@ -1,0 +1,92 @@
+// wownet-hostd's io shell around the pure HostEngine: owns the bridges and
+// TAPs of the attachments, the control socket, the agent channel and the
+// state file, and runs everything on one Asio io_context.
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74 needs std::exchange declared
+#include <boost/asio.hpp>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent_channel.h"
+#include "config.h"
+#include "control.pb.h"
+#include "control_server.h"
+#include "host_engine.h"
+#include "link_manager.h"
+#include "state_store.h"
+#include "tap_device.h"
+
+namespace wownet {
+
+class Daemon {
+ public:
+  Daemon(boost::asio::io_context& io, HostdConfig config);
+  ~Daemon();
+
+  // Loads the state, restores attachments, removes stale bridges and TAPs of
+  // ours, opens the control socket and the agent channel. On failure returns
+  // false with a one-line `error`.
+  bool start(std::string& error);
+  // Closes sockets and TAPs; bridges stay for the next start to adopt.
+  void stop();
+
+  // Answers one control request.
+  void handle(const control::Request& req, control::Response& resp);
+
+ private:
+  struct Attachment {
+    AttachmentId id = 0;
+    std::string vm, vif, agent_ifname, bridge, tap;
+    std::string state = "down";
+    int agent_ifindex = 0;
+    io::TapDevice tap_device;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> stream;
+    std::optional<control::AgentStatus> agent;
+    std::uint64_t agent_reports = 0;
+  };
+
+  void attach(const control::AttachRequest& req, control::Response& resp);
+  void detach(const control::DetachRequest& req, control::Response& resp);
+  void list(control::Response& resp);
+  void leases(control::Response& resp);
+  void status(control::Response& resp);
+  void fill(const Attachment& a, control::Attachment& out, UnixTime now) const;
+
+  // Creates or adopts the bridge and TAP of `a` and starts reading. Returns
+  // an empty string on success, else why not.
+  std::string bring_up(Attachment& a, bool adopt);
+  void tear_down(Attachment& a, bool delete_bridge);
+  void remove_strays();
+  void read_tap(Attachment& a);
+  void drain_tap(Attachment& a);
+  void on_agent_report(int ifindex, const wownet::agent::Report& report);
+  void tick();
+  void save_state();
+  void maybe_save_state();
+  Attachment* find_attachment(const std::string& name);
+  AttachmentId next_id() const;
+
+  boost::asio::io_context& io_;
+  HostdConfig config_;
+  HostEngine engine_;
+  io::StateStore store_;
+  std::unique_ptr<io::LinkManager> links_;
+  io::ControlServer control_;
+  io::AgentChannel agent_channel_;
+  boost::asio::steady_timer timer_;
+  std::map<AttachmentId, std::unique_ptr<Attachment>> attachments_;
+  std::vector<int> tap_fd_;  // by attachment id, -1 if none
+  std::uint64_t saved_version_ = ~std::uint64_t{0};
+  std::uint64_t attachments_version_ = 0;
+  std::uint64_t agent_reports_ = 0, agent_reports_ignored_ = 0, tap_write_errors_ = 0;
+  UnixTime started_ = 0;
+  UnixTime last_repair_ = 0;
+  bool stopped_ = false;
+  std::vector<std::uint8_t> frame_buffer_;
+};
+
+}  // namespace wownet

@@ -1,0 +1,204 @@
+// wownetctl: the admin's command line to wownet-hostd's control socket.
+#include <google/protobuf/util/json_util.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <string>
+
+#include "control.pb.h"
+
+namespace {
+
+using wownet::control::Request;
+using wownet::control::Response;
+
+bool write_all(int fd, const char* p, std::size_t n) {
+  while (n) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= std::size_t(w);
+  }
+  return true;
+}
+
+bool read_all(int fd, char* p, std::size_t n) {
+  while (n) {
+    ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= std::size_t(r);
+  }
+  return true;
+}
+
+// Sends one request and reads its response; prints why not and returns false on failure.
+bool call(const std::string& path, const Request& req, Response& resp) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (fd < 0 || path.size() >= sizeof addr.sun_path) {
+    std::fprintf(stderr, "wownetctl: bad control socket path %s\n", path.c_str());
+    return false;
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    std::fprintf(stderr, "wownetctl: cannot reach wownet-hostd at %s: %s\n", path.c_str(), std::strerror(errno));
+    ::close(fd);
+    return false;
+  }
+  std::string body = req.SerializeAsString();
+  char hdr[4] = {char(body.size() >> 24), char(body.size() >> 16), char(body.size() >> 8), char(body.size())};
+  bool ok = write_all(fd, hdr, 4) && write_all(fd, body.data(), body.size()) && read_all(fd, hdr, 4);
+  if (ok) {
+    std::uint32_t len = (std::uint32_t(std::uint8_t(hdr[0])) << 24) | (std::uint32_t(std::uint8_t(hdr[1])) << 16) |
+                        (std::uint32_t(std::uint8_t(hdr[2])) << 8) | std::uint8_t(hdr[3]);
+    std::string in(len, '\0');
+    ok = len <= (1u << 24) && read_all(fd, in.data(), len) && resp.ParseFromString(in);
+  }
+  ::close(fd);
+  if (!ok) std::fprintf(stderr, "wownetctl: no valid answer from wownet-hostd at %s\n", path.c_str());
+  return ok;
+}
+
+std::string to_json(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opt;
+  opt.add_whitespace = true;
+  opt.preserve_proto_field_names = true;
+  opt.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, opt);
+  return out;
+}
+
+std::string ago(std::int64_t t, std::int64_t now) {
+  if (t == 0) return "-";
+  std::int64_t d = t - now;
+  char buf[32];
+  if (d >= 0) std::snprintf(buf, sizeof buf, "in %llds", static_cast<long long>(d));
+  else std::snprintf(buf, sizeof buf, "%llds ago", static_cast<long long>(-d));
+  return buf;
+}
+
+const char* dash(const std::string& s) { return s.empty() ? "-" : s.c_str(); }
+
+void print_attachments(const wownet::control::AttachmentList& l) {
+  std::int64_t now = std::time(nullptr);
+  std::printf("%-14s %-12s %-7s %-7s %-17s %-15s %-11s %-22s %10s %10s %8s  %s\n", "VM", "VIF", "BRIDGE", "TAP", "MAC",
+              "IP", "LEASE", "AGENT", "RX", "TX", "DROPPED", "STATE");
+  for (const auto& a : l.attachments()) {
+    std::string agent = "-";
+    if (a.has_agent())
+      agent = (a.agent().host_name().empty() ? std::string("?") : a.agent().host_name()) + " (" +
+              std::to_string(a.agent().age_seconds()) + "s ago)";
+    std::printf("%-14s %-12s %-7s %-7s %-17s %-15s %-11s %-22s %10llu %10llu %8llu  %s\n", a.vm().c_str(),
+                a.vif().c_str(), a.bridge().c_str(), a.tap().c_str(), dash(a.mac()), dash(a.address()),
+                a.address().empty() ? "-" : ago(a.lease_expiry_unix(), now).c_str(), agent.c_str(),
+                static_cast<unsigned long long>(a.counters().rx_frames()),
+                static_cast<unsigned long long>(a.counters().tx_frames()),
+                static_cast<unsigned long long>(a.counters().dropped()), a.state().c_str());
+  }
+}
+
+void print_leases(const wownet::control::LeaseList& l) {
+  std::int64_t now = std::time(nullptr);
+  std::printf("%-15s %-17s %-14s %-16s %-18s %-9s %-8s %s\n", "ADDRESS", "MAC", "VM", "HOST NAME", "AUTO NAME", "STATE",
+              "ORIGIN", "EXPIRES");
+  for (const auto& x : l.leases()) {
+    std::printf("%-15s %-17s %-14s %-16s %-18s %-9s %-8s %s\n", x.address().c_str(), dash(x.mac()), dash(x.vm()),
+                dash(x.host_name()), x.auto_name().c_str(), x.state().c_str(), x.origin().c_str(),
+                ago(x.expiry_unix(), now).c_str());
+  }
+}
+
+void print_map(const char* title, const google::protobuf::Map<std::string, std::uint64_t>& m) {
+  std::printf("%s:", title);
+  std::map<std::string, std::uint64_t> sorted(m.begin(), m.end());
+  for (const auto& [k, v] : sorted) std::printf(" %s=%llu", k.c_str(), static_cast<unsigned long long>(v));
+  std::printf("\n");
+}
+
+void print_status(const wownet::control::Status& s) {
+  std::printf("wownet-hostd %s, up %llus\n", s.version().c_str(), static_cast<unsigned long long>(s.uptime_seconds()));
+  std::printf("network %s  gateway %s  domain %s  mtu %u\n", s.network().c_str(), s.gateway().c_str(),
+              s.domain().c_str(), s.mtu());
+  std::printf("attachments %u  active leases %u  state %s\n", s.attachments(), s.active_leases(),
+              s.state_dir().c_str());
+  std::printf("agent reports %llu (ignored %llu)\n", static_cast<unsigned long long>(s.agent_reports()),
+              static_cast<unsigned long long>(s.agent_reports_ignored()));
+  print_map("drops", s.drops());
+  print_map("dhcp", s.dhcp());
+  print_map("dns", s.dns());
+  print_map("engine", s.engine());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"wownetctl: control wownet-hostd"};
+  app.require_subcommand(1);
+  std::string socket_path = "/run/wownet/hostd.sock";
+  bool json = false;
+  app.add_option("-s,--socket", socket_path, "hostd's control socket");
+
+  std::string ifname, vm, agent_if, name;
+  auto* attach = app.add_subcommand("attach", "attach a VM interface (VIF) to the overlay");
+  attach->add_option("IFNAME", ifname, "the VM's interface on this host")->required();
+  attach->add_option("--vm", vm, "VM name (default: IFNAME)");
+  attach->add_option("--agent-if", agent_if, "host end of the VM's host-only agent channel");
+  auto* detach = app.add_subcommand("detach", "detach a VM and remove its bridge and TAP");
+  detach->add_option("NAME", name, "VM name or VIF")->required();
+  auto* list = app.add_subcommand("list", "show attachments");
+  auto* leases = app.add_subcommand("leases", "show address leases");
+  auto* status = app.add_subcommand("status", "show hostd status and counters");
+  for (auto* sub : {attach, list, leases, status}) sub->add_flag("--json", json, "print JSON");
+  CLI11_PARSE(app, argc, argv);
+
+  Request req;
+  if (attach->parsed()) {
+    req.mutable_attach()->set_ifname(ifname);
+    req.mutable_attach()->set_vm(vm);
+    req.mutable_attach()->set_agent_ifname(agent_if);
+  } else if (detach->parsed()) {
+    req.mutable_detach()->set_name(name);
+  } else if (list->parsed()) {
+    req.mutable_list();
+  } else if (leases->parsed()) {
+    req.mutable_leases();
+  } else {
+    req.mutable_status();
+  }
+  Response resp;
+  if (!call(socket_path, req, resp)) return 1;
+  if (resp.code() != wownet::control::OK) {
+    std::fprintf(stderr, "wownetctl: %s\n", resp.message().c_str());
+    return 1;
+  }
+  if (json) {
+    if (resp.has_attachment()) std::printf("%s", to_json(resp.attachment()).c_str());
+    if (resp.has_attachments()) std::printf("%s", to_json(resp.attachments()).c_str());
+    if (resp.has_leases()) std::printf("%s", to_json(resp.leases()).c_str());
+    if (resp.has_status()) std::printf("%s", to_json(resp.status()).c_str());
+    return 0;
+  }
+  if (resp.has_attachments()) print_attachments(resp.attachments());
+  else if (resp.has_leases()) print_leases(resp.leases());
+  else if (resp.has_status()) print_status(resp.status());
+  else if (resp.has_attachment()) {
+    wownet::control::AttachmentList one;
+    *one.add_attachments() = resp.attachment();
+    std::printf("%s\n", resp.message().c_str());
+    print_attachments(one);
+  } else std::printf("%s\n", resp.message().c_str());
+  return 0;
+}
