@@ -177,6 +177,7 @@ std::string Daemon::bring_up(Attachment& a, bool adopt) {
   }
   links_->disable_ipv6(a.tap);
   links_->disable_ipv6(a.vif);
+  for (const std::string* name : {&a.tap, &a.vif, &a.bridge}) links_->silence(*name);
   if (vif->mtu) links_->set_mtu(a.tap, vif->mtu);
   if ((ec = links_->set_master(a.tap, a.bridge))) return "TAP " + a.tap + " to bridge: " + ec.message();
   if ((ec = links_->set_master(a.vif, a.bridge))) return "VIF " + a.vif + " to bridge: " + ec.message();
@@ -194,6 +195,12 @@ std::string Daemon::bring_up(Attachment& a, bool adopt) {
     tap_fd_[a.id] = fd;
     read_tap(a);
   }
+  // Whatever the host's own devices send must never pass for the VM.
+  std::vector<MacAddr> host_macs;
+  for (const std::string* name : {&a.tap, &a.vif, &a.bridge}) {
+    if (auto l = links_->find(*name, ec)) host_macs.push_back(MacAddr{l->mac});
+  }
+  engine_.set_host_macs(a.id, std::move(host_macs));
   a.state = "up";
   return {};
 }
@@ -285,12 +292,13 @@ void Daemon::attach(const control::AttachRequest& req, control::Response& resp) 
   a->agent_ifname = req.agent_ifname();
   a->bridge = "wnb" + std::to_string(a->id);
   a->tap = "wnt" + std::to_string(a->id);
+  engine_.add_attachment(a->id, a->vm, std::nullopt, wall_now());
   std::string why = bring_up(*a, false);
   if (!why.empty()) {
     tear_down(*a, true);
+    engine_.remove_attachment(a->id);
     return set_error(resp, control::INTERNAL, "attach " + ifname + ": " + why);
   }
-  engine_.add_attachment(a->id, a->vm, std::nullopt, wall_now());
   spdlog::info("attached vm {} (vif {}, bridge {}, tap {})", a->vm, a->vif, a->bridge, a->tap);
   fill(*a, *resp.mutable_attachment(), wall_now());
   attachments_[a->id] = std::move(a);

@@ -17,6 +17,7 @@ const char* to_string(DropReason r) {
     case DropReason::NoRoute: return "no_route";
     case DropReason::NotForGateway: return "not_for_gateway";
     case DropReason::UnknownAttachment: return "unknown_attachment";
+    case DropReason::HostOriginated: return "host_originated";
     case DropReason::Count: break;
   }
   return "?";
@@ -49,6 +50,22 @@ void HostEngine::remove_attachment(AttachmentId id) {
   unbind(it->second);
   attachments_.erase(it);
   ++bindings_version_;
+}
+
+void HostEngine::set_host_macs(AttachmentId id, std::vector<MacAddr> macs) {
+  auto it = attachments_.find(id);
+  if (it == attachments_.end()) return;
+  it->second.host_macs = std::move(macs);
+  if (it->second.mac) {
+    for (const MacAddr& m : it->second.host_macs) {
+      if (m == *it->second.mac) {
+        unbind(it->second);
+        it->second.mac.reset();  // learned from a host device by mistake
+        ++bindings_version_;
+        break;
+      }
+    }
+  }
 }
 
 const AttachmentState* HostEngine::attachment(AttachmentId id) const {
@@ -97,6 +114,11 @@ FrameAction HostEngine::on_tap_frame(UnixTime now, AttachmentId from, ByteSpan f
   auto eth = parse_ethernet(frame);
   if (!eth) return drop(&att, DropReason::Malformed);
   if (eth->src.is_multicast() || eth->src.is_zero()) return drop(&att, DropReason::SpoofedMac);
+  if (!att.mac || *att.mac != eth->src) {
+    for (const MacAddr& m : att.host_macs) {
+      if (m == eth->src) return drop(&att, DropReason::HostOriginated);
+    }
+  }
   if (eth->ethertype != kEtherTypeIpv4 && eth->ethertype != kEtherTypeArp) return drop(&att, DropReason::Ethertype);
   if (!att.mac) {
     att.mac = eth->src;  // the VM's first frame fixes its MAC

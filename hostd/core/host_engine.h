@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "dhcp.h"
 #include "dns.h"
@@ -32,6 +33,7 @@ enum class DropReason : std::uint8_t {
   NoRoute,            // overlay destination that no VM holds
   NotForGateway,      // unicast to a MAC other than the gateway's
   UnknownAttachment,  // frame for an attachment the engine does not know
+  HostOriginated,     // sent by the host's own side of the attachment (bridge, VIF, TAP)
   Count
 };
 const char* to_string(DropReason r);
@@ -52,6 +54,7 @@ struct AttachmentState {
   std::string vm;
   std::optional<MacAddr> mac;  // learned from the first valid frame, then fixed
   std::optional<Ipv4Addr> ip;  // the VM's active binding
+  std::vector<MacAddr> host_macs;  // the host-side devices' MACs: never the VM's
   AttachmentCounters counters;
 };
 
@@ -85,6 +88,9 @@ class HostEngine {
   void add_attachment(AttachmentId id, const std::string& vm, std::optional<MacAddr> mac, UnixTime now);
   // Forgets an attachment. Its lease stays (the VM may be attached again).
   void remove_attachment(AttachmentId id);
+  // Declares the MACs of the host's own devices on this attachment (VIF,
+  // bridge, TAP). Frames from them are dropped and never fix the VM's MAC.
+  void set_host_macs(AttachmentId id, std::vector<MacAddr> macs);
   const AttachmentState* attachment(AttachmentId id) const;
   const std::unordered_map<AttachmentId, AttachmentState>& attachments() const { return attachments_; }
 

@@ -423,6 +423,21 @@ std::error_code LinkManager::clear_master(const std::string& port) {
   return set_link(port, 0, std::nullopt, std::nullopt);
 }
 
+std::error_code LinkManager::silence(const std::string& name) {
+  if (!valid_ifname(name)) return errno_code(EINVAL);
+  MsgPtr msg = new_msg(RTM_SETLINK, NLM_F_REQUEST);
+  if (!msg) return errno_code(ENOMEM);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_change = IFF_MULTICAST | IFF_NOARP;
+  ifi.ifi_flags = IFF_NOARP;
+  if (nlmsg_append(msg.get(), &ifi, sizeof(ifi), NLMSG_ALIGNTO) < 0 ||
+      nla_put_string(msg.get(), IFLA_IFNAME, name.c_str()) < 0) {
+    return errno_code(ENOMEM);
+  }
+  return transact(msg.get());
+}
+
 std::error_code LinkManager::set_up(const std::string& name, bool up) {
   return set_link(name, std::nullopt, std::nullopt, up);
 }

@@ -79,6 +79,9 @@ class LinkManager {
   std::error_code clear_master(const std::string& port);
   // Sets or clears IFF_UP.
   std::error_code set_up(const std::string& name, bool up);
+  // Keeps the host's own stack quiet on a device: multicast off (no IGMP
+  // joins), ARP off. Frames still pass through it as a bridge port.
+  std::error_code silence(const std::string& name);
   // Sets the MTU (0 -> EINVAL; the kernel rejects values outside the device's range).
   std::error_code set_mtu(const std::string& name, unsigned mtu);
   // Deletes the link (deleting one veth end deletes its peer too).

@@ -7,7 +7,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "SKIP: needs root"
   exit 77
 fi
-for tool in ip python3; do
+for tool in ip python3 unshare "${PROTOC:-protoc}"; do
   command -v "$tool" >/dev/null 2>&1 || { echo "SKIP: $tool is missing"; exit 77; }
 done
 

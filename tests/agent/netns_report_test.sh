@@ -23,7 +23,7 @@ ip -n "$host" addr add 169.254.100.1/24 dev ch0
 ip -n "$host" link set ch0 up
 
 port=6570
-ip netns exec "$host" python3 -c "$WNA_RECEIVER" $port "$WNA_TMP/host" "$WNA_TMP/host.ready" 8 &
+ip netns exec "$host" python3 -c "$WNA_RECEIVER" $port "$WNA_TMP/host" "$WNA_TMP/host.ready" 4 &
 ip netns exec "$ovl" python3 -c "$WNA_RECEIVER" $port "$WNA_TMP/ovl" "$WNA_TMP/ovl.ready" 3 &
 wait_for_file "$WNA_TMP/host.ready" 10 && wait_for_file "$WNA_TMP/ovl.ready" 10 || { echo "FAIL: receiver"; exit 1; }
 

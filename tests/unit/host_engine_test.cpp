@@ -465,3 +465,22 @@ TEST(TypesTest, ParseAndPrintAddresses) {
 
 }  // namespace
 }  // namespace wownet
+
+namespace wownet {
+namespace {
+TEST(HostMacsTest, HostDeviceFramesNeverBecomeTheVm) {
+  using namespace wownet::test;
+  HostEngine e{NetworkConfig{}};
+  e.add_attachment(1, "vm1", std::nullopt, T0);
+  e.set_host_macs(1, {kMac2});
+  // The bridge's IGMP join, sent before the VM says anything.
+  Bytes igmp = ethernet(MacAddr{{1, 0, 0x5e, 0, 0, 0x16}}, kMac2, 0x0800,
+                        ipv4(kAny, ip(224, 0, 0, 22), 2, Bytes(16, 0)));
+  EXPECT_EQ(e.on_tap_frame(T0, 1, ByteSpan(igmp.data(), igmp.size())).reason, DropReason::HostOriginated);
+  EXPECT_FALSE(e.attachment(1)->mac.has_value());
+  Bytes arp_req = ethernet(kBcast, kMac1, 0x0806, arp(1, kMac1, kAny, MacAddr{}, kGw));
+  e.on_tap_frame(T0, 1, ByteSpan(arp_req.data(), arp_req.size()));
+  EXPECT_EQ(e.attachment(1)->mac, kMac1);
+}
+}  // namespace
+}  // namespace wownet

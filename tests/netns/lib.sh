@@ -1,0 +1,135 @@
+# Shared helpers for wownet's namespace tests, the demo and the benchmarks.
+# Source it; it sets `set -euo pipefail` and an EXIT trap that cleans up
+# everything created through these helpers, on every exit path.
+#
+# Rules kept here: namespace names are unique per run (they carry $$), every
+# daemon is stopped by its pid and waited for before its namespace goes, and
+# a namespace in which a DHCP client runs gets its own resolv.conf so the
+# machine's /etc/resolv.conf is never touched.
+
+set -euo pipefail
+
+WN_RUN=${WN_RUN:-wn$$}
+WN_TMP=$(mktemp -d "/tmp/${WN_RUN}.XXXX")
+WN_NAMESPACES=()
+WN_PIDS=()
+WN_FAILED=0
+WN_CHECKS=0
+
+wn_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+wn_cleanup() {
+  local rc=$?
+  set +e
+  # Daemons first, by pid, and wait for them.
+  local pid
+  for ((i = ${#WN_PIDS[@]} - 1; i >= 0; i--)); do
+    pid=${WN_PIDS[i]}
+    kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in "${WN_PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  # Anything still running inside our namespaces was started by this run.
+  local ns
+  for ns in "${WN_NAMESPACES[@]}"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+  done
+  sleep 0.2
+  for ns in "${WN_NAMESPACES[@]}"; do
+    ip netns del "$ns" 2>/dev/null
+    rm -rf "/etc/netns/$ns"
+  done
+  if [[ ${WN_KEEP_TMP:-0} == 1 || $rc != 0 ]]; then
+    wn_log "logs kept in $WN_TMP"
+  else
+    rm -rf "$WN_TMP"
+  fi
+  exit $rc
+}
+trap wn_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wn_ns VAR NAME: creates namespace $WN_RUN-NAME (with lo up and its own
+# resolv.conf) and stores its full name in VAR. (No $(...): the bookkeeping
+# must happen in this shell.)
+wn_ns() {
+  local -n out_=$1
+  local ns="${WN_RUN}-$2"
+  ip netns add "$ns"
+  WN_NAMESPACES+=("$ns")
+  mkdir -p "/etc/netns/$ns"
+  echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf"
+  ip -n "$ns" link set lo up
+  out_=$ns
+}
+
+# wn_veth NS1 IF1 NS2 IF2: a veth pair between two namespaces, both ends up.
+wn_veth() {
+  ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
+  ip -n "$1" link set "$2" up
+  ip -n "$3" link set "$4" up
+}
+
+# wn_spawn NAME CMD...: runs CMD in the background, logs to $WN_TMP/NAME.log,
+# remembers the pid for cleanup and leaves it in WN_LAST_PID.
+wn_spawn() {
+  local name=$1
+  shift
+  "$@" >>"$WN_TMP/$name.log" 2>&1 &
+  WN_LAST_PID=$!
+  WN_PIDS+=("$WN_LAST_PID")
+}
+
+# wn_stop PID [SIGNAL]: stops one daemon and waits for it.
+wn_stop() {
+  local pid=$1 sig=${2:-TERM}
+  kill "-$sig" "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  wait "$pid" 2>/dev/null || true
+}
+
+# wn_wait_for SECONDS DESCRIPTION CMD...: retries CMD every 0.2 s.
+wn_wait_for() {
+  local secs=$1 what=$2
+  shift 2
+  local end=$((SECONDS + secs))
+  while ((SECONDS < end)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  wn_log "timed out after ${secs}s waiting for: $what"
+  return 1
+}
+
+# Assertions: each counts; failures are reported and make the test fail at
+# the end (wn_finish) without stopping the remaining checks.
+wn_pass() { WN_CHECKS=$((WN_CHECKS + 1)); wn_log "ok   - $*"; }
+wn_fail() { WN_CHECKS=$((WN_CHECKS + 1)); WN_FAILED=$((WN_FAILED + 1)); wn_log "FAIL - $*"; }
+# The checked command's own output goes to $WN_TMP/checks.log.
+wn_check() {
+  local what=$1
+  shift
+  echo "### $what: $*" >>"$WN_TMP/checks.log"
+  if "$@" >>"$WN_TMP/checks.log" 2>&1; then wn_pass "$what"; else wn_fail "$what"; fi
+}
+wn_check_not() {
+  local what=$1
+  shift
+  echo "### (expected to fail) $what: $*" >>"$WN_TMP/checks.log"
+  if "$@" >>"$WN_TMP/checks.log" 2>&1; then wn_fail "$what"; else wn_pass "$what"; fi
+}
+wn_eq() {
+  if [[ "$2" == "$3" ]]; then wn_pass "$1 ($2)"; else wn_fail "$1: expected '$3', got '$2'"; fi
+}
+wn_finish() {
+  local passed=$((WN_CHECKS - WN_FAILED))
+  echo "$passed passed, $WN_FAILED failed"
+  [[ $WN_FAILED == 0 ]]
+}
+
+# wn_json FILTER: reads JSON on stdin and prints the Python expression
+# FILTER applied to it as `d` (no jq dependency).
+wn_json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Single-host wownet, end to end: one host namespace running wownet-hostd,
+# three VM namespaces (each with a VIF veth and a host-only agent channel),
+# real dhclient and udhcpc driven by wownet-agent, real dig, ping, iperf3.
+# Also an "underlay" namespace standing for the host's physical network.
+#
+# Needs root. Run through ctest (label netns) or directly with
+# WOWNET_BIN=build/bin.
+source "$(dirname "$0")/lib.sh"
+BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
+for tool in dhclient busybox dig ping iperf3 python3; do
+  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
+done
+
+wn_ns H host
+wn_ns U underlay
+declare -A VM CLIENT NAME
+CLIENT=([1]=dhclient [2]=udhcpc [3]=dhclient)
+NAME=([1]=alpha [2]=bravo [3]=charlie)
+for i in 1 2 3; do
+  wn_ns VM[$i] "vm$i"
+  wn_veth "$H" "vif$i" "${VM[$i]}" eth0
+  wn_veth "$H" "ch$i" "${VM[$i]}" eth1
+  ip -n "$H" addr add "169.254.$i.1/30" dev "ch$i"
+  ip -n "${VM[$i]}" addr add "169.254.$i.2/30" dev eth1
+done
+# The host's own uplink, which VMs must never reach.
+wn_veth "$H" uplink "$U" eth0
+ip -n "$H" addr add 192.0.2.1/24 dev uplink
+ip -n "$U" addr add 192.0.2.2/24 dev eth0
+ip -n "$H" link set lo up
+
+STATE="$WN_TMP/state"
+SOCK="$WN_TMP/hostd.sock"
+CTL=(ip netns exec "$H" "$BIN/wownetctl" --socket "$SOCK")
+start_hostd() {
+  wn_spawn hostd ip netns exec "$H" "$BIN/wownet-hostd" --state-dir "$STATE" --control-socket "$SOCK" --log-level debug
+  HOSTD=$WN_LAST_PID
+  wn_wait_for 10 "hostd control socket" "${CTL[@]}" status
+}
+start_hostd
+
+# --- attachment errors -------------------------------------------------------
+wn_check_not "attach of a missing interface fails" "${CTL[@]}" attach nosuchif
+msg=$("${CTL[@]}" attach nosuchif 2>&1 || true)
+wn_eq "the failure names the interface" "$msg" "wownetctl: no interface named nosuchif"
+wn_check_not "attach of loopback fails (not Ethernet)" "${CTL[@]}" attach lo
+
+for i in 1 2 3; do
+  wn_check "attach vm$i" "${CTL[@]}" attach "vif$i" --vm "vm$i" --agent-if "ch$i"
+done
+wn_check_not "attaching vif1 twice fails" "${CTL[@]}" attach vif1 --vm again
+wn_check_not "attaching a bridge of ours fails" "${CTL[@]}" attach wnb1
+
+# --- agents drive the real DHCP clients --------------------------------------
+for i in 1 2 3; do
+  mkdir -p "$WN_TMP/agent$i"
+  wn_spawn "agent$i" ip netns exec "${VM[$i]}" unshare --uts sh -c \
+    "hostname ${NAME[$i]}; exec $BIN/wownet-agent --nic eth0 --channel eth1 --interval 1 \
+      --dhcp-client ${CLIENT[$i]} --state-dir $WN_TMP/agent$i --log-level debug"
+  AGENT[$i]=$WN_LAST_PID
+done
+
+addr_of() { ip -n "${VM[$1]}" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -1; }
+for i in 1 2 3; do
+  wn_wait_for 30 "lease in vm$i" bash -c "ip -n ${VM[$i]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+  IP[$i]=$(addr_of "$i")
+  wn_check "vm$i (${CLIENT[$i]}) has an overlay address: ${IP[$i]:-none}" [ -n "${IP[$i]}" ]
+done
+wn_check "the three addresses are distinct" \
+  test "$(printf '%s\n' "${IP[1]}" "${IP[2]}" "${IP[3]}" | sort -u | wc -l)" = 3
+for i in 1 2; do
+  wn_eq "vm$i prefix" "$(ip -n "${VM[$i]}" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f2)" 9
+  wn_eq "vm$i default router" "$(ip -n "${VM[$i]}" route show default | awk '{print $3}')" 10.128.0.1
+  wn_eq "vm$i DNS server" "$(awk '/^nameserver/{print $2; exit}' "/etc/netns/${VM[$i]}/resolv.conf")" 10.128.0.1
+  wn_eq "vm$i MTU" "$(ip -n "${VM[$i]}" -o link show eth0 | sed -E 's/.* mtu ([0-9]+).*/\1/')" 1400
+done
+
+# --- agent reports -------------------------------------------------------------
+wn_check "agent reports reach hostd with host names" wn_wait_for 15 "agent host names" bash -c \
+  "${CTL[*]} list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); \
+   names=sorted(a.get(\"agent\",{}).get(\"host_name\",\"\") for a in d[\"attachments\"]); \
+   sys.exit(0 if names==[\"alpha\",\"bravo\",\"charlie\"] else 1)'"
+age=$("${CTL[@]}" list --json | wn_json 'max(int(a["agent"]["age_seconds"]) for a in d["attachments"])')
+wn_check "last agent reports are fresh (max age ${age}s)" [ "$age" -le 5 ]
+
+# --- DNS -----------------------------------------------------------------------
+auto() { IFS=. read -r _ b c d <<<"$1"; printf 'C%03d%03d%03d' "$b" "$c" "$d"; }
+dig1() { ip netns exec "${VM[1]}" dig +time=2 +tries=2 +short "$@"; }
+wn_eq "dig auto name of vm2" "$(dig1 "$(auto "${IP[2]}").wow")" "${IP[2]}"
+wn_eq "dig auto name of vm3, upper/lower case mixed" "$(dig1 "$(auto "${IP[3]}" | tr C c).WoW")" "${IP[3]}"
+wn_eq "dig host name of vm2 (from DHCP/agent)" "$(dig1 bravo.wow)" "${IP[2]}"
+wn_eq "dig host name of vm3 via search domain" "$(ip netns exec "${VM[1]}" dig +short +search charlie)" "${IP[3]}"
+wn_eq "dig PTR of vm2" "$(dig1 -x "${IP[2]}")" "bravo.wow."
+wn_eq "dig gateway" "$(dig1 gateway.wow)" "10.128.0.1"
+wn_check "unknown name in the domain is NXDOMAIN" bash -c \
+  "ip netns exec ${VM[1]} dig +time=2 nosuchvm.wow | grep -q 'status: NXDOMAIN'"
+wn_check "other domains are REFUSED" bash -c \
+  "ip netns exec ${VM[1]} dig +time=2 example.com | grep -q 'status: REFUSED'"
+
+# --- traffic between VMs -------------------------------------------------------
+wn_check "vm1 pings vm2" ip netns exec "${VM[1]}" ping -c 3 -i 0.2 -W 2 "${IP[2]}"
+wn_check "vm2 pings vm3" ip netns exec "${VM[2]}" ping -c 3 -i 0.2 -W 2 "${IP[3]}"
+wn_check "vm1 pings the gateway" ip netns exec "${VM[1]}" ping -c 2 -i 0.2 -W 2 10.128.0.1
+wn_check "vm3 pings vm1 by name" ip netns exec "${VM[3]}" ping -c 2 -i 0.2 -W 2 alpha.wow
+wn_spawn iperf3-server ip netns exec "${VM[2]}" iperf3 -s -1
+IPERF_SERVER=$WN_LAST_PID
+sleep 0.5
+if ip netns exec "${VM[1]}" iperf3 -c "${IP[2]}" -t 2 -J >"$WN_TMP/iperf.json" 2>&1; then
+  bps=$(wn_json 'int(d["end"]["sum_received"]["bits_per_second"])' <"$WN_TMP/iperf.json")
+  wn_check "iperf3 vm1 -> vm2 moves data ($((bps / 1000000)) Mbit/s)" [ "$bps" -gt 1000000 ]
+else
+  wn_fail "iperf3 vm1 -> vm2"
+fi
+wn_stop "$IPERF_SERVER"
+
+# --- policing ------------------------------------------------------------------
+dropped() { "${CTL[@]}" list --json | wn_json "[a for a in d['attachments'] if a['vm']=='$1'][0]['counters']['drops'].get('$2', 0)"; }
+before=$(dropped vm3 spoofed_ip)
+ip -n "${VM[3]}" addr add 10.128.0.200/9 dev eth0
+wn_check_not "vm3 gets nothing through from a foreign address" \
+  ip netns exec "${VM[3]}" ping -c 3 -i 0.2 -W 1 -I 10.128.0.200 "${IP[1]}"
+wn_check_not "vm3 cannot use vm1's address either" bash -c \
+  "ip -n ${VM[3]} addr add ${IP[1]}/32 dev eth0 2>/dev/null; ip netns exec ${VM[3]} ping -c 2 -i 0.2 -W 1 -I ${IP[1]} ${IP[2]}"
+ip -n "${VM[3]}" addr del 10.128.0.200/9 dev eth0
+ip -n "${VM[3]}" addr del "${IP[1]}/32" dev eth0 2>/dev/null || true
+after=$(dropped vm3 spoofed_ip)
+wn_check "spoofed_ip drops of vm3 rose ($before -> $after)" [ "$after" -gt "$before" ]
+wn_check "vm3 still reaches vm1 from its own address" ip netns exec "${VM[3]}" ping -c 2 -i 0.2 -W 2 "${IP[1]}"
+
+before=$(dropped vm1 outside_overlay)
+wn_check_not "vm1 cannot reach the host's uplink address" ip netns exec "${VM[1]}" ping -c 2 -i 0.2 -W 1 192.0.2.1
+wn_check_not "vm1 cannot reach the underlay" ip netns exec "${VM[1]}" ping -c 2 -i 0.2 -W 1 192.0.2.2
+after=$(dropped vm1 outside_overlay)
+wn_check "outside_overlay drops of vm1 rose ($before -> $after)" [ "$after" -gt "$before" ]
+# Straight at the bridge, bypassing hostd's gateway: the host's stack must not answer.
+BRMAC=$(ip -n "$H" -o link show wnb1 | sed -E 's/.*link\/ether ([0-9a-f:]+).*/\1/')
+ip -n "${VM[1]}" route add 192.0.2.1/32 dev eth0
+ip -n "${VM[1]}" neigh replace 192.0.2.1 lladdr "$BRMAC" dev eth0
+wn_check_not "vm1 cannot reach the host through its bridge's MAC" \
+  ip netns exec "${VM[1]}" ping -c 2 -i 0.2 -W 1 192.0.2.1
+ip -n "${VM[1]}" route del 192.0.2.1/32 dev eth0
+
+# An agent report from anywhere but a VM's channel is ignored.
+ignored_before=$("${CTL[@]}" status --json | wn_json 'int(d["agent_reports_ignored"])')
+ip netns exec "$U" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b"WNA1" + b"\x12\x04evil", ("192.0.2.1", 6570))'
+wn_check "forged agent report from the underlay is counted as ignored" wn_wait_for 5 "ignored report" bash -c \
+  "[ \$(${CTL[*]} status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"agent_reports_ignored\"])') -gt $ignored_before ]"
+wn_check_not "and its host name is not in DNS" test -n "$(dig1 evil.wow)"
+
+# --- garbage frames ------------------------------------------------------------
+ip netns exec "${VM[1]}" ping -c 30 -i 0.1 -W 1 "${IP[2]}" >"$WN_TMP/ping-during-garbage.txt" 2>&1 &
+PING_PID=$!
+ip netns exec "${VM[3]}" python3 -c '
+import os, random, socket
+random.seed(7)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+gw = bytes.fromhex("02776e000001")
+mine = bytes.fromhex(open("/sys/class/net/eth0/address").read().strip().replace(":", ""))
+for i in range(3000):
+    kind = i % 4
+    if kind == 0:   # pure noise
+        f = os.urandom(random.randint(1, 1514))
+    elif kind == 1: # valid Ethernet, random IPv4/ARP/UDP-ish bodies
+        f = gw + mine + random.choice([b"\x08\x00", b"\x08\x06", b"\x86\xdd", b"\x81\x00"]) + os.urandom(random.randint(0, 200))
+    elif kind == 2: # plausible IPv4 header with broken lengths
+        f = gw + mine + b"\x08\x00" + bytes([0x45 + random.randint(0, 10), 0]) + os.urandom(random.randint(0, 60))
+    else:           # broadcast garbage DHCP-ish frames
+        f = b"\xff" * 6 + mine + b"\x08\x00" + os.urandom(random.randint(20, 400))
+    if len(f) < 14:
+        f = f + bytes(14 - len(f))
+    try:
+        s.send(f)
+    except OSError:
+        pass
+'
+wait "$PING_PID" || true
+received=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WN_TMP/ping-during-garbage.txt")
+wn_check "vm1 -> vm2 traffic unharmed by vm3's garbage (${received:-0}/30 replies)" [ "${received:-0}" -ge 28 ]
+wn_check "hostd survived the garbage" kill -0 "$HOSTD"
+malformed=$(dropped vm3 malformed)
+wn_check "garbage was counted as malformed drops ($malformed)" [ "$malformed" -gt 100 ]
+
+# --- kill -9 and restart -------------------------------------------------------
+wn_stop "$HOSTD" KILL
+wn_check "TAPs vanish with the killed hostd" bash -c "! ip -n $H link show wnt1 >/dev/null 2>&1"
+start_hostd
+wn_check "attachments come back after kill -9" wn_wait_for 10 "3 attachments up" bash -c \
+  "${CTL[*]} list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); \
+   sys.exit(0 if [a[\"state\"] for a in d[\"attachments\"]]==[\"up\"]*3 else 1)'"
+for i in 1 2 3; do
+  wn_eq "vm$i keeps its address across the restart" "$(addr_of "$i")" "${IP[$i]}"
+done
+wn_check "traffic resumes: vm1 pings vm2" wn_wait_for 10 "ping after restart" \
+  ip netns exec "${VM[1]}" ping -c 1 -W 1 "${IP[2]}"
+wn_check "DNS still answers after restart" test "$(dig1 bravo.wow)" = "${IP[2]}"
+leased=$("${CTL[@]}" leases --json | wn_json 'sorted(l["address"] for l in d["leases"] if l["state"]=="bound")')
+wn_eq "lease table survived" "$leased" "$(python3 -c "print(sorted(['${IP[1]}','${IP[2]}','${IP[3]}']))")"
+# A VM reboot: dhclient starts over (INIT-REBOOT / DISCOVER) and gets the same address.
+wn_stop "${AGENT[1]}"
+ip -n "${VM[1]}" addr flush dev eth0
+wn_spawn agent1b ip netns exec "${VM[1]}" unshare --uts sh -c \
+  "hostname alpha; exec $BIN/wownet-agent --nic eth0 --channel eth1 --interval 1 \
+    --dhcp-client dhclient --state-dir $WN_TMP/agent1b --log-level debug"
+wn_check "rebooted vm1 gets a lease again" wn_wait_for 30 "vm1 lease after reboot" bash -c \
+  "ip -n ${VM[1]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+wn_eq "rebooted vm1 gets its old address back" "$(addr_of 1)" "${IP[1]}"
+
+# --- detach --------------------------------------------------------------------
+wn_check "detach vm3" "${CTL[@]}" detach vm3
+wn_check_not "no bridge of vm3 is left" ip -n "$H" link show wnb3
+wn_check_not "no TAP of vm3 is left" ip -n "$H" link show wnt3
+wn_check "vif3 is free again" bash -c "! ip -n $H -o link show vif3 | grep -q master"
+wn_check_not "detach of an unknown VM fails" "${CTL[@]}" detach vm3
+wn_eq "two attachments remain" "$("${CTL[@]}" list --json | wn_json 'len(d["attachments"])')" 2
+
+wn_finish
