@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "agent_core.h"
 #include "dhcp_client.h"
@@ -77,7 +77,8 @@ std::string describe_nic(const std::string& name, const NicState& nic) {
   if (!nic.present) return name + " is missing";
   if (!nic.ipv4) return name + " has no IPv4 address";
   std::string s = name + " has " + format_ipv4(nic.ipv4->address) + "/" + std::to_string(nic.ipv4->prefix_length);
-  if (nic.ipv4->valid_lifetime != kInfiniteLifetime) s += " (lease: " + std::to_string(nic.ipv4->valid_lifetime) + " s left)";
+  if (nic.ipv4->valid_lifetime != kInfiniteLifetime)
+    s += " (lease: " + std::to_string(nic.ipv4->valid_lifetime) + " s left)";
   return s;
 }
 
@@ -88,10 +89,14 @@ std::optional<int> parse_command_line(int argc, char** argv, Options& opts) {
                "wownet-agent"};
   app.set_version_flag("--version", std::string(WOWNET_AGENT_VERSION));
   const CLI::Validator interface_name(
-      [](std::string& s) { return is_valid_interface_name(s) ? std::string() : "not a valid interface name: '" + s + "'"; },
+      [](std::string& s) {
+        return is_valid_interface_name(s) ? std::string() : "not a valid interface name: '" + s + "'";
+      },
       "IFNAME");
   const CLI::Validator absolute_path(
-      [](std::string& s) { return !s.empty() && s.front() == '/' ? std::string() : "must be an absolute path: '" + s + "'"; },
+      [](std::string& s) {
+        return !s.empty() && s.front() == '/' ? std::string() : "must be an absolute path: '" + s + "'";
+      },
       "ABSPATH");
   app.add_option("--nic", opts.nic, "Overlay NIC, configured by DHCP")->capture_default_str()->check(interface_name);
   app.add_option("--channel", opts.channel, "Host-only NIC the reports are broadcast on")
@@ -100,7 +105,9 @@ std::optional<int> parse_command_line(int argc, char** argv, Options& opts) {
   app.add_option("--port", opts.port, "UDP port of wownet-hostd's report listener")
       ->capture_default_str()
       ->check(CLI::Range(1, 65535));
-  app.add_option("--interval", opts.interval, "Seconds between reports")->capture_default_str()->check(CLI::Range(1, 3600));
+  app.add_option("--interval", opts.interval, "Seconds between reports")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   app.add_option("--hostname", opts.host_name, "Host name to report and send in DHCP (default: gethostname())");
   app.add_option("--dhcp-client", opts.dhcp_client, "DHCP client to drive on --nic")
       ->capture_default_str()

@@ -1,7 +1,7 @@
 #include "config.h"
 
-#include <set>
 #include <toml++/toml.h>
+#include <set>
 
 #include "lease_table.h"
 
@@ -21,8 +21,7 @@ struct Reader {
   bool only_keys(const toml::table& t, const std::string& where, const std::set<std::string>& known) {
     for (const auto& [k, v] : t) {
       std::string key(k.str());
-      if (!known.count(key))
-        return fail(where.empty() ? key : where + "." + key, "unknown key");
+      if (!known.count(key)) return fail(where.empty() ? key : where + "." + key, "unknown key");
     }
     return true;
   }

@@ -3,13 +3,12 @@
 // state file, and runs everything on one Asio io_context.
 #pragma once
 
-#include <utility>  // before Asio: Boost 1.74 needs std::exchange declared
-#include <boost/asio.hpp>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+#include "asio.h"
 
 #include "agent_channel.h"
 #include "config.h"

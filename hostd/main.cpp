@@ -4,10 +4,9 @@
 #include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
-#include <utility>
-#include <boost/asio.hpp>
 #include <csignal>
 #include <cstdio>
+#include "asio.h"
 
 #include "config.h"
 #include "daemon.h"

@@ -85,8 +85,10 @@ std::string ago(std::int64_t t, std::int64_t now) {
   if (t == 0) return "-";
   std::int64_t d = t - now;
   char buf[32];
-  if (d >= 0) std::snprintf(buf, sizeof buf, "in %llds", static_cast<long long>(d));
-  else std::snprintf(buf, sizeof buf, "%llds ago", static_cast<long long>(-d));
+  if (d >= 0)
+    std::snprintf(buf, sizeof buf, "in %llds", static_cast<long long>(d));
+  else
+    std::snprintf(buf, sizeof buf, "%llds ago", static_cast<long long>(-d));
   return buf;
 }
 
@@ -191,14 +193,18 @@ int main(int argc, char** argv) {
     if (resp.has_status()) std::printf("%s", to_json(resp.status()).c_str());
     return 0;
   }
-  if (resp.has_attachments()) print_attachments(resp.attachments());
-  else if (resp.has_leases()) print_leases(resp.leases());
-  else if (resp.has_status()) print_status(resp.status());
+  if (resp.has_attachments())
+    print_attachments(resp.attachments());
+  else if (resp.has_leases())
+    print_leases(resp.leases());
+  else if (resp.has_status())
+    print_status(resp.status());
   else if (resp.has_attachment()) {
     wownet::control::AttachmentList one;
     *one.add_attachments() = resp.attachment();
     std::printf("%s\n", resp.message().c_str());
     print_attachments(one);
-  } else std::printf("%s\n", resp.message().c_str());
+  } else
+    std::printf("%s\n", resp.message().c_str());
   return 0;
 }

@@ -5,9 +5,9 @@
 
 #include <cstdint>
 
+#include "agent_time.h"
 #include "dhcp_client.h"
 #include "report.h"
-#include "agent_time.h"
 
 namespace wownet::agent {
 

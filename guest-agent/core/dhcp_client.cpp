@@ -17,12 +17,9 @@ std::string join_path(std::string_view dir, std::string_view file) {
 
 std::string_view to_string(DhcpClientKind kind) {
   switch (kind) {
-    case DhcpClientKind::kDhclient:
-      return "dhclient";
-    case DhcpClientKind::kUdhcpc:
-      return "udhcpc";
-    case DhcpClientKind::kNone:
-      break;
+    case DhcpClientKind::kDhclient: return "dhclient";
+    case DhcpClientKind::kUdhcpc: return "udhcpc";
+    case DhcpClientKind::kNone: break;
   }
   return "none";
 }
@@ -47,8 +44,7 @@ std::optional<DhcpClientKind> resolve_dhcp_client(DhcpClientChoice choice, bool 
     case DhcpClientChoice::kUdhcpc:
       if (have_udhcpc) return DhcpClientKind::kUdhcpc;
       return std::nullopt;
-    case DhcpClientChoice::kNone:
-      break;
+    case DhcpClientChoice::kNone: break;
   }
   return DhcpClientKind::kNone;
 }
@@ -72,8 +68,11 @@ DhcpCommand dhcp_client_command(DhcpClientKind kind, const std::vector<std::stri
     cmd.conf_file = join_path(state_dir, "dhclient.conf");
     cmd.conf_text =
         "# Written by wownet-agent on every start of dhclient; edits are lost.\n"
-        "send host-name \"" + name + "\";\n"
-        "request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers, host-name, interface-mtu;\n";
+        "send host-name \"" +
+        name +
+        "\";\n"
+        "request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers, host-name, "
+        "interface-mtu;\n";
     const std::string leases = join_path(state_dir, "dhclient." + nic_s + ".leases");
     cmd.argv.insert(cmd.argv.end(), {"-4", "-v", "-cf", cmd.conf_file, "-pf", cmd.pid_file, "-lf", leases, nic_s});
   } else if (kind == DhcpClientKind::kUdhcpc) {

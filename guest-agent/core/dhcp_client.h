@@ -59,6 +59,7 @@ struct DhcpBackoff {
 // NIC configured resets the backoff to `initial`.
 class DhcpRestartPolicy {
  public:
+  // Starts with no start recorded and the backoff at `backoff.initial`.
   explicit DhcpRestartPolicy(DhcpBackoff backoff = {});
 
   // True if the client must be started at `now`: the NIC has no IPv4 address,

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "dhcp_client.h"
 #include "agent_time.h"
+#include "dhcp_client.h"
 
 namespace wownet::agent {
 
@@ -27,8 +27,8 @@ struct Ipv4Assignment {
 
 // What the io layer observed about the overlay NIC.
 struct NicState {
-  bool present = false;            // the NIC exists
-  std::optional<MacBytes> mac;     // nullopt if it has no 6-byte link address
+  bool present = false;                // the NIC exists
+  std::optional<MacBytes> mac;         // nullopt if it has no 6-byte link address
   std::optional<Ipv4Assignment> ipv4;  // its first IPv4 address, if any
 };
 

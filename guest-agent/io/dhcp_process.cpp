@@ -112,8 +112,7 @@ std::error_code DhcpClientProcess::start(MonoTime now) {
 
 void DhcpClientProcess::poll(MonoTime now) {
   switch (state_) {
-    case State::kIdle:
-      return;
+    case State::kIdle: return;
     case State::kForeground: {
       int status = 0;
       const pid_t r = ::waitpid(pid_, &status, WNOHANG);
@@ -156,8 +155,7 @@ void DhcpClientProcess::poll(MonoTime now) {
 
 void DhcpClientProcess::stop(std::chrono::milliseconds timeout) {
   switch (state_) {
-    case State::kIdle:
-      return;
+    case State::kIdle: return;
     case State::kForeground: {
       const int child = pid_;
       terminate_child(child, timeout);
@@ -173,9 +171,7 @@ void DhcpClientProcess::stop(std::chrono::milliseconds timeout) {
       if (daemon != 0) terminate_daemon(daemon, timeout);
       break;
     }
-    case State::kDaemon:
-      terminate_daemon(pid_, timeout);
-      break;
+    case State::kDaemon: terminate_daemon(pid_, timeout); break;
   }
   ::unlink(command_.pid_file.c_str());
   state_ = State::kIdle;

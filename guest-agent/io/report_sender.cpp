@@ -32,8 +32,7 @@ std::optional<ReportSender> ReportSender::open(const std::string& channel, std::
   return sender;
 }
 
-ReportSender::ReportSender(ReportSender&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), port_(other.port_) {}
+ReportSender::ReportSender(ReportSender&& other) noexcept : fd_(std::exchange(other.fd_, -1)), port_(other.port_) {}
 
 ReportSender& ReportSender::operator=(ReportSender&& other) noexcept {
   if (this != &other) {
@@ -53,7 +52,8 @@ std::error_code ReportSender::send(std::string_view datagram) {
   to.sin_family = AF_INET;
   to.sin_port = htons(port_);
   to.sin_addr.s_addr = htonl(INADDR_BROADCAST);
-  const ssize_t n = ::sendto(fd_, datagram.data(), datagram.size(), 0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
+  const ssize_t n =
+      ::sendto(fd_, datagram.data(), datagram.size(), 0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
   if (n < 0) return last_error();
   if (static_cast<std::size_t>(n) != datagram.size()) return std::make_error_code(std::errc::message_size);
   return {};

@@ -15,6 +15,7 @@ class ReportSender {
   // SO_BROADCAST; nullopt with `ec` set on failure (e.g. ENODEV).
   static std::optional<ReportSender> open(const std::string& channel, std::uint16_t port, std::error_code& ec);
 
+  // Movable, not copyable; the destructor closes the socket.
   ReportSender(ReportSender&& other) noexcept;
   ReportSender& operator=(ReportSender&& other) noexcept;
   ReportSender(const ReportSender&) = delete;

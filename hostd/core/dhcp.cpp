@@ -109,9 +109,7 @@ std::optional<DhcpMessage> parse_dhcp(ConstByteSpan p) {
         if (len != 4) return std::nullopt;
         m.server_id = Ipv4Addr::from(v);
         break;
-      case kHostName:
-        m.host_name = std::string_view(reinterpret_cast<const char*>(v), len);
-        break;
+      case kHostName: m.host_name = std::string_view(reinterpret_cast<const char*>(v), len); break;
       default: break;
     }
     i += len;
@@ -176,8 +174,8 @@ std::size_t DhcpServer::build_reply(ByteSpan out, const DhcpMessage& req, DhcpMe
     dst_ip = yiaddr;
     dst_mac = req.chaddr;
   }
-  return finish_udp_frame(out, dst_mac, config_.gateway_mac, config_.gateway, dst_ip, kDhcpServerPort,
-                          kDhcpClientPort, size);
+  return finish_udp_frame(out, dst_mac, config_.gateway_mac, config_.gateway, dst_ip, kDhcpServerPort, kDhcpClientPort,
+                          size);
 }
 
 DhcpOutcome DhcpServer::on_client_message(UnixTime now, const DhcpMessage& msg, MacAddr client_mac,
@@ -229,8 +227,8 @@ DhcpOutcome DhcpServer::on_client_message(UnixTime now, const DhcpMessage& msg, 
         if (r.reply_size) ++counters_.naks;
         return r;
       }
-      const Lease& l = leases_.put(want, client_mac, vm, host_name, now + config_.lease_time, LeaseState::Bound,
-                                   LeaseOrigin::Dhcp);
+      const Lease& l =
+          leases_.put(want, client_mac, vm, host_name, now + config_.lease_time, LeaseState::Bound, LeaseOrigin::Dhcp);
       r.reply_size = build_reply(out, msg, DhcpMessageType::Ack, want, &l);
       if (r.reply_size) {
         ++counters_.acks;

@@ -51,15 +51,15 @@ struct DhcpMessage {
 std::optional<DhcpMessage> parse_dhcp(ConstByteSpan payload);
 
 struct DhcpCounters {
-  std::uint64_t discovers = 0, offers = 0, requests = 0, acks = 0, naks = 0, releases = 0, declines = 0,
-                informs = 0, ignored = 0;
+  std::uint64_t discovers = 0, offers = 0, requests = 0, acks = 0, naks = 0, releases = 0, declines = 0, informs = 0,
+                ignored = 0;
 };
 
 // What a handled client message changed, for the caller to act on.
 struct DhcpOutcome {
-  std::size_t reply_size = 0;  // bytes of the reply frame written to `out`; 0: send nothing
-  std::optional<Ipv4Addr> bound;      // the client now holds this address (ACK)
-  bool released = false;              // the client gave its address up
+  std::size_t reply_size = 0;     // bytes of the reply frame written to `out`; 0: send nothing
+  std::optional<Ipv4Addr> bound;  // the client now holds this address (ACK)
+  bool released = false;          // the client gave its address up
 };
 
 // Answers the DHCP clients of the VMs on this host.

@@ -252,8 +252,7 @@ std::optional<Ipv4Addr> find_forward(const DnsZone& zone, const NameDirectory& n
 }
 
 // Fills `r` for an IN-class question.
-void resolve(const DnsZone& zone, const NameDirectory& names, const WireName& qname, std::uint16_t qtype,
-             Reply& r) {
+void resolve(const DnsZone& zone, const NameDirectory& names, const WireName& qname, std::uint16_t qtype, Reply& r) {
   if (auto below = labels_below(qname, zone.domain)) {
     r.authoritative = true;
     if (*below == 0) return;  // the apex: it exists but holds no records we serve (NODATA)
@@ -311,9 +310,7 @@ std::size_t write_reply(ConstByteSpan query, const WireName& qname, std::uint16_
   limit = std::min(limit, out.size());
 
   std::size_t question_size = r.has_question ? qname.size + 4 : 0;
-  std::size_t answer_size = r.answer_type == kTypeA     ? 12 + 4
-                            : r.answer_type == kTypePtr ? 12 + r.ptr_name_size
-                                                        : 0;
+  std::size_t answer_size = r.answer_type == kTypeA ? 12 + 4 : r.answer_type == kTypePtr ? 12 + r.ptr_name_size : 0;
   std::size_t opt_size = edns.present ? kOptRecordSize : 0;
   bool truncated = false;
   if (kDnsHeaderSize + question_size + answer_size + opt_size > limit) {
@@ -328,7 +325,7 @@ std::size_t write_reply(ConstByteSpan query, const WireName& qname, std::uint16_
   p[0] = query[0];  // ID
   p[1] = query[1];
   p[2] = std::uint8_t(0x80 | (query[2] & 0x78) | (r.authoritative ? 0x04 : 0) | (truncated ? 0x02 : 0) |
-                      (query[2] & 0x01));  // QR, OPCODE copied, AA, TC, RD copied
+                      (query[2] & 0x01));                     // QR, OPCODE copied, AA, TC, RD copied
   p[3] = std::uint8_t((query[3] & 0x10) | (r.rcode & 0x0f));  // RA=0, Z=0, AD=0, CD copied (RFC 4035 §3.2.2)
   store16(p + 4, question_size != 0 ? 1 : 0);
   store16(p + 6, answer_size != 0 ? 1 : 0);
@@ -363,8 +360,8 @@ std::size_t write_reply(ConstByteSpan query, const WireName& qname, std::uint16_
     p[pos] = 0;         // owner: root
     store16(p + pos + 1, kTypeOpt);
     store16(p + pos + 3, kDnsEdnsUdpSize);
-    p[pos + 5] = std::uint8_t(r.rcode >> 4);  // extended RCODE
-    p[pos + 6] = 0;                           // version
+    p[pos + 5] = std::uint8_t(r.rcode >> 4);            // extended RCODE
+    p[pos + 6] = 0;                                     // version
     store16(p + pos + 7, edns.dnssec_ok ? 0x8000 : 0);  // DO is copied (RFC 3225 §3)
     store16(p + pos + 9, 0);                            // no options
     pos += kOptRecordSize;

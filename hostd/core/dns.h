@@ -17,8 +17,8 @@ namespace wownet {
 
 inline constexpr std::uint16_t kDnsPort = 53;
 inline constexpr std::size_t kDnsHeaderSize = 12;
-inline constexpr std::size_t kDnsMaxUdpSize = 512;        // without EDNS (RFC 1035 §4.2.1)
-inline constexpr std::uint16_t kDnsEdnsUdpSize = 1232;    // what we advertise in OPT (RFC 6891)
+inline constexpr std::size_t kDnsMaxUdpSize = 512;      // without EDNS (RFC 1035 §4.2.1)
+inline constexpr std::uint16_t kDnsEdnsUdpSize = 1232;  // what we advertise in OPT (RFC 6891)
 
 struct DnsZone {
   std::string domain;  // lowercase, no trailing dot, e.g. "wow"

@@ -150,8 +150,7 @@ bool HostEngine::accept_source_ip(UnixTime now, AttachmentState& att, Ipv4Addr s
   }
   // No binding yet: a statically configured VM (RFC 2131 does not apply).
   if (!config_.learn_static || !leases_.is_available(src, *att.mac, now)) return false;
-  leases_.put(src, *att.mac, att.vm, std::string{}, now + config_.lease_time, LeaseState::Bound,
-              LeaseOrigin::Learned);
+  leases_.put(src, *att.mac, att.vm, std::string{}, now + config_.lease_time, LeaseState::Bound, LeaseOrigin::Learned);
   ++counters_.learned;
   bind(att, src);
   return true;
@@ -175,8 +174,8 @@ FrameAction HostEngine::handle_arp(UnixTime now, AttachmentState& att, const Eth
     ++counters_.arp_unanswered;
     return FrameAction::none();
   }
-  std::size_t n = build_arp_frame(reply_, eth.src, kArpReply, config_.gateway_mac, arp->target_ip, arp->sender_mac,
-                                  arp->sender_ip);
+  std::size_t n =
+      build_arp_frame(reply_, eth.src, kArpReply, config_.gateway_mac, arp->target_ip, arp->sender_mac, arp->sender_ip);
   ++counters_.arp_replies;
   return FrameAction::write(att.id, ConstByteSpan(reply_.data(), n));
 }
@@ -200,12 +199,10 @@ FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const Et
     auto udp = parse_udp(*ip);
     if (!udp) return drop(&att, DropReason::Malformed);
     if (udp->src_port == kDhcpServerPort) return drop(&att, DropReason::DhcpServerMessage);
-    if (udp->dst_port == kDhcpServerPort &&
-        (ip->dst == config_.gateway || ip->dst == Ipv4Addr{0xffffffff})) {
+    if (udp->dst_port == kDhcpServerPort && (ip->dst == config_.gateway || ip->dst == Ipv4Addr{0xffffffff})) {
       // DHCP clients speak before they have an address (source 0.0.0.0) and
       // while they change it; the binding follows the server's answer.
-      if (!ip->src.is_zero() && !(att.ip && *att.ip == ip->src) &&
-          !leases_.is_available(ip->src, *att.mac, now))
+      if (!ip->src.is_zero() && !(att.ip && *att.ip == ip->src) && !leases_.is_available(ip->src, *att.mac, now))
         return drop(&att, DropReason::SpoofedIp);
       auto msg = parse_dhcp(udp->payload);
       if (!msg) return drop(&att, DropReason::Malformed);

@@ -52,8 +52,8 @@ struct AttachmentCounters {
 struct AttachmentState {
   AttachmentId id = 0;
   std::string vm;
-  std::optional<MacAddr> mac;  // learned from the first valid frame, then fixed
-  std::optional<Ipv4Addr> ip;  // the VM's active binding
+  std::optional<MacAddr> mac;      // learned from the first valid frame, then fixed
+  std::optional<Ipv4Addr> ip;      // the VM's active binding
   std::vector<MacAddr> host_macs;  // the host-side devices' MACs: never the VM's
   AttachmentCounters counters;
 };

@@ -18,8 +18,7 @@ std::optional<EthernetView> parse_ethernet(ConstByteSpan frame) {
 
 std::optional<ArpView> parse_arp(ConstByteSpan p) {
   if (p.size() < 28) return std::nullopt;
-  if (load16(p.data()) != 1 || load16(p.data() + 2) != kEtherTypeIpv4 || p[4] != 6 || p[5] != 4)
-    return std::nullopt;
+  if (load16(p.data()) != 1 || load16(p.data() + 2) != kEtherTypeIpv4 || p[4] != 6 || p[5] != 4) return std::nullopt;
   ArpView v;
   v.op = load16(p.data() + 6);
   v.sender_mac = MacAddr::from(p.data() + 8);
@@ -117,8 +116,8 @@ std::size_t finish_udp_frame(ByteSpan out, MacAddr dst_mac, MacAddr src_mac, Ipv
   return kEthernetHeaderSize + total;
 }
 
-std::size_t build_arp_frame(ByteSpan out, MacAddr eth_dst, std::uint16_t op, MacAddr sender_mac,
-                            Ipv4Addr sender_ip, MacAddr target_mac, Ipv4Addr target_ip) {
+std::size_t build_arp_frame(ByteSpan out, MacAddr eth_dst, std::uint16_t op, MacAddr sender_mac, Ipv4Addr sender_ip,
+                            MacAddr target_mac, Ipv4Addr target_ip) {
   if (out.size() < kEthernetHeaderSize + 28) return 0;
   write_ethernet_header(out, eth_dst, sender_mac, kEtherTypeArp);
   std::uint8_t* a = out.data() + kEthernetHeaderSize;

@@ -83,8 +83,8 @@ std::size_t finish_udp_frame(ByteSpan out, MacAddr dst_mac, MacAddr src_mac, Ipv
                              std::uint16_t src_port, std::uint16_t dst_port, std::size_t payload_size);
 
 // Builds an Ethernet/ARP frame. Returns its size (42), or 0 if `out` is too small.
-std::size_t build_arp_frame(ByteSpan out, MacAddr eth_dst, std::uint16_t op, MacAddr sender_mac,
-                            Ipv4Addr sender_ip, MacAddr target_mac, Ipv4Addr target_ip);
+std::size_t build_arp_frame(ByteSpan out, MacAddr eth_dst, std::uint16_t op, MacAddr sender_mac, Ipv4Addr sender_ip,
+                            MacAddr target_mac, Ipv4Addr target_ip);
 
 // Builds the echo reply for an ICMP echo request `request` (RFC 792),
 // addressed back to its sender. Returns the frame size or 0 if the request

@@ -12,8 +12,7 @@ constexpr std::size_t kMaxReport = 1200;
 constexpr char kMagic[4] = {'W', 'N', 'A', '1'};
 }  // namespace
 
-AgentChannel::AgentChannel(boost::asio::io_context& io, Handler handler)
-    : socket_(io), handler_(std::move(handler)) {}
+AgentChannel::AgentChannel(boost::asio::io_context& io, Handler handler) : socket_(io), handler_(std::move(handler)) {}
 
 std::error_code AgentChannel::open(std::uint16_t port) {
   boost::system::error_code ec;

@@ -3,12 +3,11 @@
 // the caller decides whether that interface belongs to an attachment.
 #pragma once
 
-#include <utility>  // before Asio: Boost 1.74 needs std::exchange declared
-#include <boost/asio.hpp>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <system_error>
+#include "asio.h"
 
 #include "agent.pb.h"
 

@@ -35,24 +35,23 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void read_header() {
     arm_timer();
-    asio::async_read(socket_, asio::buffer(header_),
-                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                       if (ec) {
-                         self->timer_.cancel();
-                         return;
-                       }
-                       std::uint32_t len = (std::uint32_t(self->header_[0]) << 24) |
-                                           (std::uint32_t(self->header_[1]) << 16) |
-                                           (std::uint32_t(self->header_[2]) << 8) | self->header_[3];
-                       if (len > kMaxMessage) {
-                         wownet::control::Response r;
-                         r.set_code(wownet::control::INVALID_ARGUMENT);
-                         r.set_message("request larger than 1 MiB");
-                         return self->respond(r, false);
-                       }
-                       self->body_.resize(len);
-                       self->read_body();
-                     });
+    asio::async_read(
+        socket_, asio::buffer(header_), [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+          if (ec) {
+            self->timer_.cancel();
+            return;
+          }
+          std::uint32_t len = (std::uint32_t(self->header_[0]) << 24) | (std::uint32_t(self->header_[1]) << 16) |
+                              (std::uint32_t(self->header_[2]) << 8) | self->header_[3];
+          if (len > kMaxMessage) {
+            wownet::control::Response r;
+            r.set_code(wownet::control::INVALID_ARGUMENT);
+            r.set_message("request larger than 1 MiB");
+            return self->respond(r, false);
+          }
+          self->body_.resize(len);
+          self->read_body();
+        });
   }
 
   void read_body() {

@@ -2,11 +2,10 @@
 // length-prefixed protobuf Request/Response pairs (proto/control.proto).
 #pragma once
 
-#include <utility>  // before Asio: Boost 1.74 needs std::exchange declared
-#include <boost/asio.hpp>
 #include <functional>
 #include <string>
 #include <system_error>
+#include "asio.h"
 
 #include "control.pb.h"
 

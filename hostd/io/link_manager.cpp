@@ -242,12 +242,9 @@ std::error_code LinkManager::create_bridge(const std::string& name) {
   nlattr* info = nullptr;
   nlattr* data = nullptr;
   // A new bridge starts with STP off, so forward delay 0 is accepted here.
-  if (nla_put_string(msg.get(), IFLA_IFNAME, name.c_str()) < 0 ||
-      !(info = nla_nest_start(msg.get(), IFLA_LINKINFO)) ||
-      nla_put_string(msg.get(), IFLA_INFO_KIND, "bridge") < 0 ||
-      !(data = nla_nest_start(msg.get(), IFLA_INFO_DATA)) ||
-      nla_put_u32(msg.get(), IFLA_BR_STP_STATE, 0) < 0 ||
-      nla_put_u32(msg.get(), IFLA_BR_FORWARD_DELAY, 0) < 0 ||
+  if (nla_put_string(msg.get(), IFLA_IFNAME, name.c_str()) < 0 || !(info = nla_nest_start(msg.get(), IFLA_LINKINFO)) ||
+      nla_put_string(msg.get(), IFLA_INFO_KIND, "bridge") < 0 || !(data = nla_nest_start(msg.get(), IFLA_INFO_DATA)) ||
+      nla_put_u32(msg.get(), IFLA_BR_STP_STATE, 0) < 0 || nla_put_u32(msg.get(), IFLA_BR_FORWARD_DELAY, 0) < 0 ||
       nla_nest_end(msg.get(), data) < 0 || nla_nest_end(msg.get(), info) < 0) {
     return errno_code(ENOMEM);
   }
@@ -302,11 +299,9 @@ std::error_code LinkManager::set_bridge_attr(int ifindex, int attr, std::uint32_
   if (!msg) return errno_code(ENOMEM);
   nlattr* info = nullptr;
   nlattr* data = nullptr;
-  if (!(info = nla_nest_start(msg.get(), IFLA_LINKINFO)) ||
-      nla_put_string(msg.get(), IFLA_INFO_KIND, "bridge") < 0 ||
-      !(data = nla_nest_start(msg.get(), IFLA_INFO_DATA)) ||
-      nla_put_u32(msg.get(), attr, value) < 0 || nla_nest_end(msg.get(), data) < 0 ||
-      nla_nest_end(msg.get(), info) < 0) {
+  if (!(info = nla_nest_start(msg.get(), IFLA_LINKINFO)) || nla_put_string(msg.get(), IFLA_INFO_KIND, "bridge") < 0 ||
+      !(data = nla_nest_start(msg.get(), IFLA_INFO_DATA)) || nla_put_u32(msg.get(), attr, value) < 0 ||
+      nla_nest_end(msg.get(), data) < 0 || nla_nest_end(msg.get(), info) < 0) {
     return errno_code(ENOMEM);
   }
   return transact(msg.get());
@@ -317,11 +312,9 @@ std::error_code LinkManager::enable_vlan_filtering(int ifindex) {
   if (!msg) return errno_code(ENOMEM);
   nlattr* info = nullptr;
   nlattr* data = nullptr;
-  if (!(info = nla_nest_start(msg.get(), IFLA_LINKINFO)) ||
-      nla_put_string(msg.get(), IFLA_INFO_KIND, "bridge") < 0 ||
-      !(data = nla_nest_start(msg.get(), IFLA_INFO_DATA)) ||
-      nla_put_u8(msg.get(), IFLA_BR_VLAN_FILTERING, 1) < 0 || nla_nest_end(msg.get(), data) < 0 ||
-      nla_nest_end(msg.get(), info) < 0) {
+  if (!(info = nla_nest_start(msg.get(), IFLA_LINKINFO)) || nla_put_string(msg.get(), IFLA_INFO_KIND, "bridge") < 0 ||
+      !(data = nla_nest_start(msg.get(), IFLA_INFO_DATA)) || nla_put_u8(msg.get(), IFLA_BR_VLAN_FILTERING, 1) < 0 ||
+      nla_nest_end(msg.get(), data) < 0 || nla_nest_end(msg.get(), info) < 0) {
     return errno_code(ENOMEM);
   }
   return transact(msg.get());
@@ -337,8 +330,7 @@ std::error_code LinkManager::remove_self_vlan(int ifindex, std::uint16_t vid) {
   nlattr* spec = nullptr;
   if (!(spec = nla_nest_start(msg.get(), IFLA_AF_SPEC)) ||
       nla_put_u16(msg.get(), IFLA_BRIDGE_FLAGS, BRIDGE_FLAGS_SELF) < 0 ||
-      nla_put(msg.get(), IFLA_BRIDGE_VLAN_INFO, sizeof(vinfo), &vinfo) < 0 ||
-      nla_nest_end(msg.get(), spec) < 0) {
+      nla_put(msg.get(), IFLA_BRIDGE_VLAN_INFO, sizeof(vinfo), &vinfo) < 0 || nla_nest_end(msg.get(), spec) < 0) {
     return errno_code(ENOMEM);
   }
   return transact(msg.get());
@@ -376,12 +368,10 @@ std::error_code LinkManager::install_ingress_drop(int ifindex) {
     tcm.tcm_info = TC_H_MAKE(static_cast<std::uint32_t>(kIngressDropPrio) << 16, htons(ETH_P_ALL));
     nlattr* opts = nullptr;
     if (nlmsg_append(msg.get(), &tcm, sizeof(tcm), NLMSG_ALIGNTO) >= 0 &&
-        nla_put_string(msg.get(), TCA_KIND, "bpf") >= 0 &&
-        (opts = nla_nest_start(msg.get(), TCA_OPTIONS)) &&
+        nla_put_string(msg.get(), TCA_KIND, "bpf") >= 0 && (opts = nla_nest_start(msg.get(), TCA_OPTIONS)) &&
         nla_put_u32(msg.get(), TCA_BPF_FD, static_cast<std::uint32_t>(prog_fd)) >= 0 &&
         nla_put_string(msg.get(), TCA_BPF_NAME, "wownet_drop") >= 0 &&
-        nla_put_u32(msg.get(), TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT) >= 0 &&
-        nla_nest_end(msg.get(), opts) >= 0) {
+        nla_put_u32(msg.get(), TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT) >= 0 && nla_nest_end(msg.get(), opts) >= 0) {
       ec = transact(msg.get());
     }
   }
@@ -389,8 +379,8 @@ std::error_code LinkManager::install_ingress_drop(int ifindex) {
   return ec;
 }
 
-std::error_code LinkManager::set_link(const std::string& name, std::optional<int> master,
-                                      std::optional<unsigned> mtu, std::optional<bool> up) {
+std::error_code LinkManager::set_link(const std::string& name, std::optional<int> master, std::optional<unsigned> mtu,
+                                      std::optional<bool> up) {
   if (!valid_ifname(name)) return errno_code(EINVAL);
   // Addressed by IFLA_IFNAME (ifi_index 0): no lookup race, ENODEV if absent.
   MsgPtr msg = new_msg(RTM_SETLINK, NLM_F_REQUEST);

@@ -100,8 +100,8 @@ class LinkManager {
   std::error_code enable_vlan_filtering(int ifindex);
   std::error_code remove_self_vlan(int ifindex, std::uint16_t vid);
   std::error_code install_ingress_drop(int ifindex);
-  std::error_code set_link(const std::string& name, std::optional<int> master,
-                           std::optional<unsigned> mtu, std::optional<bool> up);
+  std::error_code set_link(const std::string& name, std::optional<int> master, std::optional<unsigned> mtu,
+                           std::optional<bool> up);
   std::optional<LinkInfo> get(int ifindex, const char* name, std::error_code& ec);
   std::error_code transact(nl_msg* msg);
   std::error_code to_error(int nl_err) const;

@@ -18,7 +18,8 @@ std::error_code last_error() { return {errno, std::system_category()}; }
 class CollectErrors : public google::protobuf::io::ErrorCollector {
  public:
   void AddError(int line, int column, const std::string& message) override {
-    if (text.empty()) text = "line " + std::to_string(line + 1) + " column " + std::to_string(column + 1) + ": " + message;
+    if (text.empty())
+      text = "line " + std::to_string(line + 1) + " column " + std::to_string(column + 1) + ": " + message;
   }
   std::string text;
 };

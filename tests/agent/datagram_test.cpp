@@ -8,9 +8,14 @@ namespace wownet::agent {
 namespace {
 
 TEST(Datagram, PrefixesTheMagic) {
-  const auto d = encode_datagram(std::string("\x0a\x03" "abc", 5));
+  const auto d =
+      encode_datagram(std::string("\x0a\x03"
+                                  "abc",
+                                  5));
   ASSERT_TRUE(d);
-  EXPECT_EQ(*d, std::string("WNA1\x0a\x03" "abc", 9));
+  EXPECT_EQ(*d, std::string("WNA1\x0a\x03"
+                            "abc",
+                            9));
 }
 
 TEST(Datagram, EmptyReportIsJustTheMagic) { EXPECT_EQ(encode_datagram(""), "WNA1"); }

@@ -46,8 +46,8 @@ TEST(DhcpClientChoice, ExplicitChoiceMustBeInstalled) {
 }
 
 TEST(DhcpCommand, Dhclient) {
-  const auto cmd = dhcp_client_command(DhcpClientKind::kDhclient, {"/sbin/dhclient"}, "eth0", "vm1",
-                                       "/var/lib/wownet-agent");
+  const auto cmd =
+      dhcp_client_command(DhcpClientKind::kDhclient, {"/sbin/dhclient"}, "eth0", "vm1", "/var/lib/wownet-agent");
   EXPECT_EQ(cmd.argv, (Args{"/sbin/dhclient", "-4", "-v", "-cf", "/var/lib/wownet-agent/dhclient.conf", "-pf",
                             "/var/lib/wownet-agent/dhclient.eth0.pid", "-lf",
                             "/var/lib/wownet-agent/dhclient.eth0.leases", "eth0"}));
@@ -60,8 +60,8 @@ TEST(DhcpCommand, Dhclient) {
 }
 
 TEST(DhcpCommand, UdhcpcViaBusybox) {
-  const auto cmd = dhcp_client_command(DhcpClientKind::kUdhcpc, {"/bin/busybox", "udhcpc"}, "ens3", "db-2",
-                                       "/run/wna/");
+  const auto cmd =
+      dhcp_client_command(DhcpClientKind::kUdhcpc, {"/bin/busybox", "udhcpc"}, "ens3", "db-2", "/run/wna/");
   EXPECT_EQ(cmd.argv, (Args{"/bin/busybox", "udhcpc", "-i", "ens3", "-p", "/run/wna/udhcpc.ens3.pid", "-x",
                             "hostname:db-2", "-O", "mtu", "-b", "-S"}));
   EXPECT_EQ(cmd.pid_file, "/run/wna/udhcpc.ens3.pid");

@@ -124,17 +124,17 @@ expect_gone() {
 
 for client in dhclient udhcpc; do
   echo "=== $client"
-  if [ $client = dhclient ] && ! PATH=$PATH:/usr/sbin:/sbin command -v dhclient >/dev/null 2>&1; then
+  if [ "$client" = dhclient ] && ! PATH=$PATH:/usr/sbin:/sbin command -v dhclient >/dev/null 2>&1; then
     echo "skip: dhclient is not installed"
     continue
   fi
   ip -n "$vm" addr flush dev eth0
   ip -n "$vm" link set eth0 mtu 1500
-  start_agent $client
-  expect_address $client || continue
+  start_agent "$client"
+  expect_address "$client" || continue
   expiry=$(field "$report" lease_expiry_unix)
   now=$(date +%s)
-  if [ $client = dhclient ]; then
+  if [ "$client" = dhclient ]; then
     # dhclient-script sets valid_lft to the lease time (120 s).
     if [ -n "$expiry" ] && [ "$expiry" -gt "$now" ] && [ "$expiry" -le $((now + 121)) ]; then
       echo "ok: lease_expiry_unix = $expiry (now + $((expiry - now)))"
@@ -156,17 +156,17 @@ for client in dhclient udhcpc; do
     busybox dumpleases -f "$WNA_TMP/udhcpd.leases"
     WNA_FAILED=1
   fi
-  expect_daemon $client
+  expect_daemon "$client"
 
-  if [ $client = dhclient ]; then
+  if [ "$client" = dhclient ]; then
     # The client dies and the address goes: the agent starts a new one.
     old=$dpid
     kill -TERM "$old"
     sleep 0.5
     ip -n "$vm" addr flush dev eth0
     rm -f "$WNA_TMP/rep"
-    expect_address $client
-    expect_daemon $client
+    expect_address "$client"
+    expect_daemon "$client"
     if [ "$dpid" != "$old" ]; then echo "ok: restarted"; else echo "FAIL: not restarted"; WNA_FAILED=1; fi
     stop_agent
     expect_gone "$client after SIGTERM to the agent" "$dpid"
@@ -175,9 +175,9 @@ for client in dhclient udhcpc; do
     expect_gone "$client after SIGTERM to the agent" "$dpid"
     # --keep-client: the client survives the agent, and the next agent adopts it.
     ip -n "$vm" addr flush dev eth0
-    start_agent $client --keep-client
-    expect_address $client
-    expect_daemon $client
+    start_agent "$client" --keep-client
+    expect_address "$client"
+    expect_daemon "$client"
     stop_agent
     if alive "$dpid"; then
       echo "ok: --keep-client left $client (pid $dpid) running"
@@ -185,7 +185,7 @@ for client in dhclient udhcpc; do
       echo "FAIL: --keep-client did not leave $client running"
       WNA_FAILED=1
     fi
-    start_agent $client
+    start_agent "$client"
     sleep 2
     if grep -q "adopted the running $client (pid $dpid)" "$WNA_TMP/agent-$client.log"; then
       echo "ok: the next agent adopted $client (pid $dpid)"

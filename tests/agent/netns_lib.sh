@@ -2,6 +2,7 @@
 # wna<pid><suffix>; everything they hold is killed and removed on exit,
 # including /etc/netns/NAME (made for every namespace so that no DHCP client
 # script in it can touch the machine's /etc/resolv.conf).
+# shellcheck shell=sh disable=SC2034  # variables for the sourcing scripts
 
 if [ "$(id -u)" != 0 ]; then
   echo "SKIP: needs root"

@@ -25,7 +25,10 @@ ip -n "$host" link set ch0 up
 port=6570
 ip netns exec "$host" python3 -c "$WNA_RECEIVER" $port "$WNA_TMP/host" "$WNA_TMP/host.ready" 4 &
 ip netns exec "$ovl" python3 -c "$WNA_RECEIVER" $port "$WNA_TMP/ovl" "$WNA_TMP/ovl.ready" 3 &
-wait_for_file "$WNA_TMP/host.ready" 10 && wait_for_file "$WNA_TMP/ovl.ready" 10 || { echo "FAIL: receiver"; exit 1; }
+if ! wait_for_file "$WNA_TMP/host.ready" 10 || ! wait_for_file "$WNA_TMP/ovl.ready" 10; then
+  echo "FAIL: receiver"
+  exit 1
+fi
 
 # The VM's channel NIC has no IPv4 address: the broadcast must go out anyway.
 before=$(date +%s)
@@ -53,7 +56,7 @@ else
   echo "FAIL: lease_expiry_unix = '$expiry', want about $((before + 300))"
   WNA_FAILED=1
 fi
-check "datagrams on the channel" "$(ls "$WNA_TMP"/host.[0-9]* | wc -l)" 1
+check "datagrams on the channel" "$(find "$WNA_TMP" -name 'host.[0-9]*' | wc -l)" 1
 if [ -e "$WNA_TMP/ovl" ]; then
   echo "FAIL: a report left through the overlay NIC"
   WNA_FAILED=1

@@ -112,7 +112,7 @@ TEST(AgentCore, UptimeNeverNegative) {
 
 TEST(AgentCore, StartsTheClientOnlyForAPresentNicWithoutAddress) {
   AgentCore core(test_config(), MonoTime{0});
-  EXPECT_FALSE(core.should_start_dhcp_client(NicState{}, false, MonoTime{1'000}));          // NIC missing
+  EXPECT_FALSE(core.should_start_dhcp_client(NicState{}, false, MonoTime{1'000}));           // NIC missing
   EXPECT_FALSE(core.should_start_dhcp_client(configured_nic(600), false, MonoTime{2'000}));  // has an address
   NicState bare = configured_nic(600);
   bare.ipv4.reset();

@@ -66,7 +66,10 @@ TEST(ReportWire, OversizedReportIsRefused) {
 
 TEST(ReportWire, DecodeRejectsGarbage) {
   EXPECT_EQ(decode_report("WNA2"), std::nullopt);
-  EXPECT_EQ(decode_report(std::string("WNA1\x0a\x10" "abc", 7)), std::nullopt);  // truncated field
+  EXPECT_EQ(decode_report(std::string("WNA1\x0a\x10"
+                                      "abc",
+                                      7)),
+            std::nullopt);  // truncated field
 }
 
 }  // namespace

@@ -21,8 +21,8 @@
 
 #include <gtest/gtest.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -77,8 +77,7 @@ bool write_file(const std::string& path, const std::string& data) {
 
 std::string mac_string(const std::array<std::uint8_t, 6>& mac) {
   char buf[18];
-  std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
-                mac[4], mac[5]);
+  std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
   return buf;
 }
 
@@ -151,8 +150,8 @@ bool icmp_ping(const char* dst, std::chrono::milliseconds timeout) {
   if (::write(ready_w, &c, 1) != 1 || c != 'r') ::_exit(3);
   if (::read(go_r, &c, 1) != 1 || c != 'g') ::_exit(3);
   const std::string setup = "ip link set " + far + " up && ip addr add " + kPeerAddr + "/24 dev " + far +
-                            " && ip neigh replace " + kBridgeAddr + " lladdr " + bridge_mac + " dev " +
-                            far + " nud permanent";
+                            " && ip neigh replace " + kBridgeAddr + " lladdr " + bridge_mac + " dev " + far +
+                            " nud permanent";
   if (sh(setup) != 0) ::_exit(2);
   ::_exit(icmp_ping(kBridgeAddr, std::chrono::milliseconds(1500)) ? 0 : 1);
 }
@@ -175,9 +174,9 @@ bool probe_reaches_bridge(LinkManager& lm, const std::string& bridge, const std:
     ADD_FAILURE() << "bridge " << bridge << " vanished: " << ec.message();
     return false;
   }
-  EXPECT_EQ(sh(std::string("ip neigh replace ") + kPeerAddr + " lladdr " + kPeerMac + " dev " + bridge +
-               " nud permanent"),
-            0);
+  EXPECT_EQ(
+      sh(std::string("ip neigh replace ") + kPeerAddr + " lladdr " + kPeerMac + " dev " + bridge + " nud permanent"),
+      0);
 
   int ready[2], go[2];
   if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(go, O_CLOEXEC) != 0) {

@@ -178,8 +178,8 @@ class DnsTest : public ::testing::Test {
 TEST_F(DnsTest, AutoNameResolvesToLeasedAddressByteExact) {
   Bytes q = make_query("C128000005.wow", kA);
   Bytes expected{0x12, 0x34, 0x85, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,  // header: QR AA RD
-                 10,   'C',  '1',  '2',  '8',  '0',  '0',  '0',  '0',  '0',  '5',  3,    'w', 'o', 'w', 0,
-                 0x00, 0x01, 0x00, 0x01,                                                  // A IN
+                 10,   'C',  '1',  '2',  '8',  '0',  '0',  '0',  '0',  '0',  '5',  3,
+                 'w',  'o',  'w',  0,    0x00, 0x01, 0x00, 0x01,                          // A IN
                  0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c, 0x00, 0x04,  // answer
                  10,   128,  0,    5};
   EXPECT_EQ(answer(q), expected);
@@ -274,8 +274,8 @@ TEST_F(DnsTest, OtherTypesOfExistingNamesAreNoData) {
 }
 
 TEST_F(DnsTest, RefusesNamesOutsideItsAuthority) {
-  for (const char* name : {"example.com", "wow.example.com", "xwow", "1.0.0.127.in-addr.arpa",
-                           "5.0.128.in-addr.arpa", "005.0.128.10.in-addr.arpa", "in-addr.arpa", ""}) {
+  for (const char* name : {"example.com", "wow.example.com", "xwow", "1.0.0.127.in-addr.arpa", "5.0.128.in-addr.arpa",
+                           "005.0.128.10.in-addr.arpa", "in-addr.arpa", ""}) {
     SCOPED_TRACE(name);
     Bytes q = make_query(name, kA);
     Decoded d = decode(answer(q));
@@ -298,8 +298,8 @@ TEST_F(DnsTest, PtrToHostNameByteExact) {
   Bytes expected{0x12, 0x34, 0x85, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00};
   Bytes qs = question_of(q);
   expected.insert(expected.end(), qs.begin(), qs.end());
-  Bytes rr{0xc0, 0x0c, 0x00, 0x0c, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c, 0x00, 0x09,
-           3,    'w',  'e',  'b',  3,    'w',  'o',  'w',  0};
+  Bytes rr{0xc0, 0x0c, 0x00, 0x0c, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c, 0x00,
+           0x09, 3,    'w',  'e',  'b',  3,    'w',  'o',  'w',  0};
   expected.insert(expected.end(), rr.begin(), rr.end());
   EXPECT_EQ(answer(q), expected);
 }
@@ -373,9 +373,9 @@ TEST_F(DnsTest, DigStyleQueryByteExact) {
   q.insert(q.end(), o.begin(), o.end());
 
   Bytes expected{0xab, 0xcd, 0x85, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01,  // AD not echoed
-                 3,    'w',  'e',  'b',  3,    'w',  'o',  'w',  0,    0x00, 0x01, 0x00, 0x01,
-                 0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c, 0x00, 0x04, 10, 128, 0, 7,
-                 0x00, 0x00, 0x29, 0x04, 0xd0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+                 3,    'w',  'e',  'b',  3,    'w',  'o',  'w',  0,    0x00, 0x01, 0x00, 0x01, 0xc0,
+                 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c, 0x00, 0x04, 10,   128,  0,
+                 7,    0x00, 0x00, 0x29, 0x04, 0xd0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
   EXPECT_EQ(answer(q), expected);
 }
 
@@ -471,11 +471,11 @@ TEST_F(DnsTest, FormErrForBadLabels) {
 
 TEST_F(DnsTest, CompressionPointerLoopsAreFormErr) {
   Bytes base{0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
-  for (Bytes name : {Bytes{0xc0, 0x0c},                  // points at itself
-                     Bytes{0x01, 'a', 0xc0, 0x0c},       // label, then back to its start
-                     Bytes{0xc0, 0x0e, 0xc0, 0x0c},      // forward pointer
-                     Bytes{0xc0},                        // truncated pointer
-                     Bytes{0x3f, 0xc0, 0x0c}}) {         // label running into the pointer
+  for (Bytes name : {Bytes{0xc0, 0x0c},              // points at itself
+                     Bytes{0x01, 'a', 0xc0, 0x0c},   // label, then back to its start
+                     Bytes{0xc0, 0x0e, 0xc0, 0x0c},  // forward pointer
+                     Bytes{0xc0},                    // truncated pointer
+                     Bytes{0x3f, 0xc0, 0x0c}}) {     // label running into the pointer
     Bytes q = base;
     q.insert(q.end(), name.begin(), name.end());
     append16(q, kA);
@@ -488,8 +488,8 @@ TEST_F(DnsTest, CompressionPointerLoopsAreFormErr) {
 
 TEST_F(DnsTest, CompressedQuestionIsDecodedAndEchoedUncompressed) {
   // "wow" followed by a pointer to header byte 6 (ANCOUNT's high byte, 0): the root label.
-  Bytes q{0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-          0x03, 'W',  'o',  'w',  0xc0, 0x06, 0x00, 0x01, 0x00, 0x01};
+  Bytes q{0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+          0x00, 0x03, 'W',  'o',  'w',  0xc0, 0x06, 0x00, 0x01, 0x00, 0x01};
   Bytes r = answer(q);
   Decoded d = decode(r);
   EXPECT_EQ(d.rcode, 0u);
@@ -547,8 +547,8 @@ TEST_F(DnsTest, TruncatesToTheOutputBuffer) {
 
 TEST_F(DnsTest, PtrTargetTooLongFallsBackToAutoNameThenServFail) {
   // 242 characters: "<40-char host>.<domain>" exceeds 255 bytes, "C128000005.<domain>" is exactly 255.
-  zone_.domain = std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." +
-                 std::string(50, 'd');
+  zone_.domain =
+      std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." + std::string(50, 'd');
   dir_.hosts = {{std::string(40, 'h'), ip("10.128.0.5")}};
   Bytes q = make_query("5.0.128.10.in-addr.arpa", kPtr);
   Decoded d = decode(answer(q));
@@ -609,8 +609,8 @@ TEST_F(DnsTest, FuzzNeverOverrunsOrCrashes) {
   std::mt19937 rng(12345);
   std::vector<Bytes> seeds = {make_query("C128000005.wow", kA), make_query("web.wow", kAny, true),
                               make_query("7.0.128.10.in-addr.arpa", kPtr, true), make_query("example.com", kAaaa)};
-  Bytes compressed{0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-                   0x03, 'w',  'e',  'b',  0xc0, 0x06, 0x00, 0x01, 0x00, 0x01};
+  Bytes compressed{0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+                   0x00, 0x03, 'w',  'e',  'b',  0xc0, 0x06, 0x00, 0x01, 0x00, 0x01};
   seeds.push_back(compressed);
   std::array<std::uint8_t, 1500> out{};
   for (int iter = 0; iter < 20000; ++iter) {

@@ -98,9 +98,9 @@ TEST_F(HostEngineTest, DiscoverGetsOfferWithEveryOption) {
             cat({Bytes(6, 0xff), Bytes{0x02, 0x77, 0x6e, 0x00, 0x00, 0x01}, Bytes{0x08, 0x00}}));
   // IPv4 10.128.0.1 -> 255.255.255.255, UDP 67 -> 68.
   EXPECT_EQ(Bytes(f.begin() + 26, f.begin() + 38), (Bytes{10, 128, 0, 1, 255, 255, 255, 255, 0, 67, 0, 68}));
-  EXPECT_EQ(f[42], 2);                                                         // BOOTREPLY
+  EXPECT_EQ(f[42], 2);                                                                // BOOTREPLY
   EXPECT_EQ(Bytes(f.begin() + 46, f.begin() + 50), (Bytes{0xab, 0xcd, 0x00, 0x01}));  // xid
-  EXPECT_EQ(Bytes(f.begin() + 58, f.begin() + 62), (Bytes{10, 128, 0, 2}));    // yiaddr
+  EXPECT_EQ(Bytes(f.begin() + 58, f.begin() + 62), (Bytes{10, 128, 0, 2}));           // yiaddr
   EXPECT_EQ(Bytes(f.begin() + 70, f.begin() + 76), Bytes(kMac1.bytes.begin(), kMac1.bytes.end()));
   auto o = reply_options(f);
   EXPECT_EQ(o[53], Bytes{2});
@@ -139,8 +139,9 @@ TEST_F(HostEngineTest, FullExchangeBindsDistinctAddresses) {
 
 TEST_F(HostEngineTest, HostNameOptionIsKeptSanitised) {
   send(1, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true));
-  auto ack = send(1, dhcp_frame(kMac1, 3, kAny, kAll, kAny, true,
-                                cat({opt_addr(50, ip(10, 128, 0, 2)), opt_addr(54, kGw), opt_str(12, "Web_01.example")})));
+  auto ack =
+      send(1, dhcp_frame(kMac1, 3, kAny, kAll, kAny, true,
+                         cat({opt_addr(50, ip(10, 128, 0, 2)), opt_addr(54, kGw), opt_str(12, "Web_01.example")})));
   ASSERT_EQ(ack.kind, FrameAction::Kind::WriteToTap);
   EXPECT_EQ(engine_.leases().find(ip(10, 128, 0, 2))->host_name, "web01");
   EXPECT_EQ(reply_options(out(ack))[12], (Bytes{'w', 'e', 'b', '0', '1'}));
@@ -226,8 +227,7 @@ TEST_F(HostEngineTest, InformGetsConfigurationWithoutLease) {
 }
 
 TEST_F(HostEngineTest, ClientHardwareAddressMustBeTheSender) {
-  Bytes frame = ethernet(kBcast, kMac1, 0x0800,
-                         ipv4(kAny, kAll, 17, udp(68, 67, dhcp(1, 1, kMac2, kAny, true))));
+  Bytes frame = ethernet(kBcast, kMac1, 0x0800, ipv4(kAny, kAll, 17, udp(68, 67, dhcp(1, 1, kMac2, kAny, true))));
   EXPECT_EQ(send(1, frame).kind, FrameAction::Kind::None);
   EXPECT_EQ(engine_.dhcp_counters().ignored, 1u);
 }
@@ -266,11 +266,9 @@ TEST_F(HostEngineTest, ArpForLeasedAddressGetsGatewayMacAndUnleasedGetsSilence) 
 TEST_F(HostEngineTest, DuplicateAddressProbesAndAnnouncementsGetNoAnswer) {
   Ipv4Addr a2 = lease(2, kMac2);
   // RFC 5227 probe: sender 0.0.0.0, for an address that is leased.
-  EXPECT_EQ(send(1, ethernet(kBcast, kMac1, 0x0806, arp(1, kMac1, kAny, MacAddr{}, a2))).kind,
-            FrameAction::Kind::None);
+  EXPECT_EQ(send(1, ethernet(kBcast, kMac1, 0x0806, arp(1, kMac1, kAny, MacAddr{}, a2))).kind, FrameAction::Kind::None);
   // Announcement: sender == target.
-  EXPECT_EQ(send(2, ethernet(kBcast, kMac2, 0x0806, arp(1, kMac2, a2, MacAddr{}, a2))).kind,
-            FrameAction::Kind::None);
+  EXPECT_EQ(send(2, ethernet(kBcast, kMac2, 0x0806, arp(1, kMac2, a2, MacAddr{}, a2))).kind, FrameAction::Kind::None);
 }
 
 TEST_F(HostEngineTest, EchoToGatewayIsAnswered) {
@@ -281,7 +279,7 @@ TEST_F(HostEngineTest, EchoToGatewayIsAnswered) {
   Bytes f = out(a);
   ASSERT_EQ(f.size(), 14u + 20 + 12);
   EXPECT_EQ(Bytes(f.begin() + 26, f.begin() + 34), cat({Bytes{10, 128, 0, 1}, addr_bytes(a1)}));
-  EXPECT_EQ(f[34], 0);  // echo reply
+  EXPECT_EQ(f[34], 0);                     // echo reply
   EXPECT_EQ(sum16(f.data() + 34, 12), 0);  // valid ICMP checksum
   EXPECT_EQ(sum16(f.data() + 14, 20), 0);  // valid IP header checksum
   EXPECT_EQ(Bytes(f.begin() + 38, f.end()), (Bytes{0x42, 0x42, 0, 7, 'p', 'i', 'n', 'g'}));
@@ -349,8 +347,7 @@ TEST_F(HostEngineTest, StaticallyConfiguredVmIsLearnedOnce) {
   EXPECT_EQ(l->origin, LeaseOrigin::Learned);
   EXPECT_EQ(engine_.counters().learned, 1u);
   // The address is now taken: another VM claiming it is refused.
-  EXPECT_EQ(send(2, ethernet(kBcast, kMac2, 0x0806, arp(1, kMac2, st, MacAddr{}, kGw))).reason,
-            DropReason::SpoofedIp);
+  EXPECT_EQ(send(2, ethernet(kBcast, kMac2, 0x0806, arp(1, kMac2, st, MacAddr{}, kGw))).reason, DropReason::SpoofedIp);
   // And DHCP will not hand it out.
   EXPECT_NE(lease(2, kMac2), st);
 }
@@ -366,8 +363,7 @@ TEST_F(HostEngineTest, LearningCanBeTurnedOff) {
 }
 
 TEST_F(HostEngineTest, GatewayAndNetworkAddressesAreNeverLearned) {
-  EXPECT_EQ(send(1, ethernet(kBcast, kMac1, 0x0806, arp(1, kMac1, kGw, MacAddr{}, kGw))).reason,
-            DropReason::SpoofedIp);
+  EXPECT_EQ(send(1, ethernet(kBcast, kMac1, 0x0806, arp(1, kMac1, kGw, MacAddr{}, kGw))).reason, DropReason::SpoofedIp);
   EXPECT_EQ(send(1, ethernet(kBcast, kMac1, 0x0806, arp(1, kMac1, ip(10, 128, 0, 0), MacAddr{}, kGw))).reason,
             DropReason::SpoofedIp);
 }
@@ -386,8 +382,8 @@ TEST_F(HostEngineTest, RestoredAttachmentGetsItsBindingBack) {
 
 TEST_F(HostEngineTest, DnsQueryToGatewayGetsUdpAnswerFromPort53) {
   Ipv4Addr a1 = lease(1, kMac1);
-  Bytes q = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 10, 'C', '1', '2', '8', '0', '0', '0', '0', '0', '2',
-             3,    'w',  'o',  'w',  0, 0, 1, 0, 1};
+  Bytes q = {0x12, 0x34, 0x01, 0x00, 0,   1,   0,   0, 0,   0,   0,   0, 10, 'C', '1', '2',
+             '8',  '0',  '0',  '0',  '0', '0', '2', 3, 'w', 'o', 'w', 0, 0,  1,   0,   1};
   auto a = send(1, ethernet(kGwMac, kMac1, 0x0800, ipv4(a1, kGw, 17, udp(40000, 53, q))));
   ASSERT_EQ(a.kind, FrameAction::Kind::WriteToTap);
   Bytes f = out(a);
@@ -474,8 +470,8 @@ TEST(HostMacsTest, HostDeviceFramesNeverBecomeTheVm) {
   e.add_attachment(1, "vm1", std::nullopt, T0);
   e.set_host_macs(1, {kMac2});
   // The bridge's IGMP join, sent before the VM says anything.
-  Bytes igmp = ethernet(MacAddr{{1, 0, 0x5e, 0, 0, 0x16}}, kMac2, 0x0800,
-                        ipv4(kAny, ip(224, 0, 0, 22), 2, Bytes(16, 0)));
+  Bytes igmp =
+      ethernet(MacAddr{{1, 0, 0x5e, 0, 0, 0x16}}, kMac2, 0x0800, ipv4(kAny, ip(224, 0, 0, 22), 2, Bytes(16, 0)));
   EXPECT_EQ(e.on_tap_frame(T0, 1, ByteSpan(igmp.data(), igmp.size())).reason, DropReason::HostOriginated);
   EXPECT_FALSE(e.attachment(1)->mac.has_value());
   Bytes arp_req = ethernet(kBcast, kMac1, 0x0806, arp(1, kMac1, kAny, MacAddr{}, kGw));
