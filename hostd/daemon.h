@@ -78,10 +78,11 @@ class Daemon {
   io::AgentChannel agent_channel_;
   boost::asio::steady_timer timer_;
   std::map<AttachmentId, std::unique_ptr<Attachment>> attachments_;
-  std::vector<int> tap_fd_;  // by attachment id, -1 if none
+  std::vector<int> tap_fd_;     // by attachment id, -1 if none
+  std::vector<bool> tap_vnet_;  // by attachment id: frames carry a virtio-net header
   std::uint64_t saved_version_ = ~std::uint64_t{0};
   std::uint64_t attachments_version_ = 0;
-  std::uint64_t agent_reports_ = 0, agent_reports_ignored_ = 0, tap_write_errors_ = 0;
+  std::uint64_t agent_reports_ = 0, agent_reports_ignored_ = 0, tap_write_errors_ = 0, offload_mismatch_ = 0;
   UnixTime started_ = 0;
   UnixTime last_repair_ = 0;
   bool stopped_ = false;

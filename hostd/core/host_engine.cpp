@@ -103,7 +103,7 @@ void HostEngine::on_frame_sent(AttachmentId to, std::size_t bytes) {
   it->second.counters.tx_bytes += bytes;
 }
 
-FrameAction HostEngine::on_tap_frame(UnixTime now, AttachmentId from, ByteSpan frame) {
+FrameAction HostEngine::on_tap_frame(UnixTime now, AttachmentId from, ByteSpan frame, bool checksum_partial) {
   auto it = attachments_.find(from);
   if (it == attachments_.end()) return drop(nullptr, DropReason::UnknownAttachment);
   AttachmentState& att = it->second;
@@ -134,7 +134,7 @@ FrameAction HostEngine::on_tap_frame(UnixTime now, AttachmentId from, ByteSpan f
     if (eth->ethertype == kEtherTypeIpv4) return drop(&att, DropReason::OutsideOverlay);
   }
   if (eth->ethertype == kEtherTypeArp) return handle_arp(now, att, *eth);
-  return handle_ipv4(now, att, *eth, frame);
+  return handle_ipv4(now, att, *eth, frame, checksum_partial);
 }
 
 bool HostEngine::accept_source_ip(UnixTime now, AttachmentState& att, Ipv4Addr src) {
@@ -191,12 +191,13 @@ FrameAction HostEngine::handle_dhcp(UnixTime now, AttachmentState& att, const Dh
   return FrameAction::write(att.id, ConstByteSpan(reply_.data(), out.reply_size));
 }
 
-FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const EthernetView& eth, ByteSpan frame) {
+FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const EthernetView& eth, ByteSpan frame,
+                                    bool checksum_partial) {
   auto ip = parse_ipv4(eth.payload);
   if (!ip) return drop(&att, DropReason::Malformed);
 
   if (ip->protocol == kIpProtoUdp && !ip->is_fragment) {
-    auto udp = parse_udp(*ip);
+    auto udp = parse_udp(*ip, !checksum_partial);
     if (!udp) return drop(&att, DropReason::Malformed);
     if (udp->src_port == kDhcpServerPort) return drop(&att, DropReason::DhcpServerMessage);
     if (udp->dst_port == kDhcpServerPort && (ip->dst == config_.gateway || ip->dst == Ipv4Addr{0xffffffff})) {
@@ -221,7 +222,7 @@ FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const Et
       return FrameAction::write(att.id, ConstByteSpan(reply_.data(), n));
     }
     if (ip->protocol == kIpProtoUdp && !ip->is_fragment) {
-      auto udp = parse_udp(*ip);
+      auto udp = parse_udp(*ip, !checksum_partial);
       if (udp && udp->dst_port == kDnsPort) {
         leases_.set_now(now);
         ByteSpan out(reply_.data() + kUdpPayloadOffset, reply_.size() - kUdpPayloadOffset);

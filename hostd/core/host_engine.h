@@ -95,7 +95,9 @@ class HostEngine {
   const std::unordered_map<AttachmentId, AttachmentState>& attachments() const { return attachments_; }
 
   // Handles one frame a VM sent on attachment `from`. May rewrite `frame`.
-  FrameAction on_tap_frame(UnixTime now, AttachmentId from, ByteSpan frame);
+  // `checksum_partial`: the frame's L4 checksum was left to offload and is
+  // not yet valid, so it must not be verified.
+  FrameAction on_tap_frame(UnixTime now, AttachmentId from, ByteSpan frame, bool checksum_partial = false);
   // Counts a frame that the io layer delivered to attachment `to`.
   void on_frame_sent(AttachmentId to, std::size_t bytes);
   // Applies a host name the VM's agent reported.
@@ -116,7 +118,8 @@ class HostEngine {
 
  private:
   FrameAction handle_arp(UnixTime now, AttachmentState& att, const EthernetView& eth);
-  FrameAction handle_ipv4(UnixTime now, AttachmentState& att, const EthernetView& eth, ByteSpan frame);
+  FrameAction handle_ipv4(UnixTime now, AttachmentState& att, const EthernetView& eth, ByteSpan frame,
+                          bool checksum_partial);
   FrameAction handle_dhcp(UnixTime now, AttachmentState& att, const DhcpMessage& msg);
   // Checks (and, where allowed, learns) `src` as the VM's address.
   bool accept_source_ip(UnixTime now, AttachmentState& att, Ipv4Addr src);

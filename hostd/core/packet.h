@@ -69,8 +69,9 @@ struct UdpView {
   ConstByteSpan payload;
 };
 // Parses a UDP header; nullopt if the length field disagrees with the span.
-// The checksum is verified when non-zero.
-std::optional<UdpView> parse_udp(const Ipv4View& ip);
+// The checksum is verified when non-zero, unless `verify_checksum` is false
+// (the sender's NIC offload left it partial: virtio-net NEEDS_CSUM).
+std::optional<UdpView> parse_udp(const Ipv4View& ip, bool verify_checksum = true);
 
 // Writes an Ethernet header at out[0..14).
 void write_ethernet_header(ByteSpan out, MacAddr dst, MacAddr src, std::uint16_t ethertype);

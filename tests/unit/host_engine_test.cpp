@@ -480,3 +480,21 @@ TEST(HostMacsTest, HostDeviceFramesNeverBecomeTheVm) {
 }
 }  // namespace
 }  // namespace wownet
+
+namespace wownet {
+namespace {
+TEST_F(HostEngineTest, PartialUdpChecksumFromOffloadIsOnlyAcceptedWhenFlagged) {
+  Ipv4Addr a1 = lease(1, kMac1);
+  Bytes q = {0x12, 0x34, 0x01, 0x00, 0,   1, 0,   0,   0,   0, 0, 0, 7, 'g', 'a',
+             't',  'e',  'w',  'a',  'y', 3, 'w', 'o', 'w', 0, 0, 1, 0, 1};
+  Bytes frame = ethernet(kGwMac, kMac1, 0x0800, ipv4(a1, kGw, 17, udp(40000, 53, q)));
+  // What a NIC with checksum offload leaves behind: only the pseudo-header sum.
+  frame[14 + 20 + 6] = 0x12;
+  frame[14 + 20 + 7] = 0x34;
+  EXPECT_EQ(send(1, frame).reason, DropReason::Malformed);
+  buffer_ = frame;
+  auto a = engine_.on_tap_frame(T0, 1, ByteSpan(buffer_.data(), buffer_.size()), /*checksum_partial=*/true);
+  EXPECT_EQ(a.kind, FrameAction::Kind::WriteToTap);
+}
+}  // namespace
+}  // namespace wownet
