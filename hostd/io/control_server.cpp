@@ -125,7 +125,7 @@ std::error_code ControlServer::open(const std::string& path) {
   ::umask(old);
   if (ec) return ec;
   ::chmod(path.c_str(), 0600);
-  acceptor_.listen(16, ec);
+  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return ec;
   path_ = path;
   accept();

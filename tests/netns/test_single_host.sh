@@ -24,6 +24,9 @@ for i in 1 2 3; do
   ip -n "$H" addr add "169.254.$i.1/30" dev "ch$i"
   ip -n "${VM[$i]}" addr add "169.254.$i.2/30" dev eth1
 done
+# VM 4 is configured statically (no DHCP, no agent).
+wn_ns VM4 vm4
+wn_veth "$H" vif4 "$VM4" eth0
 # The host's own uplink, which VMs must never reach.
 wn_veth "$H" uplink "$U" eth0
 ip -n "$H" addr add 192.0.2.1/24 dev uplink
@@ -40,6 +43,37 @@ start_hostd() {
 }
 start_hostd
 
+# --- control socket hygiene ----------------------------------------------------
+wn_eq "control socket is root-only" "$(stat -c %a "$SOCK")" 600
+ip netns exec "$H" python3 -c '
+import os, socket, struct, time
+path = os.environ.get("SOCK") or "'"$SOCK"'"
+def send(data, read=True):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(3)
+    for _ in range(50):
+        try:
+            s.connect(path)
+            break
+        except BlockingIOError:  # backlog full: hostd is catching up
+            time.sleep(0.05)
+    s.sendall(data)
+    try:
+        return s.recv(4096) if read else b""
+    except socket.timeout:
+        return b""
+    finally:
+        s.close()
+send(struct.pack(">I", 0x7fffffff))               # absurd length
+send(struct.pack(">I", 8) + os.urandom(8))        # garbage protobuf
+send(b"\x00\x00", read=False)                     # truncated header, then hang up
+for _ in range(50):                               # connection churn
+    send(b"", read=False)
+'
+wn_check "hostd survives garbage on its control socket" "${CTL[@]}" status
+# A stray device of ours with no attachment, as left by an earlier life.
+ip -n "$H" link add wnb99 type bridge
+
 # --- attachment errors -------------------------------------------------------
 wn_check_not "attach of a missing interface fails" "${CTL[@]}" attach nosuchif
 msg=$("${CTL[@]}" attach nosuchif 2>&1 || true)
@@ -49,6 +83,7 @@ wn_check_not "attach of loopback fails (not Ethernet)" "${CTL[@]}" attach lo
 for i in 1 2 3; do
   wn_check "attach vm$i" "${CTL[@]}" attach "vif$i" --vm "vm$i" --agent-if "ch$i"
 done
+wn_check "attach vm4 (static, no agent)" "${CTL[@]}" attach vif4 --vm vm4
 wn_check_not "attaching vif1 twice fails" "${CTL[@]}" attach vif1 --vm again
 wn_check_not "attaching a bridge of ours fails" "${CTL[@]}" attach wnb1
 
@@ -79,9 +114,9 @@ done
 # --- agent reports -------------------------------------------------------------
 wn_check "agent reports reach hostd with host names" wn_wait_for 15 "agent host names" bash -c \
   "${CTL[*]} list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); \
-   names=sorted(a.get(\"agent\",{}).get(\"host_name\",\"\") for a in d[\"attachments\"]); \
+   names=sorted(a[\"agent\"][\"host_name\"] for a in d[\"attachments\"] if \"agent\" in a); \
    sys.exit(0 if names==[\"alpha\",\"bravo\",\"charlie\"] else 1)'"
-age=$("${CTL[@]}" list --json | wn_json 'max(int(a["agent"]["age_seconds"]) for a in d["attachments"])')
+age=$("${CTL[@]}" list --json | wn_json 'max(int(a["agent"]["age_seconds"]) for a in d["attachments"] if "agent" in a)')
 wn_check "last agent reports are fresh (max age ${age}s)" [ "$age" -le 5 ]
 
 # --- DNS -----------------------------------------------------------------------
@@ -113,6 +148,16 @@ else
   wn_fail "iperf3 vm1 -> vm2"
 fi
 wn_stop "$IPERF_SERVER"
+
+# --- a statically configured VM is learned from its traffic ------------------
+ip -n "$VM4" addr add 10.128.0.77/9 dev eth0
+ip -n "$VM4" route add default via 10.128.0.1
+wn_check "static vm4 reaches vm1" wn_wait_for 10 "vm4 -> vm1" ip netns exec "$VM4" ping -c 1 -W 1 "${IP[1]}"
+origin=$("${CTL[@]}" leases --json | wn_json '[l["origin"] for l in d["leases"] if l["address"]=="10.128.0.77"]')
+wn_eq "vm4's address is registered as a learned lease" "$origin" "['learned']"
+wn_eq "vm4's automatic name resolves" "$(dig1 C128000077.wow)" "10.128.0.77"
+offer=$(ip netns exec "${VM[2]}" busybox udhcpc -i eth0 -n -q -s /bin/true -r 10.128.0.77 -t 3 2>&1 | grep -o 'lease of [0-9.]*' || true)
+wn_check "DHCP does not hand vm4's address to another VM ($offer)" [ "$offer" != "lease of 10.128.0.77" ]
 
 # --- policing ------------------------------------------------------------------
 dropped() { "${CTL[@]}" list --json | wn_json "[a for a in d['attachments'] if a['vm']=='$1'][0]['counters']['drops'].get('$2', 0)"; }
@@ -191,15 +236,16 @@ wn_check "TAPs vanish with the killed hostd" bash -c "! ip -n $H link show wnt1 
 start_hostd
 wn_check "attachments come back after kill -9" wn_wait_for 10 "3 attachments up" bash -c \
   "${CTL[*]} list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); \
-   sys.exit(0 if [a[\"state\"] for a in d[\"attachments\"]]==[\"up\"]*3 else 1)'"
+   sys.exit(0 if [a[\"state\"] for a in d[\"attachments\"]]==[\"up\"]*4 else 1)'"
 for i in 1 2 3; do
   wn_eq "vm$i keeps its address across the restart" "$(addr_of "$i")" "${IP[$i]}"
 done
+wn_check_not "a stray bridge of ours without attachment is removed at start" ip -n "$H" link show wnb99
 wn_check "traffic resumes: vm1 pings vm2" wn_wait_for 10 "ping after restart" \
   ip netns exec "${VM[1]}" ping -c 1 -W 1 "${IP[2]}"
 wn_check "DNS still answers after restart" test "$(dig1 bravo.wow)" = "${IP[2]}"
 leased=$("${CTL[@]}" leases --json | wn_json 'sorted(l["address"] for l in d["leases"] if l["state"]=="bound")')
-wn_eq "lease table survived" "$leased" "$(python3 -c "print(sorted(['${IP[1]}','${IP[2]}','${IP[3]}']))")"
+wn_eq "lease table survived" "$leased" "$(python3 -c "print(sorted(['${IP[1]}','${IP[2]}','${IP[3]}','10.128.0.77']))")"
 # A VM reboot: dhclient starts over (INIT-REBOOT / DISCOVER) and gets the same address.
 wn_stop "${AGENT[1]}"
 ip -n "${VM[1]}" addr flush dev eth0
@@ -216,6 +262,6 @@ wn_check_not "no bridge of vm3 is left" ip -n "$H" link show wnb3
 wn_check_not "no TAP of vm3 is left" ip -n "$H" link show wnt3
 wn_check "vif3 is free again" bash -c "! ip -n $H -o link show vif3 | grep -q master"
 wn_check_not "detach of an unknown VM fails" "${CTL[@]}" detach vm3
-wn_eq "two attachments remain" "$("${CTL[@]}" list --json | wn_json 'len(d["attachments"])')" 2
+wn_eq "three attachments remain" "$("${CTL[@]}" list --json | wn_json 'len(d["attachments"])')" 3
 
 wn_finish
