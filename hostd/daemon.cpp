@@ -17,7 +17,9 @@ namespace {
 namespace asio = boost::asio;
 constexpr std::size_t kFramesPerWakeup = 64;
 constexpr std::size_t kFrameBufferSize = 65536 + 64;  // a 64 KiB GSO frame and its header
-constexpr UnixTime kRepairInterval = 5;
+constexpr UnixTime kRepairInterval = 1;
+constexpr std::uint32_t kSyncSavesPerSecond = 20;
+constexpr std::uint32_t kAgentReportsPerSecond = 5;
 
 UnixTime wall_now() { return UnixTime(std::time(nullptr)); }
 
@@ -207,6 +209,7 @@ std::string Daemon::bring_up(Attachment& a, bool adopt) {
     tap_vnet_[a.id] = vnet;
     read_tap(a);
   }
+  a.vif_ifindex = vif->ifindex;
   // Whatever the host's own devices send must never pass for the VM.
   std::vector<MacAddr> host_macs;
   for (const std::string* name : {&a.tap, &a.vif, &a.bridge}) {
@@ -366,8 +369,8 @@ void Daemon::drain_tap(Attachment& a) {
     ByteSpan frame(buf + hdr, std::size_t(n) - hdr);
     FrameAction act = engine_.on_tap_frame(now, a.id, frame, partial);
     if (act.kind != FrameAction::Kind::WriteToTap) continue;
-    // A lease must be on disk before the VM hears of it (RFC 2131 §4.3.2 spirit).
-    if (engine_.state_version() + attachments_version_ != saved_version_) save_state();
+    // A new binding must be on disk before the VM hears of it.
+    if (!persist_before_reply()) continue;
     int out = act.to < tap_fd_.size() ? tap_fd_[act.to] : -1;
     if (out < 0) {
       ++tap_write_errors_;
@@ -381,6 +384,9 @@ void Daemon::drain_tap(Attachment& a) {
         w = ::write(out, buf, std::size_t(n));
       } else if (!out_vnet && !partial && !gso) {
         w = ::write(out, frame.data(), frame.size());
+      } else if (out_vnet) {
+        iovec iov[2] = {{const_cast<std::uint8_t*>(zero_header), sizeof zero_header}, {frame.data(), frame.size()}};
+        w = ::writev(out, iov, 2);
       } else {
         ++offload_mismatch_;  // cannot hand an offloaded frame to a plain TAP
         continue;
@@ -412,8 +418,16 @@ void Daemon::on_agent_report(int ifindex, const agent::Report& r) {
     spdlog::debug("ignoring agent report that arrived on ifindex {}", ifindex);
     return;
   }
-  ++agent_reports_;
   UnixTime now = wall_now();
+  if (a->report_window != now) {
+    a->report_window = now;
+    a->reports_in_window = 0;
+  }
+  if (++a->reports_in_window > kAgentReportsPerSecond) {
+    ++agent_reports_limited_;
+    return;
+  }
+  ++agent_reports_;
   control::AgentStatus s;
   s.set_agent_version(r.agent_version().substr(0, 32));
   s.set_host_name(sanitize_host_name(r.host_name()));
@@ -425,7 +439,6 @@ void Daemon::on_agent_report(int ifindex, const agent::Report& r) {
   s.set_reports(++a->agent_reports);
   a->agent = s;
   if (!s.host_name().empty()) engine_.on_agent_host_name(now, a->id, s.host_name());
-  maybe_save_state();
 }
 
 // --- housekeeping ----------------------------------------------------------
@@ -441,8 +454,18 @@ void Daemon::tick() {
         std::string why = bring_up(*a, true);
         if (why.empty()) spdlog::info("attachment {} (vm {}) is up", a->id, a->vm);
         a->state = why.empty() ? "up" : why;
-      } else if (!links_->find(a->vif, ec)) {
-        a->state = "VIF " + a->vif + " is missing";
+      } else {
+        // Gone, or replaced by a new device of the same name (VM restarted):
+        // the new one is not on our bridge yet.
+        auto vif = links_->find(a->vif, ec);
+        auto bridge = links_->find(a->bridge, ec);
+        if (!vif) {
+          a->state = "VIF " + a->vif + " is missing";
+        } else if (vif->ifindex != a->vif_ifindex || !bridge || vif->master_ifindex != bridge->ifindex) {
+          spdlog::info("attachment {} (vm {}): VIF {} changed, attaching it again", a->id, a->vm, a->vif);
+          std::string why = bring_up(*a, true);
+          a->state = why.empty() ? "up" : why;
+        }
       }
       if (!a->agent_ifname.empty()) {
         auto agent_if = links_->find(a->agent_ifname, ec);
@@ -458,10 +481,28 @@ void Daemon::tick() {
 }
 
 void Daemon::maybe_save_state() {
-  if (engine_.state_version() + attachments_version_ != saved_version_) save_state();
+  if (engine_.state_version() + attachments_version_ != saved_version_ ||
+      engine_.expiry_version() != saved_expiry_version_)
+    save_state();
 }
 
-void Daemon::save_state() {
+bool Daemon::persist_before_reply() {
+  if (engine_.state_version() + attachments_version_ == saved_version_) return true;
+  UnixTime now = wall_now();
+  if (save_window_ != now) {
+    save_window_ = now;
+    saves_in_window_ = 0;
+  }
+  // A VM churning its lease cannot make hostd fsync without end: past the
+  // budget the reply waits for the client's retransmission.
+  if (++saves_in_window_ > kSyncSavesPerSecond || !save_state()) {
+    ++replies_deferred_;
+    return false;
+  }
+  return true;
+}
+
+bool Daemon::save_state() {
   state::State st;
   st.set_format(1);
   for (const auto& [id, a] : attachments_) {
@@ -484,9 +525,11 @@ void Daemon::save_state() {
   }
   if (auto ec = store_.save(st)) {
     spdlog::error("cannot save state to {}: {}", store_.path(), ec.message());
-    return;
+    return false;
   }
   saved_version_ = engine_.state_version() + attachments_version_;
+  saved_expiry_version_ = engine_.expiry_version();
+  return true;
 }
 
 // --- control requests ------------------------------------------------------
@@ -581,6 +624,8 @@ void Daemon::status(control::Response& resp) {
   eng["learned"] = ec.learned;
   eng["tap_write_errors"] = tap_write_errors_;
   eng["offload_mismatch"] = offload_mismatch_;
+  eng["replies_deferred"] = replies_deferred_;
+  eng["agent_reports_limited"] = agent_reports_limited_;
   const auto& d = engine_.dhcp_counters();
   auto& dh = *s->mutable_dhcp();
   dh["discovers"] = d.discovers;

@@ -46,6 +46,9 @@ class Daemon {
     std::unique_ptr<boost::asio::posix::stream_descriptor> stream;
     std::optional<control::AgentStatus> agent;
     std::uint64_t agent_reports = 0;
+    int vif_ifindex = 0;  // the VIF we put on the bridge; a new one must be re-attached
+    UnixTime report_window = 0;
+    std::uint32_t reports_in_window = 0;
   };
 
   void attach(const control::AttachRequest& req, control::Response& resp);
@@ -64,8 +67,12 @@ class Daemon {
   void drain_tap(Attachment& a);
   void on_agent_report(int ifindex, const wownet::agent::Report& report);
   void tick();
-  void save_state();
+  // Writes the state file; false (logged) if it could not be written.
+  bool save_state();
   void maybe_save_state();
+  // Before a reply that announces new state: saves it, within a budget of
+  // synchronous saves per second. False: do not send the reply now.
+  bool persist_before_reply();
   Attachment* find_attachment(const std::string& name);
   AttachmentId next_id() const;
 
@@ -81,6 +88,10 @@ class Daemon {
   std::vector<int> tap_fd_;     // by attachment id, -1 if none
   std::vector<bool> tap_vnet_;  // by attachment id: frames carry a virtio-net header
   std::uint64_t saved_version_ = ~std::uint64_t{0};
+  std::uint64_t saved_expiry_version_ = ~std::uint64_t{0};
+  UnixTime save_window_ = 0;
+  std::uint32_t saves_in_window_ = 0;
+  std::uint64_t replies_deferred_ = 0, agent_reports_limited_ = 0;
   std::uint64_t attachments_version_ = 0;
   std::uint64_t agent_reports_ = 0, agent_reports_ignored_ = 0, tap_write_errors_ = 0, offload_mismatch_ = 0;
   UnixTime started_ = 0;

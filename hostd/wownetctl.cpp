@@ -47,6 +47,7 @@ bool call(const std::string& path, const Request& req, Response& resp) {
   addr.sun_family = AF_UNIX;
   if (fd < 0 || path.size() >= sizeof addr.sun_path) {
     std::fprintf(stderr, "wownetctl: bad control socket path %s\n", path.c_str());
+    if (fd >= 0) ::close(fd);
     return false;
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
@@ -63,8 +64,11 @@ bool call(const std::string& path, const Request& req, Response& resp) {
   if (ok) {
     std::uint32_t len = (std::uint32_t(std::uint8_t(hdr[0])) << 24) | (std::uint32_t(std::uint8_t(hdr[1])) << 16) |
                         (std::uint32_t(std::uint8_t(hdr[2])) << 8) | std::uint8_t(hdr[3]);
-    std::string in(len, '\0');
-    ok = len <= (1u << 24) && read_all(fd, in.data(), len) && resp.ParseFromString(in);
+    ok = len <= (1u << 24);
+    if (ok) {
+      std::string in(len, '\0');
+      ok = read_all(fd, in.data(), len) && resp.ParseFromString(in);
+    }
   }
   ::close(fd);
   if (!ok) std::fprintf(stderr, "wownetctl: no valid answer from wownet-hostd at %s\n", path.c_str());

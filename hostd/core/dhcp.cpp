@@ -119,7 +119,7 @@ std::optional<DhcpMessage> parse_dhcp(ConstByteSpan p) {
 }
 
 std::size_t DhcpServer::build_reply(ByteSpan out, const DhcpMessage& req, DhcpMessageType type, Ipv4Addr yiaddr,
-                                    const Lease* lease, bool inform) {
+                                    const Lease* lease, bool inform, bool with_host_name) {
   if (out.size() < kUdpPayloadOffset + kMinReplySize) return 0;
   std::uint8_t* d = out.data() + kUdpPayloadOffset;
   std::size_t cap = std::min<std::size_t>(out.size() - kUdpPayloadOffset, 576 - 28);
@@ -150,13 +150,17 @@ std::size_t DhcpServer::build_reply(ByteSpan out, const DhcpMessage& req, DhcpMe
     w.put_addr(kDnsServer, config_.gateway);
     w.put_str(kDomainName, config_.domain);
     w.put_u16(kInterfaceMtu, config_.mtu);
-    if (lease) {
+    if (lease && with_host_name) {
       std::string name = lease->host_name.empty() ? auto_name(lease->address) : lease->host_name;
       w.put_str(kHostName, name);
     }
   }
   std::size_t size = kFixedSize + 4 + w.finish();
-  if (w.overflow()) return 0;
+  if (w.overflow()) {
+    // A long domain and host name may not fit in 576 bytes: the host name
+    // is the one option a client can do without.
+    return with_host_name && lease ? build_reply(out, req, type, yiaddr, lease, inform, false) : 0;
+  }
   if (size < kMinReplySize) {
     std::memset(d + size, 0, kMinReplySize - size);
     size = kMinReplySize;
@@ -240,16 +244,25 @@ DhcpOutcome DhcpServer::on_client_message(UnixTime now, const DhcpMessage& msg, 
       ++counters_.releases;
       r.released = leases_.release(msg.ciaddr, client_mac, now);
       return r;
-    case DhcpMessageType::Decline:
+    case DhcpMessageType::Decline: {
       ++counters_.declines;
-      if (msg.requested_address) {
-        const Lease* l = leases_.find(*msg.requested_address);
-        if (l && l->mac == client_mac) {
-          leases_.decline(*msg.requested_address, now + config_.decline_hold);
-          r.released = true;
-        }
+      // RFC 2131 §4.3.3: only an address we offered or gave this client, and
+      // at most one per client per hold period, so a VM cannot drain the pool.
+      if (!msg.requested_address) return r;
+      const Lease* l = leases_.find(*msg.requested_address);
+      bool held = l && l->mac == client_mac && l->expiry > now &&
+                  (l->state == LeaseState::Offered || l->state == LeaseState::Bound);
+      auto last = last_decline_.find(client_mac);
+      bool recent = last != last_decline_.end() && now - last->second < UnixTime(config_.decline_hold);
+      if (!held || recent) {
+        ++counters_.ignored;
+        return r;
       }
+      last_decline_[client_mac] = now;
+      leases_.decline(*msg.requested_address, now + config_.decline_hold);
+      r.released = true;
       return r;
+    }
     case DhcpMessageType::Inform: {
       ++counters_.informs;
       if (msg.ciaddr.is_zero()) return r;

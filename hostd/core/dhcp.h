@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -77,11 +78,12 @@ class DhcpServer {
 
  private:
   std::size_t build_reply(ByteSpan out, const DhcpMessage& req, DhcpMessageType type, Ipv4Addr yiaddr,
-                          const Lease* lease, bool inform = false);
+                          const Lease* lease, bool inform = false, bool with_host_name = true);
 
   const NetworkConfig& config_;
   LeaseTable& leases_;
   DhcpCounters counters_;
+  std::map<MacAddr, UnixTime> last_decline_;  // one decline per MAC per decline_hold
 };
 
 }  // namespace wownet

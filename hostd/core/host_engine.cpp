@@ -18,6 +18,7 @@ const char* to_string(DropReason r) {
     case DropReason::NotForGateway: return "not_for_gateway";
     case DropReason::UnknownAttachment: return "unknown_attachment";
     case DropReason::HostOriginated: return "host_originated";
+    case DropReason::RateLimited: return "rate_limited";
     case DropReason::Count: break;
   }
   return "?";
@@ -40,7 +41,7 @@ void HostEngine::add_attachment(AttachmentId id, const std::string& vm, std::opt
   att.mac = mac;
   ++bindings_version_;
   if (mac) {
-    if (const Lease* l = leases_.find_by_mac(*mac); l && l->active(now)) bind(att, l->address);
+    if (const Lease* l = leases_.find_by_mac(*mac); l && l->active(now) && l->vm == vm) bind(att, l->address);
   }
 }
 
@@ -73,13 +74,35 @@ const AttachmentState* HostEngine::attachment(AttachmentId id) const {
   return it == attachments_.end() ? nullptr : &it->second;
 }
 
-void HostEngine::bind(AttachmentState& att, Ipv4Addr addr) {
-  if (att.ip == addr) return;
-  unbind(att);
-  att.ip = addr;
+bool HostEngine::bind(AttachmentState& att, Ipv4Addr addr) {
+  auto route = route_.find(addr.value);
+  if (route != route_.end() && route->second != att.id) {
+    auto other = attachments_.find(route->second);
+    if (other != attachments_.end() && other->second.ip == addr) return false;
+  }
+  if (att.ip != addr) {
+    unbind(att);
+    att.ip = addr;
+    ++bindings_version_;
+  }
   route_[addr.value] = att.id;
-  ++bindings_version_;
   if (const Lease* l = leases_.find(addr)) note_deadline(l->expiry);
+  return true;
+}
+
+bool HostEngine::mac_available(const AttachmentState& att, MacAddr mac, UnixTime now) const {
+  for (const auto& [id, other] : attachments_) {
+    if (id != att.id && other.mac == mac) return false;
+  }
+  // A lease of another VM that is attached here keeps its MAC too (that VM
+  // may not have spoken since a restart). A detached VM's MAC may move.
+  const Lease* l = leases_.find_by_mac(mac);
+  if (l && l->active(now) && l->vm != att.vm) {
+    for (const auto& [id, other] : attachments_) {
+      if (id != att.id && other.vm == l->vm) return false;
+    }
+  }
+  return true;
 }
 
 void HostEngine::unbind(AttachmentState& att) {
@@ -121,7 +144,9 @@ FrameAction HostEngine::on_tap_frame(UnixTime now, AttachmentId from, ByteSpan f
   }
   if (eth->ethertype != kEtherTypeIpv4 && eth->ethertype != kEtherTypeArp) return drop(&att, DropReason::Ethertype);
   if (!att.mac) {
-    att.mac = eth->src;  // the VM's first frame fixes its MAC
+    // The VM's first frame fixes its MAC, unless another VM owns that MAC.
+    if (!mac_available(att, eth->src, now)) return drop(&att, DropReason::SpoofedMac);
+    att.mac = eth->src;
     ++bindings_version_;
     if (const Lease* l = leases_.find_by_mac(eth->src); l && l->active(now)) bind(att, l->address);
   } else if (*att.mac != eth->src) {
@@ -205,6 +230,11 @@ FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const Et
       // while they change it; the binding follows the server's answer.
       if (!ip->src.is_zero() && !(att.ip && *att.ip == ip->src) && !leases_.is_available(ip->src, *att.mac, now))
         return drop(&att, DropReason::SpoofedIp);
+      if (now != att.dhcp_window) {
+        att.dhcp_window = now;
+        att.dhcp_in_window = 0;
+      }
+      if (++att.dhcp_in_window > kDhcpMessagesPerSecond) return drop(&att, DropReason::RateLimited);
       auto msg = parse_dhcp(udp->payload);
       if (!msg) return drop(&att, DropReason::Malformed);
       if (msg->op != kBootRequest) return drop(&att, DropReason::DhcpServerMessage);

@@ -34,6 +34,7 @@ enum class DropReason : std::uint8_t {
   NotForGateway,      // unicast to a MAC other than the gateway's
   UnknownAttachment,  // frame for an attachment the engine does not know
   HostOriginated,     // sent by the host's own side of the attachment (bridge, VIF, TAP)
+  RateLimited,        // more DHCP messages in a second than any client needs
   Count
 };
 const char* to_string(DropReason r);
@@ -55,6 +56,8 @@ struct AttachmentState {
   std::optional<MacAddr> mac;      // learned from the first valid frame, then fixed
   std::optional<Ipv4Addr> ip;      // the VM's active binding
   std::vector<MacAddr> host_macs;  // the host-side devices' MACs: never the VM's
+  UnixTime dhcp_window = 0;        // second of the current DHCP budget
+  std::uint32_t dhcp_in_window = 0;
   AttachmentCounters counters;
 };
 
@@ -74,6 +77,8 @@ struct FrameAction {
     return FrameAction{Kind::WriteToTap, to, f, DropReason::Malformed};
   }
 };
+
+inline constexpr std::uint32_t kDhcpMessagesPerSecond = 20;
 
 struct EngineCounters {
   std::uint64_t arp_replies = 0, arp_unanswered = 0, icmp_echo_replies = 0, forwarded = 0, learned = 0;
@@ -115,6 +120,9 @@ class HostEngine {
   const DnsCounters& dns_counters() const { return dns_counters_; }
   // Increments whenever attachments' MACs or the lease table change.
   std::uint64_t state_version() const { return leases_.version() + bindings_version_; }
+  // Increments when only lease expiries moved (renewals): worth saving soon,
+  // not before the reply.
+  std::uint64_t expiry_version() const { return leases_.expiry_version(); }
 
  private:
   FrameAction handle_arp(UnixTime now, AttachmentState& att, const EthernetView& eth);
@@ -123,7 +131,12 @@ class HostEngine {
   FrameAction handle_dhcp(UnixTime now, AttachmentState& att, const DhcpMessage& msg);
   // Checks (and, where allowed, learns) `src` as the VM's address.
   bool accept_source_ip(UnixTime now, AttachmentState& att, Ipv4Addr src);
-  void bind(AttachmentState& att, Ipv4Addr addr);
+  // Points `addr` at `att`. False (and nothing changes) if another
+  // attachment holds it.
+  bool bind(AttachmentState& att, Ipv4Addr addr);
+  // True if `mac` may become `att`'s MAC: no other attachment has it and no
+  // active lease of another VM is bound to it.
+  bool mac_available(const AttachmentState& att, MacAddr mac, UnixTime now) const;
   void unbind(AttachmentState& att);
   FrameAction drop(AttachmentState* att, DropReason r);
   void note_deadline(UnixTime t) {

@@ -118,11 +118,25 @@ const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, 
       if (m != by_mac_.end() && m->second == addr.value) by_mac_.erase(m);
     }
   }
+  std::string name = host_name.empty() || !name_available(host_name, mac, now_) ? keep_name : host_name;
+  auto existing = by_address_.find(addr.value);
+  if (existing != by_address_.end()) {
+    Lease& e = existing->second;
+    if (e.mac == mac && e.vm == vm && e.host_name == name && e.state == state && e.origin == origin) {
+      // Only the expiry moves (a renewal): nothing a crash could lose that
+      // the client would not repair by renewing again.
+      if (e.expiry != expiry) {
+        e.expiry = expiry;
+        ++expiry_version_;
+      }
+      return e;
+    }
+  }
   Lease& l = by_address_[addr.value];
   l.address = addr;
   l.mac = mac;
   l.vm = vm;
-  l.host_name = host_name.empty() ? keep_name : host_name;
+  l.host_name = name;
   l.expiry = expiry;
   l.state = state;
   l.origin = origin;
@@ -149,9 +163,22 @@ void LeaseTable::decline(Ipv4Addr addr, UnixTime until) {
   ++version_;
 }
 
+bool LeaseTable::name_available(const std::string& name, MacAddr mac, UnixTime now) const {
+  if (name.empty() || name == "gateway" || parse_auto_name(name, network_)) return false;
+  // Also refuse anything shaped like an automatic name, in or out of the network.
+  if (name.size() == 10 && (name[0] == 'c' || name[0] == 'C') &&
+      name.find_first_not_of("0123456789", 1) == std::string::npos)
+    return false;
+  for (const auto& [a, l] : by_address_) {
+    if (l.host_name == name && l.mac != mac && l.active(now)) return false;
+  }
+  return true;
+}
+
 bool LeaseTable::set_host_name(Ipv4Addr addr, const std::string& host_name) {
   auto it = by_address_.find(addr.value);
   if (it == by_address_.end() || it->second.state != LeaseState::Bound) return false;
+  if (!name_available(host_name, it->second.mac, now_)) return false;
   if (it->second.host_name != host_name) {
     it->second.host_name = host_name;
     ++version_;
@@ -163,7 +190,7 @@ bool LeaseTable::extend(Ipv4Addr addr, MacAddr mac, UnixTime expiry) {
   auto it = by_address_.find(addr.value);
   if (it == by_address_.end() || it->second.mac != mac || it->second.state != LeaseState::Bound) return false;
   it->second.expiry = expiry;
-  ++version_;
+  ++expiry_version_;
   return true;
 }
 

@@ -79,8 +79,13 @@ class LeaseTable final : public NameDirectory {
   bool release(Ipv4Addr addr, MacAddr mac, UnixTime now);
   // Takes `addr` out of the pool until `until` (DHCPDECLINE).
   void decline(Ipv4Addr addr, UnixTime until);
-  // Sets the host name of the lease of `addr`. False if there is none.
+  // Sets the host name of the lease of `addr`. False if there is none or
+  // the name may not be used (see name_available).
   bool set_host_name(Ipv4Addr addr, const std::string& host_name);
+  // True if `mac` may use `name`: not reserved ("gateway", or shaped like an
+  // automatic name such as c128000005) and not held by another MAC's active
+  // lease. The first claimant keeps a name.
+  bool name_available(const std::string& name, MacAddr mac, UnixTime now) const;
   // Extends an active lease to `expiry`. False if there is none.
   bool extend(Ipv4Addr addr, MacAddr mac, UnixTime expiry);
   // Drops expired offers and declines. Bound records are kept as memory.
@@ -90,8 +95,11 @@ class LeaseTable final : public NameDirectory {
   void restore(const std::vector<Lease>& leases);
   std::size_t size() const { return by_address_.size(); }
   std::size_t active_count(UnixTime now) const;
-  // Increments on every change; persistence compares it.
+  // Increments on every change that must reach disk before a client hears
+  // of it: a new or moved binding, a changed host name or state. Renewals
+  // that only move an expiry bump expiry_version() instead.
   std::uint64_t version() const { return version_; }
+  std::uint64_t expiry_version() const { return expiry_version_; }
 
   // NameDirectory, answered at set_now() time.
   std::optional<Ipv4Addr> find_host_name(std::string_view name) const override;
@@ -105,6 +113,7 @@ class LeaseTable final : public NameDirectory {
   Ipv4Addr gateway_;
   UnixTime now_ = 0;
   std::uint64_t version_ = 0;
+  std::uint64_t expiry_version_ = 0;
   std::map<std::uint32_t, Lease> by_address_;
   std::map<MacAddr, std::uint32_t> by_mac_;
 };

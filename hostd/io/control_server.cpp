@@ -14,11 +14,15 @@ namespace asio = boost::asio;
 using Local = asio::local::stream_protocol;
 constexpr std::uint32_t kMaxMessage = 1 << 20;
 constexpr auto kIdleTimeout = std::chrono::seconds(30);
+constexpr int kMaxSessions = 16;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Local::socket socket, ControlServer::Handler& handler)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(handler) {}
+  Session(Local::socket socket, ControlServer::Handler& handler, std::shared_ptr<int> count)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(handler), count_(std::move(count)) {
+    ++*count_;
+  }
+  ~Session() { --*count_; }
 
   void start() { read_header(); }
 
@@ -97,6 +101,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Local::socket socket_;
   asio::steady_timer timer_;
   ControlServer::Handler& handler_;
+  std::shared_ptr<int> count_;
   std::array<std::uint8_t, 4> header_{};
   std::vector<std::uint8_t> body_;
   std::string out_;
@@ -105,7 +110,7 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 ControlServer::ControlServer(asio::io_context& io, Handler handler)
-    : io_(io), acceptor_(io), handler_(std::move(handler)) {}
+    : io_(io), acceptor_(io), backoff_(io), handler_(std::move(handler)) {}
 
 std::error_code ControlServer::open(const std::string& path) {
   boost::system::error_code ec;
@@ -133,6 +138,7 @@ std::error_code ControlServer::open(const std::string& path) {
 }
 
 void ControlServer::close() {
+  backoff_.cancel();
   boost::system::error_code ec;
   acceptor_.close(ec);
   if (!path_.empty()) ::unlink(path_.c_str());
@@ -142,7 +148,16 @@ void ControlServer::close() {
 void ControlServer::accept() {
   acceptor_.async_accept([this](const boost::system::error_code& ec, Local::socket socket) {
     if (ec == asio::error::operation_aborted) return;
-    if (!ec) std::make_shared<Session>(std::move(socket), handler_)->start();
+    if (!ec && *sessions_ < kMaxSessions) {
+      std::make_shared<Session>(std::move(socket), handler_, sessions_)->start();
+    } else if (ec) {
+      // Out of descriptors (EMFILE) or similar: pause instead of spinning.
+      backoff_.expires_after(std::chrono::milliseconds(100));
+      backoff_.async_wait([this](const boost::system::error_code& e) {
+        if (!e) accept();
+      });
+      return;
+    }  // else: too many sessions; the socket closes as it goes out of scope
     accept();
   });
 }

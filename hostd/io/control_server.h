@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <system_error>
 #include "asio.h"
@@ -26,6 +27,8 @@ class ControlServer {
 
   boost::asio::io_context& io_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
+  boost::asio::steady_timer backoff_;
+  std::shared_ptr<int> sessions_ = std::make_shared<int>(0);  // live sessions
   Handler handler_;
   std::string path_;
 };

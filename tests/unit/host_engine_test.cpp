@@ -498,3 +498,97 @@ TEST_F(HostEngineTest, PartialUdpChecksumFromOffloadIsOnlyAcceptedWhenFlagged) {
 }
 }  // namespace
 }  // namespace wownet
+
+// Regression tests for abuse a VM could try.
+namespace wownet {
+namespace {
+const MacAddr kMac3{{0x52, 0x54, 0x00, 0x00, 0x00, 0x03}};
+
+TEST_F(HostEngineTest, AVmCannotTakeAnotherVmsMacAndWithItsAddress) {
+  Ipv4Addr a1 = lease(1, kMac1);
+  Ipv4Addr a2 = lease(2, kMac2);
+  engine_.add_attachment(3, "vm3", std::nullopt, T0);
+  auto a = send(3, ethernet(MacAddr::broadcast(), kMac1, 0x0806, arp(1, kMac1, a1, MacAddr{}, a2)));
+  EXPECT_EQ(a.reason, DropReason::SpoofedMac);
+  EXPECT_FALSE(engine_.attachment(3)->mac.has_value());
+  // vm2's traffic to vm1 still reaches vm1.
+  auto f = send(2, ethernet(kGwMac, kMac2, 0x0800, ipv4(a2, a1, 1, icmp_echo(1, 1, {}))));
+  EXPECT_EQ(f.to, 1u);
+}
+
+TEST_F(HostEngineTest, DeclinesCannotDrainThePool) {
+  int declined = 0;
+  for (int i = 0; i < 10; ++i) {
+    Bytes f = out(send(1, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true), T0 + i));
+    Ipv4Addr offered = Ipv4Addr::from(f.data() + 58);
+    send(1, dhcp_frame(kMac1, 4, kAny, kAll, kAny, false, opt_addr(50, offered)), T0 + i);
+    if (engine_.leases().find(offered)->state == LeaseState::Declined) ++declined;
+  }
+  EXPECT_EQ(declined, 1);
+  // Declining an address the client was never given does nothing.
+  send(2, dhcp_frame(kMac2, 4, kAny, kAll, kAny, false, opt_addr(50, ip(10, 128, 0, 40))));
+  EXPECT_EQ(engine_.leases().find(ip(10, 128, 0, 40)), nullptr);
+}
+
+TEST_F(HostEngineTest, TheFirstVmToClaimAHostNameKeepsIt) {
+  send(1, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true));
+  send(1, dhcp_frame(kMac1, 3, kAny, kAll, kAny, true,
+                     cat({opt_addr(50, ip(10, 128, 0, 2)), opt_addr(54, kGw), opt_str(12, "db")})));
+  send(2, dhcp_frame(kMac2, 1, kAny, kAll, kAny, true));
+  send(2, dhcp_frame(kMac2, 3, kAny, kAll, kAny, true,
+                     cat({opt_addr(50, ip(10, 128, 0, 3)), opt_addr(54, kGw), opt_str(12, "DB")})));
+  EXPECT_EQ(engine_.leases().find(ip(10, 128, 0, 3))->host_name, "");
+  engine_.leases().set_now(T0);
+  EXPECT_EQ(engine_.leases().find_host_name("db"), ip(10, 128, 0, 2));
+  // The agent cannot take it either, nor reserved or automatic-looking names.
+  engine_.on_agent_host_name(T0, 2, "db");
+  engine_.on_agent_host_name(T0, 2, "gateway");
+  engine_.on_agent_host_name(T0, 2, "C128000002");
+  EXPECT_EQ(engine_.leases().find(ip(10, 128, 0, 3))->host_name, "");
+  engine_.on_agent_host_name(T0, 2, "bravo");
+  EXPECT_EQ(engine_.leases().find(ip(10, 128, 0, 3))->host_name, "bravo");
+}
+
+TEST_F(HostEngineTest, RenewalsDoNotForceASynchronousSave) {
+  Ipv4Addr a1 = lease(1, kMac1);
+  std::uint64_t v = engine_.state_version(), e = engine_.expiry_version();
+  send(1, dhcp_frame(kMac1, 3, a1, kGw, a1, false), T0 + 100);
+  EXPECT_EQ(engine_.state_version(), v);
+  EXPECT_GT(engine_.expiry_version(), e);
+  EXPECT_EQ(engine_.leases().find(a1)->expiry, T0 + 100 + 3600);
+}
+
+TEST_F(HostEngineTest, DhcpFloodsAreRateLimitedPerVm) {
+  int limited = 0;
+  for (int i = 0; i < 30; ++i) {
+    if (send(1, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true)).reason == DropReason::RateLimited) ++limited;
+  }
+  EXPECT_EQ(limited, 30 - int(kDhcpMessagesPerSecond));
+  // The next second the VM is served again, and other VMs never noticed.
+  EXPECT_EQ(send(1, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true), T0 + 1).kind, FrameAction::Kind::WriteToTap);
+  EXPECT_EQ(send(2, dhcp_frame(kMac2, 1, kAny, kAll, kAny, true)).kind, FrameAction::Kind::WriteToTap);
+}
+
+TEST(DhcpLongNamesTest, ReplyDropsTheHostNameRatherThanNothing) {
+  NetworkConfig c;
+  // 199 characters: with a 63-character host name, more than 576 bytes.
+  c.domain =
+      std::string(49, 'a') + "." + std::string(49, 'b') + "." + std::string(49, 'c') + "." + std::string(49, 'd');
+  HostEngine e(c);
+  e.add_attachment(1, "vm1", std::nullopt, T0);
+  Bytes f = wownet::test::ethernet(
+      MacAddr::broadcast(), kMac1, 0x0800,
+      wownet::test::ipv4(
+          kAny, kAll, 17,
+          wownet::test::udp(
+              68, 67, wownet::test::dhcp(1, 9, kMac1, kAny, true, wownet::test::opt_str(12, std::string(63, 'h'))))));
+  auto a = e.on_tap_frame(T0, 1, ByteSpan(f.data(), f.size()));
+  ASSERT_EQ(a.kind, FrameAction::Kind::WriteToTap);
+  Bytes r(a.frame.begin(), a.frame.end());
+  auto o = reply_options(r);
+  EXPECT_EQ(o[53], Bytes{2});
+  EXPECT_EQ(o.count(12), 0u);
+  EXPECT_EQ(o[15].size(), c.domain.size());
+}
+}  // namespace
+}  // namespace wownet
