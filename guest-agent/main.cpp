@@ -287,6 +287,11 @@ int run(int argc, char** argv) {
 
     if (client) {
       client->poll(now);
+      if (core.client_lost_its_nic(nic, client->running())) {
+        spdlog::info("{} was replaced or removed: restarting {}", opts.nic, to_string(config.dhcp_client));
+        client->stop(kStopTimeout);
+        client->poll(now);
+      }
       if (core.should_start_dhcp_client(nic, client->running(), now)) {
         if (auto ec = client->start(now)) {
           spdlog::error("cannot start {}: {}; retrying in {} s", to_string(config.dhcp_client), ec.message(),

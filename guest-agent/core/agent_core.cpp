@@ -14,7 +14,14 @@ ReportFields AgentCore::next_report(const NicState& nic, MonoTime now, UnixTime 
 
 bool AgentCore::should_start_dhcp_client(const NicState& nic, bool client_running, MonoTime now) {
   if (config_.dhcp_client == DhcpClientKind::kNone || !nic.present) return false;
-  return dhcp_.should_start(now, nic.ipv4.has_value(), client_running);
+  if (!dhcp_.should_start(now, nic.ipv4.has_value(), client_running)) return false;
+  client_ifindex_ = nic.ifindex;
+  return true;
+}
+
+bool AgentCore::client_lost_its_nic(const NicState& nic, bool client_running) const {
+  if (!client_running || client_ifindex_ == 0) return false;
+  return !nic.present || nic.ifindex != client_ifindex_;
 }
 
 }  // namespace wownet::agent

@@ -25,6 +25,11 @@ class AgentCore {
   // the backoff has passed. A true answer counts as a start.
   bool should_start_dhcp_client(const NicState& nic, bool client_running, MonoTime now);
 
+  // True if the running DHCP client serves a NIC that is gone or has been
+  // replaced by a new device of the same name (the VM's virtual NIC was
+  // recreated): such a client never recovers and must be restarted.
+  bool client_lost_its_nic(const NicState& nic, bool client_running) const;
+
   // The configuration the core was built with.
   const AgentConfig& config() const { return config_; }
 
@@ -36,6 +41,7 @@ class AgentCore {
   MonoTime start_;
   std::uint64_t sequence_ = 0;
   DhcpRestartPolicy dhcp_;
+  int client_ifindex_ = 0;  // the NIC the client was started on; 0 if unknown
 };
 
 }  // namespace wownet::agent

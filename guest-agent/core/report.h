@@ -28,6 +28,7 @@ struct Ipv4Assignment {
 // What the io layer observed about the overlay NIC.
 struct NicState {
   bool present = false;                // the NIC exists
+  int ifindex = 0;                     // its interface index: a new device gets a new one
   std::optional<MacBytes> mac;         // nullopt if it has no 6-byte link address
   std::optional<Ipv4Assignment> ipv4;  // its first IPv4 address, if any
 };

@@ -54,6 +54,7 @@ std::error_code read_nic_state(const std::string& nic, NicState& out) {
   std::unique_ptr<rtnl_link, LinkDeleter> link(raw_link);
   out.present = true;
   const int ifindex = rtnl_link_get_ifindex(link.get());
+  out.ifindex = ifindex;
   if (nl_addr* lladdr = rtnl_link_get_addr(link.get()); lladdr && nl_addr_get_len(lladdr) == 6) {
     MacBytes mac;
     std::memcpy(mac.data(), nl_addr_get_binary_addr(lladdr), mac.size());

@@ -121,6 +121,21 @@ TEST(AgentCore, StartsTheClientOnlyForAPresentNicWithoutAddress) {
   EXPECT_FALSE(core.should_start_dhcp_client(bare, true, MonoTime{5'000}));
 }
 
+TEST(AgentCore, RestartsAClientWhoseNicWasReplaced) {
+  AgentCore core(test_config(), MonoTime{0});
+  NicState bare = configured_nic(600);
+  bare.ipv4.reset();
+  bare.ifindex = 7;
+  EXPECT_FALSE(core.client_lost_its_nic(bare, true));  // never started one: unknown
+  ASSERT_TRUE(core.should_start_dhcp_client(bare, false, MonoTime{1'000}));
+  EXPECT_FALSE(core.client_lost_its_nic(bare, true));
+  EXPECT_FALSE(core.client_lost_its_nic(bare, false));  // not running: nothing to restart
+  NicState replaced = bare;
+  replaced.ifindex = 9;
+  EXPECT_TRUE(core.client_lost_its_nic(replaced, true));
+  EXPECT_TRUE(core.client_lost_its_nic(NicState{}, true));  // NIC gone
+}
+
 TEST(AgentCore, NeverStartsAClientWhenNoneIsConfigured) {
   auto c = test_config();
   c.dhcp_client = DhcpClientKind::kNone;

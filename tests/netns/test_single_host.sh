@@ -256,6 +256,21 @@ wn_check "rebooted vm1 gets a lease again" wn_wait_for 30 "vm1 lease after reboo
   "ip -n ${VM[1]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
 wn_eq "rebooted vm1 gets its old address back" "$(addr_of 1)" "${IP[1]}"
 
+# --- the hypervisor replaces a VIF (VM restarted) -------------------------------
+# A restarted VM keeps the MAC from its configuration; its VIF is new.
+VM2_MAC=$(ip -n "${VM[2]}" -o link show eth0 | sed -E 's/.*link\/ether ([0-9a-f:]+).*/\1/')
+ip -n "$H" link del vif2
+ip link add vif2 netns "$H" type veth peer name eth0 netns "${VM[2]}"
+ip -n "${VM[2]}" link set eth0 address "$VM2_MAC"
+ip -n "$H" link set vif2 up
+ip -n "${VM[2]}" link set eth0 up
+wn_check "a replaced VIF is put back on its bridge" wn_wait_for 10 "vif2 on wnb2" bash -c \
+  "ip -n $H -o link show vif2 | grep -q 'master wnb2'"
+wn_check "the restarted vm2 gets a lease again through its agent" wn_wait_for 40 "vm2 lease again" bash -c \
+  "ip -n ${VM[2]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+wn_eq "and it is the same address" "$(addr_of 2)" "${IP[2]}"
+wn_check "vm1 reaches the restarted vm2" wn_wait_for 10 "vm1 -> vm2" ip netns exec "${VM[1]}" ping -c 1 -W 1 "${IP[2]}"
+
 # --- detach --------------------------------------------------------------------
 wn_check "detach vm3" "${CTL[@]}" detach vm3
 wn_check_not "no bridge of vm3 is left" ip -n "$H" link show wnb3
