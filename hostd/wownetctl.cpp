@@ -11,6 +11,7 @@
 #include <ctime>
 #include <string>
 
+#include "ca_commands.h"
 #include "control.pb.h"
 
 namespace {
@@ -168,7 +169,10 @@ int main(int argc, char** argv) {
   auto* leases = app.add_subcommand("leases", "show address leases");
   auto* status = app.add_subcommand("status", "show hostd status and counters");
   for (auto* sub : {attach, list, leases, status}) sub->add_flag("--json", json, "print JSON");
+  int exit_code = 0;
+  wownet::add_ca_commands(app, exit_code);
   CLI11_PARSE(app, argc, argv);
+  if (wownet::ca_command_parsed(app)) return exit_code;
 
   Request req;
   if (attach->parsed()) {
