@@ -1,6 +1,12 @@
 #include "config.h"
 
 #include <toml++/toml.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "lease_table.h"
@@ -89,9 +95,21 @@ bool is_valid_log_level(const std::string& level) {
 }
 
 std::optional<HostdConfig> load_config(const std::string& path, std::string& error) {
+  // toml::parse_file would report a missing file as "path:0:0: ..." and read
+  // a directory as an empty file, i.e. as all defaults.
+  std::error_code fs_error;
+  if (std::filesystem::is_directory(path, fs_error)) {
+    error = path + ": is a directory, expected a TOML file";
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = path + ": cannot open: " + std::strerror(errno);
+    return std::nullopt;
+  }
   toml::table root;
   try {
-    root = toml::parse_file(path);
+    root = toml::parse(in, path);
   } catch (const toml::parse_error& e) {
     const auto& src = e.source();
     error = path + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column) + ": " +
@@ -135,16 +153,16 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
         !r.get_int(*t, "network", "lease_time", n.lease_time, 10, 365 * 86400) ||
         !r.get_bool(*t, "network", "learn_static", n.learn_static))
       return std::nullopt;
-    if (!prefix.empty()) {
+    if (t->contains("prefix")) {
       auto p = Ipv4Prefix::parse(prefix);
       if (!p || p->length < 8 || p->length > 30) {
         r.fail("network.prefix", "expected a network address with a length from 8 to 30, like \"10.128.0.0/9\"");
         return std::nullopt;
       }
       n.network = *p;
-      if (gateway.empty()) n.gateway = Ipv4Addr{p->network.value + 1};
+      if (!t->contains("gateway")) n.gateway = Ipv4Addr{p->network.value + 1};
     }
-    if (!gateway.empty()) {
+    if (t->contains("gateway")) {
       auto g = Ipv4Addr::parse(gateway);
       if (!g) {
         r.fail("network.gateway", "expected an IPv4 address like \"10.128.0.1\"");
@@ -156,7 +174,7 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
       r.fail("network.gateway", "expected a host address inside network.prefix " + n.network.to_string());
       return std::nullopt;
     }
-    if (!mac.empty()) {
+    if (t->contains("gateway_mac")) {
       auto m = MacAddr::parse(mac);
       if (!m || m->is_multicast() || m->is_zero()) {
         r.fail("network.gateway_mac", "expected a unicast MAC address like \"02:77:6e:00:00:01\"");

@@ -196,7 +196,7 @@ bool probe_reaches_bridge(LinkManager& lm, const std::string& bridge, const std:
   bool ok = child > 0 && ::read(ready[0], &c, 1) == 1 && c == 'r';
   ok = ok && sh("ip link set " + far + " netns " + std::to_string(child)) == 0;
   c = ok ? 'g' : 'x';
-  (void)::write(go[1], &c, 1);
+  if (::write(go[1], &c, 1) != 1) ok = false;  // the child then gives up on its own
   ::close(ready[0]);
   ::close(go[1]);
   int status = 0;

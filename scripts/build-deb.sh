@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds wownet's Debian packages (wownet, wownet-agent) with
+# dpkg-buildpackage -b from a temporary copy of the source tree that has
+# packaging/debian as its debian/. The .debs, .buildinfo and .changes land in
+# build-deb/. Needs the Build-Depends of packaging/debian/control
+# (scripts/install-deps.sh) plus debhelper and dpkg-dev.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=$root/build-deb
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+src=$tmp/wownet
+mkdir "$src"
+# The tracked and the new (not ignored) files that exist: no build trees.
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  git ls-files -z --cached --others --exclude-standard |
+    while IFS= read -r -d '' f; do if [[ -e $f || -L $f ]]; then printf '%s\0' "$f"; fi; done |
+    xargs -0 cp -a --parents -t "$src"
+else
+  tar -C "$root" --exclude='./build' --exclude='./build-*' --exclude='./.git' -cf - . | tar -C "$src" -xf -
+fi
+rm -rf "$src/debian"
+cp -a "$root/packaging/debian" "$src/debian"
+
+(cd "$src" && dpkg-buildpackage -us -uc -b "$@")
+
+mkdir -p "$out"
+rm -f "$out"/*.deb "$out"/*.buildinfo "$out"/*.changes
+mv "$tmp"/*.deb "$tmp"/*.buildinfo "$tmp"/*.changes "$out"/
+ls -l "$out"

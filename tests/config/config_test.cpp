@@ -1,0 +1,283 @@
+// hostd's config reader: defaults, every key, and one error per kind of bad
+// input, each naming the file, the key and what was expected.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <string>
+
+#include "config.h"
+
+namespace wownet {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/wownet-config-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string write(const std::string& text) {
+    std::string path = dir_ + "/hostd" + std::to_string(++files_) + ".toml";
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  std::optional<HostdConfig> load(const std::string& text) {
+    path_ = write(text);
+    error_.clear();
+    return load_config(path_, error_);
+  }
+
+  // Loading `text` fails with "<file>: <key>: expected ...".
+  void expect_error(const std::string& text, const std::string& key, const std::string& expected) {
+    SCOPED_TRACE(text);
+    auto c = load(text);
+    EXPECT_FALSE(c);
+    EXPECT_EQ(error_.rfind(path_ + ": " + key + ": ", 0), 0u) << error_;
+    EXPECT_NE(error_.find(expected), std::string::npos) << error_;
+  }
+
+  std::string dir_, path_, error_;
+  int files_ = 0;
+};
+
+void expect_defaults(const HostdConfig& c) {
+  HostdConfig d;
+  EXPECT_EQ(c.state_dir, "/var/lib/wownet");
+  EXPECT_EQ(c.control_socket, "/run/wownet/hostd.sock");
+  EXPECT_EQ(c.log_level, "info");
+  EXPECT_EQ(c.agent_port, 6570);
+  EXPECT_EQ(c.network.network.to_string(), "10.128.0.0/9");
+  EXPECT_EQ(c.network.gateway.to_string(), "10.128.0.1");
+  EXPECT_EQ(c.network.gateway_mac.to_string(), "02:77:6e:00:00:01");
+  EXPECT_EQ(c.network.domain, "wow");
+  EXPECT_EQ(c.network.mtu, 1400);
+  EXPECT_EQ(c.network.lease_time, 3600u);
+  EXPECT_TRUE(c.network.learn_static);
+  EXPECT_EQ(c.network.dns_ttl, 60u);
+  EXPECT_EQ(c.network.offer_hold, d.network.offer_hold);
+  EXPECT_EQ(c.network.decline_hold, d.network.decline_hold);
+}
+
+TEST_F(ConfigTest, EmptyFileAndEmptyTablesGiveDefaults) {
+  auto c = load("");
+  ASSERT_TRUE(c) << error_;
+  expect_defaults(*c);
+  c = load("# nothing\n[hostd]\n[network]\n[dns]\n[agent]\n");
+  ASSERT_TRUE(c) << error_;
+  expect_defaults(*c);
+}
+
+TEST_F(ConfigTest, EveryKeyIsRead) {
+  auto c = load(R"([hostd]
+state_dir = "/srv/wownet"
+control_socket = "/run/wn.sock"
+log_level = "debug"
+
+[network]
+prefix = "172.16.0.0/12"
+gateway = "172.16.0.254"
+gateway_mac = "02:00:00:AA:bb:01"
+domain = "Lab.Example"
+mtu = 9000
+lease_time = 86400
+learn_static = false
+
+[dns]
+ttl = 0
+
+[agent]
+port = 7000
+)");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_EQ(c->state_dir, "/srv/wownet");
+  EXPECT_EQ(c->control_socket, "/run/wn.sock");
+  EXPECT_EQ(c->log_level, "debug");
+  EXPECT_EQ(c->network.network.to_string(), "172.16.0.0/12");
+  EXPECT_EQ(c->network.gateway.to_string(), "172.16.0.254");
+  EXPECT_EQ(c->network.gateway_mac.to_string(), "02:00:00:aa:bb:01");
+  EXPECT_EQ(c->network.domain, "lab.example");  // lowercased
+  EXPECT_EQ(c->network.mtu, 9000);
+  EXPECT_EQ(c->network.lease_time, 86400u);
+  EXPECT_FALSE(c->network.learn_static);
+  EXPECT_EQ(c->network.dns_ttl, 0u);
+  EXPECT_EQ(c->agent_port, 7000);
+}
+
+TEST_F(ConfigTest, GatewayDefaultsToFirstHostOfPrefix) {
+  auto c = load("[network]\nprefix = \"192.168.64.0/18\"\n");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_EQ(c->network.gateway.to_string(), "192.168.64.1");
+}
+
+TEST_F(ConfigTest, RangeLimitsAreInclusive) {
+  auto c =
+      load("[network]\nprefix = \"10.0.0.0/8\"\nmtu = 576\nlease_time = 10\n[dns]\nttl = 86400\n[agent]\nport = 1\n");
+  ASSERT_TRUE(c) << error_;
+  c = load("[network]\nprefix = \"10.0.0.0/30\"\nlease_time = 31536000\n[agent]\nport = 65535\n");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_EQ(c->network.gateway.to_string(), "10.0.0.1");
+}
+
+TEST_F(ConfigTest, UnknownKeys) {
+  expect_error("[hostd]\nstate_dri = \"/x\"\n", "hostd.state_dri", "unknown key");
+  expect_error("[network]\nmtu = 1400\nttl = 5\n", "network.ttl", "unknown key");
+  expect_error("[dns]\nport = 53\n", "dns.port", "unknown key");
+  expect_error("[agent]\nchannel = \"eth1\"\n", "agent.channel", "unknown key");
+  expect_error("[overlay]\nport = 1\n", "overlay", "unknown key");
+  expect_error("log_level = \"info\"\n", "log_level", "unknown key");
+  expect_error("[network.extra]\n", "network.extra", "unknown key");
+}
+
+TEST_F(ConfigTest, WrongTypes) {
+  expect_error("hostd = 1\n", "hostd", "expected a table ([hostd])");
+  expect_error("[[network]]\n", "network", "expected a table ([network])");
+  expect_error("[hostd]\nstate_dir = 5\n", "hostd.state_dir", "expected a string");
+  expect_error("[hostd]\ncontrol_socket = [\"/run/x\"]\n", "hostd.control_socket", "expected a string");
+  expect_error("[hostd]\nlog_level = true\n", "hostd.log_level", "expected a string");
+  expect_error("[network]\nprefix = 10\n", "network.prefix", "expected a string");
+  expect_error("[network]\ngateway = 1.5\n", "network.gateway", "expected a string");
+  expect_error("[network]\ngateway_mac = 2\n", "network.gateway_mac", "expected a string");
+  expect_error("[network]\ndomain = {}\n", "network.domain", "expected a string");
+  expect_error("[network]\nmtu = \"1400\"\n", "network.mtu", "expected an integer from 576 to 9000");
+  expect_error("[network]\nmtu = 1400.0\n", "network.mtu", "expected an integer from 576 to 9000");
+  expect_error("[network]\nlease_time = \"1h\"\n", "network.lease_time", "expected an integer from 10 to 31536000");
+  expect_error("[network]\nlearn_static = \"yes\"\n", "network.learn_static", "expected true or false");
+  expect_error("[network]\nlearn_static = 1\n", "network.learn_static", "expected true or false");
+  expect_error("[dns]\nttl = \"60\"\n", "dns.ttl", "expected an integer from 0 to 86400");
+  expect_error("[agent]\nport = \"6570\"\n", "agent.port", "expected an integer from 1 to 65535");
+}
+
+TEST_F(ConfigTest, OutOfRange) {
+  expect_error("[network]\nmtu = 575\n", "network.mtu", "expected an integer from 576 to 9000, got 575");
+  expect_error("[network]\nmtu = 9001\n", "network.mtu", "got 9001");
+  expect_error("[network]\nmtu = -1400\n", "network.mtu", "got -1400");
+  expect_error("[network]\nmtu = 9223372036854775807\n", "network.mtu", "got 9223372036854775807");
+  expect_error("[network]\nlease_time = 9\n", "network.lease_time", "expected an integer from 10 to 31536000, got 9");
+  expect_error("[network]\nlease_time = 31536001\n", "network.lease_time", "got 31536001");
+  expect_error("[dns]\nttl = -1\n", "dns.ttl", "expected an integer from 0 to 86400, got -1");
+  expect_error("[dns]\nttl = 86401\n", "dns.ttl", "got 86401");
+  expect_error("[agent]\nport = 0\n", "agent.port", "expected an integer from 1 to 65535, got 0");
+  expect_error("[agent]\nport = 65536\n", "agent.port", "got 65536");
+}
+
+TEST_F(ConfigTest, BadPrefix) {
+  const std::string expected = "expected a network address with a length from 8 to 30";
+  expect_error("[network]\nprefix = \"10.128.0.1/9\"\n", "network.prefix", expected);  // host bits set
+  expect_error("[network]\nprefix = \"10.0.0.0/7\"\n", "network.prefix", expected);
+  expect_error("[network]\nprefix = \"10.0.0.0/31\"\n", "network.prefix", expected);
+  expect_error("[network]\nprefix = \"10.128.0.0\"\n", "network.prefix", expected);
+  expect_error("[network]\nprefix = \"10.128.0/9\"\n", "network.prefix", expected);
+  expect_error("[network]\nprefix = \"\"\n", "network.prefix", expected);
+}
+
+TEST_F(ConfigTest, BadGateway) {
+  expect_error("[network]\ngateway = \"10.0.0.1\"\n", "network.gateway",
+               "expected a host address inside network.prefix 10.128.0.0/9");
+  expect_error("[network]\nprefix = \"192.168.0.0/24\"\ngateway = \"192.168.1.1\"\n", "network.gateway",
+               "expected a host address inside network.prefix 192.168.0.0/24");
+  expect_error("[network]\nprefix = \"192.168.0.0/24\"\ngateway = \"192.168.0.0\"\n", "network.gateway",
+               "inside network.prefix");  // the network address
+  expect_error("[network]\nprefix = \"192.168.0.0/24\"\ngateway = \"192.168.0.255\"\n", "network.gateway",
+               "inside network.prefix");  // the broadcast address
+  expect_error("[network]\ngateway = \"10.128.0.256\"\n", "network.gateway", "expected an IPv4 address");
+  expect_error("[network]\ngateway = \"\"\n", "network.gateway", "expected an IPv4 address");
+}
+
+TEST_F(ConfigTest, BadGatewayMac) {
+  const std::string expected = "expected a unicast MAC address";
+  expect_error("[network]\ngateway_mac = \"02:77:6e:00:00\"\n", "network.gateway_mac", expected);
+  expect_error("[network]\ngateway_mac = \"02-77-6e-00-00-01\"\n", "network.gateway_mac", expected);
+  expect_error("[network]\ngateway_mac = \"02:77:6e:00:00:0g\"\n", "network.gateway_mac", expected);
+  expect_error("[network]\ngateway_mac = \"01:00:5e:00:00:01\"\n", "network.gateway_mac", expected);  // multicast
+  expect_error("[network]\ngateway_mac = \"ff:ff:ff:ff:ff:ff\"\n", "network.gateway_mac", expected);
+  expect_error("[network]\ngateway_mac = \"00:00:00:00:00:00\"\n", "network.gateway_mac", expected);
+  expect_error("[network]\ngateway_mac = \"\"\n", "network.gateway_mac", expected);
+}
+
+TEST_F(ConfigTest, BadDomain) {
+  const std::string expected = "expected a DNS domain";
+  for (const char* d : {"", "wow_net", "a..b", ".wow", "wow.", "-wow", "wow-", "w ow", "w\u00f6w"})
+    expect_error("[network]\ndomain = \"" + std::string(d) + "\"\n", "network.domain", expected);
+  expect_error("[network]\ndomain = \"" + std::string(64, 'a') + "\"\n", "network.domain", expected);
+  expect_error("[network]\ndomain = \"" + std::string(201, 'a') + "\"\n", "network.domain", expected);
+}
+
+TEST_F(ConfigTest, BadHostdPaths) {
+  expect_error("[hostd]\nstate_dir = \"var/lib/wownet\"\n", "hostd.state_dir", "expected an absolute path");
+  expect_error("[hostd]\nstate_dir = \"\"\n", "hostd.state_dir", "expected an absolute path");
+  expect_error("[hostd]\ncontrol_socket = \"hostd.sock\"\n", "hostd.control_socket", "expected an absolute path");
+  expect_error("[hostd]\ncontrol_socket = \"/" + std::string(100, 's') + "\"\n", "hostd.control_socket",
+               "at most 100 characters");
+}
+
+TEST_F(ConfigTest, BadLogLevel) {
+  for (const char* level : {"verbose", "INFO", ""})
+    expect_error("[hostd]\nlog_level = \"" + std::string(level) + "\"\n", "hostd.log_level",
+                 "expected one of trace, debug, info, warn, error, critical, off");
+  for (const char* level : {"trace", "debug", "info", "warn", "error", "critical", "off"})
+    EXPECT_TRUE(load("[hostd]\nlog_level = \"" + std::string(level) + "\"\n")) << error_;
+}
+
+TEST_F(ConfigTest, SyntaxErrorReportsLineAndColumn) {
+  auto c = load("[network]\nmtu = 1400\ndomain = \"wow\n");
+  EXPECT_FALSE(c);
+  EXPECT_EQ(error_.rfind(path_ + ":3:", 0), 0u) << error_;
+  c = load("[network]\nmtu = 14x0\n");
+  EXPECT_FALSE(c);
+  EXPECT_EQ(error_.rfind(path_ + ":2:9: ", 0), 0u) << error_;
+  c = load("[network]\nmtu = 1400\nmtu = 1500\n");
+  EXPECT_FALSE(c);
+  EXPECT_EQ(error_.rfind(path_ + ":3:", 0), 0u) << error_;
+}
+
+TEST_F(ConfigTest, UnreadableFile) {
+  std::string error;
+  EXPECT_FALSE(load_config(dir_ + "/missing.toml", error));
+  EXPECT_EQ(error, dir_ + "/missing.toml: cannot open: No such file or directory");
+  error.clear();
+  EXPECT_FALSE(load_config(dir_, error));  // not read as an empty file
+  EXPECT_EQ(error, dir_ + ": is a directory, expected a TOML file");
+}
+
+TEST_F(ConfigTest, FirstErrorWins) {
+  expect_error("[hostd]\nlog_level = \"loud\"\n[network]\nmtu = 1\n", "hostd.log_level", "expected one of");
+}
+
+// The shipped example loads, and says the truth: with every commented-out
+// key uncommented it still loads, to exactly the defaults.
+TEST_F(ConfigTest, ExampleConfigDocumentsEveryKeyWithItsDefault) {
+  const std::string example = WOWNET_SOURCE_DIR "/packaging/hostd.toml";
+  std::string error;
+  auto shipped = load_config(example, error);
+  ASSERT_TRUE(shipped) << error;
+  expect_defaults(*shipped);
+
+  std::ifstream in(example);
+  std::string line, uncommented;
+  std::set<std::string> keys;
+  const std::regex setting("^#?([a-z_]+) = ");
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_search(line, m, setting)) {
+      EXPECT_TRUE(keys.insert(m[1]).second) << "twice: " << m[1];
+      if (line[0] == '#') line.erase(0, 1);
+    }
+    uncommented += line + "\n";
+  }
+  EXPECT_EQ(keys, (std::set<std::string>{"state_dir", "control_socket", "log_level", "prefix", "gateway", "gateway_mac",
+                                         "domain", "mtu", "lease_time", "learn_static", "ttl", "port"}));
+  auto all = load(uncommented);
+  ASSERT_TRUE(all) << error_;
+  expect_defaults(*all);
+}
+
+}  // namespace
+}  // namespace wownet
