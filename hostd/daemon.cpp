@@ -92,6 +92,7 @@ bool Daemon::start(std::string& error) {
     l.expiry = r.expiry_unix();
     l.state = *state;
     l.origin = *origin;
+    l.node = r.node();
     leases.push_back(l);
   }
   engine_.leases().restore(leases);
@@ -368,6 +369,10 @@ void Daemon::drain_tap(Attachment& a) {
     bool gso = vnet && buf[1] != io::TapDevice::kVnetGsoNone;
     ByteSpan frame(buf + hdr, std::size_t(n) - hdr);
     FrameAction act = engine_.on_tap_frame(now, a.id, frame, partial);
+    if (act.kind == FrameAction::Kind::SendToPeer) {
+      ++no_overlay_;  // no overlay transport in this build yet
+      continue;
+    }
     if (act.kind != FrameAction::Kind::WriteToTap) continue;
     // A new binding must be on disk before the VM hears of it.
     if (!persist_before_reply()) continue;
@@ -522,6 +527,7 @@ bool Daemon::save_state() {
     r->set_expiry_unix(l.expiry);
     r->set_state(to_string(l.state));
     r->set_origin(to_string(l.origin));
+    r->set_node(l.node);
   }
   if (auto ec = store_.save(st)) {
     spdlog::error("cannot save state to {}: {}", store_.path(), ec.message());
@@ -625,6 +631,9 @@ void Daemon::status(control::Response& resp) {
   eng["tap_write_errors"] = tap_write_errors_;
   eng["offload_mismatch"] = offload_mismatch_;
   eng["replies_deferred"] = replies_deferred_;
+  eng["to_peers"] = ec.to_peers;
+  eng["from_peers"] = ec.from_peers;
+  eng["no_overlay"] = no_overlay_;
   eng["agent_reports_limited"] = agent_reports_limited_;
   const auto& d = engine_.dhcp_counters();
   auto& dh = *s->mutable_dhcp();

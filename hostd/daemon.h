@@ -91,7 +91,7 @@ class Daemon {
   std::uint64_t saved_expiry_version_ = ~std::uint64_t{0};
   UnixTime save_window_ = 0;
   std::uint32_t saves_in_window_ = 0;
-  std::uint64_t replies_deferred_ = 0, agent_reports_limited_ = 0;
+  std::uint64_t replies_deferred_ = 0, agent_reports_limited_ = 0, no_overlay_ = 0;
   std::uint64_t attachments_version_ = 0;
   std::uint64_t agent_reports_ = 0, agent_reports_ignored_ = 0, tap_write_errors_ = 0, offload_mismatch_ = 0;
   UnixTime started_ = 0;

@@ -269,13 +269,42 @@ FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const Et
   if (!config_.network.is_host(ip->dst)) return drop(&att, DropReason::OutsideOverlay);
   if (eth.dst != config_.gateway_mac) return drop(&att, DropReason::NotForGateway);
   auto route = route_.find(ip->dst.value);
-  if (route == route_.end()) return drop(&att, DropReason::NoRoute);
+  if (route == route_.end()) {
+    // A VM on another node: the bare IPv4 packet goes to that node.
+    const Lease* l = leases_.find_active(ip->dst, now);
+    if (!l || l->node.empty()) return drop(&att, DropReason::NoRoute);
+    ++counters_.to_peers;
+    return FrameAction::send(l->node, ip->packet);
+  }
   auto dst = attachments_.find(route->second);
   if (dst == attachments_.end() || !dst->second.mac) return drop(&att, DropReason::NoRoute);
   // Switch it: to the destination VM, from the gateway.
   std::memcpy(frame.data(), dst->second.mac->bytes.data(), 6);
   std::memcpy(frame.data() + 6, config_.gateway_mac.bytes.data(), 6);
   ++counters_.forwarded;
+  return FrameAction::write(dst->second.id, frame);
+}
+
+FrameAction HostEngine::on_peer_packet(UnixTime now, std::string_view peer, ByteSpan buffer, std::size_t offset,
+                                       std::size_t length) {
+  auto peer_drop = [this](DropReason r) {
+    ++counters_.peer_drops[std::size_t(r)];
+    return FrameAction::drop(r);
+  };
+  if (offset < kEthernetHeaderSize || offset > buffer.size() || length > buffer.size() - offset)
+    return peer_drop(DropReason::Malformed);
+  auto ip = parse_ipv4(ConstByteSpan(buffer.data() + offset, length));
+  if (!ip) return peer_drop(DropReason::Malformed);
+  // The sender may only speak for the VMs it holds leases for.
+  const Lease* src = leases_.find_active(ip->src, now);
+  if (!src || src->node != peer || peer.empty()) return peer_drop(DropReason::SpoofedIp);
+  auto route = route_.find(ip->dst.value);
+  if (route == route_.end()) return peer_drop(DropReason::NoRoute);
+  auto dst = attachments_.find(route->second);
+  if (dst == attachments_.end() || !dst->second.mac) return peer_drop(DropReason::NoRoute);
+  ByteSpan frame(buffer.data() + offset - kEthernetHeaderSize, ip->total_length + kEthernetHeaderSize);
+  write_ethernet_header(frame, *dst->second.mac, config_.gateway_mac, kEtherTypeIpv4);
+  ++counters_.from_peers;
   return FrameAction::write(dst->second.id, frame);
 }
 

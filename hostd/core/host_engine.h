@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -65,16 +66,20 @@ struct AttachmentState {
 // buffer (forwarding, rewritten in place) or into the engine's reply buffer,
 // valid until the next call.
 struct FrameAction {
-  enum class Kind : std::uint8_t { None, WriteToTap, Drop };
+  enum class Kind : std::uint8_t { None, WriteToTap, SendToPeer, Drop };
   Kind kind = Kind::None;
   AttachmentId to = 0;  // WriteToTap: the destination attachment
-  ConstByteSpan frame;
+  ConstByteSpan frame;  // WriteToTap: an Ethernet frame; SendToPeer: a bare IPv4 packet
   DropReason reason = DropReason::Malformed;
+  std::string_view peer;  // SendToPeer: the node ID (valid until the next call)
 
   static FrameAction none() { return {}; }
-  static FrameAction drop(DropReason r) { return FrameAction{Kind::Drop, 0, {}, r}; }
+  static FrameAction drop(DropReason r) { return FrameAction{Kind::Drop, 0, {}, r, {}}; }
   static FrameAction write(AttachmentId to, ConstByteSpan f) {
-    return FrameAction{Kind::WriteToTap, to, f, DropReason::Malformed};
+    return FrameAction{Kind::WriteToTap, to, f, DropReason::Malformed, {}};
+  }
+  static FrameAction send(std::string_view peer, ConstByteSpan packet) {
+    return FrameAction{Kind::SendToPeer, 0, packet, DropReason::Malformed, peer};
   }
 };
 
@@ -82,7 +87,9 @@ inline constexpr std::uint32_t kDhcpMessagesPerSecond = 20;
 
 struct EngineCounters {
   std::uint64_t arp_replies = 0, arp_unanswered = 0, icmp_echo_replies = 0, forwarded = 0, learned = 0;
-  std::array<std::uint64_t, std::size_t(DropReason::Count)> drops{};
+  std::uint64_t to_peers = 0, from_peers = 0;
+  std::array<std::uint64_t, std::size_t(DropReason::Count)> drops{};       // from VMs
+  std::array<std::uint64_t, std::size_t(DropReason::Count)> peer_drops{};  // from other nodes
 };
 
 class HostEngine {
@@ -103,6 +110,12 @@ class HostEngine {
   // `checksum_partial`: the frame's L4 checksum was left to offload and is
   // not yet valid, so it must not be verified.
   FrameAction on_tap_frame(UnixTime now, AttachmentId from, ByteSpan frame, bool checksum_partial = false);
+  // Handles an IPv4 packet that node `peer` sent through an authenticated
+  // session. The packet is at buffer[offset, offset + length) and the 14
+  // bytes before it are free for the Ethernet header. It is delivered only
+  // if its source is leased to `peer` and its destination to a VM here.
+  FrameAction on_peer_packet(UnixTime now, std::string_view peer, ByteSpan buffer, std::size_t offset,
+                             std::size_t length);
   // Counts a frame that the io layer delivered to attachment `to`.
   void on_frame_sent(AttachmentId to, std::size_t bytes);
   // Applies a host name the VM's agent reported.

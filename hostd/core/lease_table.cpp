@@ -145,6 +145,25 @@ const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, 
   return l;
 }
 
+void LeaseTable::apply(const Lease& lease) {
+  if (!network_.is_host(lease.address) || lease.address == gateway_) return;
+  if (lease.state == LeaseState::Declined) {
+    decline(lease.address, lease.expiry);
+    return;
+  }
+  if (auto m = by_mac_.find(lease.mac); m != by_mac_.end() && m->second != lease.address.value) {
+    auto old = by_address_.find(m->second);
+    if (old != by_address_.end()) erase(old);
+  }
+  if (auto it = by_address_.find(lease.address.value); it != by_address_.end() && it->second.mac != lease.mac) {
+    auto m = by_mac_.find(it->second.mac);
+    if (m != by_mac_.end() && m->second == lease.address.value) by_mac_.erase(m);
+  }
+  by_address_[lease.address.value] = lease;
+  by_mac_[lease.mac] = lease.address.value;
+  ++version_;
+}
+
 bool LeaseTable::release(Ipv4Addr addr, MacAddr mac, UnixTime now) {
   auto it = by_address_.find(addr.value);
   if (it == by_address_.end() || it->second.mac != mac || !it->second.active(now)) return false;
@@ -216,6 +235,8 @@ void LeaseTable::restore(const std::vector<Lease>& leases) {
     if (!network_.is_host(l.address) || l.address == gateway_) continue;
     if (l.state == LeaseState::Declined) {
       decline(l.address, l.expiry);
+    } else if (!l.node.empty()) {
+      apply(l);
     } else {
       put(l.address, l.mac, l.vm, l.host_name, l.expiry, l.state, l.origin);
     }

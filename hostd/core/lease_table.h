@@ -27,6 +27,7 @@ struct Lease {
   MacAddr mac;
   std::string vm;
   std::string host_name;  // one DNS label, lowercase; empty if unknown
+  std::string node;       // node ID of the host the VM runs on; empty: this host
   UnixTime expiry = 0;
   LeaseState state = LeaseState::Bound;
   LeaseOrigin origin = LeaseOrigin::Dhcp;
@@ -74,6 +75,9 @@ class LeaseTable final : public NameDirectory {
   // previous host name if `host_name` is empty and the address is unchanged.
   const Lease& put(Ipv4Addr addr, MacAddr mac, const std::string& vm, const std::string& host_name, UnixTime expiry,
                    LeaseState state, LeaseOrigin origin);
+  // Stores a lease the registry reports for a VM on another node (or this
+  // one), replacing whatever was known of that address and MAC.
+  void apply(const Lease& lease);
   // Ends the lease of `addr` held by `mac` now (DHCPRELEASE); the record is
   // kept so the same MAC gets the address back. False if no such lease.
   bool release(Ipv4Addr addr, MacAddr mac, UnixTime now);
