@@ -104,7 +104,7 @@ void LeaseTable::erase(std::map<std::uint32_t, Lease>::iterator it) {
 }
 
 const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, const std::string& host_name,
-                             UnixTime expiry, LeaseState state, LeaseOrigin origin) {
+                             UnixTime expiry, LeaseState state, LeaseOrigin origin, const std::string& node) {
   // A MAC holds one record: forget its other address.
   if (auto m = by_mac_.find(mac); m != by_mac_.end() && m->second != addr.value) {
     auto old = by_address_.find(m->second);
@@ -122,7 +122,8 @@ const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, 
   auto existing = by_address_.find(addr.value);
   if (existing != by_address_.end()) {
     Lease& e = existing->second;
-    if (e.mac == mac && e.vm == vm && e.host_name == name && e.state == state && e.origin == origin) {
+    if (e.mac == mac && e.vm == vm && e.host_name == name && e.state == state && e.origin == origin &&
+        e.node == node) {
       // Only the expiry moves (a renewal): nothing a crash could lose that
       // the client would not repair by renewing again.
       if (e.expiry != expiry) {
@@ -140,6 +141,7 @@ const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, 
   l.expiry = expiry;
   l.state = state;
   l.origin = origin;
+  l.node = node;
   if (state != LeaseState::Declined) by_mac_[mac] = addr.value;
   ++version_;
   return l;
@@ -235,10 +237,8 @@ void LeaseTable::restore(const std::vector<Lease>& leases) {
     if (!network_.is_host(l.address) || l.address == gateway_) continue;
     if (l.state == LeaseState::Declined) {
       decline(l.address, l.expiry);
-    } else if (!l.node.empty()) {
-      apply(l);
     } else {
-      put(l.address, l.mac, l.vm, l.host_name, l.expiry, l.state, l.origin);
+      put(l.address, l.mac, l.vm, l.host_name, l.expiry, l.state, l.origin, l.node);
     }
   }
   ++version_;

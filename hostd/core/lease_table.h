@@ -74,7 +74,7 @@ class LeaseTable final : public NameDirectory {
   // record of that MAC and any stale record of that address. Keeps the
   // previous host name if `host_name` is empty and the address is unchanged.
   const Lease& put(Ipv4Addr addr, MacAddr mac, const std::string& vm, const std::string& host_name, UnixTime expiry,
-                   LeaseState state, LeaseOrigin origin);
+                   LeaseState state, LeaseOrigin origin, const std::string& node = std::string{});
   // Stores a lease the registry reports for a VM on another node (or this
   // one), replacing whatever was known of that address and MAC.
   void apply(const Lease& lease);
