@@ -190,6 +190,7 @@ DhcpOutcome DhcpServer::on_client_message(UnixTime now, const DhcpMessage& msg, 
     return r;
   }
   std::string host_name = sanitize_host_name(msg.host_name);
+  if (registry_) return on_registry_message(now, msg, client_mac, vm, host_name, out);
   switch (*msg.type) {
     case DhcpMessageType::Discover: {
       ++counters_.discovers;
@@ -261,6 +262,108 @@ DhcpOutcome DhcpServer::on_client_message(UnixTime now, const DhcpMessage& msg, 
       last_decline_[client_mac] = now;
       leases_.decline(*msg.requested_address, now + config_.decline_hold);
       r.released = true;
+      return r;
+    }
+    case DhcpMessageType::Inform: {
+      ++counters_.informs;
+      if (msg.ciaddr.is_zero()) return r;
+      const Lease* l = leases_.find_active(msg.ciaddr, now);
+      r.reply_size =
+          build_reply(out, msg, DhcpMessageType::Ack, Ipv4Addr{}, l && l->mac == client_mac ? l : nullptr, true);
+      if (r.reply_size) ++counters_.acks;
+      return r;
+    }
+    default: ++counters_.ignored; return r;
+  }
+}
+
+std::size_t DhcpServer::nak(UnixTime, const DhcpMessage& msg, ByteSpan out) {
+  std::size_t n = build_reply(out, msg, DhcpMessageType::Nak, Ipv4Addr{}, nullptr);
+  if (n) ++counters_.naks;
+  return n;
+}
+
+DhcpOutcome DhcpServer::on_registry_message(UnixTime now, const DhcpMessage& msg, MacAddr client_mac,
+                                            const std::string& vm, const std::string& host_name, ByteSpan out) {
+  DhcpOutcome r;
+  auto ask = [&](LeaseAsk::Kind kind, std::optional<Ipv4Addr> addr) {
+    r.ask = LeaseAsk{kind, client_mac, vm, host_name, addr, false};
+  };
+  const Lease* mine = leases_.find_by_mac(client_mac);
+  bool mine_here = mine && is_self(*mine) && mine->expiry > now &&
+                   (mine->state == LeaseState::Offered || mine->state == LeaseState::Bound);
+  switch (*msg.type) {
+    case DhcpMessageType::Discover:
+      ++counters_.discovers;
+      if (mine_here) {
+        r.reply_size = build_reply(out, msg, DhcpMessageType::Offer, mine->address, mine);
+        if (r.reply_size) ++counters_.offers;
+      } else {
+        ask(LeaseAsk::Kind::Offer, msg.requested_address);
+      }
+      return r;
+    case DhcpMessageType::Request: {
+      ++counters_.requests;
+      Ipv4Addr want;
+      if (msg.server_id) {
+        if (*msg.server_id != config_.gateway || !msg.requested_address) {
+          ++counters_.ignored;
+          return r;
+        }
+        want = *msg.requested_address;
+      } else if (msg.requested_address) {
+        want = *msg.requested_address;
+      } else if (!msg.ciaddr.is_zero()) {
+        want = msg.ciaddr;
+      } else {
+        ++counters_.ignored;
+        return r;
+      }
+      if (!leases_.is_available(want, client_mac, now)) {
+        r.reply_size = build_reply(out, msg, DhcpMessageType::Nak, Ipv4Addr{}, nullptr);
+        if (r.reply_size) ++counters_.naks;
+        return r;
+      }
+      const Lease* l = leases_.find(want);
+      if (l && l->mac == client_mac && is_self(*l) && l->active(now)) {
+        bool just_granted = l->expiry >= now + UnixTime(config_.lease_time) - 10;
+        // A renewal of what the registry granted: answer now (so VMs keep
+        // their addresses while the rendezvous is away) and refresh it there.
+        const Lease& renewed = leases_.put(want, client_mac, vm, host_name.empty() ? l->host_name : host_name,
+                                           now + config_.lease_time, LeaseState::Bound, l->origin, l->node);
+        r.reply_size = build_reply(out, msg, DhcpMessageType::Ack, want, &renewed);
+        if (r.reply_size) {
+          ++counters_.acks;
+          r.bound = want;
+        }
+        // Just granted by the registry: nothing to refresh there.
+        if (just_granted) return r;
+      }
+      ask(LeaseAsk::Kind::Bind, want);
+      return r;
+    }
+    case DhcpMessageType::Release:
+      ++counters_.releases;
+      if (leases_.release(msg.ciaddr, client_mac, now)) {
+        r.released = true;
+        ask(LeaseAsk::Kind::Release, msg.ciaddr);
+      }
+      return r;
+    case DhcpMessageType::Decline: {
+      ++counters_.declines;
+      if (!msg.requested_address || !mine_here || mine->address != *msg.requested_address) {
+        ++counters_.ignored;
+        return r;
+      }
+      auto last = last_decline_.find(client_mac);
+      if (last != last_decline_.end() && now - last->second < UnixTime(config_.decline_hold)) {
+        ++counters_.ignored;
+        return r;
+      }
+      last_decline_[client_mac] = now;
+      leases_.decline(*msg.requested_address, now + config_.decline_hold);
+      r.released = true;
+      ask(LeaseAsk::Kind::Decline, msg.requested_address);
       return r;
     }
     case DhcpMessageType::Inform: {

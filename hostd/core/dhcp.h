@@ -57,10 +57,23 @@ struct DhcpCounters {
 };
 
 // What a handled client message changed, for the caller to act on.
+// A request for the registry, which allocates addresses when this host has
+// rendezvous nodes (overlay.proto LeaseRequest / LeaseRelease).
+struct LeaseAsk {
+  enum class Kind : std::uint8_t { Offer, Bind, Release, Decline };
+  Kind kind = Kind::Offer;
+  MacAddr mac;
+  std::string vm;
+  std::string host_name;
+  std::optional<Ipv4Addr> address;  // requested / bound / released
+  bool learned = false;
+};
+
 struct DhcpOutcome {
   std::size_t reply_size = 0;     // bytes of the reply frame written to `out`; 0: send nothing
   std::optional<Ipv4Addr> bound;  // the client now holds this address (ACK)
   bool released = false;          // the client gave its address up
+  std::optional<LeaseAsk> ask;    // registry mode: ask the registry, answer when it replies
 };
 
 // Answers the DHCP clients of the VMs on this host.
@@ -68,15 +81,28 @@ class DhcpServer {
  public:
   DhcpServer(const NetworkConfig& config, LeaseTable& leases) : config_(config), leases_(leases) {}
 
+  // Switches to registry mode: addresses are allocated by the registry for
+  // node `self`; this server only answers from what the registry granted.
+  void use_registry(const std::string& self) {
+    registry_ = true;
+    self_ = self;
+  }
+
   // Handles one client message from VM `vm` whose source MAC is `client_mac`
   // and writes the complete Ethernet reply frame to `out`. Messages whose
   // chaddr differs from `client_mac` are ignored.
   DhcpOutcome on_client_message(UnixTime now, const DhcpMessage& msg, MacAddr client_mac, const std::string& vm,
                                 ByteSpan out);
 
+  // Writes a DHCPNAK for `msg` (the registry refused what it asked for).
+  std::size_t nak(UnixTime now, const DhcpMessage& msg, ByteSpan out);
+
   const DhcpCounters& counters() const { return counters_; }
 
  private:
+  DhcpOutcome on_registry_message(UnixTime now, const DhcpMessage& msg, MacAddr client_mac, const std::string& vm,
+                                  const std::string& host_name, ByteSpan out);
+  bool is_self(const Lease& l) const { return l.node.empty() || l.node == self_; }
   std::size_t build_reply(ByteSpan out, const DhcpMessage& req, DhcpMessageType type, Ipv4Addr yiaddr,
                           const Lease* lease, bool inform = false, bool with_host_name = true);
 
@@ -84,6 +110,8 @@ class DhcpServer {
   LeaseTable& leases_;
   DhcpCounters counters_;
   std::map<MacAddr, UnixTime> last_decline_;  // one decline per MAC per decline_hold
+  bool registry_ = false;
+  std::string self_;
 };
 
 }  // namespace wownet

@@ -19,6 +19,7 @@ const char* to_string(DropReason r) {
     case DropReason::UnknownAttachment: return "unknown_attachment";
     case DropReason::HostOriginated: return "host_originated";
     case DropReason::RateLimited: return "rate_limited";
+    case DropReason::AwaitingRegistry: return "awaiting_registry";
     case DropReason::Count: break;
   }
   return "?";
@@ -174,6 +175,16 @@ bool HostEngine::accept_source_ip(UnixTime now, AttachmentState& att, Ipv4Addr s
     return true;
   }
   // No binding yet: a statically configured VM (RFC 2131 does not apply).
+  if (registry_mode()) {
+    // The registry decides; once it granted the address, it is the VM's.
+    const Lease* l = leases_.find(src);
+    if (l && l->mac == *att.mac && l->node == self_node_ && l->active(now)) return bind(att, src);
+    if (config_.learn_static && leases_.is_available(src, *att.mac, now) && now - att.learn_asked >= 2) {
+      att.learn_asked = now;
+      asks_.push_back(LeaseAsk{LeaseAsk::Kind::Bind, *att.mac, att.vm, std::string{}, src, true});
+    }
+    return false;
+  }
   if (!config_.learn_static || !leases_.is_available(src, *att.mac, now)) return false;
   leases_.put(src, *att.mac, att.vm, std::string{}, now + config_.lease_time, LeaseState::Bound, LeaseOrigin::Learned);
   ++counters_.learned;
@@ -207,6 +218,11 @@ FrameAction HostEngine::handle_arp(UnixTime now, AttachmentState& att, const Eth
 
 FrameAction HostEngine::handle_dhcp(UnixTime now, AttachmentState& att, const DhcpMessage& msg) {
   DhcpOutcome out = dhcp_.on_client_message(now, msg, *att.mac, att.vm, reply_);
+  if (out.ask) {
+    asks_.push_back(*out.ask);
+    if (out.reply_size == 0 && (out.ask->kind == LeaseAsk::Kind::Offer || out.ask->kind == LeaseAsk::Kind::Bind))
+      ++counters_.registry_waits;
+  }
   if (out.bound) {
     bind(att, *out.bound);
     note_deadline(now + config_.lease_time);
@@ -238,11 +254,18 @@ FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const Et
       auto msg = parse_dhcp(udp->payload);
       if (!msg) return drop(&att, DropReason::Malformed);
       if (msg->op != kBootRequest) return drop(&att, DropReason::DhcpServerMessage);
-      return handle_dhcp(now, att, *msg);
+      FrameAction result = handle_dhcp(now, att, *msg);
+      if (registry_mode() && result.kind == FrameAction::Kind::None && msg->type &&
+          (*msg->type == DhcpMessageType::Discover || *msg->type == DhcpMessageType::Request))
+        att.pending_dhcp.assign(udp->payload.begin(), udp->payload.end());
+      return result;
     }
   }
 
-  if (!accept_source_ip(now, att, ip->src)) return drop(&att, DropReason::SpoofedIp);
+  if (!accept_source_ip(now, att, ip->src))
+    return drop(&att, registry_mode() && !att.ip && leases_.is_available(ip->src, *att.mac, now)
+                          ? DropReason::AwaitingRegistry
+                          : DropReason::SpoofedIp);
 
   if (ip->dst == config_.gateway) {
     if (ip->protocol == kIpProtoIcmp) {
@@ -306,6 +329,50 @@ FrameAction HostEngine::on_peer_packet(UnixTime now, std::string_view peer, Byte
   write_ethernet_header(frame, *dst->second.mac, config_.gateway_mac, kEtherTypeIpv4);
   ++counters_.from_peers;
   return FrameAction::write(dst->second.id, frame);
+}
+
+void HostEngine::use_registry(const std::string& self) {
+  self_node_ = self;
+  dhcp_.use_registry(self);
+}
+
+FrameAction HostEngine::on_registry_lease(UnixTime now, const Lease& lease) {
+  leases_.set_now(now);
+  leases_.apply(lease);
+  for (auto& [id, att] : attachments_) {
+    if (att.ip == lease.address && (lease.mac != att.mac || lease.node != self_node_ || !lease.active(now)))
+      unbind(att);  // moved to another VM or node, or ended
+    if (att.mac != lease.mac) continue;
+    if (lease.node == self_node_ && lease.active(now)) bind(att, lease.address);
+    if (att.pending_dhcp.empty()) continue;
+    // Answer the DHCP message that waited for this grant.
+    std::vector<std::uint8_t> pending = std::move(att.pending_dhcp);
+    att.pending_dhcp.clear();
+    auto msg = parse_dhcp(pending);
+    if (!msg || lease.node != self_node_) return FrameAction::none();
+    DhcpOutcome out = dhcp_.on_client_message(now, *msg, *att.mac, att.vm, reply_);
+    if (out.bound) bind(att, *out.bound);
+    if (out.reply_size == 0) {
+      if (out.ask) att.pending_dhcp = std::move(pending);  // still not enough: keep waiting
+      return FrameAction::none();
+    }
+    return FrameAction::write(att.id, ConstByteSpan(reply_.data(), out.reply_size));
+  }
+  return FrameAction::none();
+}
+
+FrameAction HostEngine::on_registry_refusal(UnixTime now, MacAddr mac) {
+  for (auto& [id, att] : attachments_) {
+    if (att.mac != mac || att.pending_dhcp.empty()) continue;
+    std::vector<std::uint8_t> pending = std::move(att.pending_dhcp);
+    att.pending_dhcp.clear();
+    auto msg = parse_dhcp(pending);
+    if (!msg || msg->type != DhcpMessageType::Request) return FrameAction::none();
+    std::size_t n = dhcp_.nak(now, *msg, reply_);
+    if (n == 0) return FrameAction::none();
+    return FrameAction::write(att.id, ConstByteSpan(reply_.data(), n));
+  }
+  return FrameAction::none();
 }
 
 void HostEngine::on_agent_host_name(UnixTime now, AttachmentId from, const std::string& host_name) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "dhcp.h"
@@ -36,6 +37,7 @@ enum class DropReason : std::uint8_t {
   UnknownAttachment,  // frame for an attachment the engine does not know
   HostOriginated,     // sent by the host's own side of the attachment (bridge, VIF, TAP)
   RateLimited,        // more DHCP messages in a second than any client needs
+  AwaitingRegistry,   // from an address the registry has not granted yet
   Count
 };
 const char* to_string(DropReason r);
@@ -59,6 +61,8 @@ struct AttachmentState {
   std::vector<MacAddr> host_macs;  // the host-side devices' MACs: never the VM's
   UnixTime dhcp_window = 0;        // second of the current DHCP budget
   std::uint32_t dhcp_in_window = 0;
+  std::vector<std::uint8_t> pending_dhcp;  // registry mode: the DHCP message awaiting the registry
+  UnixTime learn_asked = 0;                // registry mode: when a learned address was last asked for
   AttachmentCounters counters;
 };
 
@@ -87,7 +91,7 @@ inline constexpr std::uint32_t kDhcpMessagesPerSecond = 20;
 
 struct EngineCounters {
   std::uint64_t arp_replies = 0, arp_unanswered = 0, icmp_echo_replies = 0, forwarded = 0, learned = 0;
-  std::uint64_t to_peers = 0, from_peers = 0;
+  std::uint64_t to_peers = 0, from_peers = 0, registry_waits = 0;
   std::array<std::uint64_t, std::size_t(DropReason::Count)> drops{};       // from VMs
   std::array<std::uint64_t, std::size_t(DropReason::Count)> peer_drops{};  // from other nodes
 };
@@ -100,6 +104,19 @@ class HostEngine {
   void add_attachment(AttachmentId id, const std::string& vm, std::optional<MacAddr> mac, UnixTime now);
   // Forgets an attachment. Its lease stays (the VM may be attached again).
   void remove_attachment(AttachmentId id);
+  // Switches to registry mode: addresses come from the registry (rendezvous
+  // nodes) for this node `self`. DHCP and learning then queue LeaseAsks
+  // (take_lease_asks) and answer once on_registry_lease brings the grant.
+  void use_registry(const std::string& self);
+  bool registry_mode() const { return !self_node_.empty(); }
+  const std::string& self_node() const { return self_node_; }
+  // The registry requests queued since the last call.
+  std::vector<LeaseAsk> take_lease_asks() { return std::exchange(asks_, {}); }
+  // Applies a lease the registry granted or reported. If a VM here was
+  // waiting for it, returns the DHCP reply to send it.
+  FrameAction on_registry_lease(UnixTime now, const Lease& lease);
+  // The registry refused a request for `mac`: a waiting DHCPREQUEST gets a NAK.
+  FrameAction on_registry_refusal(UnixTime now, MacAddr mac);
   // Declares the MACs of the host's own devices on this attachment (VIF,
   // bridge, TAP). Frames from them are dropped and never fix the VM's MAC.
   void set_host_macs(AttachmentId id, std::vector<MacAddr> macs);
@@ -165,6 +182,8 @@ class HostEngine {
   std::unordered_map<AttachmentId, AttachmentState> attachments_;
   std::unordered_map<std::uint32_t, AttachmentId> route_;  // bound address -> attachment
   std::uint64_t bindings_version_ = 0;
+  std::string self_node_;
+  std::vector<LeaseAsk> asks_;
   UnixTime next_deadline_ = 0;
   alignas(8) std::array<std::uint8_t, 2048> reply_{};
 };

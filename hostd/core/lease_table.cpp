@@ -122,8 +122,7 @@ const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, 
   auto existing = by_address_.find(addr.value);
   if (existing != by_address_.end()) {
     Lease& e = existing->second;
-    if (e.mac == mac && e.vm == vm && e.host_name == name && e.state == state && e.origin == origin &&
-        e.node == node) {
+    if (e.mac == mac && e.vm == vm && e.host_name == name && e.state == state && e.origin == origin && e.node == node) {
       // Only the expiry moves (a renewal): nothing a crash could lose that
       // the client would not repair by renewing again.
       if (e.expiry != expiry) {

@@ -666,3 +666,94 @@ TEST_F(HostEngineTest, PacketsFromPeersAreDeliveredOnlyFromTheirOwnVms) {
 }
 }  // namespace
 }  // namespace wownet
+
+// Registry mode: addresses come from the rendezvous nodes.
+namespace wownet {
+namespace {
+class RegistryModeTest : public HostEngineTest {
+ protected:
+  RegistryModeTest() { engine_.use_registry("self-node"); }
+  Lease granted(Ipv4Addr a, MacAddr mac, LeaseState state, UnixTime expiry, std::string node = "self-node") {
+    Lease l;
+    l.address = a;
+    l.mac = mac;
+    l.vm = "vm1";
+    l.node = std::move(node);
+    l.state = state;
+    l.expiry = expiry;
+    return l;
+  }
+};
+
+TEST_F(RegistryModeTest, DiscoverWaitsForTheRegistryThenOffers) {
+  auto a = send(1, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true));
+  EXPECT_EQ(a.kind, FrameAction::Kind::None);
+  auto asks = engine_.take_lease_asks();
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Offer);
+  EXPECT_EQ(asks[0].mac, kMac1);
+  EXPECT_EQ(asks[0].vm, "vm1");
+  auto offer = engine_.on_registry_lease(T0, granted(ip(10, 128, 3, 9), kMac1, LeaseState::Offered, T0 + 60));
+  ASSERT_EQ(offer.kind, FrameAction::Kind::WriteToTap);
+  Bytes f = out(offer);
+  EXPECT_EQ(reply_options(f)[53], Bytes{2});
+  EXPECT_EQ(Bytes(f.begin() + 58, f.begin() + 62), (Bytes{10, 128, 3, 9}));
+}
+
+TEST_F(RegistryModeTest, RequestIsAckedOnlyAfterTheRegistryBindsIt) {
+  engine_.on_registry_lease(T0, granted(ip(10, 128, 3, 9), kMac1, LeaseState::Offered, T0 + 60));
+  auto a =
+      send(1, dhcp_frame(kMac1, 3, kAny, kAll, kAny, true, cat({opt_addr(50, ip(10, 128, 3, 9)), opt_addr(54, kGw)})));
+  EXPECT_EQ(a.kind, FrameAction::Kind::None);
+  auto asks = engine_.take_lease_asks();
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Bind);
+  EXPECT_EQ(asks[0].address, ip(10, 128, 3, 9));
+  auto ack = engine_.on_registry_lease(T0, granted(ip(10, 128, 3, 9), kMac1, LeaseState::Bound, T0 + 3600));
+  ASSERT_EQ(ack.kind, FrameAction::Kind::WriteToTap);
+  EXPECT_EQ(reply_options(out(ack))[53], Bytes{5});
+  EXPECT_EQ(engine_.attachment(1)->ip, ip(10, 128, 3, 9));
+  EXPECT_TRUE(engine_.take_lease_asks().empty());  // no redundant refresh
+}
+
+TEST_F(RegistryModeTest, RenewalsAreAnsweredWhileTheRegistryIsAway) {
+  engine_.on_registry_lease(T0, granted(ip(10, 128, 3, 9), kMac1, LeaseState::Bound, T0 + 3600));
+  Ipv4Addr a9 = ip(10, 128, 3, 9);
+  auto a = send(1, dhcp_frame(kMac1, 3, a9, kGw, a9, false), T0 + 1800);
+  ASSERT_EQ(a.kind, FrameAction::Kind::WriteToTap);
+  EXPECT_EQ(reply_options(out(a))[53], Bytes{5});
+  auto asks = engine_.take_lease_asks();
+  ASSERT_EQ(asks.size(), 1u);  // and the registry hears of it when it can
+  EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Bind);
+}
+
+TEST_F(RegistryModeTest, RefusalTurnsAWaitingRequestIntoANak) {
+  send(1, dhcp_frame(kMac1, 3, kAny, kAll, kAny, false, opt_addr(50, ip(10, 128, 3, 9))));
+  auto nak = engine_.on_registry_refusal(T0, kMac1);
+  ASSERT_EQ(nak.kind, FrameAction::Kind::WriteToTap);
+  EXPECT_EQ(reply_options(out(nak))[53], Bytes{6});
+}
+
+TEST_F(RegistryModeTest, StaticAddressesAreLearnedThroughTheRegistry) {
+  Ipv4Addr st = ip(10, 128, 0, 50);
+  Bytes ping = ethernet(kGwMac, kMac1, 0x0800, ipv4(st, kGw, 1, icmp_echo(1, 1, {})));
+  EXPECT_EQ(send(1, ping).reason, DropReason::AwaitingRegistry);
+  auto asks = engine_.take_lease_asks();
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_TRUE(asks[0].learned);
+  EXPECT_EQ(asks[0].address, st);
+  engine_.on_registry_lease(T0, granted(st, kMac1, LeaseState::Bound, T0 + 3600));
+  EXPECT_EQ(send(1, ping).kind, FrameAction::Kind::WriteToTap);  // the gateway answers now
+}
+
+TEST_F(RegistryModeTest, ALeaseMovedToAnotherNodeEndsTheLocalBinding) {
+  Ipv4Addr a9 = ip(10, 128, 3, 9);
+  engine_.on_registry_lease(T0, granted(a9, kMac1, LeaseState::Bound, T0 + 3600));
+  engine_.add_attachment(1, "vm1", kMac1, T0);
+  engine_.on_registry_lease(T0, granted(a9, kMac1, LeaseState::Bound, T0 + 3600));
+  ASSERT_EQ(engine_.attachment(1)->ip, a9);
+  engine_.on_registry_lease(T0 + 5, granted(a9, kMac1, LeaseState::Bound, T0 + 3600, "other-node"));
+  EXPECT_FALSE(engine_.attachment(1)->ip.has_value());
+}
+}  // namespace
+}  // namespace wownet
