@@ -118,7 +118,7 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
   }
   HostdConfig c;
   Reader r{path, error};
-  if (!r.only_keys(root, "", {"hostd", "network", "dns", "agent"})) return std::nullopt;
+  if (!r.only_keys(root, "", {"hostd", "network", "dns", "agent", "overlay"})) return std::nullopt;
 
   if (const toml::table* t = r.table(root, "hostd")) {
     if (!r.only_keys(*t, "hostd", {"state_dir", "control_socket", "log_level"})) return std::nullopt;
@@ -200,7 +200,83 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
       return std::nullopt;
   }
   if (!error.empty()) return std::nullopt;
+
+  if (const toml::table* t = r.table(root, "overlay")) {
+    OverlayConfig& o = c.overlay;
+    std::string role = "host", listen;
+    if (!r.only_keys(*t, "overlay",
+                     {"role", "listen", "rendezvous", "cert", "key", "ca", "crl", "cipher", "crl_refresh", "keepalive",
+                      "node_name"}) ||
+        !r.get_string(*t, "overlay", "role", role) || !r.get_string(*t, "overlay", "listen", listen) ||
+        !r.get_string(*t, "overlay", "cert", o.cert) || !r.get_string(*t, "overlay", "key", o.key) ||
+        !r.get_string(*t, "overlay", "ca", o.ca) || !r.get_string(*t, "overlay", "crl", o.crl) ||
+        !r.get_string(*t, "overlay", "cipher", o.cipher) || !r.get_string(*t, "overlay", "node_name", o.node_name) ||
+        !r.get_int(*t, "overlay", "crl_refresh", o.crl_refresh, 1, 86400) ||
+        !r.get_int(*t, "overlay", "keepalive", o.keepalive, 1, 3600))
+      return std::nullopt;
+    if (role != "host" && role != "rendezvous") {
+      r.fail("overlay.role", "expected \"host\" or \"rendezvous\"");
+      return std::nullopt;
+    }
+    o.rendezvous = role == "rendezvous";
+    if (!listen.empty()) {
+      auto e = parse_endpoint(listen);
+      if (!e) {
+        r.fail("overlay.listen", "expected ADDRESS:PORT like \"0.0.0.0:7700\"");
+        return std::nullopt;
+      }
+      o.listen = *e;
+    }
+    if (const toml::node* n = t->get("rendezvous")) {
+      const toml::array* arr = n->as_array();
+      if (!arr) {
+        r.fail("overlay.rendezvous", "expected a list of \"ADDRESS:PORT\" strings");
+        return std::nullopt;
+      }
+      for (const toml::node& item : *arr) {
+        auto v = item.value<std::string>();
+        auto e = v ? parse_endpoint(*v) : std::nullopt;
+        if (!item.is_string() || !e || e->address.is_zero()) {
+          r.fail("overlay.rendezvous", "expected a list of \"ADDRESS:PORT\" strings, like [\"192.0.2.10:7700\"]");
+          return std::nullopt;
+        }
+        o.rendezvous_nodes.push_back(*e);
+      }
+    }
+    if (o.cipher != "aes-256-gcm" && o.cipher != "chacha20-poly1305") {
+      r.fail("overlay.cipher", "expected \"aes-256-gcm\" or \"chacha20-poly1305\"");
+      return std::nullopt;
+    }
+    for (auto [key, value] : {std::pair{"cert", &o.cert}, {"key", &o.key}, {"ca", &o.ca}}) {
+      if (value->empty() || (*value)[0] != '/') {
+        r.fail(std::string("overlay.") + key, "expected the absolute path of a PEM file");
+        return std::nullopt;
+      }
+    }
+    if (!o.crl.empty() && o.crl[0] != '/') {
+      r.fail("overlay.crl", "expected the absolute path of a PEM file");
+      return std::nullopt;
+    }
+    if (!o.rendezvous && o.rendezvous_nodes.empty()) {
+      r.fail("overlay.rendezvous", "a host needs at least one rendezvous endpoint (or role = \"rendezvous\")");
+      return std::nullopt;
+    }
+    o.enabled = true;
+  }
+  if (!error.empty()) return std::nullopt;
   return c;
+}
+
+std::optional<ConfigEndpoint> parse_endpoint(std::string_view s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  auto addr = Ipv4Addr::parse(s.substr(0, colon));
+  std::string_view port = s.substr(colon + 1);
+  if (!addr || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  unsigned p = unsigned(std::stoul(std::string(port)));
+  if (p == 0 || p > 65535) return std::nullopt;
+  return ConfigEndpoint{*addr, std::uint16_t(p)};
 }
 
 }  // namespace wownet

@@ -5,13 +5,38 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "network_config.h"
 
 namespace wownet {
 
+// A UDP endpoint in a config file: "192.0.2.10:7700".
+struct ConfigEndpoint {
+  Ipv4Addr address;
+  std::uint16_t port = 0;
+  bool operator==(const ConfigEndpoint&) const = default;
+};
+std::optional<ConfigEndpoint> parse_endpoint(std::string_view s);
+
+// The encrypted overlay between hosts ([overlay]). Without it (no cert),
+// hostd serves only the VMs on this host and keeps its own registry.
+struct OverlayConfig {
+  bool enabled = false;     // true once [overlay] names a certificate
+  bool rendezvous = false;  // role = "rendezvous": keeps the registry
+  ConfigEndpoint listen{Ipv4Addr{0}, 7700};
+  std::vector<ConfigEndpoint> rendezvous_nodes;  // where hosts register
+  std::string cert, key, ca, crl;                // PEM files; crl optional (a rendezvous re-reads it)
+  std::string cipher = "aes-256-gcm";
+  std::uint32_t crl_refresh = 60;  // seconds between CRL checks
+  std::uint32_t keepalive = 10;    // seconds
+  std::string node_name;           // from the certificate when empty
+};
+
 struct HostdConfig {
   NetworkConfig network;
+  OverlayConfig overlay;
   std::string state_dir = "/var/lib/wownet";
   std::string control_socket = "/run/wownet/hostd.sock";
   std::string log_level = "info";

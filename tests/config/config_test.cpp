@@ -131,7 +131,8 @@ TEST_F(ConfigTest, UnknownKeys) {
   expect_error("[network]\nmtu = 1400\nttl = 5\n", "network.ttl", "unknown key");
   expect_error("[dns]\nport = 53\n", "dns.port", "unknown key");
   expect_error("[agent]\nchannel = \"eth1\"\n", "agent.channel", "unknown key");
-  expect_error("[overlay]\nport = 1\n", "overlay", "unknown key");
+  expect_error("[tunnel]\nport = 1\n", "tunnel", "unknown key");
+  expect_error("[overlay]\nport = 1\n", "overlay.port", "unknown key");
   expect_error("log_level = \"info\"\n", "log_level", "unknown key");
   expect_error("[network.extra]\n", "network.extra", "unknown key");
 }
@@ -279,5 +280,46 @@ TEST_F(ConfigTest, ExampleConfigDocumentsEveryKeyWithItsDefault) {
   expect_defaults(*all);
 }
 
+}  // namespace
+}  // namespace wownet
+
+namespace wownet {
+namespace {
+class OverlayConfigTest : public ConfigTest {};
+
+TEST_F(OverlayConfigTest, HostWithRendezvousNodes) {
+  auto c = load(
+      "[overlay]\nrole = \"host\"\nlisten = \"0.0.0.0:7701\"\nrendezvous = [\"192.0.2.10:7700\", "
+      "\"198.51.100.1:7700\"]\n"
+      "cert = \"/etc/wownet/node.crt\"\nkey = \"/etc/wownet/node.key\"\nca = \"/etc/wownet/ca.crt\"\n"
+      "cipher = \"chacha20-poly1305\"\ncrl_refresh = 5\nkeepalive = 3\n");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_TRUE(c->overlay.enabled);
+  EXPECT_FALSE(c->overlay.rendezvous);
+  EXPECT_EQ(c->overlay.listen.port, 7701);
+  ASSERT_EQ(c->overlay.rendezvous_nodes.size(), 2u);
+  EXPECT_EQ(c->overlay.rendezvous_nodes[1].address.to_string(), "198.51.100.1");
+  EXPECT_EQ(c->overlay.cipher, "chacha20-poly1305");
+  EXPECT_EQ(c->overlay.crl_refresh, 5u);
+}
+
+TEST_F(OverlayConfigTest, WithoutTheTableTheOverlayIsOff) {
+  auto c = load("");
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->overlay.enabled);
+}
+
+TEST_F(OverlayConfigTest, BadValuesNameTheKey) {
+  const std::string files = "cert = \"/a.crt\"\nkey = \"/a.key\"\nca = \"/ca.crt\"\n";
+  expect_error("[overlay]\nrole = \"boss\"\n" + files + "rendezvous = [\"192.0.2.1:1\"]\n", "overlay.role", "expected");
+  expect_error("[overlay]\n" + files + "rendezvous = \"192.0.2.1:1\"\n", "overlay.rendezvous", "list");
+  expect_error("[overlay]\n" + files + "rendezvous = [\"192.0.2.1\"]\n", "overlay.rendezvous", "ADDRESS:PORT");
+  expect_error("[overlay]\n" + files + "rendezvous = [\"192.0.2.1:70000\"]\n", "overlay.rendezvous", "ADDRESS:PORT");
+  expect_error("[overlay]\n" + files, "overlay.rendezvous", "at least one");
+  expect_error("[overlay]\nrole = \"rendezvous\"\nkey = \"/a.key\"\nca = \"/ca.crt\"\n", "overlay.cert", "absolute");
+  expect_error("[overlay]\nrole = \"rendezvous\"\n" + files + "cipher = \"rot13\"\n", "overlay.cipher", "expected");
+  expect_error("[overlay]\nrole = \"rendezvous\"\n" + files + "listen = \"nowhere\"\n", "overlay.listen", "ADDRESS");
+  expect_error("[overlay]\nrole = \"rendezvous\"\n" + files + "crl_refresh = 0\n", "overlay.crl_refresh", "from 1");
+}
 }  // namespace
 }  // namespace wownet
