@@ -219,6 +219,8 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
       return std::nullopt;
     }
     o.rendezvous = role == "rendezvous";
+    bool configured = o.rendezvous || !o.cert.empty() || !o.key.empty() || !o.ca.empty() || t->get("rendezvous");
+    if (!configured) return c;  // an empty [overlay]: single-host mode
     if (!listen.empty()) {
       auto e = parse_endpoint(listen);
       if (!e) {
