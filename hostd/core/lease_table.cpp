@@ -118,6 +118,8 @@ const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, 
       if (m != by_mac_.end() && m->second == addr.value) by_mac_.erase(m);
     }
   }
+  // A kept name may have been taken by another VM while this lease lapsed.
+  if (!keep_name.empty() && !name_available(keep_name, mac, now_)) keep_name.clear();
   std::string name = host_name.empty() || !name_available(host_name, mac, now_) ? keep_name : host_name;
   auto existing = by_address_.find(addr.value);
   if (existing != by_address_.end()) {

@@ -757,3 +757,18 @@ TEST_F(RegistryModeTest, ALeaseMovedToAnotherNodeEndsTheLocalBinding) {
 }
 }  // namespace
 }  // namespace wownet
+
+namespace wownet {
+namespace {
+TEST(LeaseTableTest, ALapsedLeaseDoesNotTakeBackANameSomeoneElseNowHolds) {
+  LeaseTable t(*Ipv4Prefix::parse("10.128.0.0/9"), kGw);
+  t.set_now(T0);
+  t.put(ip(10, 128, 0, 2), kMac1, "vm1", "web", T0 + 10, LeaseState::Bound, LeaseOrigin::Dhcp);
+  t.set_now(T0 + 20);  // vm1's lease lapsed; vm2 takes the name
+  t.put(ip(10, 128, 0, 3), kMac2, "vm2", "web", T0 + 3600, LeaseState::Bound, LeaseOrigin::Dhcp);
+  t.put(ip(10, 128, 0, 2), kMac1, "vm1", "", T0 + 3600, LeaseState::Bound, LeaseOrigin::Dhcp);  // vm1 renews
+  EXPECT_EQ(t.find(ip(10, 128, 0, 2))->host_name, "");
+  EXPECT_EQ(t.find_host_name("web"), ip(10, 128, 0, 3));
+}
+}  // namespace
+}  // namespace wownet

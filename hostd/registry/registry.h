@@ -1,0 +1,182 @@
+// The registry a rendezvous node keeps for the whole overlay: which VM
+// address is leased to which node, MAC, VM and host name until when; where
+// each node can be reached; and the CRL. Other nodes reach it with
+// wownet.overlay.NodeMessage over their authenticated DTLS sessions; the
+// transport calls the on_* entry points and sends what they return.
+//
+// Allocation is LeaseTable's (choose, is_available, put, release, decline,
+// name rules) with every record's `node` set to the node the VM runs on.
+// Every change is committed to the RegistryStore before the reply that
+// reports it is produced, so a reply the caller sends is never lost to a
+// crash. Time comes in as an argument; no I/O besides the store. Not
+// thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lease_table.h"
+#include "network_config.h"
+#include "overlay.pb.h"
+#include "registry_store.h"
+#include "types.h"
+
+namespace wownet::registry {
+
+// Budget for one LeaseSnapshot or LeaseUpdate message (serialized
+// NodeMessage): a large table goes out as several messages so each fits one
+// DTLS record in one unfragmented datagram. The first message after a
+// session comes up is a LeaseSnapshot, the rest of the table follows as
+// LeaseUpdate messages.
+inline constexpr std::size_t kMaxLeaseMessageBytes = 1100;
+// At most this many local endpoints per Register.
+inline constexpr std::size_t kMaxLocalEndpoints = 16;
+// Longest VM name accepted in a LeaseRequest, in bytes (valid UTF-8, no
+// control characters).
+inline constexpr std::size_t kMaxVmNameBytes = 255;
+
+// One message for one node.
+struct Outgoing {
+  std::string node_id;
+  wownet::overlay::NodeMessage message;
+};
+
+struct RegistryCounters {
+  std::uint64_t lease_requests = 0, lease_refused = 0, releases = 0, resolves = 0, registers = 0;
+  std::uint64_t pushes = 0;          // messages queued for nodes other than a requester
+  std::uint64_t store_failures = 0;  // commits that failed (the change was undone)
+};
+
+// The wire form of `lease`; `node_name` goes in Lease.node_name.
+wownet::overlay::Lease lease_to_proto(const Lease& lease, const std::string& node_name);
+// Parses a wire lease (address, MAC, state and origin must be valid);
+// nullopt otherwise. Lease.node_name is not kept.
+std::optional<Lease> lease_from_proto(const wownet::overlay::Lease& lease);
+
+class Registry {
+ public:
+  // `store` may be null (memory only, for tests); otherwise it must outlive
+  // the registry. Call restore() before anything else when there is a store.
+  Registry(NetworkConfig network, RegistryStore* store);
+
+  // Names the rendezvous itself: its node ID (leases of its own VMs carry
+  // it), name and the endpoints Resolve gives for it.
+  void set_self(const std::string& id, const std::string& name, std::vector<Endpoint> endpoints);
+  const std::string& self_id() const { return self_id_; }
+
+  // Replaces the in-memory state with the store's. Every node starts
+  // offline (their sessions died with the process) and is written back so.
+  // False with `error` set if the store cannot be read or written: do not
+  // serve then. True without a store (the registry is then empty).
+  bool restore(UnixTime now, std::string& error);
+
+  // A node's session came up; `id` and `name` come from its verified
+  // certificate, the reflexive endpoint from the transport. Records the
+  // node as online and queues Registered, the lease table (LeaseSnapshot,
+  // then LeaseUpdate for the rest) and the CRL, if one is set, to it. If
+  // the node record cannot be stored an Error replaces Registered. Ignored
+  // for an empty ID or the rendezvous' own.
+  void on_node_up(UnixTime now, const std::string& id, const std::string& name, const std::string& reflexive_address,
+                  std::uint16_t reflexive_port, std::vector<Outgoing>& out);
+  // A node's session went down: it stops receiving pushes. Its leases stay.
+  void on_node_down(UnixTime now, const std::string& id);
+
+  // Handles one control message from the node `from_id` (authenticated by
+  // the transport), queuing the reply (same request_id) to it and any
+  // LeaseUpdate to the other online nodes. A node whose session is not up
+  // gets an Error. Register -> Registered; LeaseRequest and LeaseRelease ->
+  // LeaseReply; Resolve -> Resolved or Error; Keepalive, Hello and Error
+  // get no reply; anything else gets an Error.
+  void on_message(UnixTime now, const std::string& from_id, const wownet::overlay::NodeMessage& m,
+                  std::vector<Outgoing>& out);
+
+  // Expires offers, declines and leases due by `now`: expired offers and
+  // declines are dropped (bound leases stay remembered for their MAC), and
+  // every online node gets a LeaseUpdate with the expired records. Call at
+  // next_deadline() or later.
+  void on_timer(UnixTime now, std::vector<Outgoing>& out);
+  // When on_timer() next has work to do; INT64_MAX if never.
+  UnixTime next_deadline() const;
+
+  // Stores `pem` as the CRL and queues a Crl to every online node. False
+  // with `error` set (and nothing sent) if it cannot be stored.
+  bool set_crl(const std::string& pem, std::vector<Outgoing>& out, std::string& error);
+  const std::string& crl() const { return crl_; }
+
+  // Allocation for a VM on the rendezvous itself (node = self ID), under
+  // the same rules as a remote LeaseRequest; other nodes get LeaseUpdate.
+  wownet::overlay::LeaseReply request_local(UnixTime now, const wownet::overlay::LeaseRequest& r,
+                                            std::vector<Outgoing>& out);
+  // Release or decline for a VM on the rendezvous itself.
+  wownet::overlay::LeaseReply release_local(UnixTime now, const wownet::overlay::LeaseRelease& r,
+                                            std::vector<Outgoing>& out);
+  // Answers Resolve{address}: true and `out` filled (reflexive endpoint
+  // first, then the local ones) for an active lease whose node is known,
+  // online or not (then its last known endpoints); false with `error` set
+  // otherwise.
+  bool resolve(UnixTime now, const std::string& address, wownet::overlay::Resolved& out, std::string& error) const;
+
+  const LeaseTable& leases() const { return leases_; }
+  const std::map<std::string, NodeInfo>& nodes() const { return nodes_; }
+  // The node record of `id`, or nullptr.
+  const NodeInfo* node(const std::string& id) const;
+  const RegistryCounters& counters() const { return counters_; }
+  // True after a failed commit could not be undone by re-reading the store:
+  // every further change is refused until the process restarts.
+  bool storage_failed() const { return storage_failed_; }
+
+ private:
+  // Records of the addresses an operation may change, as they were before.
+  using Before = std::vector<std::pair<Ipv4Addr, std::optional<Lease>>>;
+
+  wownet::overlay::LeaseReply handle_request(UnixTime now, const std::string& node,
+                                             const wownet::overlay::LeaseRequest& r, std::vector<Outgoing>& pushes);
+  wownet::overlay::LeaseReply handle_release(UnixTime now, const std::string& node,
+                                             const wownet::overlay::LeaseRelease& r, std::vector<Outgoing>& pushes);
+  void handle_register(UnixTime now, const std::string& node, const wownet::overlay::NodeMessage& m,
+                       std::vector<Outgoing>& out);
+  // True if `node` may take over the record `mac` holds: it is the node's
+  // own, or not held (expired or declined), or the same named VM moved.
+  bool may_take_mac(const std::string& node, MacAddr mac, const std::string& vm, UnixTime now) const;
+  // Clears the host name of the record at `addr` if another VM's active
+  // lease holds it.
+  void drop_taken_name(Ipv4Addr addr, UnixTime now);
+  Before capture(std::initializer_list<Ipv4Addr> addresses) const;
+  // Writes what changed since `before` to the store and queues LeaseUpdate
+  // to online nodes other than `requester`. On a store failure the table
+  // is re-read from the store (the change is undone) and false returned.
+  bool commit(UnixTime now, const Before& before, const std::string& requester, std::vector<Outgoing>& pushes,
+              std::string& error);
+  bool store_nodes(std::vector<NodeInfo> nodes, std::string& error);
+  // Re-reads the lease table from the store (undoing an uncommitted
+  // change). Node records and the CRL in memory stay.
+  bool reload(UnixTime now, std::string& error);
+  void track_deadline(const Lease& lease, UnixTime now);
+  // Queues `leases` to `node_id` in messages within kMaxLeaseMessageBytes;
+  // the first is a LeaseSnapshot if `snapshot`.
+  void queue_leases(const std::string& node_id, const std::vector<Lease>& leases, bool snapshot,
+                    std::vector<Outgoing>& out) const;
+  void push_to_others(const std::string& except, const std::vector<Lease>& leases, std::vector<Outgoing>& out);
+  const std::string& node_name(const std::string& id) const;
+  wownet::overlay::LeaseReply refuse(const std::string& reason);
+  wownet::overlay::LeaseReply accept(const Lease& lease, const std::string& reason = std::string{}) const;
+
+  NetworkConfig network_;
+  RegistryStore* store_;
+  LeaseTable leases_;
+  std::map<std::string, NodeInfo> nodes_;
+  std::string crl_;
+  std::string self_id_, self_name_;
+  std::vector<Endpoint> self_endpoints_;
+  std::set<std::pair<UnixTime, std::uint32_t>> deadlines_;  // (expiry, address) of records to look at
+  RegistryCounters counters_;
+  bool storage_failed_ = false;
+};
+
+}  // namespace wownet::registry

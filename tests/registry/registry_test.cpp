@@ -1,0 +1,539 @@
+// Registry logic, memory only: allocation across nodes, migration, node
+// ownership, release and decline, host names, Resolve, pushes, timers.
+#include "registry.h"
+
+#include <gtest/gtest.h>
+
+#include "registry_test_util.h"
+
+namespace wownet::registry::test {
+namespace {
+
+constexpr const char* kMac1 = "52:54:00:00:00:01";
+constexpr const char* kMac2 = "52:54:00:00:00:02";
+constexpr const char* kMac3 = "52:54:00:00:00:03";
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  RegistryTest() : reg_(NetworkConfig{}, nullptr) {
+    reg_.set_self("self-id", "rdv", {Endpoint{"192.0.2.1", 4789}});
+    up("node-a", "host-a", "198.51.100.1", 5000);
+    up("node-b", "host-b", "198.51.100.2", 5000);
+  }
+
+  std::vector<Outgoing> up(const std::string& id, const std::string& name, const std::string& addr,
+                           std::uint16_t port) {
+    std::vector<Outgoing> out;
+    reg_.on_node_up(now_, id, name, addr, port, out);
+    return out;
+  }
+
+  std::vector<Outgoing> send(const std::string& from, const ov::NodeMessage& m) {
+    std::vector<Outgoing> out;
+    reg_.on_message(now_, from, m, out);
+    return out;
+  }
+
+  // Sends a LeaseRequest or LeaseRelease and returns the reply to `from`.
+  ov::LeaseReply ask(const std::string& from, const ov::NodeMessage& m) { return reply_to(send(from, m), from); }
+
+  // OFFER then BIND of the offered address; returns the bound lease.
+  ov::Lease allocate(const std::string& from, const std::string& mac, const std::string& vm,
+                     const std::string& host_name = {}) {
+    ov::LeaseReply o = ask(from, offer(1, mac, vm, host_name));
+    EXPECT_TRUE(o.ok()) << o.reason();
+    ov::LeaseReply b = ask(from, bind(2, mac, vm, o.lease().address(), host_name));
+    EXPECT_TRUE(b.ok()) << b.reason();
+    return b.lease();
+  }
+
+  UnixTime now_ = kT0;
+  Registry reg_;
+};
+
+TEST_F(RegistryTest, OffersAcrossTwoNodesAreDistinctAndCarryTheNode) {
+  ov::LeaseReply a = ask("node-a", offer(7, kMac1, "vm-a"));
+  ov::LeaseReply b = ask("node-b", offer(8, kMac2, "vm-b"));
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(a.lease().address(), "10.128.0.2");  // .1 is the gateway
+  EXPECT_EQ(b.lease().address(), "10.128.0.3");
+  EXPECT_EQ(a.lease().state(), "offered");
+  EXPECT_EQ(a.lease().node_id(), "node-a");
+  EXPECT_EQ(a.lease().node_name(), "host-a");
+  EXPECT_EQ(a.lease().expiry_unix(), now_ + NetworkConfig{}.offer_hold);
+  EXPECT_EQ(b.lease().node_id(), "node-b");
+
+  ov::Lease la = allocate("node-a", kMac1, "vm-a");
+  ov::Lease lb = allocate("node-b", kMac2, "vm-b");
+  EXPECT_EQ(la.address(), "10.128.0.2");
+  EXPECT_EQ(lb.address(), "10.128.0.3");
+  EXPECT_EQ(la.state(), "bound");
+  EXPECT_EQ(la.expiry_unix(), now_ + NetworkConfig{}.lease_time);
+  EXPECT_EQ(reg_.leases().active_count(now_), 2u);
+}
+
+TEST_F(RegistryTest, ReplyEchoesRequestId) {
+  auto out = send("node-a", offer(4242, kMac1, "vm"));
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out.front().node_id, "node-a");
+  EXPECT_EQ(out.front().message.request_id(), 4242u);
+  EXPECT_TRUE(out.front().message.has_lease_reply());
+}
+
+TEST_F(RegistryTest, RequestedAddressIsHonouredWhenFree) {
+  ov::LeaseReply r = ask("node-a", offer(1, kMac1, "vm", "", "10.128.7.9"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.lease().address(), "10.128.7.9");
+  // Another MAC asking for it gets the lowest free address instead.
+  ov::LeaseReply s = ask("node-b", offer(1, kMac2, "vm", "", "10.128.7.9"));
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s.lease().address(), "10.128.0.2");
+}
+
+TEST_F(RegistryTest, SameMacGetsItsAddressBack) {
+  ov::Lease first = allocate("node-a", kMac1, "vm-a");
+  now_ += 10;
+  ASSERT_TRUE(ask("node-a", release(3, first.address(), kMac1)).ok());
+  // Others allocate meanwhile; the released address stays remembered.
+  allocate("node-b", kMac2, "vm-b");
+  now_ += 5 * 3600;  // long after every lease expired
+  allocate("node-b", kMac3, "vm-c");
+  ov::LeaseReply again = ask("node-a", offer(4, kMac1, "vm-a"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.lease().address(), first.address());
+}
+
+TEST_F(RegistryTest, MigratedVmKeepsItsAddressOnTheNewNode) {
+  ov::Lease on_a = allocate("node-a", kMac1, "web");
+  now_ += 100;
+  // The VM is live-migrated to B and asks again (DISCOVER, then REQUEST).
+  auto out = send("node-b", offer(5, kMac1, "web"));
+  ov::LeaseReply o = reply_to(out, "node-b");
+  ASSERT_TRUE(o.ok()) << o.reason();
+  EXPECT_EQ(o.lease().address(), on_a.address());
+  EXPECT_EQ(o.lease().node_id(), "node-b");
+  EXPECT_EQ(o.lease().state(), "bound");
+  // A hears that the lease moved.
+  auto to_a = updates_to(out, "node-a");
+  ASSERT_EQ(to_a.size(), 1u);
+  EXPECT_EQ(to_a[0].node_id(), "node-b");
+  ov::LeaseReply b = ask("node-b", bind(6, kMac1, "web", on_a.address()));
+  ASSERT_TRUE(b.ok()) << b.reason();
+  EXPECT_EQ(b.lease().node_id(), "node-b");
+  // A no longer holds it and may not release it.
+  EXPECT_FALSE(ask("node-a", release(7, on_a.address(), kMac1)).ok());
+  EXPECT_TRUE(reg_.leases().find_active(*Ipv4Addr::parse(on_a.address()), now_));
+}
+
+TEST_F(RegistryTest, LearnedBindAfterMigrationMovesTheLease) {
+  ov::Lease on_a = allocate("node-a", kMac1, "web");
+  ov::LeaseReply b = ask("node-b", bind(3, kMac1, "web", on_a.address(), "", true));
+  ASSERT_TRUE(b.ok()) << b.reason();
+  EXPECT_EQ(b.lease().node_id(), "node-b");
+  EXPECT_EQ(b.lease().origin(), "dhcp");  // renewing a DHCP lease keeps its origin
+}
+
+TEST_F(RegistryTest, SameMacUnderAnotherVmNameCannotTakeAnActiveLease) {
+  ov::Lease on_a = allocate("node-a", kMac1, "web");
+  ov::LeaseReply o = ask("node-b", offer(3, kMac1, "clone"));
+  EXPECT_FALSE(o.ok());
+  EXPECT_FALSE(ask("node-b", bind(4, kMac1, "clone", on_a.address())).ok());
+  EXPECT_FALSE(ask("node-b", bind(5, kMac1, "clone", "10.128.9.9")).ok());
+  EXPECT_EQ(reg_.leases().find_by_mac(*MacAddr::parse(kMac1))->node, "node-a");
+  // Once A's lease has expired the MAC is free to move.
+  now_ += NetworkConfig{}.lease_time + 1;
+  ov::LeaseReply later = ask("node-b", offer(6, kMac1, "clone"));
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later.lease().address(), on_a.address());
+  EXPECT_EQ(later.lease().node_id(), "node-b");
+}
+
+TEST_F(RegistryTest, BindOfAnotherNodesActiveAddressIsRefused) {
+  ov::Lease on_a = allocate("node-a", kMac1, "vm-a");
+  ov::LeaseReply r = ask("node-b", bind(3, kMac2, "vm-b", on_a.address()));
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.reason(), "address in use");
+  ov::LeaseReply learned = ask("node-b", bind(4, kMac2, "vm-b", on_a.address(), "", true));
+  EXPECT_FALSE(learned.ok());
+  // An offer reserved on A is also out of reach.
+  ov::LeaseReply o = ask("node-a", offer(5, kMac3, "vm-c"));
+  ASSERT_TRUE(o.ok());
+  EXPECT_FALSE(ask("node-b", bind(6, kMac2, "vm-b", o.lease().address())).ok());
+  const Lease* l = reg_.leases().find(*Ipv4Addr::parse(on_a.address()));
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->node, "node-a");
+  EXPECT_EQ(l->mac, *MacAddr::parse(kMac1));
+}
+
+TEST_F(RegistryTest, LearnedStaticBind) {
+  ov::LeaseReply r = ask("node-a", bind(1, kMac1, "static-vm", "10.128.44.5", "", true));
+  ASSERT_TRUE(r.ok()) << r.reason();
+  EXPECT_EQ(r.lease().origin(), "learned");
+  EXPECT_EQ(r.lease().state(), "bound");
+  EXPECT_EQ(r.lease().expiry_unix(), now_ + NetworkConfig{}.lease_time);
+  EXPECT_EQ(r.lease().node_id(), "node-a");
+  // A learned address is never "offered".
+  EXPECT_FALSE(ask("node-a", lease_request(2, ov::LeaseRequest::OFFER, kMac2, "x", "", "", true)).ok());
+}
+
+TEST_F(RegistryTest, BindRefusesAddressesNoVmMayHold) {
+  EXPECT_FALSE(ask("node-a", bind(1, kMac1, "vm", "10.128.0.1")).ok());      // gateway
+  EXPECT_FALSE(ask("node-a", bind(1, kMac1, "vm", "10.128.0.0")).ok());      // network
+  EXPECT_FALSE(ask("node-a", bind(1, kMac1, "vm", "10.255.255.255")).ok());  // broadcast
+  EXPECT_FALSE(ask("node-a", bind(1, kMac1, "vm", "10.0.0.5")).ok());        // outside
+  EXPECT_FALSE(ask("node-a", bind(1, kMac1, "vm", "")).ok());                // none
+  EXPECT_EQ(reg_.leases().size(), 0u);
+}
+
+TEST_F(RegistryTest, MalformedRequestsAreRefusedWithAReason) {
+  for (const char* mac :
+       {"", "nonsense", "52:54:00:00:00", "00:00:00:00:00:00", "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff"}) {
+    ov::LeaseReply r = ask("node-a", offer(1, mac, "vm"));
+    EXPECT_FALSE(r.ok()) << mac;
+    EXPECT_FALSE(r.reason().empty());
+  }
+  EXPECT_EQ(ask("node-a", offer(1, kMac1, "vm", "", "10.0.0.1")).reason(), "requested address outside the network");
+  EXPECT_EQ(ask("node-a", offer(1, kMac1, "vm", "", "10.128.0.300")).reason(), "malformed requested address");
+  EXPECT_FALSE(ask("node-a", offer(1, kMac1, std::string("bad\xff", 4))).ok());
+  EXPECT_FALSE(ask("node-a", offer(1, kMac1, std::string("a\nb"))).ok());
+  EXPECT_FALSE(ask("node-a", offer(1, kMac1, std::string(300, 'v'))).ok());
+  EXPECT_TRUE(ask("node-a", offer(1, kMac1, "vm-\xc3\xa9t\xc3\xa9")).ok());  // UTF-8 is fine
+  auto m = offer(1, kMac2, "vm");
+  m.mutable_lease_request()->set_kind(static_cast<ov::LeaseRequest::Kind>(9));
+  EXPECT_FALSE(ask("node-a", m).ok());
+  EXPECT_FALSE(ask("node-a", release(1, "garbage", kMac1)).ok());
+  EXPECT_EQ(reg_.counters().lease_refused, 13u);
+}
+
+TEST_F(RegistryTest, ReleaseOnlyByTheOwningNode) {
+  ov::Lease on_a = allocate("node-a", kMac1, "vm-a");
+  ov::LeaseReply by_b = ask("node-b", release(3, on_a.address(), kMac1));
+  EXPECT_FALSE(by_b.ok());
+  EXPECT_TRUE(reg_.leases().find_active(*Ipv4Addr::parse(on_a.address()), now_));
+  EXPECT_FALSE(ask("node-a", release(4, on_a.address(), kMac2)).ok());        // wrong MAC
+  EXPECT_FALSE(ask("node-b", release(5, on_a.address(), kMac1, true)).ok());  // nor decline it
+
+  now_ += 30;
+  auto out = send("node-a", release(6, on_a.address(), kMac1));
+  ov::LeaseReply r = reply_to(out, "node-a");
+  ASSERT_TRUE(r.ok()) << r.reason();
+  EXPECT_EQ(r.lease().expiry_unix(), now_);
+  EXPECT_FALSE(reg_.leases().find_active(*Ipv4Addr::parse(on_a.address()), now_));
+  auto to_b = updates_to(out, "node-b");
+  ASSERT_EQ(to_b.size(), 1u);
+  EXPECT_EQ(to_b[0].expiry_unix(), now_);
+  // Released twice: nothing to release.
+  EXPECT_FALSE(ask("node-a", release(7, on_a.address(), kMac1)).ok());
+}
+
+TEST_F(RegistryTest, DeclineTakesTheAddressOutOfThePoolForAWhile) {
+  ov::LeaseReply o = ask("node-a", offer(1, kMac1, "vm-a"));
+  ASSERT_TRUE(o.ok());
+  auto out = send("node-a", release(2, o.lease().address(), kMac1, true));
+  ov::LeaseReply d = reply_to(out, "node-a");
+  ASSERT_TRUE(d.ok()) << d.reason();
+  EXPECT_EQ(d.lease().state(), "declined");
+  EXPECT_EQ(updates_to(out, "node-b").size(), 1u);
+  // Neither this MAC nor another gets it now.
+  ov::LeaseReply again = ask("node-a", offer(3, kMac1, "vm-a"));
+  ov::LeaseReply other = ask("node-b", offer(4, kMac2, "vm-b", "", o.lease().address()));
+  EXPECT_NE(again.lease().address(), o.lease().address());
+  EXPECT_NE(other.lease().address(), o.lease().address());
+  EXPECT_FALSE(ask("node-b", bind(5, kMac3, "vm-c", o.lease().address())).ok());
+  // After the hold the timer drops it and every online node hears of it.
+  now_ += NetworkConfig{}.decline_hold;
+  EXPECT_LE(reg_.next_deadline(), now_);
+  std::vector<Outgoing> timer_out;
+  reg_.on_timer(now_, timer_out);
+  EXPECT_EQ(reg_.leases().find(*Ipv4Addr::parse(o.lease().address())), nullptr);
+  EXPECT_FALSE(updates_to(timer_out, "node-a").empty());
+  EXPECT_FALSE(updates_to(timer_out, "node-b").empty());
+  EXPECT_TRUE(ask("node-b", bind(6, kMac3, "vm-c", o.lease().address())).ok());
+}
+
+TEST_F(RegistryTest, HostNameConflictAcrossNodes) {
+  ov::Lease a = allocate("node-a", kMac1, "vm-a", "web");
+  EXPECT_EQ(a.host_name(), "web");
+  ov::LeaseReply o = ask("node-b", offer(1, kMac2, "vm-b", "web"));
+  ASSERT_TRUE(o.ok());
+  ov::LeaseReply b = ask("node-b", bind(2, kMac2, "vm-b", o.lease().address(), "WEB.example"));
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b.lease().host_name(), "");  // the first claimant keeps it
+  EXPECT_EQ(b.reason(), "host name not available");
+  // Reserved names are refused.
+  EXPECT_EQ(ask("node-b", bind(3, kMac2, "vm-b", o.lease().address(), "gateway")).lease().host_name(), "");
+  EXPECT_EQ(ask("node-b", bind(4, kMac2, "vm-b", o.lease().address(), "c128000005")).lease().host_name(), "");
+  // Once A's lease is gone the name is free.
+  ASSERT_TRUE(ask("node-a", release(5, a.address(), kMac1)).ok());
+  EXPECT_EQ(ask("node-b", bind(6, kMac2, "vm-b", o.lease().address(), "web")).lease().host_name(), "web");
+}
+
+TEST_F(RegistryTest, RevivedLeaseDoesNotTakeBackANameSomeoneElseHolds) {
+  ov::Lease a = allocate("node-a", kMac1, "vm-a", "cache");
+  now_ = a.expiry_unix() + 1;  // A's lease lapses; B's VM claims the name
+  ov::Lease b = allocate("node-b", kMac2, "vm-b", "cache");
+  EXPECT_EQ(b.host_name(), "cache");
+  // A's VM comes back to its remembered address without asking for a name.
+  ov::LeaseReply r = ask("node-a", bind(3, kMac1, "vm-a", a.address()));
+  ASSERT_TRUE(r.ok()) << r.reason();
+  EXPECT_EQ(r.lease().host_name(), "");
+  EXPECT_EQ(reg_.leases().find(*Ipv4Addr::parse(a.address()))->host_name, "");
+  EXPECT_EQ(reg_.leases().find(*Ipv4Addr::parse(b.address()))->host_name, "cache");
+}
+
+TEST_F(RegistryTest, RegisterRecordsEndpointsAndResolveReturnsThem) {
+  auto out = send("node-a", register_msg(11, {{"192.168.1.10", 4789}, {"10.0.0.10", 4790}}));
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_TRUE(out[0].message.has_registered());
+  EXPECT_EQ(out[0].message.request_id(), 11u);
+  EXPECT_EQ(out[0].message.registered().node_id(), "node-a");
+  EXPECT_EQ(out[0].message.registered().reflexive().address(), "198.51.100.1");
+  EXPECT_EQ(out[0].message.registered().reflexive().port(), 5000u);
+  const NodeInfo* n = reg_.node("node-a");
+  ASSERT_TRUE(n);
+  ASSERT_EQ(n->local_endpoints.size(), 2u);
+
+  ov::Lease a = allocate("node-a", kMac1, "vm-a");
+  auto r = send("node-b", resolve(12, a.address()));
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_TRUE(r[0].message.has_resolved());
+  EXPECT_EQ(r[0].node_id, "node-b");
+  EXPECT_EQ(r[0].message.request_id(), 12u);
+  const ov::Resolved& res = r[0].message.resolved();
+  EXPECT_EQ(res.address(), a.address());
+  EXPECT_EQ(res.node_id(), "node-a");
+  EXPECT_EQ(res.node_name(), "host-a");
+  ASSERT_EQ(res.endpoints_size(), 3);
+  EXPECT_EQ(res.endpoints(0).address(), "198.51.100.1");  // reflexive first
+  EXPECT_EQ(res.endpoints(1).address(), "192.168.1.10");
+  EXPECT_EQ(res.endpoints(2).port(), 4790u);
+}
+
+TEST_F(RegistryTest, RegisterWithBadEndpointsIsAnError) {
+  auto out = send("node-a", register_msg(1, {{"not-an-address", 1}}));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].message.has_error());
+  out = send("node-a", register_msg(1, {{"192.168.1.1", 0}}));
+  EXPECT_TRUE(out[0].message.has_error());
+  std::vector<Endpoint> many(kMaxLocalEndpoints + 1, Endpoint{"192.168.1.1", 1});
+  out = send("node-a", register_msg(1, many));
+  EXPECT_TRUE(out[0].message.has_error());
+}
+
+TEST_F(RegistryTest, ResolveOfUnknownOrInactiveAddressIsAnError) {
+  for (const char* a : {"10.128.0.2", "garbage", "", "10.0.0.1"}) {
+    auto out = send("node-b", resolve(9, a));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(out[0].message.has_error()) << a;
+    EXPECT_EQ(out[0].message.request_id(), 9u);
+  }
+  ov::LeaseReply o = ask("node-a", offer(1, kMac1, "vm"));  // offered, not bound
+  EXPECT_TRUE(send("node-b", resolve(9, o.lease().address()))[0].message.has_error());
+}
+
+TEST_F(RegistryTest, ResolveOfTheRendezvousOwnVm) {
+  std::vector<Outgoing> out;
+  ov::LeaseReply r = reg_.request_local(now_, bind(0, kMac1, "local-vm", "10.128.1.1").lease_request(), out);
+  ASSERT_TRUE(r.ok()) << r.reason();
+  EXPECT_EQ(r.lease().node_id(), "self-id");
+  EXPECT_EQ(r.lease().node_name(), "rdv");
+  EXPECT_EQ(updates_to(out, "node-a").size(), 1u);
+  EXPECT_EQ(updates_to(out, "node-b").size(), 1u);
+  auto res = send("node-a", resolve(3, "10.128.1.1"));
+  ASSERT_TRUE(res[0].message.has_resolved());
+  EXPECT_EQ(res[0].message.resolved().node_id(), "self-id");
+  ASSERT_EQ(res[0].message.resolved().endpoints_size(), 1);
+  EXPECT_EQ(res[0].message.resolved().endpoints(0).port(), 4789u);
+  // Remote nodes cannot release it; the rendezvous can.
+  EXPECT_FALSE(ask("node-a", release(4, "10.128.1.1", kMac1)).ok());
+  EXPECT_TRUE(reg_.release_local(now_, release(0, "10.128.1.1", kMac1).lease_release(), out).ok());
+}
+
+TEST_F(RegistryTest, UpdatesGoToTheOtherOnlineNodesOnly) {
+  up("node-c", "host-c", "198.51.100.3", 5000);
+  up("node-d", "host-d", "198.51.100.4", 5000);
+  reg_.on_node_down(now_, "node-d");
+  auto out = send("node-a", offer(1, kMac1, "vm"));
+  EXPECT_EQ(to(out, "node-a").size(), 1u);  // the reply only
+  EXPECT_EQ(updates_to(out, "node-a").size(), 0u);
+  EXPECT_EQ(updates_to(out, "node-b").size(), 1u);
+  EXPECT_EQ(updates_to(out, "node-c").size(), 1u);
+  EXPECT_TRUE(to(out, "node-d").empty());
+  EXPECT_TRUE(to(out, "self-id").empty());
+  for (const Outgoing& o : out) {
+    if (o.node_id != "node-a") {
+      EXPECT_EQ(o.message.request_id(), 0u);
+    }
+  }
+  EXPECT_EQ(updates_to(out, "node-b")[0].address(), "10.128.0.2");
+  // A refused request changes nothing and pushes nothing.
+  out = send("node-b", bind(2, kMac2, "vm", "10.128.0.2"));
+  EXPECT_EQ(out.size(), 1u);
+  // Nor does an OFFER answered from an existing binding.
+  allocate("node-a", kMac1, "vm");
+  out = send("node-a", offer(3, kMac1, "vm"));
+  EXPECT_EQ(out.size(), 1u);
+}
+
+TEST_F(RegistryTest, MessagesFromNodesWithoutASessionGetAnError) {
+  auto out = send("stranger", offer(1, kMac1, "vm"));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].node_id, "stranger");
+  EXPECT_TRUE(out[0].message.has_error());
+  reg_.on_node_down(now_, "node-a");
+  out = send("node-a", offer(1, kMac1, "vm"));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].message.has_error());
+  EXPECT_EQ(reg_.leases().size(), 0u);
+}
+
+TEST_F(RegistryTest, UnexpectedMessagesGetAnErrorButErrorsAndKeepalivesDoNot) {
+  ov::NodeMessage m;
+  m.set_request_id(3);
+  EXPECT_TRUE(send("node-a", m)[0].message.has_error());  // empty
+  m.mutable_lease_snapshot();
+  EXPECT_TRUE(send("node-a", m)[0].message.has_error());
+  m.mutable_error()->set_message("x");
+  EXPECT_TRUE(send("node-a", m).empty());
+  m.mutable_keepalive();
+  EXPECT_TRUE(send("node-a", m).empty());
+  m.mutable_hello();
+  EXPECT_TRUE(send("node-a", m).empty());
+}
+
+TEST_F(RegistryTest, NodeUpSendsRegisteredSnapshotAndCrl) {
+  std::vector<Outgoing> ignored;
+  std::string error;
+  ASSERT_TRUE(reg_.set_crl("-----BEGIN X509 CRL-----\n...", ignored, error));
+  EXPECT_EQ(to(ignored, "node-a").size(), 1u);
+  allocate("node-a", kMac1, "vm");
+  auto out = up("node-c", "host-c", "203.0.113.9", 6000);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_TRUE(out[0].message.has_registered());
+  EXPECT_EQ(out[0].message.registered().node_id(), "node-c");
+  EXPECT_EQ(out[0].message.registered().reflexive().address(), "203.0.113.9");
+  ASSERT_TRUE(out[1].message.has_lease_snapshot());
+  ASSERT_EQ(out[1].message.lease_snapshot().leases_size(), 1);
+  EXPECT_EQ(out[1].message.lease_snapshot().leases(0).node_name(), "host-a");
+  ASSERT_TRUE(out[2].message.has_crl());
+  EXPECT_EQ(out[2].message.crl().pem(), reg_.crl());
+  for (const Outgoing& o : out) EXPECT_EQ(o.node_id, "node-c");
+}
+
+TEST_F(RegistryTest, LargeSnapshotIsSplitIntoMessagesThatFitTheBudget) {
+  for (int i = 0; i < 240; ++i) {
+    char mac[18];
+    std::snprintf(mac, sizeof mac, "52:54:00:00:01:%02x", i);
+    ov::LeaseReply r =
+        ask(i % 2 ? "node-a" : "node-b",
+            bind(1, mac, "vm-" + std::to_string(i), "10.128.1." + std::to_string(i + 1), "host" + std::to_string(i)));
+    ASSERT_TRUE(r.ok()) << r.reason();
+  }
+  auto out = up("node-c", "host-c", "203.0.113.9", 6000);
+  std::size_t leases = 0;
+  bool first = true;
+  for (const Outgoing& o : out) {
+    if (o.message.has_registered() || o.message.has_crl()) continue;
+    EXPECT_LE(o.message.ByteSizeLong(), kMaxLeaseMessageBytes);
+    EXPECT_EQ(o.message.has_lease_snapshot(), first);
+    EXPECT_EQ(o.message.has_lease_update(), !first);
+    leases += std::size_t(first ? o.message.lease_snapshot().leases_size() : o.message.lease_update().leases_size());
+    first = false;
+  }
+  EXPECT_EQ(leases, reg_.leases().size());
+  EXPECT_GT(out.size(), 10u);
+}
+
+TEST_F(RegistryTest, EmptyTableStillSendsAnEmptySnapshot) {
+  auto out = up("node-c", "host-c", "203.0.113.9", 6000);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_TRUE(out[1].message.has_lease_snapshot());
+  EXPECT_EQ(out[1].message.lease_snapshot().leases_size(), 0);
+}
+
+TEST_F(RegistryTest, TimerExpiresOffersAndAnnouncesExpiredLeases) {
+  ov::LeaseReply o = ask("node-a", offer(1, kMac1, "vm-a"));
+  ov::Lease bound = allocate("node-b", kMac2, "vm-b");
+  EXPECT_EQ(reg_.next_deadline(), now_ + NetworkConfig{}.offer_hold);
+  now_ += NetworkConfig{}.offer_hold - 1;
+  std::vector<Outgoing> out;
+  reg_.on_timer(now_, out);
+  EXPECT_TRUE(out.empty());
+  now_ += 1;
+  reg_.on_timer(now_, out);
+  EXPECT_EQ(reg_.leases().find(*Ipv4Addr::parse(o.lease().address())), nullptr);
+  ASSERT_EQ(updates_to(out, "node-a").size(), 1u);
+  EXPECT_EQ(updates_to(out, "node-a")[0].state(), "offered");
+  EXPECT_EQ(updates_to(out, "node-b").size(), 1u);
+
+  out.clear();
+  now_ = bound.expiry_unix();
+  EXPECT_EQ(reg_.next_deadline(), now_);
+  reg_.on_timer(now_, out);
+  ASSERT_EQ(updates_to(out, "node-a").size(), 1u);
+  EXPECT_EQ(updates_to(out, "node-a")[0].address(), bound.address());
+  // Expired bound leases are remembered for their MAC.
+  const Lease* l = reg_.leases().find(*Ipv4Addr::parse(bound.address()));
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->mac, *MacAddr::parse(kMac2));
+  out.clear();
+  reg_.on_timer(now_ + 1000, out);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST_F(RegistryTest, RenewalIsPushedSoOtherNodesKeepRouting) {
+  ov::Lease a = allocate("node-a", kMac1, "vm-a");
+  now_ += 1800;
+  auto out = send("node-a", bind(3, kMac1, "vm-a", a.address()));
+  ASSERT_TRUE(reply_to(out, "node-a").ok());
+  auto to_b = updates_to(out, "node-b");
+  ASSERT_EQ(to_b.size(), 1u);
+  EXPECT_EQ(to_b[0].expiry_unix(), now_ + NetworkConfig{}.lease_time);
+}
+
+TEST_F(RegistryTest, PoolExhaustion) {
+  NetworkConfig small;
+  small.network = *Ipv4Prefix::parse("10.128.0.0/29");  // .1 gateway, .2-.6 for VMs
+  Registry r(small, nullptr);
+  std::vector<Outgoing> out;
+  r.on_node_up(now_, "n", "n", "198.51.100.1", 1, out);
+  for (int i = 0; i < 5; ++i) {
+    out.clear();
+    r.on_message(now_, "n", offer(1, "52:54:00:00:01:0" + std::to_string(i), "vm"), out);
+    ASSERT_TRUE(reply_to(out, "n").ok());
+  }
+  out.clear();
+  r.on_message(now_, "n", offer(1, "52:54:00:00:02:00", "vm"), out);
+  EXPECT_EQ(reply_to(out, "n").reason(), "address pool exhausted");
+}
+
+TEST(LeaseProto, RoundTrip) {
+  Lease l;
+  l.address = Ipv4Addr::from_octets(10, 128, 3, 4);
+  l.mac = *MacAddr::parse("52:54:00:aa:bb:cc");
+  l.vm = "vm";
+  l.host_name = "web";
+  l.node = "node-a";
+  l.expiry = kT0;
+  l.state = LeaseState::Bound;
+  l.origin = LeaseOrigin::Learned;
+  ov::Lease p = lease_to_proto(l, "host-a");
+  EXPECT_EQ(p.node_name(), "host-a");
+  auto back = lease_from_proto(p);
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(same(l, *back));
+  p.set_state("bogus");
+  EXPECT_FALSE(lease_from_proto(p));
+  Lease d;
+  d.address = l.address;
+  d.state = LeaseState::Declined;
+  d.expiry = kT0;
+  p = lease_to_proto(d, "");
+  EXPECT_EQ(p.mac(), "");
+  ASSERT_TRUE(lease_from_proto(p));
+  EXPECT_TRUE(same(d, *lease_from_proto(p)));
+}
+
+}  // namespace
+}  // namespace wownet::registry::test
