@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "dns.h"
+#include "offload.h"
 
 namespace wownet {
 namespace {
@@ -51,7 +52,8 @@ Daemon::Daemon(asio::io_context& io, HostdConfig config)
       control_(io, [this](const control::Request& req, control::Response& resp) { handle(req, resp); }),
       agent_channel_(io, [this](int ifindex, const agent::Report& r) { on_agent_report(ifindex, r); }),
       timer_(io),
-      frame_buffer_(kFrameBufferSize) {}
+      frame_buffer_(kFrameBufferSize),
+      segment_buffer_(kFrameBufferSize) {}
 
 Daemon::~Daemon() { stop(); }
 
@@ -122,6 +124,11 @@ bool Daemon::start(std::string& error) {
   }
   remove_strays();
   engine_.on_timer(now);
+  if (config_.overlay.enabled) {
+    overlay_ = std::make_unique<OverlayService>(
+        io_, config_, engine_, [this](AttachmentId to, ConstByteSpan f) { return write_frame(to, f); });
+    if (!overlay_->start(error)) return false;
+  }
   save_state();
 
   if (auto ec = control_.open(config_.control_socket)) {
@@ -145,6 +152,7 @@ void Daemon::stop() {
   timer_.cancel();
   control_.close();
   agent_channel_.close();
+  if (overlay_) overlay_->stop();
   for (auto& [id, a] : attachments_) tear_down(*a, false);
   if (links_) maybe_save_state();
 }
@@ -346,6 +354,7 @@ void Daemon::read_tap(Attachment& a) {
     auto it = attachments_.find(id);
     if (it == attachments_.end() || !it->second->stream) return;
     drain_tap(*it->second);
+    if (overlay_) overlay_->flush_lease_asks();
     auto again = attachments_.find(id);  // a control request cannot run in between, but stay safe
     if (again != attachments_.end() && again->second->stream) read_tap(*again->second);
   });
@@ -370,7 +379,11 @@ void Daemon::drain_tap(Attachment& a) {
     ByteSpan frame(buf + hdr, std::size_t(n) - hdr);
     FrameAction act = engine_.on_tap_frame(now, a.id, frame, partial);
     if (act.kind == FrameAction::Kind::SendToPeer) {
-      ++no_overlay_;  // no overlay transport in this build yet
+      if (!overlay_ || act.frame.size() < 20) {
+        ++no_overlay_;
+        continue;
+      }
+      send_to_peer(act, vnet ? buf : nullptr);
       continue;
     }
     if (act.kind != FrameAction::Kind::WriteToTap) continue;
@@ -409,6 +422,57 @@ void Daemon::drain_tap(Attachment& a) {
     }
     engine_.on_frame_sent(act.to, act.frame.size());
   }
+}
+
+void Daemon::send_to_peer(const FrameAction& act, const std::uint8_t* vnet_header) {
+  // The engine's packet lies inside frame_buffer_, which this daemon owns.
+  ByteSpan packet(const_cast<std::uint8_t*>(act.frame.data()), act.frame.size());
+  Ipv4Addr dst = Ipv4Addr::from(packet.data() + 16);
+  if (vnet_header) {
+    // Finish what the TAP left to "hardware": the overlay is our NIC.
+    VnetHeader h = VnetHeader::parse(vnet_header);
+    if (h.gso() == VnetHeader::kGsoTcpV4 && h.gso_size > 0) {
+      struct Sink : SegmentSink {
+        OverlayService* overlay;
+        std::string_view peer;
+        Ipv4Addr dst;
+        void segment(ConstByteSpan seg) override { overlay->send_packet(peer, seg, dst); }
+      } sink;
+      sink.overlay = overlay_.get();
+      sink.peer = act.peer;
+      sink.dst = dst;
+      if (segment_tcp4(packet, h.gso_size, ByteSpan(segment_buffer_.data(), segment_buffer_.size()), sink) == 0)
+        ++offload_mismatch_;
+      return;
+    }
+    if (h.needs_checksum() && (h.checksum_start < kEthernetHeaderSize ||
+                               !complete_checksum(packet, h.checksum_start - kEthernetHeaderSize, h.checksum_offset))) {
+      ++offload_mismatch_;
+      return;
+    }
+  }
+  overlay_->send_packet(act.peer, packet, dst);
+}
+
+bool Daemon::write_frame(AttachmentId to, ConstByteSpan frame) {
+  static const std::uint8_t zero_header[io::TapDevice::kVnetHeaderSize] = {};
+  int fd = to < tap_fd_.size() ? tap_fd_[to] : -1;
+  if (fd < 0) return false;
+  if (!persist_before_reply()) return false;
+  ssize_t w;
+  if (tap_vnet_[to]) {
+    iovec iov[2] = {{const_cast<std::uint8_t*>(zero_header), sizeof zero_header},
+                    {const_cast<std::uint8_t*>(frame.data()), frame.size()}};
+    w = ::writev(fd, iov, 2);
+  } else {
+    w = ::write(fd, frame.data(), frame.size());
+  }
+  if (w < 0) {
+    ++tap_write_errors_;
+    return false;
+  }
+  engine_.on_frame_sent(to, frame.size());
+  return true;
 }
 
 // --- agent channel ---------------------------------------------------------
@@ -548,8 +612,18 @@ void Daemon::handle(const control::Request& req, control::Response& resp) {
     case control::Request::kList: list(resp); break;
     case control::Request::kLeases: leases(resp); break;
     case control::Request::kStatus: status(resp); break;
+    case control::Request::kPeers: peers(resp); break;
     default: set_error(resp, control::INVALID_ARGUMENT, "unknown request"); break;
   }
+}
+
+void Daemon::peers(control::Response& resp) {
+  if (!overlay_) {
+    resp.set_code(control::FAILED_PRECONDITION);
+    resp.set_message("this hostd runs without the overlay (no [overlay] in its config)");
+    return;
+  }
+  overlay_->fill_peers(*resp.mutable_peers());
 }
 
 void Daemon::fill(const Attachment& a, control::Attachment& out, UnixTime now) const {
@@ -655,6 +729,8 @@ void Daemon::status(control::Response& resp) {
   dn["formerr"] = q.formerr;
   dn["notimp"] = q.notimp;
   dn["dropped"] = q.dropped;
+  s->set_role(overlay_ ? "" : "single-host");
+  if (overlay_) overlay_->fill_status(*s);
   s->set_agent_reports(agent_reports_);
   s->set_agent_reports_ignored(agent_reports_ignored_ + agent_channel_.malformed());
 }

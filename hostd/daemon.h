@@ -16,6 +16,7 @@
 #include "control_server.h"
 #include "host_engine.h"
 #include "link_manager.h"
+#include "overlay_service.h"
 #include "state_store.h"
 #include "tap_device.h"
 
@@ -56,6 +57,7 @@ class Daemon {
   void list(control::Response& resp);
   void leases(control::Response& resp);
   void status(control::Response& resp);
+  void peers(control::Response& resp);
   void fill(const Attachment& a, control::Attachment& out, UnixTime now) const;
 
   // Creates or adopts the bridge and TAP of `a` and starts reading. Returns
@@ -63,6 +65,12 @@ class Daemon {
   std::string bring_up(Attachment& a, bool adopt);
   void tear_down(Attachment& a, bool delete_bridge);
   void remove_strays();
+  // Writes a frame to an attachment's TAP (with a zero virtio-net header
+  // when the TAP uses offloads). False if it could not.
+  bool write_frame(AttachmentId to, ConstByteSpan frame);
+  // Sends a VM's packet through the overlay, completing offloaded checksums
+  // and cutting TSO frames into segments when `vnet_header` is given.
+  void send_to_peer(const FrameAction& act, const std::uint8_t* vnet_header);
   void read_tap(Attachment& a);
   void drain_tap(Attachment& a);
   void on_agent_report(int ifindex, const wownet::agent::Report& report);
@@ -83,6 +91,7 @@ class Daemon {
   std::unique_ptr<io::LinkManager> links_;
   io::ControlServer control_;
   io::AgentChannel agent_channel_;
+  std::unique_ptr<OverlayService> overlay_;
   boost::asio::steady_timer timer_;
   std::map<AttachmentId, std::unique_ptr<Attachment>> attachments_;
   std::vector<int> tap_fd_;     // by attachment id, -1 if none
@@ -98,6 +107,7 @@ class Daemon {
   UnixTime last_repair_ = 0;
   bool stopped_ = false;
   std::vector<std::uint8_t> frame_buffer_;
+  std::vector<std::uint8_t> segment_buffer_;
 };
 
 }  // namespace wownet

@@ -128,6 +128,20 @@ void print_leases(const wownet::control::LeaseList& l) {
   }
 }
 
+void print_peers(const wownet::control::PeerList& l) {
+  std::int64_t now = std::time(nullptr);
+  std::printf("%-16s %-34s %-22s %-7s %-5s %8s %12s %12s  %s\n", "NODE", "ID", "ENDPOINT", "PATH", "UP", "RTT",
+              "TX BYTES", "RX BYTES", "HANDSHAKE");
+  for (const auto& p : l.peers()) {
+    std::string rtt = p.rtt_ms() < 0 ? "-" : std::to_string(p.rtt_ms()) + "ms";
+    std::printf("%-16s %-34s %-22s %-7s %-5s %8s %12llu %12llu  %s%s\n", dash(p.node_name()), p.node_id().c_str(),
+                p.endpoint().c_str(), p.path().c_str(), p.established() ? "yes" : "no", rtt.c_str(),
+                static_cast<unsigned long long>(p.tx_bytes()), static_cast<unsigned long long>(p.rx_bytes()),
+                p.last_handshake_unix() ? ago(p.last_handshake_unix(), now).c_str() : "-",
+                p.rendezvous() ? "  (rendezvous)" : "");
+  }
+}
+
 void print_map(const char* title, const google::protobuf::Map<std::string, std::uint64_t>& m) {
   std::printf("%s:", title);
   std::map<std::string, std::uint64_t> sorted(m.begin(), m.end());
@@ -141,12 +155,17 @@ void print_status(const wownet::control::Status& s) {
               s.domain().c_str(), s.mtu());
   std::printf("attachments %u  active leases %u  state %s\n", s.attachments(), s.active_leases(),
               s.state_dir().c_str());
+  if (!s.node_id().empty())
+    std::printf("node %s (%s), role %s\n", s.node_name().c_str(), s.node_id().c_str(), s.role().c_str());
+  else
+    std::printf("role %s\n", s.role().c_str());
   std::printf("agent reports %llu (ignored %llu)\n", static_cast<unsigned long long>(s.agent_reports()),
               static_cast<unsigned long long>(s.agent_reports_ignored()));
   print_map("drops", s.drops());
   print_map("dhcp", s.dhcp());
   print_map("dns", s.dns());
   print_map("engine", s.engine());
+  if (!s.overlay().empty()) print_map("overlay", s.overlay());
 }
 
 }  // namespace
@@ -168,7 +187,8 @@ int main(int argc, char** argv) {
   auto* list = app.add_subcommand("list", "show attachments");
   auto* leases = app.add_subcommand("leases", "show address leases");
   auto* status = app.add_subcommand("status", "show hostd status and counters");
-  for (auto* sub : {attach, list, leases, status}) sub->add_flag("--json", json, "print JSON");
+  auto* peers = app.add_subcommand("peers", "show the overlay's peer nodes");
+  for (auto* sub : {attach, list, leases, status, peers}) sub->add_flag("--json", json, "print JSON");
   int exit_code = 0;
   wownet::add_ca_commands(app, exit_code);
   CLI11_PARSE(app, argc, argv);
@@ -185,6 +205,8 @@ int main(int argc, char** argv) {
     req.mutable_list();
   } else if (leases->parsed()) {
     req.mutable_leases();
+  } else if (peers->parsed()) {
+    req.mutable_peers();
   } else {
     req.mutable_status();
   }
@@ -199,6 +221,7 @@ int main(int argc, char** argv) {
     if (resp.has_attachments()) std::printf("%s", to_json(resp.attachments()).c_str());
     if (resp.has_leases()) std::printf("%s", to_json(resp.leases()).c_str());
     if (resp.has_status()) std::printf("%s", to_json(resp.status()).c_str());
+    if (resp.has_peers()) std::printf("%s", to_json(resp.peers()).c_str());
     return 0;
   }
   if (resp.has_attachments())
@@ -207,6 +230,8 @@ int main(int argc, char** argv) {
     print_leases(resp.leases());
   else if (resp.has_status())
     print_status(resp.status());
+  else if (resp.has_peers())
+    print_peers(resp.peers());
   else if (resp.has_attachment()) {
     wownet::control::AttachmentList one;
     *one.add_attachments() = resp.attachment();

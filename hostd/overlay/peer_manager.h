@@ -1,0 +1,215 @@
+// Node-to-node session layer, sans-I/O: every node has one UDP socket; the io
+// layer hands each datagram it reads to PeerManager::on_datagram and sends
+// what PeerOutput::send_datagram asks for. Time comes in as milliseconds on a
+// monotonic clock of the caller's choosing; nothing here reads a clock, opens
+// a socket or starts a thread. Not thread-safe: one thread drives it.
+//
+// Between two nodes: a DTLS 1.2 session (crypto::DtlsSession, mutual X.509
+// authentication; the peer's node id is the verified certificate's id)
+// carries control messages (NodeMessage, one per DTLS record), and keys
+// exported from it drive the AEAD data channel (crypto::DataSealer/Opener)
+// that carries the VMs' IPv4 packets.
+//
+// Demultiplexing (first byte of a datagram): 20..25 DTLS, 4 data, anything
+// else malformed. Data packets find their session by receiver index. DTLS
+// records find it by source endpoint: a ClientHello from an endpoint without
+// a matching server session goes through the stateless cookie exchange
+// (DtlsSession::server); other records are offered to every live session at
+// that endpoint, which is unambiguous because at most one session per
+// endpoint is ever in the handshake (epoch 0, unauthenticated) and the
+// others only accept records that authenticate under their own keys.
+// Protected records too short for an AEAD nonce and tag are dropped first:
+// OpenSSL 3.0 would fail the whole session on such a forgery.
+//
+// Session life: once DTLS is established both sides send Hello (node name,
+// the receiver index they want in data packets, the cipher they want to
+// receive with, version) and repeat it until the peer shows it has ours.
+// Hello.request_id is a set of flags: 1 = "answer with your Hello", 2 =
+// "this session replaces our keyed one" (set by the DTLS client of a
+// rekey). With the peer's Hello the session is keyed: queued traffic is
+// flushed and peer_up called. Idle keyed sessions exchange keepalives
+// (request ids: odd from the DTLS client, even from the server; the reply
+// echoes the id and gives the RTT); nothing received for dead_after_ms ends
+// a session. The DTLS client rekeys after rekey_after_ms (either side after
+// rekey_after_packets) with a new handshake while traffic continues on the
+// old session; the new one becomes the sending one once keyed and older
+// ones are retired after retire_after_ms, all accepting data until then.
+// An authentic data packet that is the newest of its session and comes from
+// a new source moves the node there (NAT rebinding); DTLS records from an
+// unknown endpoint do not (they count as not_allowed).
+//
+// Simultaneous handshakes. Two handshakes between the same endpoint pair
+// cannot be told apart before they are keyed, so a ClientHello that meets
+// our own ClientHello in flight is answered only if its client random is
+// the larger one: both sides decide alike and one handshake completes.
+// Handshakes over different endpoint pairs all complete; when two sessions
+// with a node, neither a rekey, are keyed within 5 s of each other, both
+// sides keep sending on the one with the larger key-derived tag (otherwise
+// the newer wins), so they agree.
+//
+// No heap allocation per data packet on the steady-state path (send_packet
+// on a keyed session, on_datagram of a valid data packet). No exceptions
+// leave the API.
+#pragma once
+
+#include <openssl/x509.h>
+
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "data_channel.h"
+#include "dtls.h"
+#include "overlay.pb.h"
+#include "packet.h"
+#include "types.h"
+
+namespace wownet::overlay {
+
+// An IPv4 UDP address and port. (Not named Endpoint: overlay.proto already
+// generates wownet::overlay::Endpoint.)
+struct UdpEndpoint {
+  Ipv4Addr address;
+  std::uint16_t port = 0;
+
+  // "a.b.c.d:port".
+  std::string to_string() const;
+  // Inverse of to_string(); nullopt on anything else.
+  static std::optional<UdpEndpoint> parse(std::string_view s);
+  auto operator<=>(const UdpEndpoint&) const = default;
+};
+
+struct PeerConfig {
+  crypto::Cipher cipher = crypto::Cipher::Aes256Gcm;  // what we want peers to send to us with
+  std::int64_t rekey_after_ms = 120'000;
+  std::uint64_t rekey_after_packets = 1ull << 40;
+  std::int64_t keepalive_ms = 10'000;
+  std::int64_t dead_after_ms = 35'000;
+  std::size_t queue_limit = 128;  // packets and control messages waiting for a session, per node
+  std::int64_t retry_after_ms = 2'000;
+  std::int64_t retire_after_ms = 10'000;  // an old session's grace period once a newer one is keyed
+  std::int64_t hello_retry_ms = 1'000;    // first Hello retransmission (doubling, at most keepalive_ms)
+};
+
+// What the session layer asks of the io layer (and of fakes in tests). Called
+// synchronously from inside PeerManager calls; must not throw. All but
+// send_datagram may call back into the PeerManager (e.g. send_control from
+// deliver_control).
+class PeerOutput {
+ public:
+  virtual ~PeerOutput() = default;
+  // Sends one UDP datagram.
+  virtual void send_datagram(const UdpEndpoint& to, ConstByteSpan datagram) = 0;
+  // A data packet from an authenticated peer: the bare IPv4 packet is at
+  // buffer[offset, offset + length) and at least 14 bytes before offset are
+  // free (for an Ethernet header). The buffer is the one passed to
+  // on_datagram, valid only during the call.
+  virtual void deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset, std::size_t length) = 0;
+  // A control message other than Hello and Keepalive from an authenticated peer.
+  virtual void deliver_control(std::string_view node_id, const NodeMessage& message) = 0;
+  // The node has a keyed session now (it had none).
+  virtual void peer_up(std::string_view node_id, std::string_view node_name, const UdpEndpoint& endpoint) = 0;
+  // The node's last keyed session ended.
+  virtual void peer_down(std::string_view node_id, std::string_view reason) = 0;
+};
+
+class PeerManager {
+ public:
+  // The node name of a verified peer certificate (e.g. its CN).
+  using NodeNameOf = std::function<std::string(X509* cert)>;
+  static constexpr std::int64_t kNoDeadline = std::numeric_limits<std::int64_t>::max();
+
+  // `ctx` (our identity) must outlive the manager. `verify` checks a peer's
+  // certificate at a time (ms) and returns the outcome with peer_id = the
+  // node id; recheck() calls it again. `self_name` goes into our Hello.
+  // `random32` supplies receiver indices. With `node_name_of`, a peer's name
+  // comes from its certificate instead of its Hello.
+  PeerManager(crypto::DtlsContext& ctx, crypto::Verifier verify, std::string self_name, PeerConfig config,
+              std::function<std::uint32_t()> random32, NodeNameOf node_name_of = nullptr);
+  ~PeerManager();
+  PeerManager(const PeerManager&) = delete;
+  PeerManager& operator=(const PeerManager&) = delete;
+
+  // Handles one datagram read from the socket. A valid data packet is
+  // decrypted in place and handed to deliver_packet (offset 16); the
+  // datagram's bytes may be modified either way. Failures are counted.
+  void on_datagram(std::int64_t now_ms, const UdpEndpoint& from, ByteSpan datagram, PeerOutput& out);
+
+  // Seals and sends an IPv4 packet to node `node_id` on its newest keyed
+  // session. Without one, queues it (at most queue_limit per node; the
+  // oldest is dropped and counted) and starts a handshake to the node's
+  // known endpoints unless one is running or failed less than
+  // retry_after_ms ago. False (counted as no_endpoint) if there is no
+  // session and no known endpoint; false also if sealing failed.
+  bool send_packet(std::int64_t now_ms, std::string_view node_id, ConstByteSpan ip_packet, PeerOutput& out);
+
+  // As send_packet, for a control message over DTLS (unreliable: the caller
+  // retries by request_id). False also if it does not serialize to 1 to
+  // crypto::kDtlsMaxMessage bytes, or is a Hello or Keepalive.
+  bool send_control(std::int64_t now_ms, std::string_view node_id, const NodeMessage& m, PeerOutput& out);
+
+  // Starts (or keeps) a session to an endpoint whose node id is not known
+  // yet (e.g. a configured rendezvous); peer_up reports the id once keyed.
+  // Persistent: whenever no session with that endpoint is live, a new
+  // handshake starts (no more often than retry_after_ms after a failure).
+  void connect(std::int64_t now_ms, const UdpEndpoint& to, PeerOutput& out);
+  // Stops what connect() started keeping up (live sessions stay).
+  void disconnect(const UdpEndpoint& to);
+
+  // Where a node can be reached (e.g. from the registry); the first is tried
+  // first, the next after a failed handshake (then the endpoint it was last
+  // reached at). Empty forgets them, and the node's queue if nothing else
+  // can reach it.
+  void set_endpoints(std::string_view node_id, std::vector<UdpEndpoint> endpoints);
+
+  // Runs retransmissions, Hello retries, keepalives, rekeys, retirements,
+  // dead-peer detection and pending handshakes that are due at `now_ms`.
+  void on_timer(std::int64_t now_ms, PeerOutput& out);
+  // When on_timer next has something to do (possibly already past, then
+  // call on_timer now); kNoDeadline if nothing is armed. Ask again after
+  // every other call.
+  std::int64_t next_deadline_ms() const;
+
+  // Re-verifies every session's peer certificate at `now_ms` (after a CRL
+  // update) and closes those that now fail; a node left without a keyed
+  // session gets peer_down with the verifier's reason.
+  void recheck(std::int64_t now_ms, PeerOutput& out);
+
+  struct PeerStats {
+    std::string node_id, node_name;
+    UdpEndpoint endpoint;  // of the sending session, else last used, else first known
+    bool established = false;
+    std::uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0;  // IPv4 bytes
+    std::int64_t last_handshake_ms = -1;  // when the newest session was keyed; -1 never
+    std::int64_t rtt_ms = -1;             // from the last keepalive reply; -1 unknown
+    std::string last_error;               // why the last handshake or session failed
+  };
+  // Every node known from a session, set_endpoints or queued traffic, by node id.
+  std::vector<PeerStats> peers() const;
+
+  struct Counters {
+    std::uint64_t malformed = 0;           // unknown first byte, short/bad data header, bad protobuf
+    std::uint64_t unknown_receiver = 0;    // data packet for no live session
+    std::uint64_t replayed = 0;            // data packet counter seen before or too old
+    std::uint64_t bad_tag = 0;             // data packet failed authentication
+    std::uint64_t handshake_failures = 0;  // DTLS handshakes that failed or timed out, sessions never keyed
+    std::uint64_t queue_drops = 0;         // queued traffic dropped (limit, or the node was forgotten)
+    std::uint64_t no_endpoint = 0;         // send to a node with neither session nor endpoint
+    std::uint64_t not_allowed = 0;         // DTLS from an endpoint without session, unusable Hello, ...
+    std::uint64_t handshakes = 0;          // DTLS handshakes completed
+  };
+  const Counters& counters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wownet::overlay

@@ -1,0 +1,527 @@
+#include "overlay_service.h"
+
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <ctime>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "registry.h"
+#include "registry_store.h"
+
+namespace wownet {
+namespace {
+
+namespace asio = boost::asio;
+constexpr std::size_t kRxBufferSize = 65536 + 128;
+constexpr std::size_t kDatagramsPerWakeup = 64;
+constexpr std::size_t kBacklogLimit = 256;
+constexpr UnixTime kResolveInterval = 1;
+
+bool read_file(const std::string& path, std::string& out, std::string& error) {
+  std::ifstream in(path);
+  if (!in) {
+    error = path + ": cannot read: " + std::strerror(errno);
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+overlay::UdpEndpoint to_endpoint(const ConfigEndpoint& e) { return overlay::UdpEndpoint{e.address, e.port}; }
+
+std::optional<Lease> from_wire(const overlay::Lease& w) {
+  auto l = registry::lease_from_proto(w);
+  if (l) l->host_name = sanitize_host_name(l->host_name);
+  return l;
+}
+
+}  // namespace
+
+OverlayService::OverlayService(asio::io_context& io, const HostdConfig& config, HostEngine& engine,
+                               TapWriter write_tap)
+    : io_(io),
+      config_(config),
+      engine_(engine),
+      write_tap_(std::move(write_tap)),
+      socket_(io),
+      timer_(io),
+      rx_buffer_(kRxBufferSize) {}
+
+OverlayService::~OverlayService() { stop(); }
+
+std::int64_t OverlayService::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - epoch_).count() +
+         1;
+}
+
+UnixTime OverlayService::now_s() const { return UnixTime(std::time(nullptr)); }
+
+bool OverlayService::start(std::string& error) {
+  const OverlayConfig& o = config_.overlay;
+  crypto::DtlsIdentity identity;
+  if (!read_file(o.cert, identity.cert_pem, error) || !read_file(o.key, identity.key_pem, error) ||
+      !read_file(o.ca, identity.ca_pem, error))
+    return false;
+  std::string crl_error;
+  std::string crl_path = o.crl;
+  if (!crl_path.empty() && !read_file(crl_path, crl_pem_, crl_error)) {
+    spdlog::warn("{}; starting without a CRL", crl_error);
+    crl_path.clear();
+    crl_pem_.clear();
+  }
+  auto trust = crypto::TrustStore::load(o.ca, crl_path, error);
+  if (!trust) return false;
+  trust_.emplace(std::move(*trust));
+  auto cert = crypto::parse_cert(identity.cert_pem, error);
+  if (!cert) {
+    error = o.cert + ": " + error;
+    return false;
+  }
+  crypto::CertInfo info = crypto::cert_info(cert.get());
+  node_id_ = info.node_id;
+  node_name_ = o.node_name.empty() ? info.name : o.node_name;
+  if (crypto::PeerCheck own = trust_->check(cert.get(), nullptr, now_s()); !own.ok()) {
+    error = o.cert + ": this node's own certificate does not verify against " + o.ca + ": " + own.detail;
+    return false;
+  }
+  dtls_ = crypto::DtlsContext::create(identity, error);
+  if (!dtls_) return false;
+
+  crypto::Verifier verify = [this](X509* peer, STACK_OF(X509) * chain, std::int64_t) {
+    crypto::PeerCheck pc = trust_->check(peer, chain, now_s());
+    crypto::VerifyOutcome out;
+    out.ok = pc.ok();
+    out.peer_id = pc.node_id;
+    out.reason = std::string(crypto::to_string(pc.result)) + (pc.detail.empty() ? "" : ": " + pc.detail);
+    switch (pc.result) {
+      case crypto::PeerCheck::Result::Expired: out.alert = crypto::VerifyAlert::CertificateExpired; break;
+      case crypto::PeerCheck::Result::Revoked: out.alert = crypto::VerifyAlert::CertificateRevoked; break;
+      case crypto::PeerCheck::Result::UnknownCa: out.alert = crypto::VerifyAlert::UnknownCa; break;
+      default: out.alert = crypto::VerifyAlert::BadCertificate; break;
+    }
+    if (!out.ok) spdlog::warn("refusing peer: {}", out.reason);
+    return out;
+  };
+  overlay::PeerConfig pc;
+  pc.cipher = *crypto::parse_cipher(o.cipher);
+  pc.keepalive_ms = std::int64_t(o.keepalive) * 1000;
+  pc.dead_after_ms = std::max<std::int64_t>(pc.keepalive_ms * 3 + 5000, 15000);
+  auto rng = std::make_shared<std::mt19937>(std::random_device{}());
+  peers_ = std::make_unique<overlay::PeerManager>(*dtls_, verify, node_name_, pc, [rng] { return std::uint32_t((*rng)()); });
+
+  boost::system::error_code ec;
+  socket_.open(asio::ip::udp::v4(), ec);
+  if (!ec) socket_.bind({asio::ip::address_v4(o.listen.address.value), o.listen.port}, ec);
+  if (!ec) socket_.non_blocking(true, ec);
+  if (ec) {
+    error = "overlay socket " + o.listen.address.to_string() + ":" + std::to_string(o.listen.port) + ": " + ec.message();
+    return false;
+  }
+  int size = 4 << 20;
+  ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+
+  engine_.use_registry(node_id_);
+  if (o.rendezvous) {
+    store_ = registry::RegistryStore::open(config_.state_dir + "/registry.db", error);
+    if (!store_) return false;
+    registry_ = std::make_unique<registry::Registry>(config_.network, store_.get());
+    std::vector<registry::Endpoint> self_endpoints;
+    if (!o.listen.address.is_zero()) self_endpoints.push_back({o.listen.address.to_string(), o.listen.port});
+    registry_->set_self(node_id_, node_name_, self_endpoints);
+    if (!registry_->restore(now_s(), error)) return false;
+    std::vector<registry::Outgoing> out;
+    if (!crl_pem_.empty() && !registry_->set_crl(crl_pem_, out, error)) return false;
+    sync_from_registry();
+  } else {
+    for (const auto& e : o.rendezvous_nodes) peers_->connect(now_ms(), to_endpoint(e), *this);
+  }
+  spdlog::info("overlay up: node {} ({}), {} on {}:{}", node_name_, node_id_, o.rendezvous ? "rendezvous" : "host",
+               o.listen.address.to_string(), o.listen.port);
+  read_socket();
+  arm_timer();
+  return true;
+}
+
+void OverlayService::stop() {
+  boost::system::error_code ec;
+  timer_.cancel();
+  socket_.close(ec);
+}
+
+// --- socket --------------------------------------------------------------
+
+void OverlayService::read_socket() {
+  socket_.async_wait(asio::ip::udp::socket::wait_read, [this](const boost::system::error_code& ec) {
+    if (ec) return;
+    drain_socket();
+    read_socket();
+  });
+}
+
+void OverlayService::drain_socket() {
+  for (std::size_t i = 0; i < kDatagramsPerWakeup; ++i) {
+    sockaddr_in from{};
+    socklen_t len = sizeof from;
+    ssize_t n = ::recvfrom(socket_.native_handle(), rx_buffer_.data(), rx_buffer_.size(), 0,
+                           reinterpret_cast<sockaddr*>(&from), &len);
+    if (n < 0) return;
+    overlay::UdpEndpoint ep{Ipv4Addr{ntohl(from.sin_addr.s_addr)}, ntohs(from.sin_port)};
+    peers_->on_datagram(now_ms(), ep, ByteSpan(rx_buffer_.data(), std::size_t(n)), *this);
+  }
+  flush_lease_asks();
+  arm_timer();
+}
+
+void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan datagram) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(to.address.value);
+  addr.sin_port = htons(to.port);
+  if (::sendto(socket_.native_handle(), datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&addr),
+               sizeof addr) < 0)
+    ++send_errors_;
+}
+
+// --- data ----------------------------------------------------------------
+
+void OverlayService::send_packet(std::string_view node, ConstByteSpan packet, Ipv4Addr destination) {
+  if (peers_->send_packet(now_ms(), node, packet, *this)) return;
+  // No known endpoint for that node yet: ask the registry where it is.
+  ++unresolved_;
+  std::string id(node);
+  UnixTime now = now_s();
+  auto it = resolving_.find(id);
+  if (it != resolving_.end() && now - it->second < kResolveInterval) return;
+  resolving_[id] = now;
+  overlay::NodeMessage m;
+  m.mutable_resolve()->set_address(destination.to_string());
+  send_to_registry(std::move(m));
+}
+
+void OverlayService::deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset,
+                                    std::size_t length) {
+  FrameAction act = engine_.on_peer_packet(now_s(), node_id, buffer, offset, length);
+  if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame)) ++tap_errors_;
+}
+
+// --- control -------------------------------------------------------------
+
+void OverlayService::peer_up(std::string_view node_id, std::string_view node_name, const overlay::UdpEndpoint& ep) {
+  std::string id(node_id);
+  spdlog::info("peer {} ({}) up at {}", node_name, id, ep.to_string());
+  if (registry_) {
+    std::vector<registry::Outgoing> out;
+    registry_->on_node_up(now_s(), id, std::string(node_name), ep.address.to_string(), ep.port, out);
+    send_outgoing(&out);
+    return;
+  }
+  bool is_rendezvous = false;
+  for (const auto& e : config_.overlay.rendezvous_nodes) is_rendezvous |= to_endpoint(e) == ep;
+  if (!is_rendezvous) return;
+  rendezvous_up_[id] = ep;
+  overlay::NodeMessage reg;
+  auto* r = reg.mutable_register_();
+  ifaddrs* ifs = nullptr;
+  if (::getifaddrs(&ifs) == 0) {
+    for (ifaddrs* i = ifs; i; i = i->ifa_next) {
+      if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+      auto* sin = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
+      Ipv4Addr a{ntohl(sin->sin_addr.s_addr)};
+      if (a.octet(0) == 127 || (!config_.overlay.listen.address.is_zero() && a != config_.overlay.listen.address))
+        continue;
+      auto* e = r->add_local_endpoints();
+      e->set_address(a.to_string());
+      e->set_port(config_.overlay.listen.port);
+    }
+    ::freeifaddrs(ifs);
+  }
+  peers_->send_control(now_ms(), id, reg, *this);
+  // Re-assert what the VMs here hold, then send what waited for a rendezvous.
+  for (const Lease& l : engine_.leases().snapshot()) {
+    if (l.node != node_id_ || l.state != LeaseState::Bound || !l.active(now_s())) continue;
+    overlay::NodeMessage m;
+    m.set_request_id(next_request_++);
+    auto* q = m.mutable_lease_request();
+    q->set_kind(overlay::LeaseRequest::BIND);
+    q->set_mac(l.mac.to_string());
+    q->set_vm(l.vm);
+    q->set_host_name(l.host_name);
+    q->set_requested_address(l.address.to_string());
+    q->set_learned(l.origin == LeaseOrigin::Learned);
+    requests_[m.request_id()] = l.mac;
+    peers_->send_control(now_ms(), id, m, *this);
+  }
+  auto backlog = std::move(registry_backlog_);
+  registry_backlog_.clear();
+  for (auto& m : backlog) peers_->send_control(now_ms(), id, m, *this);
+}
+
+void OverlayService::peer_down(std::string_view node_id, std::string_view reason) {
+  std::string id(node_id);
+  spdlog::info("peer {} down: {}", id, reason);
+  if (registry_) registry_->on_node_down(now_s(), id);
+  rendezvous_up_.erase(id);
+}
+
+void OverlayService::deliver_control(std::string_view node_id, const overlay::NodeMessage& message) {
+  std::string from(node_id);
+  if (registry_) {
+    std::vector<registry::Outgoing> out;
+    registry_->on_message(now_s(), from, message, out);
+    send_outgoing(&out);
+    return;
+  }
+  if (!rendezvous_up_.count(from)) return;  // only the registry speaks for the registry
+  handle_registry_message(from, message);
+}
+
+void OverlayService::send_outgoing(const void* outgoing_vector) {
+  const auto& out = *static_cast<const std::vector<registry::Outgoing>*>(outgoing_vector);
+  for (const auto& o : out) {
+    if (o.node_id == node_id_) {
+      handle_registry_message(node_id_, o.message);
+    } else {
+      peers_->send_control(now_ms(), o.node_id, o.message, *this);
+    }
+  }
+  if (registry_) sync_from_registry();
+}
+
+void OverlayService::sync_from_registry() {
+  // On a rendezvous the registry's table is this node's view too (its own
+  // VMs ask it directly; nothing is pushed to itself).
+  std::uint64_t v = registry_->leases().version() + registry_->leases().expiry_version();
+  if (v == synced_version_) return;
+  synced_version_ = v;
+  UnixTime now = now_s();
+  for (const Lease& l : registry_->leases().snapshot()) {
+    const Lease* mine = engine_.leases().find(l.address);
+    if (mine && mine->mac == l.mac && mine->node == l.node && mine->expiry == l.expiry && mine->state == l.state &&
+        mine->host_name == l.host_name)
+      continue;
+    FrameAction act = engine_.on_registry_lease(now, l);
+    if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame)) ++tap_errors_;
+  }
+}
+
+void OverlayService::send_to_registry(overlay::NodeMessage message) {
+  if (registry_) {
+    // This node's own VMs: straight to the registry.
+    std::vector<registry::Outgoing> out;
+    overlay::NodeMessage reply;
+    reply.set_request_id(message.request_id());
+    UnixTime now = now_s();
+    if (message.has_lease_request()) {
+      *reply.mutable_lease_reply() = registry_->request_local(now, message.lease_request(), out);
+    } else if (message.has_lease_release()) {
+      *reply.mutable_lease_reply() = registry_->release_local(now, message.lease_release(), out);
+    } else if (message.has_resolve()) {
+      std::string error;
+      if (!registry_->resolve(now, message.resolve().address(), *reply.mutable_resolved(), error)) return;
+    } else {
+      return;
+    }
+    handle_registry_message(node_id_, reply);
+    send_outgoing(&out);
+    return;
+  }
+  if (rendezvous_up_.empty()) {
+    if (registry_backlog_.size() < kBacklogLimit) registry_backlog_.push_back(std::move(message));
+    return;
+  }
+  peers_->send_control(now_ms(), rendezvous_up_.begin()->first, message, *this);
+}
+
+void OverlayService::flush_lease_asks() {
+  for (const LeaseAsk& a : engine_.take_lease_asks()) {
+    overlay::NodeMessage m;
+    m.set_request_id(next_request_++);
+    requests_[m.request_id()] = a.mac;
+    if (a.kind == LeaseAsk::Kind::Offer || a.kind == LeaseAsk::Kind::Bind) {
+      auto* q = m.mutable_lease_request();
+      q->set_kind(a.kind == LeaseAsk::Kind::Offer ? overlay::LeaseRequest::OFFER : overlay::LeaseRequest::BIND);
+      q->set_mac(a.mac.to_string());
+      q->set_vm(a.vm);
+      q->set_host_name(a.host_name);
+      if (a.address) q->set_requested_address(a.address->to_string());
+      q->set_learned(a.learned);
+    } else {
+      auto* r = m.mutable_lease_release();
+      if (a.address) r->set_address(a.address->to_string());
+      r->set_mac(a.mac.to_string());
+      r->set_declined(a.kind == LeaseAsk::Kind::Decline);
+    }
+    if (requests_.size() > 4096) requests_.erase(requests_.begin());
+    send_to_registry(std::move(m));
+  }
+}
+
+void OverlayService::handle_registry_message(const std::string&, const overlay::NodeMessage& m) {
+  UnixTime now = now_s();
+  auto apply = [&](const overlay::Lease& w) {
+    auto l = from_wire(w);
+    if (!l) return;
+    FrameAction act = engine_.on_registry_lease(now, *l);
+    if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame)) ++tap_errors_;
+  };
+  switch (m.body_case()) {
+    case overlay::NodeMessage::kLeaseReply: {
+      auto req = requests_.find(m.request_id());
+      if (m.lease_reply().ok()) {
+        apply(m.lease_reply().lease());
+      } else if (req != requests_.end()) {
+        spdlog::info("registry refused a lease for {}: {}", req->second.to_string(), m.lease_reply().reason());
+        FrameAction act = engine_.on_registry_refusal(now, req->second);
+        if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame)) ++tap_errors_;
+      }
+      if (req != requests_.end()) requests_.erase(req);
+      break;
+    }
+    case overlay::NodeMessage::kLeaseSnapshot:
+      for (const auto& l : m.lease_snapshot().leases()) apply(l);
+      break;
+    case overlay::NodeMessage::kLeaseUpdate:
+      for (const auto& l : m.lease_update().leases()) apply(l);
+      break;
+    case overlay::NodeMessage::kResolved: {
+      std::vector<overlay::UdpEndpoint> eps;
+      for (const auto& e : m.resolved().endpoints()) {
+        auto a = Ipv4Addr::parse(e.address());
+        if (a && e.port() > 0 && e.port() < 65536) eps.push_back({*a, std::uint16_t(e.port())});
+      }
+      if (!m.resolved().node_id().empty() && m.resolved().node_id() != node_id_ && !eps.empty())
+        peers_->set_endpoints(m.resolved().node_id(), std::move(eps));
+      break;
+    }
+    case overlay::NodeMessage::kCrl: {
+      if (registry_ || m.crl().pem() == crl_pem_) break;
+      std::string error;
+      if (!trust_->update_crl(m.crl().pem(), error)) {
+        spdlog::warn("CRL from the registry refused: {}", error);
+        break;
+      }
+      crl_pem_ = m.crl().pem();
+      spdlog::info("CRL {} from the registry", trust_->crl_number());
+      peers_->recheck(now_ms(), *this);
+      break;
+    }
+    case overlay::NodeMessage::kRegistered:
+      spdlog::info("registered; the rendezvous sees us at {}:{}", m.registered().reflexive().address(),
+                   m.registered().reflexive().port());
+      break;
+    case overlay::NodeMessage::kError: spdlog::warn("registry: {}", m.error().message()); break;
+    default: break;
+  }
+}
+
+// --- timers --------------------------------------------------------------
+
+void OverlayService::arm_timer() {
+  std::int64_t now = now_ms();
+  std::int64_t next = std::min<std::int64_t>(peers_->next_deadline_ms(), now + 1000);
+  timer_.expires_after(std::chrono::milliseconds(std::max<std::int64_t>(1, next - now)));
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) on_timer();
+  });
+}
+
+void OverlayService::on_timer() {
+  peers_->on_timer(now_ms(), *this);
+  UnixTime now = now_s();
+  if (now != last_second_) {
+    last_second_ = now;
+    tick_second();
+  }
+  flush_lease_asks();
+  arm_timer();
+}
+
+void OverlayService::tick_second() {
+  UnixTime now = now_s();
+  if (registry_) {
+    std::vector<registry::Outgoing> out;
+    registry_->on_timer(now, out);
+    send_outgoing(&out);
+  } else if (rendezvous_up_.empty()) {
+    for (const auto& e : config_.overlay.rendezvous_nodes) peers_->connect(now_ms(), to_endpoint(e), *this);
+  }
+  if (now - last_crl_check_ >= UnixTime(config_.overlay.crl_refresh)) {
+    last_crl_check_ = now;
+    refresh_crl();
+  }
+}
+
+void OverlayService::refresh_crl() {
+  // A rendezvous reads the CA's CRL file and hands it to every host.
+  if (!registry_ || config_.overlay.crl.empty()) {
+    peers_->recheck(now_ms(), *this);
+    return;
+  }
+  std::string pem, error;
+  if (!read_file(config_.overlay.crl, pem, error)) return;
+  if (pem != crl_pem_) {
+    if (!trust_->update_crl(pem, error)) {
+      spdlog::warn("{}: {}", config_.overlay.crl, error);
+      return;
+    }
+    crl_pem_ = pem;
+    spdlog::info("CRL {} loaded from {}", trust_->crl_number(), config_.overlay.crl);
+    std::vector<registry::Outgoing> out;
+    if (!registry_->set_crl(pem, out, error)) spdlog::warn("cannot store the CRL: {}", error);
+    send_outgoing(&out);
+  }
+  peers_->recheck(now_ms(), *this);
+}
+
+// --- reporting -----------------------------------------------------------
+
+void OverlayService::fill_peers(control::PeerList& out) const {
+  for (const auto& p : peers_->peers()) {
+    auto* x = out.add_peers();
+    x->set_node_id(p.node_id);
+    x->set_node_name(p.node_name);
+    x->set_endpoint(p.endpoint.to_string());
+    x->set_path("direct");
+    x->set_established(p.established);
+    x->set_tx_packets(p.tx_packets);
+    x->set_tx_bytes(p.tx_bytes);
+    x->set_rx_packets(p.rx_packets);
+    x->set_rx_bytes(p.rx_bytes);
+    x->set_last_handshake_unix(p.last_handshake_ms > 0
+                                   ? now_s() - (now_ms() - p.last_handshake_ms) / 1000
+                                   : 0);
+    x->set_rtt_ms(p.rtt_ms);
+    x->set_rendezvous(rendezvous_up_.count(p.node_id) != 0);
+  }
+}
+
+void OverlayService::fill_status(control::Status& s) const {
+  s.set_node_id(node_id_);
+  s.set_node_name(node_name_);
+  s.set_role(registry_ ? "rendezvous" : "host");
+  auto& o = *s.mutable_overlay();
+  const auto& c = peers_->counters();
+  o["malformed"] = c.malformed;
+  o["unknown_receiver"] = c.unknown_receiver;
+  o["replayed"] = c.replayed;
+  o["bad_tag"] = c.bad_tag;
+  o["handshake_failures"] = c.handshake_failures;
+  o["queue_drops"] = c.queue_drops;
+  o["no_endpoint"] = c.no_endpoint;
+  o["not_allowed"] = c.not_allowed;
+  o["send_errors"] = send_errors_;
+  o["tap_errors"] = tap_errors_;
+  o["unresolved"] = unresolved_;
+  o["rendezvous_up"] = rendezvous_up_.size();
+}
+
+}  // namespace wownet

@@ -1,0 +1,105 @@
+// The overlay side of wownet-hostd: one UDP socket shared by every session,
+// the PeerManager (DTLS + AEAD data channel per peer node), and either the
+// registry itself (role "rendezvous") or a registry client that carries the
+// engine's lease requests to the rendezvous nodes (role "host").
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "asio.h"
+#include "config.h"
+#include "control.pb.h"
+#include "dtls.h"
+#include "host_engine.h"
+#include "overlay.pb.h"
+#include "peer_manager.h"
+#include "pki.h"
+
+namespace wownet {
+namespace registry {
+class Registry;
+class RegistryStore;
+}  // namespace registry
+
+class OverlayService : public overlay::PeerOutput {
+ public:
+  // Writes an Ethernet frame to an attachment's TAP; false if it could not.
+  using TapWriter = std::function<bool(AttachmentId, ConstByteSpan)>;
+
+  OverlayService(boost::asio::io_context& io, const HostdConfig& config, HostEngine& engine, TapWriter write_tap);
+  ~OverlayService() override;
+
+  // Loads the identity and trust store, opens the socket, restores the
+  // registry (rendezvous) and starts registering (host). False with a
+  // one-line `error` on failure.
+  bool start(std::string& error);
+  void stop();
+  const std::string& node_id() const { return node_id_; }
+  const std::string& node_name() const { return node_name_; }
+
+  // Sends a VM's IPv4 packet to the node that holds its destination.
+  void send_packet(std::string_view node, ConstByteSpan packet, Ipv4Addr destination);
+  // Carries the engine's queued lease requests to the registry.
+  void flush_lease_asks();
+  // The peers, for wownetctl peers.
+  void fill_peers(control::PeerList& out) const;
+  void fill_status(control::Status& out) const;
+
+  // overlay::PeerOutput
+  void send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan datagram) override;
+  void deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset, std::size_t length) override;
+  void deliver_control(std::string_view node_id, const overlay::NodeMessage& message) override;
+  void peer_up(std::string_view node_id, std::string_view node_name, const overlay::UdpEndpoint& endpoint) override;
+  void peer_down(std::string_view node_id, std::string_view reason) override;
+
+ private:
+  void read_socket();
+  void drain_socket();
+  void arm_timer();
+  void on_timer();
+  void tick_second();
+  void refresh_crl();
+  void send_to_registry(overlay::NodeMessage message);
+  void handle_registry_message(const std::string& from, const overlay::NodeMessage& m);
+  void send_outgoing(const void* outgoing_vector);
+  void sync_from_registry();
+  std::int64_t now_ms() const;
+  UnixTime now_s() const;
+
+  boost::asio::io_context& io_;
+  const HostdConfig& config_;
+  HostEngine& engine_;
+  TapWriter write_tap_;
+  boost::asio::ip::udp::socket socket_;
+  boost::asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
+
+  std::optional<crypto::TrustStore> trust_;
+  std::unique_ptr<crypto::DtlsContext> dtls_;
+  std::unique_ptr<overlay::PeerManager> peers_;
+  std::unique_ptr<registry::RegistryStore> store_;
+  std::unique_ptr<registry::Registry> registry_;
+  std::string node_id_, node_name_;
+  std::string crl_pem_;
+  UnixTime last_crl_check_ = 0, last_second_ = 0;
+  std::uint64_t synced_version_ = ~std::uint64_t{0};
+
+  // Host role: the rendezvous sessions and requests in flight.
+  std::map<std::string, overlay::UdpEndpoint> rendezvous_up_;  // node id -> endpoint
+  std::vector<overlay::NodeMessage> registry_backlog_;      // waiting for a rendezvous
+  std::map<std::uint64_t, MacAddr> requests_;               // request id -> the VM's MAC
+  std::uint64_t next_request_ = 1;
+  std::map<std::string, UnixTime> resolving_;               // node id -> when last asked
+
+  std::vector<std::uint8_t> rx_buffer_;
+  std::uint64_t send_errors_ = 0, tap_errors_ = 0, unresolved_ = 0;
+};
+
+}  // namespace wownet

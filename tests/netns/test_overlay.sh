@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# The secure overlay, end to end: a rendezvous and two hosts on an underlay
+# (a bridge in its own namespace), each host with VMs behind real DHCP
+# clients. VMs on different hosts get distinct leases, resolve each other
+# by name, ping and iperf3 each other; the underlay carries only UDP between
+# nodes with nothing of the VMs in clear; nodes with a foreign or revoked
+# certificate get nothing; injected replays and forgeries are dropped and
+# counted; restarts lose nothing.
+#
+# Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
+source "$(dirname "$0")/lib.sh"
+BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
+for tool in dhclient busybox dig ping iperf3 python3 tcpdump openssl; do
+  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
+done
+CTL() { local ns=$1; shift; ip netns exec "$ns" "$BIN/wownetctl" --socket "$WN_TMP/$ns.sock" "$@"; }
+
+# --- PKI ------------------------------------------------------------------------
+PKI=$WN_TMP/pki
+"$BIN/wownetctl" ca init --dir "$PKI/ca" --name "test network" --days 30 >/dev/null
+"$BIN/wownetctl" ca init --dir "$PKI/otherca" --name "someone else" --days 30 >/dev/null
+make_node() {  # name ca
+  "$BIN/wownetctl" cert request --dir "$PKI/$1" --name "$1" >/dev/null
+  "$BIN/wownetctl" ca sign --dir "$PKI/$2" --csr "$PKI/$1/node.csr" --out "$PKI/$1/node.crt" --days 10 >/dev/null
+}
+for n in rv hosta hostb revoked; do make_node "$n" ca; done
+make_node rogue otherca
+"$BIN/wownetctl" ca revoke --dir "$PKI/ca" --cert "$PKI/revoked/node.crt" >/dev/null
+
+# --- underlay: a bridge in namespace "wan", each node on it ---------------------
+wn_ns WAN wan
+# The underlay speaks IPv4 only, so its capture shows nothing but wownet.
+no_ipv6() { ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; }
+no_ipv6 "$WAN"
+ip -n "$WAN" link add br0 type bridge
+ip -n "$WAN" link set br0 up
+ip -n "$WAN" addr add 192.0.2.1/24 dev br0
+declare -A NODE_NS NODE_IP
+NODE_IP=([rv]=192.0.2.10 [hosta]=192.0.2.11 [hostb]=192.0.2.12 [rogue]=192.0.2.13 [revoked]=192.0.2.14)
+for n in rv hosta hostb rogue revoked; do
+  wn_ns NODE_NS[$n] "$n"
+  no_ipv6 "${NODE_NS[$n]}"
+  wn_veth "${NODE_NS[$n]}" uplink "$WAN" "u-$n"
+  ip -n "$WAN" link set "u-$n" master br0
+  ip -n "${NODE_NS[$n]}" addr add "${NODE_IP[$n]}/24" dev uplink
+done
+
+write_config() {  # name role
+  local n=$1 role=$2
+  cat >"$WN_TMP/$n.toml" <<TOML
+[hostd]
+state_dir = "$WN_TMP/state-$n"
+control_socket = "$WN_TMP/${NODE_NS[$n]}.sock"
+log_level = "debug"
+[overlay]
+role = "$role"
+listen = "${NODE_IP[$n]}:7700"
+rendezvous = ["192.0.2.10:7700"]
+cert = "$PKI/$n/node.crt"
+key = "$PKI/$n/node.key"
+ca = "$PKI/ca/ca.crt"
+crl = "$PKI/ca/crl.pem"
+crl_refresh = 2
+keepalive = 2
+TOML
+}
+declare -A HOSTD
+start_node() {  # name
+  wn_spawn "hostd-$1" ip netns exec "${NODE_NS[$1]}" "$BIN/wownet-hostd" --config "$WN_TMP/$1.toml"
+  HOSTD[$1]=$WN_LAST_PID
+  wn_wait_for 10 "hostd $1" CTL "${NODE_NS[$1]}" status
+}
+write_config rv rendezvous
+for n in hosta hostb rogue revoked; do write_config "$n" host; done
+# The rogue trusts its own CA; the revoked node has not heard of its revocation.
+sed -i "s|$PKI/ca/ca.crt|$PKI/otherca/ca.crt|; s|$PKI/ca/crl.pem|$PKI/otherca/crl.pem|" "$WN_TMP/rogue.toml"
+sed -i '/^crl = /d' "$WN_TMP/revoked.toml"
+start_node rv
+start_node hosta
+start_node hostb
+
+# --- VMs: a1, a2 on host A; b1 on host B ------------------------------------------
+declare -A VM VM_HOST VM_CLIENT
+VM_HOST=([a1]=hosta [a2]=hosta [b1]=hostb)
+VM_CLIENT=([a1]=dhclient [a2]=udhcpc [b1]=udhcpc)
+i=0
+for v in a1 a2 b1; do
+  i=$((i + 1))
+  h=${NODE_NS[${VM_HOST[$v]}]}
+  wn_ns VM[$v] "$v"
+  wn_veth "$h" "vif-$v" "${VM[$v]}" eth0
+  wn_veth "$h" "ch-$v" "${VM[$v]}" eth1
+  ip -n "$h" addr add "169.254.$i.1/30" dev "ch-$v"
+  ip -n "${VM[$v]}" addr add "169.254.$i.2/30" dev eth1
+  wn_check "attach $v on ${VM_HOST[$v]}" CTL "$h" attach "vif-$v" --vm "$v" --agent-if "ch-$v"
+  mkdir -p "$WN_TMP/agent-$v"
+  wn_spawn "agent-$v" ip netns exec "${VM[$v]}" unshare --uts sh -c \
+    "hostname vm-$v; exec $BIN/wownet-agent --nic eth0 --channel eth1 --interval 1 \
+      --dhcp-client ${VM_CLIENT[$v]} --state-dir $WN_TMP/agent-$v --log-level debug"
+done
+addr_of() { ip -n "${VM[$1]}" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -1; }
+declare -A IP
+for v in a1 a2 b1; do
+  wn_wait_for 40 "lease in $v" bash -c "ip -n ${VM[$v]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+  IP[$v]=$(addr_of "$v")
+  wn_check "$v (${VM_CLIENT[$v]} on ${VM_HOST[$v]}) has a lease: ${IP[$v]:-none}" [ -n "${IP[$v]}" ]
+done
+wn_check "addresses are distinct across hosts" \
+  test "$(printf '%s\n' "${IP[a1]}" "${IP[a2]}" "${IP[b1]}" | sort -u | wc -l)" = 3
+
+# --- names across hosts ---------------------------------------------------------------
+auto() { IFS=. read -r _ b c d <<<"$1"; printf 'C%03d%03d%03d' "$b" "$c" "$d"; }
+dig_a1() { ip netns exec "${VM[a1]}" dig +time=2 +tries=3 +short "$@"; }
+wn_check "vm-b1's host name reaches the registry" wn_wait_for 15 "b1 host name" \
+  bash -c "[ \"\$(ip netns exec ${VM[a1]} dig +time=1 +tries=1 +short vm-b1.wow)\" = '${IP[b1]}' ]"
+wn_eq "a1 resolves b1's automatic name" "$(dig_a1 "$(auto "${IP[b1]}").wow")" "${IP[b1]}"
+wn_eq "a1 resolves b1's host name" "$(dig_a1 vm-b1.wow)" "${IP[b1]}"
+wn_eq "a1 resolves b1's PTR" "$(dig_a1 -x "${IP[b1]}")" "vm-b1.wow."
+
+# --- traffic across hosts, and what the underlay sees ----------------------------------
+wn_spawn tcpdump ip netns exec "$WAN" tcpdump -i br0 -n -U -w "$WN_TMP/wan.pcap" not arp
+TCPDUMP=$WN_LAST_PID
+sleep 1
+wn_check "a1 pings b1 across the overlay" wn_wait_for 20 "a1 -> b1" \
+  ip netns exec "${VM[a1]}" ping -c 1 -W 1 "${IP[b1]}"
+wn_check "b1 pings a2" ip netns exec "${VM[b1]}" ping -c 3 -i 0.2 -W 2 "${IP[a2]}"
+# A recognisable payload that must never appear on the underlay.
+ip netns exec "${VM[a1]}" ping -c 5 -i 0.2 -W 2 -p 574f574e45545345435245545041594c "${IP[b1]}" >/dev/null || true
+wn_spawn iperf3-server ip netns exec "${VM[b1]}" iperf3 -s -1
+IPERF=$WN_LAST_PID
+sleep 0.5
+if ip netns exec "${VM[a1]}" iperf3 -c "${IP[b1]}" -t 2 -J >"$WN_TMP/iperf.json" 2>&1; then
+  bps=$(wn_json 'int(d["end"]["sum_received"]["bits_per_second"])' <"$WN_TMP/iperf.json")
+  wn_check "iperf3 a1 -> b1 across hosts ($((bps / 1000000)) Mbit/s)" [ "$bps" -gt 1000000 ]
+else
+  wn_fail "iperf3 a1 -> b1 across hosts"
+fi
+wn_stop "$IPERF"
+sleep 1
+wn_stop "$TCPDUMP"
+tcpdump -n -r "$WN_TMP/wan.pcap" 2>/dev/null >"$WN_TMP/wan.txt"
+wn_check "the underlay capture has traffic" [ -s "$WN_TMP/wan.txt" ]
+wn_check_not "the underlay carries nothing but UDP port 7700 between nodes" \
+  grep -vE '^[0-9:.]+ IP 192\.0\.2\.1[0-9]\.7700 > 192\.0\.2\.1[0-9]\.7700: UDP' "$WN_TMP/wan.txt"
+wn_check_not "no VM address appears on the underlay" grep -E '10\.(1[2-9][0-9]|2[0-5][0-9])\.' "$WN_TMP/wan.txt"
+wn_check_not "no VM payload appears on the underlay" \
+  python3 -c "import sys; sys.exit(0 if b'WOWNETSECRETPAYL' in open('$WN_TMP/wan.pcap','rb').read() else 1)"
+wn_check "host A lists host B as an established peer" bash -c \
+  "$(declare -f CTL); BIN=$BIN WN_TMP=$WN_TMP; CTL ${NODE_NS[hosta]} peers --json | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(p[\"node_name\"]==\"hostb\" and p[\"established\"] for p in d.get(\"peers\",[])) else 1)'"
+
+# --- forged, replayed, truncated data packets on the underlay ---------------------------
+counter() { CTL "${NODE_NS[$1]}" status --json | wn_json "int(d.get('overlay',{}).get('$2',0))"; }
+before_replay=$(counter hostb replayed)
+before_tag=$(counter hostb bad_tag)
+before_bad=$(counter hostb malformed)
+ip netns exec "$WAN" python3 - "$WN_TMP/wan.pcap" <<'PY'
+import socket, struct, sys
+# Take data packets (type 4) sent to host B from the capture and send them
+# again: as they were, with a flipped bit, and truncated.
+data = open(sys.argv[1], "rb").read()
+pos, pkts = 24, []
+while pos + 16 <= len(data):
+    incl = struct.unpack("<I", data[pos + 8:pos + 12])[0]
+    frame = data[pos + 16:pos + 16 + incl]
+    pos += 16 + incl
+    if len(frame) > 42 and frame[12:14] == b"\x08\x00" and frame[23] == 17:
+        ihl = (frame[14] & 15) * 4
+        udp = frame[14 + ihl:]
+        dst = socket.inet_ntoa(frame[30:34])
+        if dst == "192.0.2.12" and len(udp) > 8 + 32 and udp[8] == 4:
+            pkts.append(udp[8:])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for p in pkts[-20:]:
+    s.sendto(p, ("192.0.2.12", 7700))                                   # replay
+    s.sendto(p[:8] + bytes([p[8] ^ 0x40]) + p[9:], ("192.0.2.12", 7700))  # bit flip (counter, so no replay)
+    s.sendto(p[:25], ("192.0.2.12", 7700))                              # truncated
+print(len(pkts), "data packets seen", file=sys.stderr)
+PY
+sleep 1
+wn_check "replayed data packets are dropped and counted" [ "$(counter hostb replayed)" -gt "$before_replay" ]
+wn_check "bit-flipped data packets are dropped and counted" [ "$(counter hostb bad_tag)" -gt "$before_tag" ]
+wn_check "truncated data packets are dropped and counted" [ "$(counter hostb malformed)" -gt "$before_bad" ]
+wn_check "traffic goes on after the injection" ip netns exec "${VM[a1]}" ping -c 2 -i 0.2 -W 2 "${IP[b1]}"
+
+# --- nodes that must get nothing ---------------------------------------------------------
+for n in rogue revoked; do
+  start_node "$n"
+  wn_ns VM[$n] "vm-$n"
+  wn_veth "${NODE_NS[$n]}" vif "${VM[$n]}" eth0
+  CTL "${NODE_NS[$n]}" attach vif --vm "vm-$n" >/dev/null
+  ip -n "${VM[$n]}" addr add 10.128.99.99/9 dev eth0
+  ip -n "${VM[$n]}" route add default via 10.128.0.1
+done
+sleep 4
+for n in rogue revoked; do
+  wn_check_not "$n's VM cannot reach a1" ip netns exec "${VM[$n]}" ping -c 2 -i 0.5 -W 1 "${IP[a1]}"
+  wn_check_not "$n has no established peer" bash -c \
+    "$(declare -f CTL); BIN=$BIN WN_TMP=$WN_TMP; CTL ${NODE_NS[$n]} peers --json | grep -q '\"established\": true'"
+done
+wn_check "the rendezvous counted the refused handshakes" [ "$(counter rv handshake_failures)" -gt 0 ]
+wn_check "the rogue and the network refused each other (unknown CA)" grep -qi "unknown.ca" "$WN_TMP/hostd-rogue.log"
+wn_check "the rendezvous logged why (revoked)" grep -qi "revoked" "$WN_TMP/hostd-rv.log"
+
+# --- restarts ------------------------------------------------------------------------------
+leases_rv() { CTL "${NODE_NS[rv]}" leases --json | wn_json 'sorted((l["address"], l["mac"]) for l in d["leases"] if l["state"]=="bound")'; }
+before=$(leases_rv)
+wn_stop "${HOSTD[rv]}" KILL
+wn_check "existing sessions keep working while the rendezvous is down" \
+  ip netns exec "${VM[a1]}" ping -c 3 -i 0.2 -W 2 "${IP[b1]}"
+start_node rv
+wn_eq "the restarted rendezvous lost no lease" "$(leases_rv)" "$before"
+wn_stop "${HOSTD[hosta]}" KILL
+start_node hosta
+wn_check "a1 and b1 talk again after host A restarts" wn_wait_for 30 "a1 -> b1 after restart" \
+  ip netns exec "${VM[a1]}" ping -c 1 -W 1 "${IP[b1]}"
+wn_eq "a1 kept its address" "$(addr_of a1)" "${IP[a1]}"
+
+# --- revocation of a connected host ---------------------------------------------------------
+"$BIN/wownetctl" ca revoke --dir "$PKI/ca" --cert "$PKI/hostb/node.crt" >/dev/null
+wn_check "host B loses its sessions within the CRL refresh period (2 s, allow 10)" wn_wait_for 10 "a1 cut from b1" \
+  bash -c "! ip netns exec ${VM[a1]} ping -c 1 -W 1 ${IP[b1]}"
+
+wn_finish
