@@ -25,6 +25,10 @@ make_node() {  # name ca
 }
 for n in rv hosta hostb revoked; do make_node "$n" ca; done
 make_node rogue otherca
+# Signed by the network's CA, but expired yesterday.
+"$BIN/wownetctl" cert request --dir "$PKI/expired" --name expired >/dev/null
+openssl x509 -req -in "$PKI/expired/node.csr" -CA "$PKI/ca/ca.crt" -CAkey "$PKI/ca/ca.key" -set_serial 4242 \
+  -days -1 -out "$PKI/expired/node.crt" 2>/dev/null
 "$BIN/wownetctl" ca revoke --dir "$PKI/ca" --cert "$PKI/revoked/node.crt" >/dev/null
 
 # --- underlay: a bridge in namespace "wan", each node on it ---------------------
@@ -36,8 +40,9 @@ ip -n "$WAN" link add br0 type bridge
 ip -n "$WAN" link set br0 up
 ip -n "$WAN" addr add 192.0.2.1/24 dev br0
 declare -A NODE_NS NODE_IP
-NODE_IP=([rv]=192.0.2.10 [hosta]=192.0.2.11 [hostb]=192.0.2.12 [rogue]=192.0.2.13 [revoked]=192.0.2.14)
-for n in rv hosta hostb rogue revoked; do
+NODE_IP=([rv]=192.0.2.10 [hosta]=192.0.2.11 [hostb]=192.0.2.12 [rogue]=192.0.2.13 [revoked]=192.0.2.14
+  [expired]=192.0.2.15)
+for n in rv hosta hostb rogue revoked expired; do
   wn_ns NODE_NS[$n] "$n"
   no_ipv6 "${NODE_NS[$n]}"
   wn_veth "${NODE_NS[$n]}" uplink "$WAN" "u-$n"
@@ -72,9 +77,7 @@ start_node() {  # name
 }
 write_config rv rendezvous
 for n in hosta hostb rogue revoked; do write_config "$n" host; done
-# The rogue trusts its own CA; the revoked node has not heard of its revocation.
-sed -i "s|$PKI/ca/ca.crt|$PKI/otherca/ca.crt|; s|$PKI/ca/crl.pem|$PKI/otherca/crl.pem|" "$WN_TMP/rogue.toml"
-sed -i '/^crl = /d' "$WN_TMP/revoked.toml"
+write_config expired host
 start_node rv
 start_node hosta
 start_node hostb
@@ -183,7 +186,7 @@ wn_check "truncated data packets are dropped and counted" [ "$(counter hostb mal
 wn_check "traffic goes on after the injection" ip netns exec "${VM[a1]}" ping -c 2 -i 0.2 -W 2 "${IP[b1]}"
 
 # --- nodes that must get nothing ---------------------------------------------------------
-for n in rogue revoked; do
+for n in rogue revoked expired; do
   start_node "$n"
   wn_ns VM[$n] "vm-$n"
   wn_veth "${NODE_NS[$n]}" vif "${VM[$n]}" eth0
@@ -192,14 +195,16 @@ for n in rogue revoked; do
   ip -n "${VM[$n]}" route add default via 10.128.0.1
 done
 sleep 4
-for n in rogue revoked; do
+for n in rogue revoked expired; do
   wn_check_not "$n's VM cannot reach a1" ip netns exec "${VM[$n]}" ping -c 2 -i 0.5 -W 1 "${IP[a1]}"
   wn_check_not "$n has no established peer" bash -c \
     "$(declare -f CTL); BIN=$BIN WN_TMP=$WN_TMP; CTL ${NODE_NS[$n]} peers --json | grep -q '\"established\": true'"
 done
 wn_check "the rendezvous counted the refused handshakes" [ "$(counter rv handshake_failures)" -gt 0 ]
-wn_check "the rogue and the network refused each other (unknown CA)" grep -qi "unknown.ca" "$WN_TMP/hostd-rogue.log"
-wn_check "the rendezvous logged why (revoked)" grep -qi "revoked" "$WN_TMP/hostd-rv.log"
+wn_check "the rendezvous logged why (unknown CA)" grep -qi "refusing peer: unknown-ca" "$WN_TMP/hostd-rv.log"
+wn_check "the rendezvous logged why (revoked)" grep -qi "refusing peer: revoked" "$WN_TMP/hostd-rv.log"
+wn_check "the rendezvous logged why (expired)" grep -qi "refusing peer: expired" "$WN_TMP/hostd-rv.log"
+wn_check "a node with a bad certificate stays up for its admin" CTL "${NODE_NS[expired]}" status
 
 # --- restarts ------------------------------------------------------------------------------
 leases_rv() { CTL "${NODE_NS[rv]}" leases --json | wn_json 'sorted((l["address"], l["mac"]) for l in d["leases"] if l["state"]=="bound")'; }
