@@ -45,8 +45,7 @@ std::optional<Lease> from_wire(const overlay::Lease& w) {
 
 }  // namespace
 
-OverlayService::OverlayService(asio::io_context& io, const HostdConfig& config, HostEngine& engine,
-                               TapWriter write_tap)
+OverlayService::OverlayService(asio::io_context& io, const HostdConfig& config, HostEngine& engine, TapWriter write_tap)
     : io_(io),
       config_(config),
       engine_(engine),
@@ -58,8 +57,7 @@ OverlayService::OverlayService(asio::io_context& io, const HostdConfig& config, 
 OverlayService::~OverlayService() { stop(); }
 
 std::int64_t OverlayService::now_ms() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - epoch_).count() +
-         1;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - epoch_).count() + 1;
 }
 
 UnixTime OverlayService::now_s() const { return UnixTime(std::time(nullptr)); }
@@ -91,8 +89,8 @@ bool OverlayService::start(std::string& error) {
   if (crypto::PeerCheck own = trust_->check(cert.get(), nullptr, now_s()); !own.ok()) {
     // Peers will refuse this node, but its own VMs keep their DHCP, DNS and
     // local traffic: a lapsed certificate must not take the host down.
-    spdlog::error("{}: this node's own certificate fails against {}: {} {}; other nodes will refuse it", o.cert,
-                  o.ca, crypto::to_string(own.result), own.detail);
+    spdlog::error("{}: this node's own certificate fails against {}: {} {}; other nodes will refuse it", o.cert, o.ca,
+                  crypto::to_string(own.result), own.detail);
   }
   dtls_ = crypto::DtlsContext::create(identity, error);
   if (!dtls_) return false;
@@ -117,14 +115,16 @@ bool OverlayService::start(std::string& error) {
   pc.keepalive_ms = std::int64_t(o.keepalive) * 1000;
   pc.dead_after_ms = std::max<std::int64_t>(pc.keepalive_ms * 3 + 5000, 15000);
   auto rng = std::make_shared<std::mt19937>(std::random_device{}());
-  peers_ = std::make_unique<overlay::PeerManager>(*dtls_, verify, node_name_, pc, [rng] { return std::uint32_t((*rng)()); });
+  peers_ =
+      std::make_unique<overlay::PeerManager>(*dtls_, verify, node_name_, pc, [rng] { return std::uint32_t((*rng)()); });
 
   boost::system::error_code ec;
   socket_.open(asio::ip::udp::v4(), ec);
   if (!ec) socket_.bind({asio::ip::address_v4(o.listen.address.value), o.listen.port}, ec);
   if (!ec) socket_.non_blocking(true, ec);
   if (ec) {
-    error = "overlay socket " + o.listen.address.to_string() + ":" + std::to_string(o.listen.port) + ": " + ec.message();
+    error =
+        "overlay socket " + o.listen.address.to_string() + ":" + std::to_string(o.listen.port) + ": " + ec.message();
     return false;
   }
   int size = 4 << 20;
@@ -209,8 +209,7 @@ void OverlayService::send_packet(std::string_view node, ConstByteSpan packet, Ip
   send_to_registry(std::move(m));
 }
 
-void OverlayService::deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset,
-                                    std::size_t length) {
+void OverlayService::deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset, std::size_t length) {
   FrameAction act = engine_.on_peer_packet(now_s(), node_id, buffer, offset, length);
   if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame)) ++tap_errors_;
 }
@@ -498,9 +497,7 @@ void OverlayService::fill_peers(control::PeerList& out) const {
     x->set_tx_bytes(p.tx_bytes);
     x->set_rx_packets(p.rx_packets);
     x->set_rx_bytes(p.rx_bytes);
-    x->set_last_handshake_unix(p.last_handshake_ms > 0
-                                   ? now_s() - (now_ms() - p.last_handshake_ms) / 1000
-                                   : 0);
+    x->set_last_handshake_unix(p.last_handshake_ms > 0 ? now_s() - (now_ms() - p.last_handshake_ms) / 1000 : 0);
     x->set_rtt_ms(p.rtt_ms);
     x->set_rendezvous(rendezvous_up_.count(p.node_id) != 0);
   }

@@ -93,10 +93,10 @@ class OverlayService : public overlay::PeerOutput {
 
   // Host role: the rendezvous sessions and requests in flight.
   std::map<std::string, overlay::UdpEndpoint> rendezvous_up_;  // node id -> endpoint
-  std::vector<overlay::NodeMessage> registry_backlog_;      // waiting for a rendezvous
-  std::map<std::uint64_t, MacAddr> requests_;               // request id -> the VM's MAC
+  std::vector<overlay::NodeMessage> registry_backlog_;         // waiting for a rendezvous
+  std::map<std::uint64_t, MacAddr> requests_;                  // request id -> the VM's MAC
   std::uint64_t next_request_ = 1;
-  std::map<std::string, UnixTime> resolving_;               // node id -> when last asked
+  std::map<std::string, UnixTime> resolving_;  // node id -> when last asked
 
   std::vector<std::uint8_t> rx_buffer_;
   std::uint64_t send_errors_ = 0, tap_errors_ = 0, unresolved_ = 0;

@@ -273,10 +273,11 @@ TEST_F(ConfigTest, ExampleConfigDocumentsEveryKeyWithItsDefault) {
     }
     uncommented += line + "\n";
   }
-  EXPECT_EQ(keys, (std::set<std::string>{"state_dir", "control_socket", "log_level", "prefix", "gateway", "gateway_mac",
-                                         "domain", "mtu", "lease_time", "learn_static", "ttl", "port", "role", "listen",
-                                         "rendezvous", "cert", "key", "ca", "crl", "cipher", "crl_refresh", "keepalive",
-                                         "node_name"}));
+  EXPECT_EQ(keys, (std::set<std::string>{
+                      "state_dir",  "control_socket", "log_level",    "prefix", "gateway", "gateway_mac", "domain",
+                      "mtu",        "lease_time",     "learn_static", "ttl",    "port",    "role",        "listen",
+                      "rendezvous", "cert",           "key",          "ca",     "crl",     "cipher",      "crl_refresh",
+                      "keepalive",  "node_name"}));
   auto all = load(uncommented);
   ASSERT_TRUE(all) << error_;
   expect_defaults(*all);
