@@ -207,13 +207,23 @@ wn_check "the rendezvous logged why (expired)" grep -qi "refusing peer: expired"
 wn_check "a node with a bad certificate stays up for its admin" CTL "${NODE_NS[expired]}" status
 
 # --- restarts ------------------------------------------------------------------------------
-leases_rv() { CTL "${NODE_NS[rv]}" leases --json | wn_json 'sorted((l["address"], l["mac"]) for l in d["leases"] if l["state"]=="bound")'; }
-before=$(leases_rv)
+registry_leases() { CTL "${NODE_NS[rv]}" leases --json | wn_json "sorted(l['address'] for l in d['leases'] if l['state']=='bound' and l['address'] in '${IP[a1]} ${IP[a2]} ${IP[b1]}'.split())"; }
 wn_stop "${HOSTD[rv]}" KILL
 wn_check "existing sessions keep working while the rendezvous is down" \
   ip netns exec "${VM[a1]}" ping -c 3 -i 0.2 -W 2 "${IP[b1]}"
+# A new VM asks for a lease while the registry is away: it waits, then gets one.
+wn_ns VM[a3] a3
+wn_veth "${NODE_NS[hosta]}" vif-a3 "${VM[a3]}" eth0
+CTL "${NODE_NS[hosta]}" attach vif-a3 --vm a3 >/dev/null
+wn_spawn dhclient-a3 ip netns exec "${VM[a3]}" dhclient -4 -d -pf "$WN_TMP/a3.pid" -lf "$WN_TMP/a3.leases" eth0
+sleep 3
+wn_check_not "no lease is granted while the rendezvous is down" \
+  bash -c "ip -n ${VM[a3]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
 start_node rv
-wn_eq "the restarted rendezvous lost no lease" "$(leases_rv)" "$before"
+wn_check "the waiting VM gets its lease once the rendezvous is back" wn_wait_for 40 "a3 lease" \
+  bash -c "ip -n ${VM[a3]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+wn_check "and reaches b1" wn_wait_for 15 "a3 -> b1" ip netns exec "${VM[a3]}" ping -c 1 -W 1 "${IP[b1]}"
+wn_eq "the restarted rendezvous lost no lease" "$(registry_leases)" "$(python3 -c "print(sorted('${IP[a1]} ${IP[a2]} ${IP[b1]}'.split()))")"
 wn_stop "${HOSTD[hosta]}" KILL
 start_node hosta
 wn_check "a1 and b1 talk again after host A restarts" wn_wait_for 30 "a1 -> b1 after restart" \
