@@ -206,7 +206,8 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
     std::string role = "host", listen;
     if (!r.only_keys(*t, "overlay",
                      {"role", "listen", "rendezvous", "cert", "key", "ca", "crl", "cipher", "crl_refresh", "keepalive",
-                      "node_name"}) ||
+                      "node_name", "csr", "ca_dir"}) ||
+        !r.get_string(*t, "overlay", "csr", o.csr) || !r.get_string(*t, "overlay", "ca_dir", o.ca_dir) ||
         !r.get_string(*t, "overlay", "role", role) || !r.get_string(*t, "overlay", "listen", listen) ||
         !r.get_string(*t, "overlay", "cert", o.cert) || !r.get_string(*t, "overlay", "key", o.key) ||
         !r.get_string(*t, "overlay", "ca", o.ca) || !r.get_string(*t, "overlay", "crl", o.crl) ||
@@ -257,6 +258,14 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
     }
     if (!o.crl.empty() && o.crl[0] != '/') {
       r.fail("overlay.crl", "expected the absolute path of a PEM file");
+      return std::nullopt;
+    }
+    if (!o.csr.empty() && o.csr[0] != '/') {
+      r.fail("overlay.csr", "expected the absolute path of a PEM file");
+      return std::nullopt;
+    }
+    if (!o.ca_dir.empty() && (o.ca_dir[0] != '/' || !o.rendezvous)) {
+      r.fail("overlay.ca_dir", "expected the absolute path of a CA directory, on a rendezvous");
       return std::nullopt;
     }
     if (!o.rendezvous && o.rendezvous_nodes.empty()) {

@@ -32,6 +32,8 @@ struct OverlayConfig {
   std::uint32_t crl_refresh = 60;  // seconds between CRL checks
   std::uint32_t keepalive = 10;    // seconds
   std::string node_name;           // from the certificate when empty
+  std::string csr;                 // host: CSR to submit while `cert` does not exist yet
+  std::string ca_dir;              // rendezvous: CA directory for approving submitted CSRs
 };
 
 struct HostdConfig {

@@ -613,6 +613,34 @@ void Daemon::handle(const control::Request& req, control::Response& resp) {
     case control::Request::kLeases: leases(resp); break;
     case control::Request::kStatus: status(resp); break;
     case control::Request::kPeers: peers(resp); break;
+    case control::Request::kCaPending:
+    case control::Request::kCaDecide: {
+      EnrollmentDesk* desk = overlay_ ? overlay_->desk() : nullptr;
+      if (!desk) {
+        set_error(resp, control::FAILED_PRECONDITION,
+                  "this hostd holds no CA (set [overlay] ca_dir on the rendezvous that has the CA's files)");
+        break;
+      }
+      if (req.has_ca_pending()) {
+        for (const auto& e : desk->list()) {
+          auto* p = resp.mutable_pending()->add_requests();
+          p->set_id(e.id);
+          p->set_name(e.name);
+          p->set_from(e.from);
+          p->set_submitted_unix(e.submitted);
+          p->set_state(e.state);
+        }
+        break;
+      }
+      const auto& d = req.ca_decide();
+      std::string why = desk->decide(wall_now(), d.id(), d.approve(), d.days() ? int(d.days()) : 365);
+      if (!why.empty()) {
+        set_error(resp, control::INVALID_ARGUMENT, why);
+      } else {
+        resp.set_message((d.approve() ? "approved " : "denied ") + d.id());
+      }
+      break;
+    }
     default: set_error(resp, control::INVALID_ARGUMENT, "unknown request"); break;
   }
 }

@@ -11,6 +11,7 @@
 #include <random>
 #include <sstream>
 
+#include <unistd.h>
 #include "registry.h"
 #include "registry_store.h"
 
@@ -64,10 +65,6 @@ UnixTime OverlayService::now_s() const { return UnixTime(std::time(nullptr)); }
 
 bool OverlayService::start(std::string& error) {
   const OverlayConfig& o = config_.overlay;
-  crypto::DtlsIdentity identity;
-  if (!read_file(o.cert, identity.cert_pem, error) || !read_file(o.key, identity.key_pem, error) ||
-      !read_file(o.ca, identity.ca_pem, error))
-    return false;
   std::string crl_error;
   std::string crl_path = o.crl;
   if (!crl_path.empty() && !read_file(crl_path, crl_pem_, crl_error)) {
@@ -78,6 +75,52 @@ bool OverlayService::start(std::string& error) {
   auto trust = crypto::TrustStore::load(o.ca, crl_path, error);
   if (!trust) return false;
   trust_.emplace(std::move(*trust));
+
+  boost::system::error_code ec;
+  socket_.open(asio::ip::udp::v4(), ec);
+  if (!ec) socket_.bind({asio::ip::address_v4(o.listen.address.value), o.listen.port}, ec);
+  if (!ec) socket_.non_blocking(true, ec);
+  if (ec) {
+    error =
+        "overlay socket " + o.listen.address.to_string() + ":" + std::to_string(o.listen.port) + ": " + ec.message();
+    return false;
+  }
+  int size = 4 << 20;
+  ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+
+  if (o.rendezvous && !o.ca_dir.empty()) {
+    desk_ = std::make_unique<EnrollmentDesk>(config_.state_dir, o.ca_dir);
+    if (!desk_->prepare(error)) return false;
+  }
+  if (!o.rendezvous && !o.csr.empty() && ::access(o.cert.c_str(), F_OK) != 0) {
+    // No certificate yet: submit the CSR and wait for an admin's approval.
+    std::string key_pem;
+    if (!read_file(o.key, key_pem, error) || !read_file(o.csr, csr_pem_, error)) return false;
+    auto key = crypto::read_private_key(o.key, error);
+    if (!key) return false;
+    node_id_ = crypto::node_id_of_key(key.get());
+    node_name_ = o.node_name;
+    enrolling_ = true;
+    engine_.use_registry(node_id_);
+    spdlog::warn(
+        "no certificate at {} yet: submitting {} to the rendezvous nodes; approve it there with "
+        "wownetctl ca approve {}",
+        o.cert, o.csr, node_id_);
+  } else if (!start_sessions(error)) {
+    return false;
+  }
+  read_socket();
+  arm_timer();
+  return true;
+}
+
+bool OverlayService::start_sessions(std::string& error) {
+  const OverlayConfig& o = config_.overlay;
+  crypto::DtlsIdentity identity;
+  if (!read_file(o.cert, identity.cert_pem, error) || !read_file(o.key, identity.key_pem, error) ||
+      !read_file(o.ca, identity.ca_pem, error))
+    return false;
   auto cert = crypto::parse_cert(identity.cert_pem, error);
   if (!cert) {
     error = o.cert + ": " + error;
@@ -118,19 +161,6 @@ bool OverlayService::start(std::string& error) {
   peers_ =
       std::make_unique<overlay::PeerManager>(*dtls_, verify, node_name_, pc, [rng] { return std::uint32_t((*rng)()); });
 
-  boost::system::error_code ec;
-  socket_.open(asio::ip::udp::v4(), ec);
-  if (!ec) socket_.bind({asio::ip::address_v4(o.listen.address.value), o.listen.port}, ec);
-  if (!ec) socket_.non_blocking(true, ec);
-  if (ec) {
-    error =
-        "overlay socket " + o.listen.address.to_string() + ":" + std::to_string(o.listen.port) + ": " + ec.message();
-    return false;
-  }
-  int size = 4 << 20;
-  ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-
   engine_.use_registry(node_id_);
   if (o.rendezvous) {
     store_ = registry::RegistryStore::open(config_.state_dir + "/registry.db", error);
@@ -148,9 +178,58 @@ bool OverlayService::start(std::string& error) {
   }
   spdlog::info("overlay up: node {} ({}), {} on {}:{}", node_name_, node_id_, o.rendezvous ? "rendezvous" : "host",
                o.listen.address.to_string(), o.listen.port);
-  read_socket();
-  arm_timer();
   return true;
+}
+
+void OverlayService::on_enroll_datagram(const overlay::UdpEndpoint& from, ConstByteSpan data) {
+  if (desk_) {
+    overlay::EnrollRequest req;
+    if (!req.ParseFromArray(data.data() + 1, int(data.size() - 1))) return;
+    overlay::EnrollReply reply = desk_->on_request(now_s(), req, from.to_string());
+    std::string out(1, char(kEnrollType));
+    out += reply.SerializeAsString();
+    send_datagram(from, ConstByteSpan(reinterpret_cast<const std::uint8_t*>(out.data()), out.size()));
+    return;
+  }
+  if (!enrolling_) return;
+  bool from_rendezvous = false;
+  for (const auto& e : config_.overlay.rendezvous_nodes) from_rendezvous |= to_endpoint(e) == from;
+  overlay::EnrollReply reply;
+  if (!from_rendezvous || !reply.ParseFromArray(data.data() + 1, int(data.size() - 1))) return;
+  if (reply.status() == overlay::EnrollReply::PENDING) {
+    if (!enroll_announced_) spdlog::info("certificate request is waiting for an admin: {}", reply.message());
+    enroll_announced_ = true;
+    return;
+  }
+  if (reply.status() != overlay::EnrollReply::APPROVED) {
+    spdlog::error("certificate request {}: {}", reply.status() == overlay::EnrollReply::DENIED ? "denied" : "refused",
+                  reply.message());
+    if (reply.status() == overlay::EnrollReply::DENIED) enrolling_ = false;
+    return;
+  }
+  // Only a certificate for our own key, from our own CA, is taken.
+  std::string error;
+  auto cert = crypto::parse_cert(reply.cert_pem(), error);
+  if (!cert || crypto::node_id(cert.get()) != node_id_ || !trust_->check(cert.get(), nullptr, now_s()).ok()) {
+    spdlog::error("the rendezvous sent a certificate that is not ours or not from our CA; ignoring it");
+    return;
+  }
+  std::string tmp = config_.overlay.cert + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << reply.cert_pem();
+    if (!out.flush()) {
+      spdlog::error("cannot write {}", tmp);
+      return;
+    }
+  }
+  if (::rename(tmp.c_str(), config_.overlay.cert.c_str()) != 0) {
+    spdlog::error("cannot write {}: {}", config_.overlay.cert, std::strerror(errno));
+    return;
+  }
+  enrolling_ = false;
+  spdlog::info("certificate approved and written to {}", config_.overlay.cert);
+  if (!start_sessions(error)) spdlog::error("overlay: {}", error);
 }
 
 void OverlayService::stop() {
@@ -177,7 +256,11 @@ void OverlayService::drain_socket() {
                            reinterpret_cast<sockaddr*>(&from), &len);
     if (n < 0) return;
     overlay::UdpEndpoint ep{Ipv4Addr{ntohl(from.sin_addr.s_addr)}, ntohs(from.sin_port)};
-    peers_->on_datagram(now_ms(), ep, ByteSpan(rx_buffer_.data(), std::size_t(n)), *this);
+    if (n > 0 && rx_buffer_[0] == kEnrollType) {
+      on_enroll_datagram(ep, ConstByteSpan(rx_buffer_.data(), std::size_t(n)));
+    } else if (peers_) {
+      peers_->on_datagram(now_ms(), ep, ByteSpan(rx_buffer_.data(), std::size_t(n)), *this);
+    }
   }
   flush_lease_asks();
   arm_timer();
@@ -196,6 +279,7 @@ void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan
 // --- data ----------------------------------------------------------------
 
 void OverlayService::send_packet(std::string_view node, ConstByteSpan packet, Ipv4Addr destination) {
+  if (!peers_) return;
   if (peers_->send_packet(now_ms(), node, packet, *this)) return;
   // No known endpoint for that node yet: ask the registry where it is.
   ++unresolved_;
@@ -428,7 +512,7 @@ void OverlayService::handle_registry_message(const std::string&, const overlay::
 
 void OverlayService::arm_timer() {
   std::int64_t now = now_ms();
-  std::int64_t next = std::min<std::int64_t>(peers_->next_deadline_ms(), now + 1000);
+  std::int64_t next = std::min<std::int64_t>(peers_ ? peers_->next_deadline_ms() : now + 1000, now + 1000);
   timer_.expires_after(std::chrono::milliseconds(std::max<std::int64_t>(1, next - now)));
   timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) on_timer();
@@ -436,7 +520,7 @@ void OverlayService::arm_timer() {
 }
 
 void OverlayService::on_timer() {
-  peers_->on_timer(now_ms(), *this);
+  if (peers_) peers_->on_timer(now_ms(), *this);
   UnixTime now = now_s();
   if (now != last_second_) {
     last_second_ = now;
@@ -448,6 +532,19 @@ void OverlayService::on_timer() {
 
 void OverlayService::tick_second() {
   UnixTime now = now_s();
+  if (enrolling_) {
+    if (now - last_enroll_ >= 3) {
+      last_enroll_ = now;
+      overlay::EnrollRequest req;
+      req.set_csr_pem(csr_pem_);
+      std::string out(1, char(kEnrollType));
+      out += req.SerializeAsString();
+      for (const auto& e : config_.overlay.rendezvous_nodes)
+        send_datagram(to_endpoint(e), ConstByteSpan(reinterpret_cast<const std::uint8_t*>(out.data()), out.size()));
+    }
+    return;
+  }
+  if (!peers_) return;
   if (registry_) {
     std::vector<registry::Outgoing> out;
     registry_->on_timer(now, out);
@@ -486,6 +583,7 @@ void OverlayService::refresh_crl() {
 // --- reporting -----------------------------------------------------------
 
 void OverlayService::fill_peers(control::PeerList& out) const {
+  if (!peers_) return;
   for (const auto& p : peers_->peers()) {
     auto* x = out.add_peers();
     x->set_node_id(p.node_id);
@@ -508,6 +606,8 @@ void OverlayService::fill_status(control::Status& s) const {
   s.set_node_name(node_name_);
   s.set_role(registry_ ? "rendezvous" : "host");
   auto& o = *s.mutable_overlay();
+  o["enrolling"] = enrolling_ ? 1 : 0;
+  if (!peers_) return;
   const auto& c = peers_->counters();
   o["malformed"] = c.malformed;
   o["unknown_receiver"] = c.unknown_receiver;

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "control.pb.h"
 #include "dtls.h"
+#include "enrollment.h"
 #include "host_engine.h"
 #include "overlay.pb.h"
 #include "peer_manager.h"
@@ -41,6 +42,8 @@ class OverlayService : public overlay::PeerOutput {
   // one-line `error` on failure.
   bool start(std::string& error);
   void stop();
+  // The CA desk of a rendezvous with [overlay] ca_dir, else null.
+  EnrollmentDesk* desk() { return desk_.get(); }
   const std::string& node_id() const { return node_id_; }
   const std::string& node_name() const { return node_name_; }
 
@@ -60,6 +63,9 @@ class OverlayService : public overlay::PeerOutput {
   void peer_down(std::string_view node_id, std::string_view reason) override;
 
  private:
+  static constexpr std::uint8_t kEnrollType = 6;
+  bool start_sessions(std::string& error);
+  void on_enroll_datagram(const overlay::UdpEndpoint& from, ConstByteSpan data);
   void read_socket();
   void drain_socket();
   void arm_timer();
@@ -88,6 +94,10 @@ class OverlayService : public overlay::PeerOutput {
   std::unique_ptr<registry::Registry> registry_;
   std::string node_id_, node_name_;
   std::string crl_pem_;
+  std::unique_ptr<EnrollmentDesk> desk_;
+  bool enrolling_ = false, enroll_announced_ = false;
+  std::string csr_pem_;
+  UnixTime last_enroll_ = 0;
   UnixTime last_crl_check_ = 0, last_second_ = 0;
   std::uint64_t synced_version_ = ~std::uint64_t{0};
 

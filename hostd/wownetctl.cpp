@@ -191,11 +191,29 @@ int main(int argc, char** argv) {
   for (auto* sub : {attach, list, leases, status, peers}) sub->add_flag("--json", json, "print JSON");
   int exit_code = 0;
   wownet::add_ca_commands(app, exit_code);
+  // Online CA work, on a rendezvous that holds the CA: through its hostd.
+  CLI::App* ca = app.get_subcommand("ca");
+  std::string request_id;
+  unsigned days = 365;
+  auto* pending = ca->add_subcommand("pending", "list certificate requests that hosts submitted (via hostd)");
+  pending->add_flag("--json", json, "print JSON");
+  auto* approve = ca->add_subcommand("approve", "sign a submitted request; the host picks its certificate up");
+  approve->add_option("ID", request_id, "request ID from ca pending")->required();
+  approve->add_option("--days", days, "validity in days")->check(CLI::Range(1, 3650));
+  auto* deny = ca->add_subcommand("deny", "refuse a submitted request");
+  deny->add_option("ID", request_id, "request ID from ca pending")->required();
   CLI11_PARSE(app, argc, argv);
-  if (wownet::ca_command_parsed(app)) return exit_code;
+  bool online_ca = pending->parsed() || approve->parsed() || deny->parsed();
+  if (!online_ca && wownet::ca_command_parsed(app)) return exit_code;
 
   Request req;
-  if (attach->parsed()) {
+  if (pending->parsed()) {
+    req.mutable_ca_pending();
+  } else if (approve->parsed() || deny->parsed()) {
+    req.mutable_ca_decide()->set_id(request_id);
+    req.mutable_ca_decide()->set_approve(approve->parsed());
+    req.mutable_ca_decide()->set_days(days);
+  } else if (attach->parsed()) {
     req.mutable_attach()->set_ifname(ifname);
     req.mutable_attach()->set_vm(vm);
     req.mutable_attach()->set_agent_ifname(agent_if);
@@ -222,6 +240,7 @@ int main(int argc, char** argv) {
     if (resp.has_leases()) std::printf("%s", to_json(resp.leases()).c_str());
     if (resp.has_status()) std::printf("%s", to_json(resp.status()).c_str());
     if (resp.has_peers()) std::printf("%s", to_json(resp.peers()).c_str());
+    if (resp.has_pending()) std::printf("%s", to_json(resp.pending()).c_str());
     return 0;
   }
   if (resp.has_attachments())
@@ -232,7 +251,13 @@ int main(int argc, char** argv) {
     print_status(resp.status());
   else if (resp.has_peers())
     print_peers(resp.peers());
-  else if (resp.has_attachment()) {
+  else if (resp.has_pending()) {
+    std::printf("%-32s  %-20s  %-22s  %s\n", "ID", "NAME", "FROM", "SUBMITTED");
+    std::int64_t now = std::time(nullptr);
+    for (const auto& p : resp.pending().requests())
+      std::printf("%-32s  %-20s  %-22s  %s\n", p.id().c_str(), p.name().c_str(), p.from().c_str(),
+                  ago(p.submitted_unix(), now).c_str());
+  } else if (resp.has_attachment()) {
     wownet::control::AttachmentList one;
     *one.add_attachments() = resp.attachment();
     std::printf("%s\n", resp.message().c_str());

@@ -277,7 +277,7 @@ TEST_F(ConfigTest, ExampleConfigDocumentsEveryKeyWithItsDefault) {
                       "state_dir",  "control_socket", "log_level",    "prefix", "gateway", "gateway_mac", "domain",
                       "mtu",        "lease_time",     "learn_static", "ttl",    "port",    "role",        "listen",
                       "rendezvous", "cert",           "key",          "ca",     "crl",     "cipher",      "crl_refresh",
-                      "keepalive",  "node_name"}));
+                      "keepalive",  "node_name",      "csr",          "ca_dir"}));
   auto all = load(uncommented);
   ASSERT_TRUE(all) << error_;
   expect_defaults(*all);

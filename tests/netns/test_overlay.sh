@@ -41,8 +41,8 @@ ip -n "$WAN" link set br0 up
 ip -n "$WAN" addr add 192.0.2.1/24 dev br0
 declare -A NODE_NS NODE_IP
 NODE_IP=([rv]=192.0.2.10 [hosta]=192.0.2.11 [hostb]=192.0.2.12 [rogue]=192.0.2.13 [revoked]=192.0.2.14
-  [expired]=192.0.2.15)
-for n in rv hosta hostb rogue revoked expired; do
+  [expired]=192.0.2.15 [hostc]=192.0.2.16 [intruder]=192.0.2.17)
+for n in rv hosta hostb rogue revoked expired hostc intruder; do
   wn_ns NODE_NS[$n] "$n"
   no_ipv6 "${NODE_NS[$n]}"
   wn_veth "${NODE_NS[$n]}" uplink "$WAN" "u-$n"
@@ -78,6 +78,14 @@ start_node() {  # name
 write_config rv rendezvous
 for n in hosta hostb rogue revoked; do write_config "$n" host; done
 write_config expired host
+# The rendezvous holds the CA and approves requests online.
+echo "ca_dir = \"$PKI/ca\"" >>"$WN_TMP/rv.toml"
+# Hosts that only have a key and a CSR: they enroll online.
+for n in hostc intruder; do
+  "$BIN/wownetctl" cert request --dir "$PKI/$n" --name "$n" >/dev/null
+  write_config "$n" host
+  echo "csr = \"$PKI/$n/node.csr\"" >>"$WN_TMP/$n.toml"
+done
 start_node rv
 start_node hosta
 start_node hostb
@@ -150,6 +158,32 @@ wn_check_not "no VM payload appears on the underlay" \
   python3 -c "import sys; sys.exit(0 if b'WOWNETSECRETPAYL' in open('$WN_TMP/wan.pcap','rb').read() else 1)"
 wn_check "host A lists host B as an established peer" bash -c \
   "$(declare -f CTL); BIN=$BIN WN_TMP=$WN_TMP; CTL ${NODE_NS[hosta]} peers --json | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(p[\"node_name\"]==\"hostb\" and p[\"established\"] for p in d.get(\"peers\",[])) else 1)'"
+
+# --- online enrollment: submit, approve, and the host joins --------------------------------
+start_node hostc
+start_node intruder
+pending_ids() { CTL "${NODE_NS[rv]}" ca pending --json | wn_json "' '.join(sorted(p['name'] for p in d.get('requests', [])))"; }
+wn_check "submitted requests show up at the CA's rendezvous" wn_wait_for 15 "two pending requests" \
+  bash -c "$(declare -f CTL pending_ids wn_json); BIN=$BIN WN_TMP=$WN_TMP; declare -A NODE_NS=([rv]=${NODE_NS[rv]}); [ \"\$(pending_ids)\" = 'hostc intruder' ]"
+id_of() { CTL "${NODE_NS[rv]}" ca pending --json | wn_json "[p['id'] for p in d.get('requests', []) if p['name']=='$1'][0]"; }
+HOSTC_ID=$(id_of hostc)
+INTRUDER_ID=$(id_of intruder)
+wn_check "the admin approves hostc" CTL "${NODE_NS[rv]}" ca approve "$HOSTC_ID" --days 5
+wn_check "the admin denies intruder" CTL "${NODE_NS[rv]}" ca deny "$INTRUDER_ID"
+wn_check_not "approving an unknown request fails" CTL "${NODE_NS[rv]}" ca approve 0123456789abcdef0123456789abcdef
+wn_check "hostc receives its certificate without further steps" wn_wait_for 15 "hostc certificate" \
+  test -s "$PKI/hostc/node.crt"
+wn_check "hostc's certificate is for its own key, from the network's CA" \
+  openssl verify -CAfile "$PKI/ca/ca.crt" "$PKI/hostc/node.crt"
+wn_ns VM[c1] c1
+wn_veth "${NODE_NS[hostc]}" vif-c1 "${VM[c1]}" eth0
+CTL "${NODE_NS[hostc]}" attach vif-c1 --vm c1 >/dev/null
+wn_spawn dhclient-c1 ip netns exec "${VM[c1]}" dhclient -4 -d -pf "$WN_TMP/c1.pid" -lf "$WN_TMP/c1.leases" eth0
+wn_check "a VM on the enrolled host gets a lease" wn_wait_for 40 "c1 lease" \
+  bash -c "ip -n ${VM[c1]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+wn_check "and reaches a1 on host A" wn_wait_for 20 "c1 -> a1" ip netns exec "${VM[c1]}" ping -c 1 -W 1 "${IP[a1]}"
+wn_check "the denied host got no certificate" test ! -e "$PKI/intruder/node.crt"
+wn_check "and says why" wn_wait_for 10 "intruder log" grep -q "denied" "$WN_TMP/hostd-intruder.log"
 
 # --- forged, replayed, truncated data packets on the underlay ---------------------------
 counter() { CTL "${NODE_NS[$1]}" status --json | wn_json "int(d.get('overlay',{}).get('$2',0))"; }
