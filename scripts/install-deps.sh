@@ -9,7 +9,7 @@ PACKAGES=(
   libboost-dev libnl-3-dev libnl-route-3-dev libssl-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libsystemd-dev libsqlite3-dev
   # namespace tests, demo and benchmarks: real clients and tools
-  iproute2 util-linux isc-dhcp-client busybox udhcpc dnsutils iputils-ping iperf3 tcpdump python3 procps
+  iproute2 util-linux isc-dhcp-client busybox udhcpc dnsutils iputils-ping iperf3 tcpdump python3 procps openssl
 )
 
 if [[ $(id -u) != 0 ]]; then
