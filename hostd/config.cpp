@@ -268,6 +268,12 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
       r.fail("overlay.ca_dir", "expected the absolute path of a CA directory, on a rendezvous");
       return std::nullopt;
     }
+    if (o.rendezvous_nodes.size() > 1) {
+      // Several rendezvous would each keep their own registry; sharing one
+      // (etcd) is not built yet.
+      r.fail("overlay.rendezvous", "expected one rendezvous endpoint (several are not supported yet)");
+      return std::nullopt;
+    }
     if (!o.rendezvous && o.rendezvous_nodes.empty()) {
       r.fail("overlay.rendezvous", "a host needs at least one rendezvous endpoint (or role = \"rendezvous\")");
       return std::nullopt;

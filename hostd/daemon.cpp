@@ -126,7 +126,8 @@ bool Daemon::start(std::string& error) {
   engine_.on_timer(now);
   if (config_.overlay.enabled) {
     overlay_ = std::make_unique<OverlayService>(
-        io_, config_, engine_, [this](AttachmentId to, ConstByteSpan f) { return write_frame(to, f); });
+        io_, config_, engine_,
+        [this](AttachmentId to, ConstByteSpan f, bool persist) { return write_frame(to, f, persist); });
     if (!overlay_->start(error)) return false;
   }
   save_state();
@@ -431,7 +432,13 @@ void Daemon::send_to_peer(const FrameAction& act, const std::uint8_t* vnet_heade
   if (vnet_header) {
     // Finish what the TAP left to "hardware": the overlay is our NIC.
     VnetHeader h = VnetHeader::parse(vnet_header);
-    if (h.gso() == VnetHeader::kGsoTcpV4 && h.gso_size > 0) {
+    if (h.gso() == VnetHeader::kGsoTcpV4) {
+      // The VM chose gso_size: a tiny one would turn one frame into
+      // tens of thousands of datagrams.
+      if (h.gso_size < 536 || h.gso_size > 9000) {
+        ++offload_mismatch_;
+        return;
+      }
       struct Sink : SegmentSink {
         OverlayService* overlay;
         std::string_view peer;
@@ -454,11 +461,11 @@ void Daemon::send_to_peer(const FrameAction& act, const std::uint8_t* vnet_heade
   overlay_->send_packet(act.peer, packet, dst);
 }
 
-bool Daemon::write_frame(AttachmentId to, ConstByteSpan frame) {
+bool Daemon::write_frame(AttachmentId to, ConstByteSpan frame, bool persist) {
   static const std::uint8_t zero_header[io::TapDevice::kVnetHeaderSize] = {};
   int fd = to < tap_fd_.size() ? tap_fd_[to] : -1;
   if (fd < 0) return false;
-  if (!persist_before_reply()) return false;
+  if (persist && !persist_before_reply()) return false;
   ssize_t w;
   if (tap_vnet_[to]) {
     iovec iov[2] = {{const_cast<std::uint8_t*>(zero_header), sizeof zero_header},

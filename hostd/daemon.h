@@ -67,7 +67,7 @@ class Daemon {
   void remove_strays();
   // Writes a frame to an attachment's TAP (with a zero virtio-net header
   // when the TAP uses offloads). False if it could not.
-  bool write_frame(AttachmentId to, ConstByteSpan frame);
+  bool write_frame(AttachmentId to, ConstByteSpan frame, bool persist);
   // Sends a VM's packet through the overlay, completing offloaded checksums
   // and cutting TSO frames into segments when `vnet_header` is given.
   void send_to_peer(const FrameAction& act, const std::uint8_t* vnet_header);

@@ -87,9 +87,17 @@ overlay::EnrollReply EnrollmentDesk::on_request(UnixTime now, const overlay::Enr
   }
   std::string pending = dir_ + "/pending/" + id;
   if (!fs::exists(pending + ".csr")) {
-    std::error_code ec;
+    // Requests nobody decided within a day expire, so a flood of CSRs
+    // cannot lock real hosts out for good.
     std::size_t count = 0;
-    for (const auto& e : fs::directory_iterator(dir_ + "/pending", ec)) count += e.path().extension() == ".csr";
+    for (const Entry& e : list()) {
+      if (now - e.submitted > kPendingLifetime) {
+        ::unlink((dir_ + "/pending/" + e.id + ".csr").c_str());
+        ::unlink((dir_ + "/pending/" + e.id + ".from").c_str());
+      } else {
+        ++count;
+      }
+    }
     if (count >= kMaxPending) return refuse("too many requests are waiting for an admin");
     // Check the name before an admin ever sees it.
     std::string name_error;

@@ -21,6 +21,7 @@ namespace wownet {
 class EnrollmentDesk {
  public:
   static constexpr std::size_t kMaxPending = 64;
+  static constexpr UnixTime kPendingLifetime = 86400;
 
   // `ca_dir` is the CA directory (wownetctl ca init) used for signing.
   EnrollmentDesk(std::string state_dir, std::string ca_dir);

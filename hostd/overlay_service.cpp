@@ -21,7 +21,6 @@ namespace {
 namespace asio = boost::asio;
 constexpr std::size_t kRxBufferSize = 65536 + 128;
 constexpr std::size_t kDatagramsPerWakeup = 64;
-constexpr std::size_t kBacklogLimit = 256;
 constexpr UnixTime kResolveInterval = 1;
 
 bool read_file(const std::string& path, std::string& out, std::string& error) {
@@ -67,6 +66,8 @@ bool OverlayService::start(std::string& error) {
   const OverlayConfig& o = config_.overlay;
   std::string crl_error;
   std::string crl_path = o.crl;
+  if (crl_path.empty() && !o.rendezvous && ::access((config_.state_dir + "/crl.pem").c_str(), R_OK) == 0)
+    crl_path = config_.state_dir + "/crl.pem";  // the last CRL the registry sent
   if (!crl_path.empty() && !read_file(crl_path, crl_pem_, crl_error)) {
     spdlog::warn("{}; starting without a CRL", crl_error);
     crl_path.clear();
@@ -182,16 +183,20 @@ bool OverlayService::start_sessions(std::string& error) {
 }
 
 void OverlayService::on_enroll_datagram(const overlay::UdpEndpoint& from, ConstByteSpan data) {
-  if (desk_) {
+  if (data[0] == kEnrollType) {
+    if (!desk_) return;
     overlay::EnrollRequest req;
-    if (!req.ParseFromArray(data.data() + 1, int(data.size() - 1))) return;
+    if (!req.ParseFromArray(data.data() + 1, int(data.size() - 1)) || req.csr_pem().empty()) return;
     overlay::EnrollReply reply = desk_->on_request(now_s(), req, from.to_string());
-    std::string out(1, char(kEnrollType));
+    // Nothing goes back for what is not a signed CSR: no reflection to
+    // spoofed sources, and replies (type 7) are never answered.
+    if (reply.status() == overlay::EnrollReply::REFUSED && reply.request_id().empty()) return;
+    std::string out(1, char(kEnrollReplyType));
     out += reply.SerializeAsString();
     send_datagram(from, ConstByteSpan(reinterpret_cast<const std::uint8_t*>(out.data()), out.size()));
     return;
   }
-  if (!enrolling_) return;
+  if (!enrolling_ || data[0] != kEnrollReplyType) return;
   bool from_rendezvous = false;
   for (const auto& e : config_.overlay.rendezvous_nodes) from_rendezvous |= to_endpoint(e) == from;
   overlay::EnrollReply reply;
@@ -204,7 +209,8 @@ void OverlayService::on_enroll_datagram(const overlay::UdpEndpoint& from, ConstB
   if (reply.status() != overlay::EnrollReply::APPROVED) {
     spdlog::error("certificate request {}: {}", reply.status() == overlay::EnrollReply::DENIED ? "denied" : "refused",
                   reply.message());
-    if (reply.status() == overlay::EnrollReply::DENIED) enrolling_ = false;
+    // A denial could be forged: keep asking, just rarely.
+    enroll_interval_ = 60;
     return;
   }
   // Only a certificate for our own key, from our own CA, is taken.
@@ -217,7 +223,7 @@ void OverlayService::on_enroll_datagram(const overlay::UdpEndpoint& from, ConstB
   std::string tmp = config_.overlay.cert + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << reply.cert_pem();
+    out << crypto::cert_to_pem(cert.get());  // the parsed certificate, nothing else
     if (!out.flush()) {
       spdlog::error("cannot write {}", tmp);
       return;
@@ -256,13 +262,17 @@ void OverlayService::drain_socket() {
                            reinterpret_cast<sockaddr*>(&from), &len);
     if (n < 0) return;
     overlay::UdpEndpoint ep{Ipv4Addr{ntohl(from.sin_addr.s_addr)}, ntohs(from.sin_port)};
-    if (n > 0 && rx_buffer_[0] == kEnrollType) {
+    if (n > 1 && (rx_buffer_[0] == kEnrollType || rx_buffer_[0] == kEnrollReplyType)) {
       on_enroll_datagram(ep, ConstByteSpan(rx_buffer_.data(), std::size_t(n)));
     } else if (peers_) {
       peers_->on_datagram(now_ms(), ep, ByteSpan(rx_buffer_.data(), std::size_t(n)), *this);
     }
   }
   flush_lease_asks();
+  if (now_s() != last_second_) {
+    last_second_ = now_s();
+    tick_second();
+  }
   arm_timer();
 }
 
@@ -295,7 +305,7 @@ void OverlayService::send_packet(std::string_view node, ConstByteSpan packet, Ip
 
 void OverlayService::deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset, std::size_t length) {
   FrameAction act = engine_.on_peer_packet(now_s(), node_id, buffer, offset, length);
-  if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame)) ++tap_errors_;
+  if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame, false)) ++tap_errors_;
 }
 
 // --- control -------------------------------------------------------------
@@ -342,12 +352,30 @@ void OverlayService::peer_up(std::string_view node_id, std::string_view node_nam
     q->set_host_name(l.host_name);
     q->set_requested_address(l.address.to_string());
     q->set_learned(l.origin == LeaseOrigin::Learned);
-    requests_[m.request_id()] = l.mac;
-    peers_->send_control(now_ms(), id, m, *this);
+    requests_[m.request_id()] = Pending{l.mac, m, 0, 0};
   }
-  auto backlog = std::move(registry_backlog_);
-  registry_backlog_.clear();
-  for (auto& m : backlog) peers_->send_control(now_ms(), id, m, *this);
+  resend_requests(true);
+}
+
+void OverlayService::resend_requests(bool all) {
+  // Lease requests stay until the registry answers: sent when a rendezvous
+  // is up, sent again if no answer came, given up after a while (the VM's
+  // DHCP client asks again anyway).
+  if (registry_ || rendezvous_up_.empty()) return;
+  const std::string& to = rendezvous_up_.begin()->first;
+  std::int64_t now = now_ms();
+  for (auto it = requests_.begin(); it != requests_.end();) {
+    Pending& p = it->second;
+    if (all || p.sent_ms == 0 || now - p.sent_ms >= 3000) {
+      if (++p.tries > 10) {
+        it = requests_.erase(it);
+        continue;
+      }
+      p.sent_ms = now;
+      peers_->send_control(now, to, p.message, *this);
+    }
+    ++it;
+  }
 }
 
 void OverlayService::peer_down(std::string_view node_id, std::string_view reason) {
@@ -367,6 +395,18 @@ void OverlayService::deliver_control(std::string_view node_id, const overlay::No
   }
   if (!rendezvous_up_.count(from)) return;  // only the registry speaks for the registry
   handle_registry_message(from, message);
+}
+
+void OverlayService::persist_crl() {
+  // Kept so that a restarted host still refuses revoked nodes, even before
+  // it reaches the rendezvous again.
+  std::string path = config_.state_dir + "/crl.pem", tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << crl_pem_;
+    if (!out.flush()) return;
+  }
+  ::rename(tmp.c_str(), path.c_str());
 }
 
 void OverlayService::send_outgoing(const void* outgoing_vector) {
@@ -394,7 +434,7 @@ void OverlayService::sync_from_registry() {
         mine->host_name == l.host_name)
       continue;
     FrameAction act = engine_.on_registry_lease(now, l);
-    if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame)) ++tap_errors_;
+    if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame, true)) ++tap_errors_;
   }
 }
 
@@ -419,10 +459,7 @@ void OverlayService::send_to_registry(overlay::NodeMessage message) {
     send_outgoing(&out);
     return;
   }
-  if (rendezvous_up_.empty()) {
-    if (registry_backlog_.size() < kBacklogLimit) registry_backlog_.push_back(std::move(message));
-    return;
-  }
+  if (rendezvous_up_.empty()) return;  // lease requests wait in requests_; a resolve is asked again
   peers_->send_control(now_ms(), rendezvous_up_.begin()->first, message, *this);
 }
 
@@ -430,7 +467,6 @@ void OverlayService::flush_lease_asks() {
   for (const LeaseAsk& a : engine_.take_lease_asks()) {
     overlay::NodeMessage m;
     m.set_request_id(next_request_++);
-    requests_[m.request_id()] = a.mac;
     if (a.kind == LeaseAsk::Kind::Offer || a.kind == LeaseAsk::Kind::Bind) {
       auto* q = m.mutable_lease_request();
       q->set_kind(a.kind == LeaseAsk::Kind::Offer ? overlay::LeaseRequest::OFFER : overlay::LeaseRequest::BIND);
@@ -445,9 +481,19 @@ void OverlayService::flush_lease_asks() {
       r->set_mac(a.mac.to_string());
       r->set_declined(a.kind == LeaseAsk::Kind::Decline);
     }
-    if (requests_.size() > 4096) requests_.erase(requests_.begin());
-    send_to_registry(std::move(m));
+    if (registry_) {
+      send_to_registry(std::move(m));
+      continue;
+    }
+    // One outstanding request per VM: a newer ask replaces an older one.
+    for (auto it = requests_.begin(); it != requests_.end();) {
+      it = it->second.mac == a.mac && it->second.message.body_case() == m.body_case() ? requests_.erase(it)
+                                                                                      : std::next(it);
+    }
+    if (requests_.size() >= 4096) requests_.erase(requests_.begin());
+    requests_[m.request_id()] = Pending{a.mac, std::move(m), 0, 0};
   }
+  resend_requests(false);
 }
 
 void OverlayService::handle_registry_message(const std::string&, const overlay::NodeMessage& m) {
@@ -456,7 +502,7 @@ void OverlayService::handle_registry_message(const std::string&, const overlay::
     auto l = from_wire(w);
     if (!l) return;
     FrameAction act = engine_.on_registry_lease(now, *l);
-    if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame)) ++tap_errors_;
+    if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame, true)) ++tap_errors_;
   };
   switch (m.body_case()) {
     case overlay::NodeMessage::kLeaseReply: {
@@ -464,9 +510,9 @@ void OverlayService::handle_registry_message(const std::string&, const overlay::
       if (m.lease_reply().ok()) {
         apply(m.lease_reply().lease());
       } else if (req != requests_.end()) {
-        spdlog::info("registry refused a lease for {}: {}", req->second.to_string(), m.lease_reply().reason());
-        FrameAction act = engine_.on_registry_refusal(now, req->second);
-        if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame)) ++tap_errors_;
+        spdlog::info("registry refused a lease for {}: {}", req->second.mac.to_string(), m.lease_reply().reason());
+        FrameAction act = engine_.on_registry_refusal(now, req->second.mac);
+        if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame, true)) ++tap_errors_;
       }
       if (req != requests_.end()) requests_.erase(req);
       break;
@@ -496,6 +542,7 @@ void OverlayService::handle_registry_message(const std::string&, const overlay::
       }
       crl_pem_ = m.crl().pem();
       spdlog::info("CRL {} from the registry", trust_->crl_number());
+      persist_crl();
       peers_->recheck(now_ms(), *this);
       break;
     }
@@ -513,9 +560,15 @@ void OverlayService::handle_registry_message(const std::string&, const overlay::
 void OverlayService::arm_timer() {
   std::int64_t now = now_ms();
   std::int64_t next = std::min<std::int64_t>(peers_ ? peers_->next_deadline_ms() : now + 1000, now + 1000);
-  timer_.expires_after(std::chrono::milliseconds(std::max<std::int64_t>(1, next - now)));
+  auto when = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<std::int64_t>(1, next - now));
+  // Only ever move the deadline earlier: steady traffic must not starve it.
+  if (timer_armed_ && timer_.expiry() <= when) return;
+  timer_armed_ = true;
+  timer_.expires_at(when);
   timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) on_timer();
+    if (ec) return;  // cancelled: re-armed earlier, or stopping
+    timer_armed_ = false;
+    on_timer();
   });
 }
 
@@ -533,7 +586,7 @@ void OverlayService::on_timer() {
 void OverlayService::tick_second() {
   UnixTime now = now_s();
   if (enrolling_) {
-    if (now - last_enroll_ >= 3) {
+    if (now - last_enroll_ >= enroll_interval_) {
       last_enroll_ = now;
       overlay::EnrollRequest req;
       req.set_csr_pem(csr_pem_);
@@ -551,6 +604,8 @@ void OverlayService::tick_second() {
     send_outgoing(&out);
   } else if (rendezvous_up_.empty()) {
     for (const auto& e : config_.overlay.rendezvous_nodes) peers_->connect(now_ms(), to_endpoint(e), *this);
+  } else {
+    resend_requests(false);
   }
   if (now - last_crl_check_ >= UnixTime(config_.overlay.crl_refresh)) {
     last_crl_check_ = now;

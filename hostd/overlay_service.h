@@ -32,7 +32,9 @@ class RegistryStore;
 class OverlayService : public overlay::PeerOutput {
  public:
   // Writes an Ethernet frame to an attachment's TAP; false if it could not.
-  using TapWriter = std::function<bool(AttachmentId, ConstByteSpan)>;
+  // `persist`: the frame announces new state (a DHCP reply), which must be
+  // on disk first; data packets never wait for the disk.
+  using TapWriter = std::function<bool(AttachmentId, ConstByteSpan, bool persist)>;
 
   OverlayService(boost::asio::io_context& io, const HostdConfig& config, HostEngine& engine, TapWriter write_tap);
   ~OverlayService() override;
@@ -63,7 +65,10 @@ class OverlayService : public overlay::PeerOutput {
   void peer_down(std::string_view node_id, std::string_view reason) override;
 
  private:
-  static constexpr std::uint8_t kEnrollType = 6;
+  static constexpr std::uint8_t kEnrollType = 6;       // host -> rendezvous
+  static constexpr std::uint8_t kEnrollReplyType = 7;  // rendezvous -> host; never answered
+  void resend_requests(bool all);
+  void persist_crl();
   bool start_sessions(std::string& error);
   void on_enroll_datagram(const overlay::UdpEndpoint& from, ConstByteSpan data);
   void read_socket();
@@ -97,14 +102,20 @@ class OverlayService : public overlay::PeerOutput {
   std::unique_ptr<EnrollmentDesk> desk_;
   bool enrolling_ = false, enroll_announced_ = false;
   std::string csr_pem_;
-  UnixTime last_enroll_ = 0;
+  UnixTime last_enroll_ = 0, enroll_interval_ = 3;
   UnixTime last_crl_check_ = 0, last_second_ = 0;
   std::uint64_t synced_version_ = ~std::uint64_t{0};
+  bool timer_armed_ = false;
 
   // Host role: the rendezvous sessions and requests in flight.
   std::map<std::string, overlay::UdpEndpoint> rendezvous_up_;  // node id -> endpoint
-  std::vector<overlay::NodeMessage> registry_backlog_;         // waiting for a rendezvous
-  std::map<std::uint64_t, MacAddr> requests_;                  // request id -> the VM's MAC
+  struct Pending {
+    MacAddr mac;
+    overlay::NodeMessage message;
+    std::int64_t sent_ms = 0;  // 0: not sent yet
+    int tries = 0;
+  };
+  std::map<std::uint64_t, Pending> requests_;  // lease requests until the registry answers
   std::uint64_t next_request_ = 1;
   std::map<std::string, UnixTime> resolving_;  // node id -> when last asked
 

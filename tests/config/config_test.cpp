@@ -292,16 +292,15 @@ class OverlayConfigTest : public ConfigTest {};
 
 TEST_F(OverlayConfigTest, HostWithRendezvousNodes) {
   auto c = load(
-      "[overlay]\nrole = \"host\"\nlisten = \"0.0.0.0:7701\"\nrendezvous = [\"192.0.2.10:7700\", "
-      "\"198.51.100.1:7700\"]\n"
+      "[overlay]\nrole = \"host\"\nlisten = \"0.0.0.0:7701\"\nrendezvous = [\"198.51.100.1:7700\"]\n"
       "cert = \"/etc/wownet/node.crt\"\nkey = \"/etc/wownet/node.key\"\nca = \"/etc/wownet/ca.crt\"\n"
       "cipher = \"chacha20-poly1305\"\ncrl_refresh = 5\nkeepalive = 3\n");
   ASSERT_TRUE(c) << error_;
   EXPECT_TRUE(c->overlay.enabled);
   EXPECT_FALSE(c->overlay.rendezvous);
   EXPECT_EQ(c->overlay.listen.port, 7701);
-  ASSERT_EQ(c->overlay.rendezvous_nodes.size(), 2u);
-  EXPECT_EQ(c->overlay.rendezvous_nodes[1].address.to_string(), "198.51.100.1");
+  ASSERT_EQ(c->overlay.rendezvous_nodes.size(), 1u);
+  EXPECT_EQ(c->overlay.rendezvous_nodes[0].address.to_string(), "198.51.100.1");
   EXPECT_EQ(c->overlay.cipher, "chacha20-poly1305");
   EXPECT_EQ(c->overlay.crl_refresh, 5u);
 }
@@ -319,6 +318,8 @@ TEST_F(OverlayConfigTest, BadValuesNameTheKey) {
   expect_error("[overlay]\n" + files + "rendezvous = [\"192.0.2.1\"]\n", "overlay.rendezvous", "ADDRESS:PORT");
   expect_error("[overlay]\n" + files + "rendezvous = [\"192.0.2.1:70000\"]\n", "overlay.rendezvous", "ADDRESS:PORT");
   expect_error("[overlay]\n" + files, "overlay.rendezvous", "at least one");
+  expect_error("[overlay]\n" + files + "rendezvous = [\"192.0.2.1:1\", \"192.0.2.2:1\"]\n", "overlay.rendezvous",
+               "one rendezvous");
   expect_error("[overlay]\nrole = \"rendezvous\"\nkey = \"/a.key\"\nca = \"/ca.crt\"\n", "overlay.cert", "absolute");
   expect_error("[overlay]\nrole = \"rendezvous\"\n" + files + "cipher = \"rot13\"\n", "overlay.cipher", "expected");
   expect_error("[overlay]\nrole = \"rendezvous\"\n" + files + "listen = \"nowhere\"\n", "overlay.listen", "ADDRESS");
