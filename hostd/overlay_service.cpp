@@ -298,6 +298,7 @@ void OverlayService::send_packet(std::string_view node, ConstByteSpan packet, Ip
   auto it = resolving_.find(id);
   if (it != resolving_.end() && now - it->second < kResolveInterval) return;
   resolving_[id] = now;
+  spdlog::debug("no endpoint for node {}: resolving {}", id, destination.to_string());
   overlay::NodeMessage m;
   m.mutable_resolve()->set_address(destination.to_string());
   send_to_registry(std::move(m));
@@ -529,6 +530,8 @@ void OverlayService::handle_registry_message(const std::string&, const overlay::
         auto a = Ipv4Addr::parse(e.address());
         if (a && e.port() > 0 && e.port() < 65536) eps.push_back({*a, std::uint16_t(e.port())});
       }
+      spdlog::debug("resolved {} -> node {} ({} endpoints)", m.resolved().address(), m.resolved().node_id(),
+                    eps.size());
       if (!m.resolved().node_id().empty() && m.resolved().node_id() != node_id_ && !eps.empty())
         peers_->set_endpoints(m.resolved().node_id(), std::move(eps));
       break;
@@ -544,6 +547,24 @@ void OverlayService::handle_registry_message(const std::string&, const overlay::
       spdlog::info("CRL {} from the registry", trust_->crl_number());
       persist_crl();
       peers_->recheck(now_ms(), *this);
+      break;
+    }
+    case overlay::NodeMessage::kPunch: {
+      // Another node is about to send to us: send toward it now so that
+      // both NATs open (the rendezvous told it our endpoints too).
+      const auto& p = m.punch();
+      if (p.node_id().empty() || p.node_id() == node_id_ || !peers_) break;
+      std::vector<overlay::UdpEndpoint> eps;
+      for (const auto& e : p.endpoints()) {
+        auto a = Ipv4Addr::parse(e.address());
+        if (a && e.port() > 0 && e.port() < 65536 && eps.size() < 8) eps.push_back({*a, std::uint16_t(e.port())});
+      }
+      if (eps.empty()) break;
+      // Record where the node is. Sending toward it at once would race its
+      // own first packet into its NAT (a Linux NAT then remaps the port);
+      // low-TTL punch probes are the way to open our side first.
+      spdlog::debug("punch: node {} may call from {}", p.node_name(), eps.front().to_string());
+      peers_->set_endpoints(p.node_id(), eps);
       break;
     }
     case overlay::NodeMessage::kRegistered:
@@ -607,6 +628,7 @@ void OverlayService::tick_second() {
   } else {
     resend_requests(false);
   }
+
   if (now - last_crl_check_ >= UnixTime(config_.overlay.crl_refresh)) {
     last_crl_check_ = now;
     refresh_crl();

@@ -117,7 +117,7 @@ class OverlayService : public overlay::PeerOutput {
   };
   std::map<std::uint64_t, Pending> requests_;  // lease requests until the registry answers
   std::uint64_t next_request_ = 1;
-  std::map<std::string, UnixTime> resolving_;  // node id -> when last asked
+  std::map<std::string, UnixTime> resolving_;
 
   std::vector<std::uint8_t> rx_buffer_;
   std::uint64_t send_errors_ = 0, tap_errors_ = 0, unresolved_ = 0;

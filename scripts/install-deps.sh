@@ -10,6 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libsystemd-dev libsqlite3-dev
   # namespace tests, demo and benchmarks: real clients and tools
   iproute2 util-linux isc-dhcp-client busybox udhcpc dnsutils iputils-ping iperf3 tcpdump python3 procps openssl
+  iptables conntrack
 )
 
 if [[ $(id -u) != 0 ]]; then

@@ -518,8 +518,33 @@ void Registry::on_message(UnixTime now, const std::string& from_id, const ov::No
       o.node_id = from_id;
       o.message.set_request_id(m.request_id());
       std::string error;
-      if (!resolve(now, m.resolve().address(), *o.message.mutable_resolved(), error))
+      if (!resolve(now, m.resolve().address(), *o.message.mutable_resolved(), error)) {
         o.message.mutable_error()->set_message(error);
+        out.push_back(std::move(o));
+        return;
+      }
+      const NodeInfo* asker = node(from_id);
+      const NodeInfo* target = node(o.message.resolved().node_id());
+      // Two nodes behind the same NAT (same reflexive address) reach each
+      // other on their local endpoints: those go first.
+      if (asker && target && !asker->reflexive.address.empty() &&
+          asker->reflexive.address == target->reflexive.address) {
+        auto* eps = o.message.mutable_resolved()->mutable_endpoints();
+        if (eps->size() > 1) std::rotate(eps->begin(), eps->begin() + 1, eps->end());
+      }
+      // Tell the target to send toward the asker now (hole punching).
+      if (asker && target && target->online && target->id != from_id && target->id != self_id_) {
+        Outgoing p;
+        p.node_id = target->id;
+        auto* punch = p.message.mutable_punch();
+        punch->set_node_id(asker->id);
+        punch->set_node_name(asker->name);
+        bool same_nat = !asker->reflexive.address.empty() && asker->reflexive.address == target->reflexive.address;
+        if (!same_nat && !asker->reflexive.address.empty()) set_endpoint(punch->add_endpoints(), asker->reflexive);
+        for (const Endpoint& e : asker->local_endpoints) set_endpoint(punch->add_endpoints(), e);
+        if (same_nat && !asker->reflexive.address.empty()) set_endpoint(punch->add_endpoints(), asker->reflexive);
+        out.push_back(std::move(p));
+      }
       out.push_back(std::move(o));
       return;
     }

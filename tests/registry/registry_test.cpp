@@ -296,11 +296,15 @@ TEST_F(RegistryTest, RegisterRecordsEndpointsAndResolveReturnsThem) {
 
   ov::Lease a = allocate("node-a", kMac1, "vm-a");
   auto r = send("node-b", resolve(12, a.address()));
-  ASSERT_EQ(r.size(), 1u);
-  ASSERT_TRUE(r[0].message.has_resolved());
-  EXPECT_EQ(r[0].node_id, "node-b");
-  EXPECT_EQ(r[0].message.request_id(), 12u);
-  const ov::Resolved& res = r[0].message.resolved();
+  // The answer to node-b, and a punch to node-a so it sends toward node-b.
+  ASSERT_EQ(r.size(), 2u);
+  ASSERT_TRUE(r[0].message.has_punch());
+  EXPECT_EQ(r[0].node_id, "node-a");
+  EXPECT_EQ(r[0].message.punch().node_id(), "node-b");
+  ASSERT_TRUE(r[1].message.has_resolved());
+  EXPECT_EQ(r[1].node_id, "node-b");
+  EXPECT_EQ(r[1].message.request_id(), 12u);
+  const ov::Resolved& res = r[1].message.resolved();
   EXPECT_EQ(res.address(), a.address());
   EXPECT_EQ(res.node_id(), "node-a");
   EXPECT_EQ(res.node_name(), "host-a");
@@ -535,5 +539,35 @@ TEST(LeaseProto, RoundTrip) {
   EXPECT_TRUE(same(d, *lease_from_proto(p)));
 }
 
+}  // namespace
+}  // namespace wownet::registry::test
+
+namespace wownet::registry::test {
+namespace {
+TEST_F(RegistryTest, ResolveCoordinatesHolePunchingAndPrefersLocalEndpointsBehindOneNat) {
+  send("node-a", register_msg(1, {{"192.168.1.10", 7700}}));
+  send("node-b", register_msg(2, {{"192.168.1.11", 7700}}));
+  up("node-c", "host-c", "198.51.100.1", 6000);  // behind the same NAT as node-a
+  send("node-c", register_msg(3, {{"192.168.1.12", 7700}}));
+  ov::Lease a = allocate("node-a", kMac1, "vm-a");
+
+  // Different NATs: the answer lists the reflexive endpoint first, and
+  // node-a is told to send to node-b's reflexive endpoint, then its local one.
+  auto r = send("node-b", resolve(10, a.address()));
+  ASSERT_EQ(r.size(), 2u);
+  const ov::Punch& p = r[0].message.punch();
+  ASSERT_EQ(p.endpoints_size(), 2);
+  EXPECT_EQ(p.endpoints(0).address(), "198.51.100.2");
+  EXPECT_EQ(p.endpoints(1).address(), "192.168.1.11");
+  EXPECT_EQ(r[1].message.resolved().endpoints(0).address(), "198.51.100.1");
+
+  // Same NAT (same reflexive address): local endpoints first, both ways.
+  auto s = send("node-c", resolve(11, a.address()));
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].node_id, "node-a");
+  EXPECT_EQ(s[0].message.punch().endpoints(0).address(), "192.168.1.12");
+  EXPECT_EQ(s[1].message.resolved().endpoints(0).address(), "192.168.1.10");
+  EXPECT_EQ(s[1].message.resolved().endpoints(1).address(), "198.51.100.1");
+}
 }  // namespace
 }  // namespace wownet::registry::test
