@@ -365,7 +365,6 @@ void Daemon::drain_tap(Attachment& a) {
   int fd = tap_fd_[a.id];
   bool vnet = tap_vnet_[a.id];
   std::size_t hdr = vnet ? io::TapDevice::kVnetHeaderSize : 0;
-  static const std::uint8_t zero_header[io::TapDevice::kVnetHeaderSize] = {};
   UnixTime now = wall_now();
   std::uint8_t* buf = frame_buffer_.data();
   for (std::size_t i = 0; i < kFramesPerWakeup; ++i) {
@@ -390,38 +389,24 @@ void Daemon::drain_tap(Attachment& a) {
     if (act.kind != FrameAction::Kind::WriteToTap) continue;
     // A new binding must be on disk before the VM hears of it.
     if (!persist_before_reply()) continue;
-    int out = act.to < tap_fd_.size() ? tap_fd_[act.to] : -1;
-    if (out < 0) {
+    if (act.to >= tap_fd_.size() || tap_fd_[act.to] < 0) {
       ++tap_write_errors_;
       continue;
     }
-    bool out_vnet = tap_vnet_[act.to];
-    ssize_t w;
-    if (act.frame.data() == frame.data()) {
-      // Forwarded in place: the header read with it stays valid.
-      if (vnet == out_vnet) {
-        w = ::write(out, buf, std::size_t(n));
-      } else if (!out_vnet && !partial && !gso) {
-        w = ::write(out, frame.data(), frame.size());
-      } else if (out_vnet) {
-        iovec iov[2] = {{const_cast<std::uint8_t*>(zero_header), sizeof zero_header}, {frame.data(), frame.size()}};
-        w = ::writev(out, iov, 2);
-      } else {
-        ++offload_mismatch_;  // cannot hand an offloaded frame to a plain TAP
+    bool forwarded = act.frame.data() == frame.data();
+    if (forwarded && vnet && tap_vnet_[act.to]) {
+      // Forwarded in place between offloading TAPs: the header read with
+      // the frame stays valid, so both go out as they came in.
+      if (::write(tap_fd_[act.to], buf, std::size_t(n)) < 0) {
+        ++tap_write_errors_;
         continue;
       }
-    } else if (out_vnet) {
-      iovec iov[2] = {{const_cast<std::uint8_t*>(zero_header), sizeof zero_header},
-                      {const_cast<std::uint8_t*>(act.frame.data()), act.frame.size()}};
-      w = ::writev(out, iov, 2);
+      engine_.on_frame_sent(act.to, act.frame.size());
+    } else if (forwarded && (partial || gso) && !tap_vnet_[act.to]) {
+      ++offload_mismatch_;  // cannot hand an offloaded frame to a plain TAP
     } else {
-      w = ::write(out, act.frame.data(), act.frame.size());
+      write_frame(act.to, act.frame, false);  // already persisted above
     }
-    if (w < 0) {
-      ++tap_write_errors_;
-      continue;
-    }
-    engine_.on_frame_sent(act.to, act.frame.size());
   }
 }
 

@@ -35,6 +35,17 @@ bool read_file(const std::string& path, std::string& out, std::string& error) {
   return true;
 }
 
+// The valid endpoints of a registry message, at most `limit`, in order.
+std::vector<overlay::UdpEndpoint> endpoints_of(const google::protobuf::RepeatedPtrField<overlay::Endpoint>& list,
+                                               std::size_t limit) {
+  std::vector<overlay::UdpEndpoint> eps;
+  for (const auto& e : list) {
+    auto a = Ipv4Addr::parse(e.address());
+    if (a && e.port() > 0 && e.port() < 65536 && eps.size() < limit) eps.push_back({*a, std::uint16_t(e.port())});
+  }
+  return eps;
+}
+
 overlay::UdpEndpoint to_endpoint(const ConfigEndpoint& e) { return overlay::UdpEndpoint{e.address, e.port}; }
 
 std::optional<Lease> from_wire(const overlay::Lease& w) {
@@ -525,11 +536,7 @@ void OverlayService::handle_registry_message(const std::string&, const overlay::
       for (const auto& l : m.lease_update().leases()) apply(l);
       break;
     case overlay::NodeMessage::kResolved: {
-      std::vector<overlay::UdpEndpoint> eps;
-      for (const auto& e : m.resolved().endpoints()) {
-        auto a = Ipv4Addr::parse(e.address());
-        if (a && e.port() > 0 && e.port() < 65536) eps.push_back({*a, std::uint16_t(e.port())});
-      }
+      std::vector<overlay::UdpEndpoint> eps = endpoints_of(m.resolved().endpoints(), SIZE_MAX);
       spdlog::debug("resolved {} -> node {} ({} endpoints)", m.resolved().address(), m.resolved().node_id(),
                     eps.size());
       if (!m.resolved().node_id().empty() && m.resolved().node_id() != node_id_ && !eps.empty())
@@ -554,11 +561,7 @@ void OverlayService::handle_registry_message(const std::string&, const overlay::
       // both NATs open (the rendezvous told it our endpoints too).
       const auto& p = m.punch();
       if (p.node_id().empty() || p.node_id() == node_id_ || !peers_) break;
-      std::vector<overlay::UdpEndpoint> eps;
-      for (const auto& e : p.endpoints()) {
-        auto a = Ipv4Addr::parse(e.address());
-        if (a && e.port() > 0 && e.port() < 65536 && eps.size() < 8) eps.push_back({*a, std::uint16_t(e.port())});
-      }
+      std::vector<overlay::UdpEndpoint> eps = endpoints_of(p.endpoints(), 8);
       if (eps.empty()) break;
       // Record where the node is. Sending toward it at once would race its
       // own first packet into its NAT (a Linux NAT then remaps the port);

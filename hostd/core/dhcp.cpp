@@ -211,22 +211,12 @@ DhcpOutcome DhcpServer::on_client_message(UnixTime now, const DhcpMessage& msg, 
     }
     case DhcpMessageType::Request: {
       ++counters_.requests;
-      Ipv4Addr want;
-      if (msg.server_id) {
-        // SELECTING: a reply to some server's OFFER.
-        if (*msg.server_id != config_.gateway || !msg.requested_address) {
-          ++counters_.ignored;
-          return r;
-        }
-        want = *msg.requested_address;
-      } else if (msg.requested_address) {
-        want = *msg.requested_address;  // INIT-REBOOT
-      } else if (!msg.ciaddr.is_zero()) {
-        want = msg.ciaddr;  // RENEWING or REBINDING
-      } else {
+      auto wanted = requested_address(msg);
+      if (!wanted) {
         ++counters_.ignored;
         return r;
       }
+      Ipv4Addr want = *wanted;
       if (!leases_.is_available(want, client_mac, now)) {
         r.reply_size = build_reply(out, msg, DhcpMessageType::Nak, Ipv4Addr{}, nullptr);
         if (r.reply_size) ++counters_.naks;
@@ -253,28 +243,46 @@ DhcpOutcome DhcpServer::on_client_message(UnixTime now, const DhcpMessage& msg, 
       const Lease* l = leases_.find(*msg.requested_address);
       bool held = l && l->mac == client_mac && l->expiry > now &&
                   (l->state == LeaseState::Offered || l->state == LeaseState::Bound);
-      auto last = last_decline_.find(client_mac);
-      bool recent = last != last_decline_.end() && now - last->second < UnixTime(config_.decline_hold);
-      if (!held || recent) {
+      if (!held || !take_decline(now, client_mac)) {
         ++counters_.ignored;
         return r;
       }
-      last_decline_[client_mac] = now;
       leases_.decline(*msg.requested_address, now + config_.decline_hold);
       r.released = true;
       return r;
     }
-    case DhcpMessageType::Inform: {
-      ++counters_.informs;
-      if (msg.ciaddr.is_zero()) return r;
-      const Lease* l = leases_.find_active(msg.ciaddr, now);
-      r.reply_size =
-          build_reply(out, msg, DhcpMessageType::Ack, Ipv4Addr{}, l && l->mac == client_mac ? l : nullptr, true);
-      if (r.reply_size) ++counters_.acks;
-      return r;
-    }
+    case DhcpMessageType::Inform: return inform(now, msg, client_mac, out);
     default: ++counters_.ignored; return r;
   }
+}
+
+std::optional<Ipv4Addr> DhcpServer::requested_address(const DhcpMessage& msg) const {
+  // RFC 2131 §4.3.2: which client state the DHCPREQUEST comes from.
+  if (msg.server_id) {
+    // SELECTING: a reply to some server's OFFER; ours only.
+    if (*msg.server_id != config_.gateway || !msg.requested_address) return std::nullopt;
+    return msg.requested_address;
+  }
+  if (msg.requested_address) return msg.requested_address;  // INIT-REBOOT
+  if (!msg.ciaddr.is_zero()) return msg.ciaddr;             // RENEWING or REBINDING
+  return std::nullopt;
+}
+
+bool DhcpServer::take_decline(UnixTime now, MacAddr mac) {
+  auto last = last_decline_.find(mac);
+  if (last != last_decline_.end() && now - last->second < UnixTime(config_.decline_hold)) return false;
+  last_decline_[mac] = now;
+  return true;
+}
+
+DhcpOutcome DhcpServer::inform(UnixTime now, const DhcpMessage& msg, MacAddr client_mac, ByteSpan out) {
+  DhcpOutcome r;
+  ++counters_.informs;
+  if (msg.ciaddr.is_zero()) return r;
+  const Lease* l = leases_.find_active(msg.ciaddr, now);
+  r.reply_size = build_reply(out, msg, DhcpMessageType::Ack, Ipv4Addr{}, l && l->mac == client_mac ? l : nullptr, true);
+  if (r.reply_size) ++counters_.acks;
+  return r;
 }
 
 std::size_t DhcpServer::nak(UnixTime, const DhcpMessage& msg, ByteSpan out) {
@@ -304,21 +312,12 @@ DhcpOutcome DhcpServer::on_registry_message(UnixTime now, const DhcpMessage& msg
       return r;
     case DhcpMessageType::Request: {
       ++counters_.requests;
-      Ipv4Addr want;
-      if (msg.server_id) {
-        if (*msg.server_id != config_.gateway || !msg.requested_address) {
-          ++counters_.ignored;
-          return r;
-        }
-        want = *msg.requested_address;
-      } else if (msg.requested_address) {
-        want = *msg.requested_address;
-      } else if (!msg.ciaddr.is_zero()) {
-        want = msg.ciaddr;
-      } else {
+      auto wanted = requested_address(msg);
+      if (!wanted) {
         ++counters_.ignored;
         return r;
       }
+      Ipv4Addr want = *wanted;
       if (!leases_.is_available(want, client_mac, now)) {
         r.reply_size = build_reply(out, msg, DhcpMessageType::Nak, Ipv4Addr{}, nullptr);
         if (r.reply_size) ++counters_.naks;
@@ -355,26 +354,16 @@ DhcpOutcome DhcpServer::on_registry_message(UnixTime now, const DhcpMessage& msg
         ++counters_.ignored;
         return r;
       }
-      auto last = last_decline_.find(client_mac);
-      if (last != last_decline_.end() && now - last->second < UnixTime(config_.decline_hold)) {
+      if (!take_decline(now, client_mac)) {
         ++counters_.ignored;
         return r;
       }
-      last_decline_[client_mac] = now;
       leases_.decline(*msg.requested_address, now + config_.decline_hold);
       r.released = true;
       ask(LeaseAsk::Kind::Decline, msg.requested_address);
       return r;
     }
-    case DhcpMessageType::Inform: {
-      ++counters_.informs;
-      if (msg.ciaddr.is_zero()) return r;
-      const Lease* l = leases_.find_active(msg.ciaddr, now);
-      r.reply_size =
-          build_reply(out, msg, DhcpMessageType::Ack, Ipv4Addr{}, l && l->mac == client_mac ? l : nullptr, true);
-      if (r.reply_size) ++counters_.acks;
-      return r;
-    }
+    case DhcpMessageType::Inform: return inform(now, msg, client_mac, out);
     default: ++counters_.ignored; return r;
   }
 }

@@ -102,6 +102,12 @@ class DhcpServer {
  private:
   DhcpOutcome on_registry_message(UnixTime now, const DhcpMessage& msg, MacAddr client_mac, const std::string& vm,
                                   const std::string& host_name, ByteSpan out);
+  // The address a DHCPREQUEST asks for, by client state; nullopt if it is
+  // not for this server or asks for nothing.
+  std::optional<Ipv4Addr> requested_address(const DhcpMessage& msg) const;
+  // Allows one DHCPDECLINE per client per decline_hold, recording it.
+  bool take_decline(UnixTime now, MacAddr mac);
+  DhcpOutcome inform(UnixTime now, const DhcpMessage& msg, MacAddr client_mac, ByteSpan out);
   bool is_self(const Lease& l) const { return l.node.empty() || l.node == self_; }
   std::size_t build_reply(ByteSpan out, const DhcpMessage& req, DhcpMessageType type, Ipv4Addr yiaddr,
                           const Lease* lease, bool inform = false, bool with_host_name = true);
