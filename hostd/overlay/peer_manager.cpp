@@ -140,12 +140,15 @@ struct Queued {
 struct Peer {
   std::string node_id, node_name;
   std::vector<UdpEndpoint> endpoints;        // from set_endpoints
-  std::optional<UdpEndpoint> last_endpoint;  // of the last keyed session
+  std::optional<UdpEndpoint> relay;          // from set_relay
+  std::optional<UdpEndpoint> last_endpoint;  // of the last keyed direct session
   std::size_t next_endpoint = 0;             // which one to try next
   Session* current = nullptr;                // the keyed session we send on
   bool up = false;
   std::deque<Queued> queue;
-  std::int64_t retry_at_ms = kLongAgo;  // no new handshake before this
+  std::int64_t retry_at_ms = kLongAgo;        // no new direct handshake before this
+  std::int64_t relay_retry_at_ms = kLongAgo;  // no new relayed handshake before this
+  std::int64_t waiting_since_ms = kNever;     // traffic queued without a keyed session since
   std::int64_t last_handshake_ms = -1, rtt_ms = -1;
   std::uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0;
   std::string last_error;
@@ -267,9 +270,13 @@ struct PeerManager::Impl {
 
   // A handshake with the node that is not keyed yet: ours to it, or one
   // (either way) past DTLS but still waiting for Hellos.
-  bool in_progress(const Peer& p) const {
+  bool in_progress(const Peer& p) const { return in_progress(p, false) || in_progress(p, true); }
+  // The same, over direct or over relayed paths only.
+  bool in_progress(const Peer& p, bool relayed) const {
     for (const auto& s : sessions)
-      if (!s->dead && !s->keyed() && ((s->client && s->target_node == p.node_id) || s->peer == &p)) return true;
+      if (!s->dead && !s->keyed() && s->endpoint.relayed() == relayed &&
+          ((s->client && s->target_node == p.node_id) || s->peer == &p))
+        return true;
     return false;
   }
 
@@ -281,8 +288,8 @@ struct PeerManager::Impl {
   // Where the next handshake with the node goes: its endpoints in turn, then
   // the one it was last reached at.
   std::optional<UdpEndpoint> next_endpoint(const Peer& p) const {
-    const bool extra =
-        p.last_endpoint && std::find(p.endpoints.begin(), p.endpoints.end(), *p.last_endpoint) == p.endpoints.end();
+    const bool extra = p.last_endpoint && !p.last_endpoint->relayed() &&
+                       std::find(p.endpoints.begin(), p.endpoints.end(), *p.last_endpoint) == p.endpoints.end();
     const std::size_t n = p.endpoints.size() + (extra ? 1 : 0);
     if (n == 0) return std::nullopt;
     const std::size_t i = p.next_endpoint % n;
@@ -296,11 +303,25 @@ struct PeerManager::Impl {
 
   // When a handshake for the node's queued traffic may start; kNever while
   // something else has to finish first.
-  std::int64_t handshake_due(const Peer& p) const {
-    if (in_progress(p)) return kNever;
+  std::int64_t handshake_due(const Peer& p) const { return std::min(direct_due(p), relay_due(p)); }
+
+  std::int64_t direct_due(const Peer& p) const {
+    if (in_progress(p, false)) return kNever;
     const auto ep = next_endpoint(p);
     if (!ep || handshaking_at(*ep) != nullptr) return kNever;
     return p.retry_at_ms;
+  }
+
+  // The relay is tried once traffic has waited relay_after_ms for a direct
+  // session, or at once when there is no direct endpoint.
+  std::int64_t relay_due(const Peer& p) const {
+    if (!p.relay || p.current != nullptr || in_progress(p, true) || handshaking_at(*p.relay) != nullptr) return kNever;
+    std::int64_t from = kLongAgo;
+    if (next_endpoint(p)) {
+      if (p.waiting_since_ms == kNever) return kNever;
+      from = p.waiting_since_ms + config.relay_after_ms;
+    }
+    return std::max(from, p.relay_retry_at_ms);
   }
 
   // True if a new handshake may replace the node's current session now or
@@ -393,8 +414,12 @@ struct PeerManager::Impl {
     if (s.client && !s.target_node.empty()) {
       if (Peer* t = find_peer(s.target_node)) {
         t->last_error = reason;
-        t->retry_at_ms = now + config.retry_after_ms;
-        ++t->next_endpoint;
+        if (s.endpoint.relayed()) {
+          t->relay_retry_at_ms = now + config.retry_after_ms;
+        } else {
+          t->retry_at_ms = now + config.retry_after_ms;
+          ++t->next_endpoint;
+        }
       }
     }
     if (s.peer != nullptr) s.peer->last_error = reason;
@@ -414,7 +439,7 @@ struct PeerManager::Impl {
     if (p.current == &s) {
       p.current = nullptr;
       for (const auto& o : sessions) {
-        if (!o->dead && o->peer == &p && o->keyed() && (p.current == nullptr || o->keyed_ms >= p.current->keyed_ms))
+        if (!o->dead && o->peer == &p && o->keyed() && (p.current == nullptr || better(*o, *p.current)))
           p.current = o.get();
       }
       if (p.current != nullptr) p.current->retire_at_ms = kNever;
@@ -483,9 +508,18 @@ struct PeerManager::Impl {
     return &s;
   }
 
+  // Direct before relayed, then the newer.
+  static bool better(const Session& a, const Session& b) {
+    if (a.endpoint.relayed() != b.endpoint.relayed()) return !a.endpoint.relayed();
+    return a.keyed_ms >= b.keyed_ms;
+  }
+
   void maybe_start_handshake(Peer& p) {
-    if (handshake_due(p) > now) return;
-    if (const auto ep = next_endpoint(p)) start_client(*ep, p.node_id);
+    if (p.current == nullptr && p.waiting_since_ms == kNever && !p.queue.empty()) p.waiting_since_ms = now;
+    if (direct_due(p) <= now) {
+      if (const auto ep = next_endpoint(p)) start_client(*ep, p.node_id);
+    }
+    if (relay_due(p) <= now) start_client(*p.relay, p.node_id);
   }
 
   void start_rekey(Peer& p) {
@@ -506,8 +540,12 @@ struct PeerManager::Impl {
       // The registry's endpoint belongs to someone else now: try the next.
       if (Peer* t = find_peer(s.target_node)) {
         t->last_error = "endpoint " + s.endpoint.to_string() + " answered as node " + s.node_id;
-        t->retry_at_ms = now + config.retry_after_ms;
-        ++t->next_endpoint;
+        if (s.endpoint.relayed()) {
+          t->relay_retry_at_ms = now + config.retry_after_ms;
+        } else {
+          t->retry_at_ms = now + config.retry_after_ms;
+          ++t->next_endpoint;
+        }
       }
     }
 
@@ -582,6 +620,12 @@ struct PeerManager::Impl {
     s.last_keepalive_ms = now;
     s.keepalive_outstanding = id;
     s.keepalive_sent_ms = now;
+    // An empty data packet first: it moves the session on the peer's side
+    // if our address changed (DTLS records alone do not).
+    if (s.keyed()) {
+      const std::size_t n = s.sealer->seal(ConstByteSpan(), seal_buffer);
+      if (n != 0) out->send_datagram(s.endpoint, ConstByteSpan(seal_buffer.data(), n));
+    }
     NodeMessage m;
     m.set_request_id(id);
     m.mutable_keepalive();
@@ -645,22 +689,32 @@ struct PeerManager::Impl {
 
   void on_keyed(Session& s) {
     Peer& p = *s.peer;
+    const bool relayed = s.endpoint.relayed();
     p.last_handshake_ms = now;
-    p.last_endpoint = s.endpoint;
     p.last_error.clear();
-    p.retry_at_ms = kLongAgo;
+    p.waiting_since_ms = kNever;
+    if (relayed) {
+      p.relay_retry_at_ms = kLongAgo;
+    } else {
+      p.last_endpoint = s.endpoint;
+      p.retry_at_ms = kLongAgo;
+    }
     const auto known = std::find(p.endpoints.begin(), p.endpoints.end(), s.endpoint);
     if (known != p.endpoints.end()) p.next_endpoint = static_cast<std::size_t>(known - p.endpoints.begin());
     for (auto& t : connects)
       if (t.endpoint == s.endpoint) t.retry_at_ms = kLongAgo;
 
-    // The newer session takes over. Keyed within moments of each other, the
-    // rekey beats the fresh session, else the tag decides: both sides know
-    // the same flags and tags, so they agree.
+    // A direct session beats a relayed one. Otherwise the newer session
+    // takes over; keyed within moments of each other, the rekey beats the
+    // fresh session, else the tag decides: both sides know the same flags,
+    // tags and paths, so they agree.
     Session* c = p.current;
     bool newer_wins = true;
-    if (c != nullptr && s.keyed_ms - c->keyed_ms < kSimultaneousWindowMs)
+    if (c != nullptr && c->endpoint.relayed() != relayed) {
+      newer_wins = !relayed;
+    } else if (c != nullptr && s.keyed_ms - c->keyed_ms < kSimultaneousWindowMs) {
       newer_wins = s.replaces != c->replaces ? s.replaces : s.tag > c->tag;
+    }
     if (newer_wins) {
       p.current = &s;
       s.retire_at_ms = kNever;
@@ -668,8 +722,11 @@ struct PeerManager::Impl {
     for (const auto& o : sessions) {
       if (o->dead || o.get() == p.current) continue;
       if (o->peer == &p && o->keyed() && o->retire_at_ms == kNever) o->retire_at_ms = now + config.retire_after_ms;
-      // Our other handshakes with the node are moot.
-      if (o->client && o->target_node == p.node_id && o->handshaking()) kill(*o);
+      // Our other handshakes with the node are moot, except direct ones
+      // while only a relayed session is keyed.
+      if (o->client && o->target_node == p.node_id && o->handshaking() &&
+          (o->endpoint.relayed() || !p.current->endpoint.relayed()))
+        kill(*o);
     }
     flush_queue(p);
     if (!p.up && p.current != nullptr) {
@@ -734,6 +791,7 @@ struct PeerManager::Impl {
       ++counters.queue_drops;
     }
     p.queue.push_back(Queued{control, Bytes(bytes.begin(), bytes.end())});
+    if (p.current == nullptr && p.waiting_since_ms == kNever) p.waiting_since_ms = now;
   }
 
   // Sends on the node's keyed session, or queues and starts a handshake.
@@ -742,7 +800,7 @@ struct PeerManager::Impl {
     if (p != nullptr && p->current != nullptr) {
       return control ? send_message_bytes(*p->current, bytes) : seal_and_send(*p->current, bytes);
     }
-    if (p == nullptr || (!next_endpoint(*p) && !in_progress(*p))) {
+    if (p == nullptr || (!next_endpoint(*p) && !p->relay && !in_progress(*p))) {
       ++counters.no_endpoint;
       return false;
     }
@@ -789,7 +847,10 @@ struct PeerManager::Impl {
     ++p.rx_packets;
     p.rx_bytes += r.size;
     // NAT rebinding: follow the newest authentic packet to its new source.
-    if (from != s.endpoint && load64(d.data() + 8) == s.opener->replay_window().highest()) roam(s, from);
+    // A relayed path and a direct one never turn into each other.
+    if (from != s.endpoint && from.relayed() == s.endpoint.relayed() &&
+        load64(d.data() + 8) == s.opener->replay_window().highest())
+      roam(s, from);
     if (r.size == 0) return;  // a bare keepalive
     out->deliver_packet(s.node_id, d, crypto::kDataHeaderSize, r.size);
   }
@@ -955,7 +1016,7 @@ struct PeerManager::Impl {
     std::erase_if(sessions, [](const auto& s) { return s->dead; });
     for (auto it = peers.begin(); it != peers.end();) {
       const Peer& p = it->second;
-      if (p.sessions == 0 && !p.up && p.queue.empty() && p.endpoints.empty()) {
+      if (p.sessions == 0 && !p.up && p.queue.empty() && p.endpoints.empty() && !p.relay) {
         it = peers.erase(it);
       } else {
         ++it;
@@ -1040,7 +1101,7 @@ void PeerManager::set_endpoints(std::string_view node_id, std::vector<UdpEndpoin
       if (Peer* p = m.find_peer(node_id)) {
         p->endpoints.clear();
         p->next_endpoint = 0;
-        if (p->current == nullptr && !p->last_endpoint && !m.in_progress(*p)) {  // nowhere to go
+        if (p->current == nullptr && !p->last_endpoint && !p->relay && !m.in_progress(*p)) {  // nowhere to go
           m.counters.queue_drops += p->queue.size();
           p->queue.clear();
         }
@@ -1056,6 +1117,50 @@ void PeerManager::set_endpoints(std::string_view node_id, std::vector<UdpEndpoin
     }
   } catch (...) {
   }
+}
+
+void PeerManager::set_relay(std::string_view node_id, std::optional<UdpEndpoint> relay) {
+  Impl& m = *impl_;
+  try {
+    if (!relay) {
+      if (Peer* p = m.find_peer(node_id)) {
+        p->relay.reset();
+        m.sweep_needed = true;
+        if (m.depth == 0) m.sweep();
+      }
+      return;
+    }
+    m.peer_entry(node_id).relay = relay;
+  } catch (...) {
+  }
+}
+
+bool PeerManager::try_direct(std::int64_t now_ms, std::string_view node_id, PeerOutput& out) {
+  Impl& m = *impl_;
+  Impl::Scope scope(m, now_ms, &out);
+  try {
+    Peer* p = m.find_peer(node_id);
+    if (p == nullptr || (p->current != nullptr && !p->current->endpoint.relayed()) || m.in_progress(*p, false))
+      return false;
+    const auto ep = m.next_endpoint(*p);
+    if (!ep || m.handshaking_at(*ep) != nullptr) return false;
+    return m.start_client(*ep, p->node_id) != nullptr;
+  } catch (...) {
+    return false;
+  }
+}
+
+std::string PeerManager::node_at(const UdpEndpoint& endpoint) const {
+  const auto [lo, hi] = impl_->by_endpoint.equal_range(endpoint);
+  for (auto it = lo; it != hi; ++it)
+    if (!it->second->dead && it->second->keyed()) return it->second->node_id;
+  return {};
+}
+
+std::optional<UdpEndpoint> PeerManager::endpoint_of(std::string_view node_id) const {
+  const auto it = impl_->peers.find(node_id);
+  if (it == impl_->peers.end() || it->second.current == nullptr) return std::nullopt;
+  return it->second.current->endpoint;
 }
 
 void PeerManager::on_timer(std::int64_t now_ms, PeerOutput& out) {
@@ -1094,6 +1199,7 @@ std::vector<PeerManager::PeerStats> PeerManager::peers() const {
         st.endpoint = p.endpoints.front();
       }
       st.established = p.current != nullptr;
+      st.relayed = p.current != nullptr && p.current->endpoint.relayed();
       st.tx_packets = p.tx_packets;
       st.tx_bytes = p.tx_bytes;
       st.rx_packets = p.rx_packets;

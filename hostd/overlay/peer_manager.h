@@ -36,7 +36,19 @@
 // ones are retired after retire_after_ms, all accepting data until then.
 // An authentic data packet that is the newest of its session and comes from
 // a new source moves the node there (NAT rebinding); DTLS records from an
-// unknown endpoint do not (they count as not_allowed).
+// unknown endpoint do not (they count as not_allowed), so every keepalive
+// request goes with an empty data packet that carries the move.
+//
+// Relayed paths. Endpoints in 0.0.0.0/8 never appear on the wire; the io
+// layer uses them to name "node N through relay R" (UdpEndpoint::relayed)
+// and wraps what is sent to them for the relay, which forwards the sealed
+// datagrams unread: the DTLS session and the data keys stay between the two
+// nodes. A node given a relay endpoint (set_relay) whose queued traffic has
+// found no keyed session for relay_after_ms gets a handshake over the relay
+// as well, while the direct one goes on. A direct keyed session always wins
+// over a relayed one, whichever came first (both sides see alike which
+// session is relayed, so they agree); try_direct() retries the direct path
+// while the node is reached only through a relay.
 //
 // Simultaneous handshakes. Two handshakes between the same endpoint pair
 // cannot be told apart before they are keyed, so a ClientHello that meets
@@ -81,6 +93,8 @@ struct UdpEndpoint {
 
   // "a.b.c.d:port".
   std::string to_string() const;
+  // Names a path through a relay (0.0.0.0/8), not an address on the wire.
+  bool relayed() const { return address.octet(0) == 0; }
   // Inverse of to_string(); nullopt on anything else.
   static std::optional<UdpEndpoint> parse(std::string_view s);
   auto operator<=>(const UdpEndpoint&) const = default;
@@ -96,6 +110,7 @@ struct PeerConfig {
   std::int64_t retry_after_ms = 2'000;
   std::int64_t retire_after_ms = 10'000;  // an old session's grace period once a newer one is keyed
   std::int64_t hello_retry_ms = 1'000;    // first Hello retransmission (doubling, at most keepalive_ms)
+  std::int64_t relay_after_ms = 3'000;    // traffic waiting this long for a direct session also tries the relay
 };
 
 // What the session layer asks of the io layer (and of fakes in tests). Called
@@ -168,6 +183,18 @@ class PeerManager {
   // reached at). Empty forgets them, and the node's queue if nothing else
   // can reach it.
   void set_endpoints(std::string_view node_id, std::vector<UdpEndpoint> endpoints);
+  // A relayed endpoint (UdpEndpoint::relayed) for the node, tried as well
+  // once its traffic has waited relay_after_ms for a direct session (at
+  // once if it has no direct endpoint); nullopt forgets it.
+  void set_relay(std::string_view node_id, std::optional<UdpEndpoint> relay);
+  // Starts a handshake to the node's next direct endpoint now, unless one
+  // is running or a direct session is keyed: after the far side was asked
+  // to open its NAT toward us. False if nothing was started.
+  bool try_direct(std::int64_t now_ms, std::string_view node_id, PeerOutput& out);
+  // The node whose keyed session uses `endpoint`; empty if none.
+  std::string node_at(const UdpEndpoint& endpoint) const;
+  // The endpoint of the node's sending session; nullopt without one.
+  std::optional<UdpEndpoint> endpoint_of(std::string_view node_id) const;
 
   // Runs retransmissions, Hello retries, keepalives, rekeys, retirements,
   // dead-peer detection and pending handshakes that are due at `now_ms`.
@@ -186,6 +213,7 @@ class PeerManager {
     std::string node_id, node_name;
     UdpEndpoint endpoint;  // of the sending session, else last used, else first known
     bool established = false;
+    bool relayed = false;  // the sending session goes through a relay
     std::uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0;  // IPv4 bytes
     std::int64_t last_handshake_ms = -1;  // when the newest session was keyed; -1 never
     std::int64_t rtt_ms = -1;             // from the last keepalive reply; -1 unknown

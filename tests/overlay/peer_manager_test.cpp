@@ -1378,5 +1378,195 @@ TEST_F(PeerManagerTest, SteadyStateDataPathDoesNotAllocate) {
   EXPECT_EQ(wire.bytes, 2001u * 1400);
 }
 
+// ---------------------------------------------------------------------------
+// Relayed paths: A names "B through the relay" 0.0.0.1:1, B names "A through
+// the relay" 0.0.0.2:1; the router carries what is sent to those names.
+
+class RelayTest : public PeerManagerTest {
+ protected:
+  const UdpEndpoint a_via_relay{Ipv4Addr::from_octets(0, 0, 0, 2), 1};  // at B: A through the relay
+  const UdpEndpoint b_via_relay{Ipv4Addr::from_octets(0, 0, 0, 1), 1};  // at A: B through the relay
+  bool direct_blocked = true;
+  std::size_t relayed_datagrams = 0;
+
+  void wire(Node& a, Node& b) {
+    net_.router = [&](const UdpEndpoint& from,
+                      const UdpEndpoint& to) -> std::optional<std::pair<UdpEndpoint, UdpEndpoint>> {
+      if (from == a.endpoint && to == b_via_relay) {
+        ++relayed_datagrams;
+        return std::pair{b.endpoint, a_via_relay};
+      }
+      if (from == b.endpoint && to == a_via_relay) {
+        ++relayed_datagrams;
+        return std::pair{a.endpoint, b_via_relay};
+      }
+      if (direct_blocked) return std::nullopt;
+      return std::pair{to, from};
+    };
+  }
+};
+
+TEST_F(RelayTest, RelayAfterDirectFailsThenDirectTakesOver) {
+  EXPECT_TRUE(b_via_relay.relayed());
+  EXPECT_FALSE(ep(1, 1).relayed());
+  Node& a = node("node-a", ep(1, 4000));
+  Node& b = node("node-b", ep(2, 5000));
+  wire(a, b);
+  a.knows(b);
+  a.pm->set_relay(b.id, b_via_relay);
+  ASSERT_TRUE(a.send(b, packet(1)));
+  // The direct handshake gets no answer; the relay is not tried before
+  // relay_after_ms.
+  net_.run_for(2'900);
+  EXPECT_FALSE(a.is_up(b));
+  EXPECT_EQ(relayed_datagrams, 0u);
+  net_.run_for(200);
+  ASSERT_TRUE(a.is_up(b));
+  EXPECT_TRUE(a.stats_of(b)->relayed);
+  EXPECT_TRUE(b.stats_of(a)->relayed);
+  EXPECT_EQ(a.stats_of(b)->endpoint, b_via_relay);
+  EXPECT_EQ(b.seqs_from(a), std::vector<std::uint32_t>{1});
+  ASSERT_TRUE(b.send(a, packet(2)));
+  net_.deliver();
+  EXPECT_EQ(a.seqs_from(b), std::vector<std::uint32_t>{2});
+  EXPECT_EQ(net_.log.back().to, a_via_relay);
+
+  // The first direct handshake runs out; no other starts by itself.
+  net_.run_for(12'000);
+  EXPECT_TRUE(a.stats_of(b)->relayed);
+  // The direct path opens (the far NAT was asked to open): it takes over on
+  // both sides and the relayed session is retired.
+  direct_blocked = false;
+  EXPECT_TRUE(a.pm->try_direct(net_.now, b.id, a));
+  net_.deliver();
+  EXPECT_FALSE(a.stats_of(b)->relayed);
+  EXPECT_FALSE(b.stats_of(a)->relayed);
+  EXPECT_FALSE(a.pm->try_direct(net_.now, b.id, a)) << "direct already keyed";
+  const std::size_t relayed_before = relayed_datagrams;
+  ASSERT_TRUE(a.send(b, packet(3)));
+  ASSERT_TRUE(b.send(a, packet(4)));
+  net_.deliver();
+  EXPECT_EQ(b.seqs_from(a).back(), 3u);
+  EXPECT_EQ(a.seqs_from(b).back(), 4u);
+  EXPECT_EQ(relayed_datagrams, relayed_before) << "data went through the relay";
+  net_.run_for(60'000);
+  EXPECT_TRUE(a.downs.empty());
+  EXPECT_TRUE(a.is_up(b));
+  EXPECT_FALSE(a.stats_of(b)->relayed);
+  // The relay going away does not disturb the direct session.
+  const std::size_t after_retire = relayed_datagrams;
+  net_.run_for(60'000);
+  EXPECT_EQ(relayed_datagrams, after_retire) << "the retired relayed session is still used";
+  EXPECT_TRUE(a.downs.empty());
+  EXPECT_TRUE(b.downs.empty());
+}
+
+TEST_F(RelayTest, SlowDirectPathStillTakesOverOnceItOpens) {
+  Node& a = node("node-a", ep(1, 4000));
+  Node& b = node("node-b", ep(2, 5000));
+  wire(a, b);
+  a.knows(b);
+  a.pm->set_relay(b.id, b_via_relay);
+  ASSERT_TRUE(a.send(b, packet(1)));
+  net_.run_for(3'500);
+  ASSERT_TRUE(a.is_up(b));
+  EXPECT_TRUE(a.stats_of(b)->relayed);
+  // The direct handshake that was under way goes on and, once the path
+  // opens, replaces the relayed session.
+  direct_blocked = false;
+  net_.run_for(8'000);
+  EXPECT_FALSE(a.stats_of(b)->relayed);
+  EXPECT_FALSE(b.stats_of(a)->relayed);
+  EXPECT_TRUE(a.downs.empty());
+}
+
+TEST_F(RelayTest, NoDirectEndpointGoesThroughTheRelayAtOnce) {
+  Node& a = node("node-a", ep(1, 4000));
+  Node& b = node("node-b", ep(2, 5000));
+  wire(a, b);
+  a.pm->set_relay(b.id, b_via_relay);
+  ASSERT_TRUE(a.send(b, packet(1)));
+  net_.deliver();
+  ASSERT_TRUE(a.is_up(b));
+  EXPECT_TRUE(a.stats_of(b)->relayed);
+  EXPECT_EQ(b.seqs_from(a), std::vector<std::uint32_t>{1});
+  EXPECT_EQ(a.pm->endpoint_of(b.id), b_via_relay);
+  EXPECT_EQ(b.pm->node_at(a_via_relay), a.id);
+  EXPECT_EQ(b.pm->node_at(a.endpoint), "");
+  // No direct endpoint: nothing to try.
+  EXPECT_FALSE(a.pm->try_direct(net_.now, b.id, a));
+}
+
+TEST_F(RelayTest, RelayedSessionNeverDisplacesADirectOne) {
+  Node& a = node("node-a", ep(1, 4000));
+  Node& b = node("node-b", ep(2, 5000));
+  direct_blocked = false;
+  wire(a, b);
+  establish(a, b);
+  // A relayed session keyed later (e.g. started by the far side before the
+  // direct one opened) does not take over.
+  a.pm->connect(net_.now, b_via_relay, a);
+  net_.deliver();
+  net_.run_for(1'000);
+  EXPECT_FALSE(a.stats_of(b)->relayed);
+  EXPECT_FALSE(b.stats_of(a)->relayed);
+  const std::size_t before = relayed_datagrams;
+  ASSERT_TRUE(a.send(b, packet(5)));
+  ASSERT_TRUE(b.send(a, packet(6)));
+  net_.deliver();
+  EXPECT_EQ(relayed_datagrams, before);
+  EXPECT_EQ(b.seqs_from(a).back(), 5u);
+  EXPECT_EQ(a.seqs_from(b).back(), 6u);
+}
+
+TEST_F(RelayTest, DirectDiesRelayCarriesOn) {
+  Node& a = node("node-a", ep(1, 4000));
+  Node& b = node("node-b", ep(2, 5000));
+  direct_blocked = false;
+  wire(a, b);
+  establish(a, b);
+  a.pm->set_relay(b.id, b_via_relay);
+  // The direct path breaks for good (e.g. a NAT rebinding the far NAT
+  // refuses): the session dies, and traffic finds the relay.
+  direct_blocked = true;
+  const std::int64_t broke = net_.now;
+  for (std::uint32_t i = 0; i < 80; ++i) {
+    a.send(b, packet(100 + i));
+    net_.run_for(500);
+  }
+  ASSERT_TRUE(a.is_up(b));
+  EXPECT_TRUE(a.stats_of(b)->relayed);
+  EXPECT_GE(b.seqs_from(a).back(), 100u + 79u - 2u);
+  EXPECT_LT(net_.now - broke, 60'000);
+}
+
+TEST_F(PeerManagerTest, KeepaliveMovesAControlOnlySessionAfterRebinding) {
+  // A session that carries only control messages (a host and its
+  // rendezvous) follows the host's new public port: keepalive requests go
+  // with an empty data packet, which roams the session.
+  Node& a = node("node-a", ep(1, 4000));
+  Node& b = node("node-b", ep(2, 5000));
+  establish(a, b);
+  const UdpEndpoint a_new = ep(1, 4999);
+  net_.router = [&](const UdpEndpoint& from,
+                    const UdpEndpoint& to) -> std::optional<std::pair<UdpEndpoint, UdpEndpoint>> {
+    if (to == a.endpoint) return std::nullopt;  // the old mapping is gone
+    if (to == a_new) return std::pair{a.endpoint, from};
+    if (from == a.endpoint) return std::pair{to, a_new};
+    return std::pair{to, from};
+  };
+  net_.run_for(120'000);
+  EXPECT_TRUE(a.downs.empty());
+  EXPECT_TRUE(b.downs.empty());
+  EXPECT_EQ(b.stats_of(a)->endpoint, a_new);
+  NodeMessage m;
+  m.set_request_id(7);
+  m.mutable_resolve()->set_address("10.0.0.1");
+  ASSERT_TRUE(b.send_control(a, m));
+  net_.deliver();
+  ASSERT_FALSE(a.controls.empty());
+  EXPECT_EQ(a.controls.back().second.request_id(), 7u);
+}
+
 }  // namespace
 }  // namespace wownet::overlay
