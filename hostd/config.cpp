@@ -206,14 +206,17 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
     std::string role = "host", listen;
     if (!r.only_keys(*t, "overlay",
                      {"role", "listen", "rendezvous", "cert", "key", "ca", "crl", "cipher", "crl_refresh", "keepalive",
-                      "node_name", "csr", "ca_dir"}) ||
+                      "node_name", "csr", "ca_dir", "relay", "relay_after", "direct_retry", "punch_ttl"}) ||
         !r.get_string(*t, "overlay", "csr", o.csr) || !r.get_string(*t, "overlay", "ca_dir", o.ca_dir) ||
         !r.get_string(*t, "overlay", "role", role) || !r.get_string(*t, "overlay", "listen", listen) ||
         !r.get_string(*t, "overlay", "cert", o.cert) || !r.get_string(*t, "overlay", "key", o.key) ||
         !r.get_string(*t, "overlay", "ca", o.ca) || !r.get_string(*t, "overlay", "crl", o.crl) ||
         !r.get_string(*t, "overlay", "cipher", o.cipher) || !r.get_string(*t, "overlay", "node_name", o.node_name) ||
         !r.get_int(*t, "overlay", "crl_refresh", o.crl_refresh, 1, 86400) ||
-        !r.get_int(*t, "overlay", "keepalive", o.keepalive, 1, 3600))
+        !r.get_int(*t, "overlay", "keepalive", o.keepalive, 1, 3600) || !r.get_bool(*t, "overlay", "relay", o.relay) ||
+        !r.get_int(*t, "overlay", "relay_after", o.relay_after, 0, 3600) ||
+        !r.get_int(*t, "overlay", "direct_retry", o.direct_retry, 5, 86400) ||
+        !r.get_int(*t, "overlay", "punch_ttl", o.punch_ttl, 0, 255))
       return std::nullopt;
     if (role != "host" && role != "rendezvous") {
       r.fail("overlay.role", "expected \"host\" or \"rendezvous\"");

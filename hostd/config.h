@@ -31,6 +31,10 @@ struct OverlayConfig {
   std::string cipher = "aes-256-gcm";
   std::uint32_t crl_refresh = 60;  // seconds between CRL checks
   std::uint32_t keepalive = 10;    // seconds
+  bool relay = true;               // rendezvous: relays sealed datagrams between nodes
+  std::uint32_t relay_after = 3;   // seconds without a direct session before the relay is tried; 0: never relay
+  std::uint32_t direct_retry = 30; // seconds between direct attempts while relayed
+  std::uint32_t punch_ttl = 2;     // TTL of punch probes; 0: none
   std::string node_name;           // from the certificate when empty
   std::string csr;                 // host: CSR to submit while `cert` does not exist yet
   std::string ca_dir;              // rendezvous: CA directory for approving submitted CSRs

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <cerrno>
 #include <ctime>
@@ -22,6 +23,32 @@ namespace asio = boost::asio;
 constexpr std::size_t kRxBufferSize = 65536 + 128;
 constexpr std::size_t kDatagramsPerWakeup = 64;
 constexpr UnixTime kResolveInterval = 1;
+constexpr std::size_t kRelayHeader = 17;       // type byte and a raw node ID
+constexpr std::size_t kMaxRelayNames = 4096;   // relayed endpoints a node keeps
+constexpr std::size_t kProbeSize = 17;         // type byte and 16 random bytes
+
+// A node ID (32 hex digits) as 16 bytes; nullopt if malformed.
+std::optional<std::array<std::uint8_t, 16>> raw_id(const std::string& id) {
+  if (id.size() != 32) return std::nullopt;
+  std::array<std::uint8_t, 16> out{};
+  for (std::size_t i = 0; i < 32; ++i) {
+    const char c = id[i];
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (v < 0) return std::nullopt;
+    out[i / 2] = std::uint8_t(out[i / 2] | (i % 2 ? v : v << 4));
+  }
+  return out;
+}
+
+std::string hex_id(const std::uint8_t* raw) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out(32, '0');
+  for (std::size_t i = 0; i < 16; ++i) {
+    out[2 * i] = kHex[raw[i] >> 4];
+    out[2 * i + 1] = kHex[raw[i] & 15];
+  }
+  return out;
+}
 
 bool read_file(const std::string& path, std::string& out, std::string& error) {
   std::ifstream in(path);
@@ -97,6 +124,8 @@ bool OverlayService::start(std::string& error) {
         "overlay socket " + o.listen.address.to_string() + ":" + std::to_string(o.listen.port) + ": " + ec.message();
     return false;
   }
+  socklen_t ttl_len = sizeof default_ttl_;
+  ::getsockopt(socket_.native_handle(), IPPROTO_IP, IP_TTL, &default_ttl_, &ttl_len);
   int size = 4 << 20;
   ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
@@ -169,6 +198,7 @@ bool OverlayService::start_sessions(std::string& error) {
   pc.cipher = *crypto::parse_cipher(o.cipher);
   pc.keepalive_ms = std::int64_t(o.keepalive) * 1000;
   pc.dead_after_ms = std::max<std::int64_t>(pc.keepalive_ms * 3 + 5000, 15000);
+  pc.relay_after_ms = std::int64_t(o.relay_after) * 1000;
   auto rng = std::make_shared<std::mt19937>(std::random_device{}());
   peers_ =
       std::make_unique<overlay::PeerManager>(*dtls_, verify, node_name_, pc, [rng] { return std::uint32_t((*rng)()); });
@@ -178,6 +208,7 @@ bool OverlayService::start_sessions(std::string& error) {
     store_ = registry::RegistryStore::open(config_.state_dir + "/registry.db", error);
     if (!store_) return false;
     registry_ = std::make_unique<registry::Registry>(config_.network, store_.get());
+    registry_->set_relay(o.relay);
     std::vector<registry::Endpoint> self_endpoints;
     if (!o.listen.address.is_zero()) self_endpoints.push_back({o.listen.address.to_string(), o.listen.port});
     registry_->set_self(node_id_, node_name_, self_endpoints);
@@ -273,8 +304,15 @@ void OverlayService::drain_socket() {
                            reinterpret_cast<sockaddr*>(&from), &len);
     if (n < 0) return;
     overlay::UdpEndpoint ep{Ipv4Addr{ntohl(from.sin_addr.s_addr)}, ntohs(from.sin_port)};
+    const ByteSpan data(rx_buffer_.data(), std::size_t(n));
     if (n > 1 && (rx_buffer_[0] == kEnrollType || rx_buffer_[0] == kEnrollReplyType)) {
-      on_enroll_datagram(ep, ConstByteSpan(rx_buffer_.data(), std::size_t(n)));
+      on_enroll_datagram(ep, data);
+    } else if (n > 0 && rx_buffer_[0] == kRelayType) {
+      on_relay_request(ep, data);
+    } else if (n > 0 && rx_buffer_[0] == kRelayedType) {
+      on_relayed(ep, data);
+    } else if (n > 0 && rx_buffer_[0] == kProbeType) {
+      ++stray_probes_;  // meant to die on the way; never answered
     } else if (peers_) {
       peers_->on_datagram(now_ms(), ep, ByteSpan(rx_buffer_.data(), std::size_t(n)), *this);
     }
@@ -288,6 +326,29 @@ void OverlayService::drain_socket() {
 }
 
 void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan datagram) {
+  if (to.relayed()) {
+    // To a node through the relay: the relay's header, then the datagram.
+    const auto it = relay_paths_.find(to);
+    if (it == relay_paths_.end()) {
+      ++send_errors_;
+      return;
+    }
+    std::uint8_t header[kRelayHeader];
+    header[0] = kRelayType;
+    std::copy(it->second.node.begin(), it->second.node.end(), header + 1);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(it->second.relay.address.value);
+    addr.sin_port = htons(it->second.relay.port);
+    iovec iov[2] = {{header, sizeof header}, {const_cast<std::uint8_t*>(datagram.data()), datagram.size()}};
+    msghdr msg{};
+    msg.msg_name = &addr;
+    msg.msg_namelen = sizeof addr;
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    if (::sendmsg(socket_.native_handle(), &msg, 0) < 0) ++send_errors_;
+    return;
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(to.address.value);
@@ -295,6 +356,137 @@ void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan
   if (::sendto(socket_.native_handle(), datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&addr),
                sizeof addr) < 0)
     ++send_errors_;
+}
+
+// --- NAT traversal and relaying --------------------------------------------
+
+void OverlayService::on_relay_request(const overlay::UdpEndpoint& from, ByteSpan data) {
+  // Rendezvous: forward a sealed datagram between two nodes with sessions.
+  if (!registry_ || !config_.overlay.relay || !peers_ || data.size() <= kRelayHeader) {
+    ++relay_drops_;
+    return;
+  }
+  const std::uint8_t inner = data[kRelayHeader];
+  const std::string source = peers_->node_at(from);
+  const std::string destination = hex_id(data.data() + 1);
+  const auto to = source.empty() || destination == node_id_ ? std::nullopt : peers_->endpoint_of(destination);
+  const auto source_raw = raw_id(source);
+  if (!to || to->relayed() || !source_raw || !(inner == crypto::kDataPacketType || (inner >= 20 && inner <= 25))) {
+    ++relay_drops_;
+    return;
+  }
+  data[0] = kRelayedType;
+  std::copy(source_raw->begin(), source_raw->end(), data.begin() + 1);
+  ++relayed_packets_;
+  relayed_bytes_ += data.size() - kRelayHeader;
+  send_datagram(*to, data);
+}
+
+void OverlayService::on_relayed(const overlay::UdpEndpoint& from, ByteSpan data) {
+  // Host: a datagram from another node through our relay.
+  if (!peers_ || !relay_ || from != *relay_ || data.size() <= kRelayHeader) {
+    ++relay_drops_;
+    return;
+  }
+  const std::string source = hex_id(data.data() + 1);
+  const auto name = source == node_id_ ? std::nullopt : relay_name(from, source);
+  if (!name) {
+    ++relay_drops_;
+    return;
+  }
+  peers_->on_datagram(now_ms(), *name, data.subspan(kRelayHeader), *this);
+}
+
+std::optional<overlay::UdpEndpoint> OverlayService::relay_name(const overlay::UdpEndpoint& relay,
+                                                               const std::string& node) {
+  const auto key = std::make_pair(relay, node);
+  if (const auto it = relay_names_.find(key); it != relay_names_.end()) return it->second;
+  const auto raw = raw_id(node);
+  if (!raw || relay_names_.size() >= kMaxRelayNames) return std::nullopt;
+  // 0.x.y.z:1, never an address on the wire.
+  const overlay::UdpEndpoint name{Ipv4Addr{next_relay_name_++ & 0x00ffffffu}, 1};
+  relay_names_[key] = name;
+  relay_paths_[name] = RelayPath{relay, *raw};
+  return name;
+}
+
+void OverlayService::send_probes(const std::vector<overlay::UdpEndpoint>& to) {
+  // Low TTL: through our own NAT (which then maps us toward the asker) and
+  // no further, so the asker's NAT never sees them.
+  const int ttl = int(config_.overlay.punch_ttl);
+  if (ttl == 0 || to.empty()) return;
+  const int fd = socket_.native_handle();
+  if (::setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) != 0) return;
+  std::uint8_t probe[kProbeSize];
+  probe[0] = kProbeType;
+  for (const auto& ep : to) {
+    for (std::size_t i = 1; i < kProbeSize; ++i) probe[i] = std::uint8_t(std::rand());
+    send_datagram(ep, ConstByteSpan(probe, sizeof probe));
+    ++probes_sent_;
+  }
+  ::setsockopt(fd, IPPROTO_IP, IP_TTL, &default_ttl_, sizeof default_ttl_);
+}
+
+void OverlayService::on_resolved(const overlay::Resolved& r) {
+  const std::string& node = r.node_id();
+  std::vector<overlay::UdpEndpoint> eps = endpoints_of(r.endpoints(), 8);
+  spdlog::debug("resolved {} -> node {} ({} endpoints{})", r.address(), node, eps.size(),
+                r.punched() ? ", punched" : "");
+  if (node.empty() || node == node_id_ || eps.empty()) return;
+  if (!r.punched()) {
+    peers_->set_endpoints(node, std::move(eps));
+    if (relay_ && node != relay_node_) peers_->set_relay(node, relay_name(*relay_, node));
+    return;
+  }
+  // The node is opening its NAT toward us: start a moment later, so that
+  // our first packet meets an open NAT (about the time the Punch needs to
+  // reach the node, taken as our own round trip to the rendezvous).
+  std::int64_t wait = 100;
+  for (const auto& p : peers_->peers())
+    if (p.node_id == relay_node_ && p.rtt_ms >= 0) wait = std::clamp<std::int64_t>(p.rtt_ms + 50, 50, 1000);
+  auto [it, fresh] = direct_attempts_.try_emplace(node);
+  if (fresh) it->second.at_ms = now_ms() + wait;  // a repeated answer does not push it back
+  it->second.endpoints = std::move(eps);
+}
+
+void OverlayService::start_direct_attempts() {
+  const std::int64_t now = now_ms();
+  for (auto it = direct_attempts_.begin(); it != direct_attempts_.end();) {
+    if (it->second.at_ms > now) {
+      ++it;
+      continue;
+    }
+    const std::string node = it->first;
+    peers_->set_endpoints(node, std::move(it->second.endpoints));
+    if (relay_ && node != relay_node_ && config_.overlay.relay_after > 0)
+      peers_->set_relay(node, relay_name(*relay_, node));
+    it = direct_attempts_.erase(it);
+    peers_->try_direct(now, node, *this);
+  }
+}
+
+void OverlayService::retry_direct_paths() {
+  // Nodes reached only through the relay: ask for a new punch now and then.
+  const std::int64_t now = now_ms(), every = std::int64_t(config_.overlay.direct_retry) * 1000;
+  for (const auto& p : peers_->peers()) {
+    if (!p.established || !p.relayed) {
+      direct_retry_ms_.erase(p.node_id);
+      continue;
+    }
+    auto [it, fresh] = direct_retry_ms_.try_emplace(p.node_id, now);
+    if (fresh || now - it->second < every) continue;
+    it->second = now;
+    overlay::NodeMessage m;
+    m.mutable_resolve()->set_node_id(p.node_id);
+    send_to_registry(std::move(m));
+  }
+}
+
+void OverlayService::refresh_reflexive(const std::string& node) {
+  // Rendezvous: a node's session follows its NAT's new mapping; so does
+  // what Resolve and Punch give out.
+  const auto ep = peers_->endpoint_of(node);
+  if (ep && !ep->relayed()) registry_->on_node_moved(now_s(), node, ep->address.to_string(), ep->port);
 }
 
 // --- data ----------------------------------------------------------------
@@ -394,12 +586,19 @@ void OverlayService::peer_down(std::string_view node_id, std::string_view reason
   std::string id(node_id);
   spdlog::info("peer {} down: {}", id, reason);
   if (registry_) registry_->on_node_down(now_s(), id);
-  rendezvous_up_.erase(id);
+  const bool was_rendezvous = rendezvous_up_.erase(id) != 0;
+  if (!registry_ && !was_rendezvous && !rendezvous_up_.empty()) {
+    // Its endpoints may be stale (a NAT rebinding) and its NAT closed: the
+    // next packet resolves it again, with a fresh punch.
+    peers_->set_endpoints(id, {});
+    peers_->set_relay(id, std::nullopt);
+  }
 }
 
 void OverlayService::deliver_control(std::string_view node_id, const overlay::NodeMessage& message) {
   std::string from(node_id);
   if (registry_) {
+    if (message.has_resolve()) refresh_reflexive(from);
     std::vector<registry::Outgoing> out;
     registry_->on_message(now_s(), from, message, out);
     send_outgoing(&out);
@@ -508,7 +707,7 @@ void OverlayService::flush_lease_asks() {
   resend_requests(false);
 }
 
-void OverlayService::handle_registry_message(const std::string&, const overlay::NodeMessage& m) {
+void OverlayService::handle_registry_message(const std::string& from, const overlay::NodeMessage& m) {
   UnixTime now = now_s();
   auto apply = [&](const overlay::Lease& w) {
     auto l = from_wire(w);
@@ -535,14 +734,7 @@ void OverlayService::handle_registry_message(const std::string&, const overlay::
     case overlay::NodeMessage::kLeaseUpdate:
       for (const auto& l : m.lease_update().leases()) apply(l);
       break;
-    case overlay::NodeMessage::kResolved: {
-      std::vector<overlay::UdpEndpoint> eps = endpoints_of(m.resolved().endpoints(), SIZE_MAX);
-      spdlog::debug("resolved {} -> node {} ({} endpoints)", m.resolved().address(), m.resolved().node_id(),
-                    eps.size());
-      if (!m.resolved().node_id().empty() && m.resolved().node_id() != node_id_ && !eps.empty())
-        peers_->set_endpoints(m.resolved().node_id(), std::move(eps));
-      break;
-    }
+    case overlay::NodeMessage::kResolved: on_resolved(m.resolved()); break;
     case overlay::NodeMessage::kCrl: {
       if (registry_ || m.crl().pem() == crl_pem_) break;
       std::string error;
@@ -563,17 +755,30 @@ void OverlayService::handle_registry_message(const std::string&, const overlay::
       if (p.node_id().empty() || p.node_id() == node_id_ || !peers_) break;
       std::vector<overlay::UdpEndpoint> eps = endpoints_of(p.endpoints(), 8);
       if (eps.empty()) break;
-      // Record where the node is. Sending toward it at once would race its
-      // own first packet into its NAT (a Linux NAT then remaps the port);
-      // low-TTL punch probes are the way to open our side first.
-      spdlog::debug("punch: node {} may call from {}", p.node_name(), eps.front().to_string());
+      // Open our NAT toward it with probes that die before its NAT (a
+      // full packet arriving there before its own first one would make a
+      // Linux NAT remap its port), and record where it is.
+      spdlog::debug("punch: node {} calls from {}", p.node_name(), eps.front().to_string());
+      send_probes(eps);
       peers_->set_endpoints(p.node_id(), eps);
+      if (relay_ && p.node_id() != relay_node_ && config_.overlay.relay_after > 0)
+        peers_->set_relay(p.node_id(), relay_name(*relay_, p.node_id()));
       break;
     }
-    case overlay::NodeMessage::kRegistered:
-      spdlog::info("registered; the rendezvous sees us at {}:{}", m.registered().reflexive().address(),
-                   m.registered().reflexive().port());
+    case overlay::NodeMessage::kRegistered: {
+      spdlog::info("registered; the rendezvous sees us at {}:{}{}", m.registered().reflexive().address(),
+                   m.registered().reflexive().port(), m.registered().relay() ? " and relays for us" : "");
+      const auto it = rendezvous_up_.find(from);
+      if (it == rendezvous_up_.end()) break;
+      if (m.registered().relay()) {
+        relay_ = it->second;
+        relay_node_ = from;
+      } else if (relay_node_ == from) {
+        relay_.reset();
+        relay_node_.clear();
+      }
       break;
+    }
     case overlay::NodeMessage::kError: spdlog::warn("registry: {}", m.error().message()); break;
     default: break;
   }
@@ -584,6 +789,7 @@ void OverlayService::handle_registry_message(const std::string&, const overlay::
 void OverlayService::arm_timer() {
   std::int64_t now = now_ms();
   std::int64_t next = std::min<std::int64_t>(peers_ ? peers_->next_deadline_ms() : now + 1000, now + 1000);
+  for (const auto& [node, attempt] : direct_attempts_) next = std::min(next, attempt.at_ms);
   auto when = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<std::int64_t>(1, next - now));
   // Only ever move the deadline earlier: steady traffic must not starve it.
   if (timer_armed_ && timer_.expiry() <= when) return;
@@ -597,7 +803,10 @@ void OverlayService::arm_timer() {
 }
 
 void OverlayService::on_timer() {
-  if (peers_) peers_->on_timer(now_ms(), *this);
+  if (peers_) {
+    start_direct_attempts();
+    peers_->on_timer(now_ms(), *this);
+  }
   UnixTime now = now_s();
   if (now != last_second_) {
     last_second_ = now;
@@ -630,7 +839,11 @@ void OverlayService::tick_second() {
     for (const auto& e : config_.overlay.rendezvous_nodes) peers_->connect(now_ms(), to_endpoint(e), *this);
   } else {
     resend_requests(false);
+    retry_direct_paths();
   }
+  if (registry_)
+    for (const auto& [id, n] : registry_->nodes())
+      if (n.online) refresh_reflexive(id);
 
   if (now - last_crl_check_ >= UnixTime(config_.overlay.crl_refresh)) {
     last_crl_check_ = now;
@@ -664,12 +877,21 @@ void OverlayService::refresh_crl() {
 
 void OverlayService::fill_peers(control::PeerList& out) const {
   if (!peers_) return;
-  for (const auto& p : peers_->peers()) {
+  const auto peers = peers_->peers();
+  for (const auto& p : peers) {
     auto* x = out.add_peers();
     x->set_node_id(p.node_id);
     x->set_node_name(p.node_name);
     x->set_endpoint(p.endpoint.to_string());
     x->set_path("direct");
+    if (const auto it = relay_paths_.find(p.endpoint); it != relay_paths_.end()) {
+      std::string relay_name = it->second.relay.to_string();
+      for (const auto& q : peers)
+        if (q.endpoint == it->second.relay && !q.node_name.empty()) relay_name = q.node_name + " " + relay_name;
+      x->set_endpoint(it->second.relay.to_string());
+      x->set_path(p.established && p.relayed ? "relayed" : "direct");
+      x->set_relay(relay_name);
+    }
     x->set_established(p.established);
     x->set_tx_packets(p.tx_packets);
     x->set_tx_bytes(p.tx_bytes);
@@ -701,6 +923,11 @@ void OverlayService::fill_status(control::Status& s) const {
   o["tap_errors"] = tap_errors_;
   o["unresolved"] = unresolved_;
   o["rendezvous_up"] = rendezvous_up_.size();
+  o["relayed_packets"] = relayed_packets_;
+  o["relayed_bytes"] = relayed_bytes_;
+  o["relay_drops"] = relay_drops_;
+  o["probes_sent"] = probes_sent_;
+  o["stray_probes"] = stray_probes_;
 }
 
 }  // namespace wownet

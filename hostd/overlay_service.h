@@ -2,8 +2,19 @@
 // the PeerManager (DTLS + AEAD data channel per peer node), and either the
 // registry itself (role "rendezvous") or a registry client that carries the
 // engine's lease requests to the rendezvous nodes (role "host").
+//
+// NAT traversal (host role). To reach a node, a host resolves it at the
+// rendezvous, which sends that node a Punch; the node sends punch probes
+// with a low TTL that open its own NAT toward the host, and the host starts
+// its handshake a moment later (punch_wait) so that it gets through. The
+// rendezvous relays (datagram types 9 and 10, see overlay.proto): every
+// resolved node also gets a relayed path, which PeerManager tries once
+// traffic has waited relay_after for a direct session. While a node is
+// reached only through the relay, the host asks for a new punch every
+// direct_retry seconds and moves to the direct path once it opens.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -67,6 +78,20 @@ class OverlayService : public overlay::PeerOutput {
  private:
   static constexpr std::uint8_t kEnrollType = 6;       // host -> rendezvous
   static constexpr std::uint8_t kEnrollReplyType = 7;  // rendezvous -> host; never answered
+  static constexpr std::uint8_t kProbeType = 8;        // punch probe; never answered
+  static constexpr std::uint8_t kRelayType = 9;        // node -> relay
+  static constexpr std::uint8_t kRelayedType = 10;     // relay -> node
+  using RawId = std::array<std::uint8_t, 16>;
+  void on_relay_request(const overlay::UdpEndpoint& from, ByteSpan data);
+  void on_relayed(const overlay::UdpEndpoint& from, ByteSpan data);
+  // The relayed endpoint (0.0.0.0/8) naming `node` through `relay`; nullopt
+  // if the node ID is malformed or the table is full.
+  std::optional<overlay::UdpEndpoint> relay_name(const overlay::UdpEndpoint& relay, const std::string& node);
+  void send_probes(const std::vector<overlay::UdpEndpoint>& to);
+  void on_resolved(const overlay::Resolved& r);
+  void start_direct_attempts();
+  void retry_direct_paths();
+  void refresh_reflexive(const std::string& node);
   void resend_requests(bool all);
   void persist_crl();
   bool start_sessions(std::string& error);
@@ -119,8 +144,27 @@ class OverlayService : public overlay::PeerOutput {
   std::uint64_t next_request_ = 1;
   std::map<std::string, UnixTime> resolving_;
 
+  // NAT traversal and relaying.
+  struct RelayPath {
+    overlay::UdpEndpoint relay;
+    RawId node{};
+  };
+  std::map<overlay::UdpEndpoint, RelayPath> relay_paths_;  // relayed endpoint -> path
+  std::map<std::pair<overlay::UdpEndpoint, std::string>, overlay::UdpEndpoint> relay_names_;
+  std::uint32_t next_relay_name_ = 1;
+  std::optional<overlay::UdpEndpoint> relay_;  // the rendezvous that relays for us
+  std::string relay_node_;                     // its node ID
+  struct DirectAttempt {
+    std::int64_t at_ms = 0;  // when to start the handshake
+    std::vector<overlay::UdpEndpoint> endpoints;
+  };
+  std::map<std::string, DirectAttempt> direct_attempts_;  // node -> attempt waiting for the far side's probes
+  std::map<std::string, std::int64_t> direct_retry_ms_;   // relayed node -> last punch asked for
+  int default_ttl_ = 64;
+
   std::vector<std::uint8_t> rx_buffer_;
   std::uint64_t send_errors_ = 0, tap_errors_ = 0, unresolved_ = 0;
+  std::uint64_t relayed_packets_ = 0, relayed_bytes_ = 0, relay_drops_ = 0, probes_sent_ = 0, stray_probes_ = 0;
 };
 
 }  // namespace wownet

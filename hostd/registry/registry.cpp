@@ -434,6 +434,7 @@ void Registry::handle_register(UnixTime now, const std::string& node, const ov::
   ov::Registered* r = reply.message.mutable_registered();
   set_endpoint(r->mutable_reflexive(), updated.reflexive);
   r->set_node_id(node);
+  r->set_relay(relay_);
   out.push_back(std::move(reply));
 }
 
@@ -454,6 +455,7 @@ void Registry::on_node_up(UnixTime now, const std::string& id, const std::string
     ov::Registered* r = first.message.mutable_registered();
     set_endpoint(r->mutable_reflexive(), n.reflexive);
     r->set_node_id(id);
+    r->set_relay(relay_);
   } else {
     first.message.mutable_error()->set_message("registry storage failure: " + error);
   }
@@ -518,7 +520,9 @@ void Registry::on_message(UnixTime now, const std::string& from_id, const ov::No
       o.node_id = from_id;
       o.message.set_request_id(m.request_id());
       std::string error;
-      if (!resolve(now, m.resolve().address(), *o.message.mutable_resolved(), error)) {
+      const bool by_node = !m.resolve().node_id().empty();
+      if (by_node ? !resolve_node(m.resolve().node_id(), *o.message.mutable_resolved(), error)
+                  : !resolve(now, m.resolve().address(), *o.message.mutable_resolved(), error)) {
         o.message.mutable_error()->set_message(error);
         out.push_back(std::move(o));
         return;
@@ -544,6 +548,7 @@ void Registry::on_message(UnixTime now, const std::string& from_id, const ov::No
         for (const Endpoint& e : asker->local_endpoints) set_endpoint(punch->add_endpoints(), e);
         if (same_nat && !asker->reflexive.address.empty()) set_endpoint(punch->add_endpoints(), asker->reflexive);
         out.push_back(std::move(p));
+        o.message.mutable_resolved()->set_punched(true);
       }
       out.push_back(std::move(o));
       return;
@@ -568,23 +573,48 @@ bool Registry::resolve(UnixTime now, const std::string& address, ov::Resolved& o
     error = "address not leased";
     return false;
   }
-  out.Clear();
-  out.set_address(addr->to_string());
-  out.set_node_id(l->node);
-  if (!l->node.empty() && l->node == self_id_) {
-    out.set_node_name(self_name_);
-    for (const Endpoint& e : self_endpoints_) set_endpoint(out.add_endpoints(), e);
-    return true;
-  }
-  const NodeInfo* n = node(l->node);
-  if (!n) {
+  if (!resolve_node(l->node, out, error)) {
     error = "node of the address unknown";
     return false;
   }
+  out.set_address(addr->to_string());
+  return true;
+}
+
+bool Registry::resolve_node(const std::string& id, ov::Resolved& out, std::string& error) const {
+  out.Clear();
+  if (!id.empty() && id == self_id_) {
+    out.set_node_id(id);
+    out.set_node_name(self_name_);
+    out.set_online(true);
+    for (const Endpoint& e : self_endpoints_) set_endpoint(out.add_endpoints(), e);
+    return true;
+  }
+  const NodeInfo* n = node(id);
+  if (!n) {
+    error = "node unknown";
+    return false;
+  }
+  out.set_node_id(id);
   out.set_node_name(n->name);
+  out.set_online(n->online);
   if (!n->reflexive.address.empty()) set_endpoint(out.add_endpoints(), n->reflexive);
   for (const Endpoint& e : n->local_endpoints) set_endpoint(out.add_endpoints(), e);
   return true;
+}
+
+void Registry::on_node_moved(UnixTime now, const std::string& id, const std::string& reflexive_address,
+                             std::uint16_t reflexive_port) {
+  const auto it = nodes_.find(id);
+  if (it == nodes_.end() || id == self_id_) return;
+  const Endpoint moved{reflexive_address, reflexive_port};
+  if (it->second.reflexive.address == moved.address && it->second.reflexive.port == moved.port) return;
+  NodeInfo updated = it->second;
+  updated.reflexive = moved;
+  updated.last_seen = now;
+  std::string error;
+  if (!store_nodes({updated}, error)) ++counters_.store_failures;  // memory still follows the node
+  it->second = updated;
 }
 
 void Registry::on_timer(UnixTime now, std::vector<Outgoing>& out) {

@@ -69,6 +69,8 @@ class Registry {
   // it), name and the endpoints Resolve gives for it.
   void set_self(const std::string& id, const std::string& name, std::vector<Endpoint> endpoints);
   const std::string& self_id() const { return self_id_; }
+  // Whether Registered tells nodes that this rendezvous relays for them.
+  void set_relay(bool relay) { relay_ = relay; }
 
   // Replaces the in-memory state with the store's. Every node starts
   // offline (their sessions died with the process) and is written back so.
@@ -84,6 +86,10 @@ class Registry {
   // for an empty ID or the rendezvous' own.
   void on_node_up(UnixTime now, const std::string& id, const std::string& name, const std::string& reflexive_address,
                   std::uint16_t reflexive_port, std::vector<Outgoing>& out);
+  // The transport saw a node's session move to a new reflexive endpoint
+  // (NAT rebinding): Resolve gives the new one from now on.
+  void on_node_moved(UnixTime now, const std::string& id, const std::string& reflexive_address,
+                     std::uint16_t reflexive_port);
   // A node's session went down: it stops receiving pushes. Its leases stay.
   void on_node_down(UnixTime now, const std::string& id);
 
@@ -121,6 +127,8 @@ class Registry {
   // online or not (then its last known endpoints); false with `error` set
   // otherwise.
   bool resolve(UnixTime now, const std::string& address, wownet::overlay::Resolved& out, std::string& error) const;
+  // Answers Resolve{node_id} alike (no address in `out`).
+  bool resolve_node(const std::string& id, wownet::overlay::Resolved& out, std::string& error) const;
 
   const LeaseTable& leases() const { return leases_; }
   const std::map<std::string, NodeInfo>& nodes() const { return nodes_; }
@@ -177,6 +185,7 @@ class Registry {
   std::set<std::pair<UnixTime, std::uint32_t>> deadlines_;  // (expiry, address) of records to look at
   RegistryCounters counters_;
   bool storage_failed_ = false;
+  bool relay_ = false;
 };
 
 }  // namespace wownet::registry

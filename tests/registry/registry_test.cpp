@@ -569,5 +569,46 @@ TEST_F(RegistryTest, ResolveCoordinatesHolePunchingAndPrefersLocalEndpointsBehin
   EXPECT_EQ(s[1].message.resolved().endpoints(0).address(), "192.168.1.10");
   EXPECT_EQ(s[1].message.resolved().endpoints(1).address(), "198.51.100.1");
 }
+
+TEST_F(RegistryTest, ResolveByNodeAfterANatRebindingGivesTheNewEndpoint) {
+  reg_.set_relay(true);
+  auto ups = up("node-c", "host-c", "198.51.100.3", 6000);
+  ASSERT_FALSE(ups.empty());
+  ASSERT_TRUE(ups[0].message.has_registered());
+  EXPECT_TRUE(ups[0].message.registered().relay());
+  // The transport saw node-a's session move (its NAT picked a new port).
+  reg_.on_node_moved(now_, "node-a", "198.51.100.1", 5999);
+  ov::NodeMessage m;
+  m.set_request_id(21);
+  m.mutable_resolve()->set_node_id("node-a");
+  auto r = send("node-b", m);
+  ASSERT_EQ(r.size(), 2u);
+  ASSERT_TRUE(r[0].message.has_punch());
+  EXPECT_EQ(r[0].node_id, "node-a");
+  const ov::Resolved& res = r[1].message.resolved();
+  EXPECT_EQ(res.node_id(), "node-a");
+  EXPECT_TRUE(res.address().empty());
+  EXPECT_TRUE(res.punched());
+  EXPECT_TRUE(res.online());
+  ASSERT_GE(res.endpoints_size(), 1);
+  EXPECT_EQ(res.endpoints(0).port(), 5999u);
+  // An unknown node is an error; the rendezvous itself is never punched.
+  m.mutable_resolve()->set_node_id("nobody");
+  r = send("node-b", m);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_TRUE(r[0].message.has_error());
+  m.mutable_resolve()->set_node_id("self-id");
+  r = send("node-b", m);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_FALSE(r[0].message.resolved().punched());
+  EXPECT_EQ(r[0].message.resolved().endpoints(0).address(), "192.0.2.1");
+  // A node that went offline resolves, but is not punched.
+  reg_.on_node_down(now_, "node-a");
+  m.mutable_resolve()->set_node_id("node-a");
+  r = send("node-b", m);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_FALSE(r[0].message.resolved().online());
+  EXPECT_FALSE(r[0].message.resolved().punched());
+}
 }  // namespace
 }  // namespace wownet::registry::test
