@@ -29,15 +29,15 @@ struct OverlayConfig {
   std::vector<ConfigEndpoint> rendezvous_nodes;  // where hosts register
   std::string cert, key, ca, crl;                // PEM files; crl optional (a rendezvous re-reads it)
   std::string cipher = "aes-256-gcm";
-  std::uint32_t crl_refresh = 60;  // seconds between CRL checks
-  std::uint32_t keepalive = 10;    // seconds
-  bool relay = true;               // rendezvous: relays sealed datagrams between nodes
-  std::uint32_t relay_after = 3;   // seconds without a direct session before the relay is tried; 0: never relay
-  std::uint32_t direct_retry = 30; // seconds between direct attempts while relayed
-  std::uint32_t punch_ttl = 2;     // TTL of punch probes; 0: none
-  std::string node_name;           // from the certificate when empty
-  std::string csr;                 // host: CSR to submit while `cert` does not exist yet
-  std::string ca_dir;              // rendezvous: CA directory for approving submitted CSRs
+  std::uint32_t crl_refresh = 60;   // seconds between CRL checks
+  std::uint32_t keepalive = 10;     // seconds
+  bool relay = true;                // rendezvous: relays sealed datagrams between nodes
+  std::uint32_t relay_after = 3;    // seconds without a direct session before the relay is tried; 0: never relay
+  std::uint32_t direct_retry = 45;  // seconds before a direct attempt while relayed (backing off to 8x)
+  std::uint32_t punch_ttl = 2;      // TTL of punch probes; 0: none
+  std::string node_name;            // from the certificate when empty
+  std::string csr;                  // host: CSR to submit while `cert` does not exist yet
+  std::string ca_dir;               // rendezvous: CA directory for approving submitted CSRs
 };
 
 struct HostdConfig {

@@ -23,9 +23,9 @@ namespace asio = boost::asio;
 constexpr std::size_t kRxBufferSize = 65536 + 128;
 constexpr std::size_t kDatagramsPerWakeup = 64;
 constexpr UnixTime kResolveInterval = 1;
-constexpr std::size_t kRelayHeader = 17;       // type byte and a raw node ID
-constexpr std::size_t kMaxRelayNames = 4096;   // relayed endpoints a node keeps
-constexpr std::size_t kProbeSize = 17;         // type byte and 16 random bytes
+constexpr std::size_t kRelayHeader = 17;      // type byte and a raw node ID
+constexpr std::size_t kMaxRelayNames = 4096;  // relayed endpoints a node keeps
+constexpr std::size_t kProbeSize = 17;        // type byte and 16 random bytes
 
 // A node ID (32 hex digits) as 16 bytes; nullopt if malformed.
 std::optional<std::array<std::uint8_t, 16>> raw_id(const std::string& id) {
@@ -466,16 +466,21 @@ void OverlayService::start_direct_attempts() {
 }
 
 void OverlayService::retry_direct_paths() {
-  // Nodes reached only through the relay: ask for a new punch now and then.
+  // Nodes reached only through the relay: ask for a new punch now and then,
+  // backing off to 8 times direct_retry. A failed attempt can leave the far
+  // NAT tracking our packets as unsolicited for its UDP timeout (30 s on
+  // Linux), during which the next attempt fails too: hence the minimum of
+  // direct_retry.
   const std::int64_t now = now_ms(), every = std::int64_t(config_.overlay.direct_retry) * 1000;
   for (const auto& p : peers_->peers()) {
     if (!p.established || !p.relayed) {
-      direct_retry_ms_.erase(p.node_id);
+      direct_retries_.erase(p.node_id);
       continue;
     }
-    auto [it, fresh] = direct_retry_ms_.try_emplace(p.node_id, now);
-    if (fresh || now - it->second < every) continue;
-    it->second = now;
+    auto [it, fresh] = direct_retries_.try_emplace(p.node_id, DirectRetry{now, 0});
+    if (fresh || now - it->second.last_ms < (every << std::min(it->second.tries, 3))) continue;
+    it->second.last_ms = now;
+    ++it->second.tries;
     overlay::NodeMessage m;
     m.mutable_resolve()->set_node_id(p.node_id);
     send_to_registry(std::move(m));

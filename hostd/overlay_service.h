@@ -159,7 +159,11 @@ class OverlayService : public overlay::PeerOutput {
     std::vector<overlay::UdpEndpoint> endpoints;
   };
   std::map<std::string, DirectAttempt> direct_attempts_;  // node -> attempt waiting for the far side's probes
-  std::map<std::string, std::int64_t> direct_retry_ms_;   // relayed node -> last punch asked for
+  struct DirectRetry {
+    std::int64_t last_ms = 0;  // last punch asked for
+    int tries = 0;
+  };
+  std::map<std::string, DirectRetry> direct_retries_;  // nodes reached through the relay
   int default_ttl_ = 64;
 
   std::vector<std::uint8_t> rx_buffer_;

@@ -138,7 +138,9 @@ void print_peers(const wownet::control::PeerList& l) {
                 p.endpoint().c_str(), p.path().c_str(), p.established() ? "yes" : "no", rtt.c_str(),
                 static_cast<unsigned long long>(p.tx_bytes()), static_cast<unsigned long long>(p.rx_bytes()),
                 p.last_handshake_unix() ? ago(p.last_handshake_unix(), now).c_str() : "-",
-                p.rendezvous() ? "  (rendezvous)" : p.path() == "relayed" ? ("  (via " + p.relay() + ")").c_str() : "");
+                p.rendezvous()          ? "  (rendezvous)"
+                : p.path() == "relayed" ? ("  (via " + p.relay() + ")").c_str()
+                                        : "");
   }
 }
 

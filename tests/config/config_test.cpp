@@ -273,12 +273,13 @@ TEST_F(ConfigTest, ExampleConfigDocumentsEveryKeyWithItsDefault) {
     }
     uncommented += line + "\n";
   }
-  EXPECT_EQ(keys, (std::set<std::string>{
-                      "state_dir",  "control_socket", "log_level",    "prefix", "gateway", "gateway_mac", "domain",
-                      "mtu",        "lease_time",     "learn_static", "ttl",    "port",    "role",        "listen",
-                      "rendezvous", "cert",           "key",          "ca",     "crl",     "cipher",      "crl_refresh",
-                      "keepalive",  "node_name",      "csr",          "ca_dir",  "relay",   "relay_after", "direct_retry",
-                      "punch_ttl"}));
+  EXPECT_EQ(keys,
+            (std::set<std::string>{
+                "state_dir",  "control_socket", "log_level",    "prefix", "gateway", "gateway_mac", "domain",
+                "mtu",        "lease_time",     "learn_static", "ttl",    "port",    "role",        "listen",
+                "rendezvous", "cert",           "key",          "ca",     "crl",     "cipher",      "crl_refresh",
+                "keepalive",  "node_name",      "csr",          "ca_dir", "relay",   "relay_after", "direct_retry",
+                "punch_ttl"}));
   auto all = load(uncommented);
   ASSERT_TRUE(all) << error_;
   expect_defaults(*all);

@@ -1,121 +1,157 @@
 #!/usr/bin/env bash
-# Hosts behind NAT routers (namespaces doing MASQUERADE). Site A has two
-# hosts behind one NAT, site B one host behind another; the rendezvous is on
-# the public side.
-#  - hosts behind NATs register and their VMs get leases;
-#  - behind the same NAT, the hosts use their local addresses;
-#  - a NAT that forgets its mappings (conntrack flush): the host's session
-#    with the rendezvous comes back and a new VM gets a lease within 60 s.
-# Direct sessions across two NATs (hole punching) and the relay are not
-# covered yet.
+# Hosts behind NAT routers (namespaces masquerading with iptables), the
+# rendezvous on the public side, a routed core between them (nat_sites.sh):
+#   site a (endpoint-independent NAT): ha1, ha2
+#   site b (endpoint-independent NAT): hb1
+#   site c, site d (symmetric NATs, MASQUERADE --random-fully): hc1, hd1
+# Checks:
+#  - every VM gets a lease through its NAT;
+#  - ha1 and ha2 (same NAT) use their local addresses;
+#  - ha1 and hb1 (two NATs) connect directly by hole punching: the path says
+#    direct and the relay carries none of their packets;
+#  - hc1 and hd1 (symmetric NATs) go through the relay: ping and iperf3, the
+#    path says relayed via the rendezvous, and the relay's capture shows
+#    only sealed UDP 7700, no VM address or marked payload;
+#  - the relay (rendezvous) going down does not disturb the direct path;
+#  - site a's NAT forgets every mapping (conntrack flush) while a ping runs,
+#    then moves every flow to new public ports: traffic recovers within
+#    40 s each time, the host's rendezvous session follows, a new VM there
+#    gets a lease, and once the NAT keeps ports again the path goes back
+#    to direct.
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in dhclient ping python3 iptables conntrack; do
+for tool in dhclient ping python3 iptables conntrack iperf3 tcpdump; do
   command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
 done
-CTL() { local ns=$1; shift; ip netns exec "$ns" "$BIN/wownetctl" --socket "$WN_TMP/$ns.sock" "$@"; }
-no_ipv6() { ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; }
+source "$(dirname "$0")/nat_sites.sh"
+RECOVERY_BOUND=40
 
-PKI=$WN_TMP/pki
-"$BIN/wownetctl" ca init --dir "$PKI/ca" --name "nat test" >/dev/null
-for n in rv ha1 ha2 hb1; do
-  "$BIN/wownetctl" cert request --dir "$PKI/$n" --name "$n" >/dev/null
-  "$BIN/wownetctl" ca sign --dir "$PKI/ca" --csr "$PKI/$n/node.csr" --out "$PKI/$n/node.crt" >/dev/null
+nat_core
+nat_site a 1 eim
+nat_site b 2 eim
+nat_site c 3 symmetric
+nat_site d 4 symmetric
+nat_host ha1 a 1 10.1.0.11
+nat_host ha2 a 1 10.1.0.12
+nat_host hb1 b 2 10.2.0.11
+nat_host hc1 c 3 10.3.0.11
+nat_host hd1 d 4 10.4.0.11
+
+nat_hostd rv rendezvous 198.51.100.10
+# Behind one NAT each host listens on its own port, so that the NAT can
+# keep every host's port (Linux MASQUERADE keeps it when no other flow
+# holds it). Direct attempts are retried quickly here.
+declare -A PORT=([ha1]=7700 [ha2]=7701 [hb1]=7700 [hc1]=7700 [hd1]=7700)
+for h in ha1 ha2 hb1 hc1 hd1; do nat_hostd "$h" host "${LAN_IP[$h]}" "direct_retry = 10" "${PORT[$h]}"; done
+
+declare -A IP
+for h in ha1 ha2 hb1 hc1 hd1; do nat_vm "$h" "vm-$h" vif; done
+for h in ha1 ha2 hb1 hc1 hd1; do
+  wn_wait_for 40 "lease in vm-$h" bash -c "ip -n ${NS[vm-$h]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+  IP[$h]=$(nat_vm_ip "vm-$h")
+  wn_check "vm-$h behind its NAT has a lease: ${IP[$h]:-none}" [ -n "${IP[$h]}" ]
 done
+vm_ping() { ip netns exec "${NS[vm-$1]}" ping "${@:3}" "${IP[$2]}"; }
 
-# Public side: a bridge with the rendezvous and the two routers' WAN ends.
-wn_ns WAN wan
-no_ipv6 "$WAN"
-ip -n "$WAN" link add br0 type bridge
-ip -n "$WAN" link set br0 up
-declare -A NS
-wn_ns NS[rv] rv
-no_ipv6 "${NS[rv]}"
-wn_veth "${NS[rv]}" uplink "$WAN" u-rv
-ip -n "$WAN" link set u-rv master br0
-ip -n "${NS[rv]}" addr add 192.0.2.10/24 dev uplink
+# --- Same NAT -------------------------------------------------------------
+wn_check "behind one NAT: vm-ha1 pings vm-ha2" wn_wait_for 30 "ha1 -> ha2" vm_ping ha1 ha2 -c 1 -W 1
+wn_eq "the session uses the local address" "$(nat_peer ha1 ha2 endpoint | cut -d: -f1)" 10.1.0.12
+wn_eq "behind one NAT the path is direct" "$(nat_peer ha1 ha2 path)" direct
 
-# Sites: a router namespace with WAN and LAN, masquerading, and its hosts.
-make_site() {  # site wan-address lan-prefix
-  local s=$1 r
-  wn_ns NS[r$s] "r$s"
-  r=${NS[r$s]}
-  no_ipv6 "$r"
-  wn_veth "$r" wan "$WAN" "u-r$s"
-  ip -n "$WAN" link set "u-r$s" master br0
-  ip -n "$r" addr add "$2/24" dev wan
-  ip -n "$r" link add lan type bridge
-  ip -n "$r" link set lan up
-  ip -n "$r" addr add "$3.1/24" dev lan
-  ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1
-  ip netns exec "$r" iptables -t nat -A POSTROUTING -o wan -j MASQUERADE
-}
-make_site a 192.0.2.21 10.1.0
-make_site b 192.0.2.22 10.2.0
-declare -A LAN_IP=([ha1]=10.1.0.11 [ha2]=10.1.0.12 [hb1]=10.2.0.11) SITE=([ha1]=a [ha2]=a [hb1]=b)
-for h in ha1 ha2 hb1; do
-  wn_ns NS[$h] "$h"
-  no_ipv6 "${NS[$h]}"
-  wn_veth "${NS[$h]}" uplink "${NS[r${SITE[$h]}]}" "l-$h"
-  ip -n "${NS[r${SITE[$h]}]}" link set "l-$h" master lan
-  ip -n "${NS[$h]}" addr add "${LAN_IP[$h]}/24" dev uplink
-  ip -n "${NS[$h]}" route add default via "${LAN_IP[$h]%.*}.1"
-done
+# --- Two endpoint-independent NATs: direct ---------------------------------
+relayed_before=$(nat_counter rv relayed_packets)
+start=$SECONDS
+wn_check "across two NATs: vm-ha1 pings vm-hb1" wn_wait_for 30 "ha1 -> hb1" vm_ping ha1 hb1 -c 1 -W 1
+wn_log "first ping across two NATs after $((SECONDS - start)) s"
+wn_eq "ha1 reaches hb1 directly" "$(nat_peer ha1 hb1 path)" direct
+wn_eq "hb1 reaches ha1 directly" "$(nat_peer hb1 ha1 path)" direct
+wn_eq "ha1 sends to hb1's NAT (its public address)" "$(nat_peer ha1 hb1 endpoint | cut -d: -f1)" 100.64.2.2
+wn_eq "hb1 sends to ha1's NAT" "$(nat_peer hb1 ha1 endpoint | cut -d: -f1)" 100.64.1.2
+wn_check "hb1 sent punch probes" [ "$(nat_counter hb1 probes_sent)" -gt 0 ]
+wn_check "20 pings vm-ha1 -> vm-hb1, no loss" vm_ping ha1 hb1 -c 20 -i 0.1 -W 1 -q
+wn_eq "the relay carried none of their packets" "$(nat_counter rv relayed_packets)" "$relayed_before"
 
-declare -A LISTEN=([rv]=192.0.2.10 [ha1]=10.1.0.11 [ha2]=10.1.0.12 [hb1]=10.2.0.11)
-for n in rv ha1 ha2 hb1; do
-  role=host
-  [[ $n == rv ]] && role=rendezvous
-  cat >"$WN_TMP/$n.toml" <<TOML
-[hostd]
-state_dir = "$WN_TMP/state-$n"
-control_socket = "$WN_TMP/${NS[$n]}.sock"
-log_level = "debug"
-[overlay]
-role = "$role"
-listen = "${LISTEN[$n]}:7700"
-rendezvous = ["192.0.2.10:7700"]
-cert = "$PKI/$n/node.crt"
-key = "$PKI/$n/node.key"
-ca = "$PKI/ca/ca.crt"
-keepalive = 2
-TOML
-  wn_spawn "hostd-$n" ip netns exec "${NS[$n]}" "$BIN/wownet-hostd" --config "$WN_TMP/$n.toml"
-  wn_wait_for 10 "hostd $n" CTL "${NS[$n]}" status
-done
-
-declare -A VM IP
-for h in ha1 ha2 hb1; do
-  wn_ns VM[$h] "vm-$h"
-  wn_veth "${NS[$h]}" vif "${VM[$h]}" eth0
-  CTL "${NS[$h]}" attach vif --vm "vm-$h" >/dev/null
-  wn_spawn "dhclient-$h" ip netns exec "${VM[$h]}" dhclient -4 -d -pf "$WN_TMP/$h.pid" -lf "$WN_TMP/$h.leases" eth0
-done
-for h in ha1 ha2 hb1; do
-  wn_wait_for 40 "lease in vm-$h" bash -c "ip -n ${VM[$h]} -4 -o addr show dev eth0 | grep -q 'inet 10\.1[2-9]'" || true
-  IP[$h]=$(ip -n "${VM[$h]}" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | grep '^10\.1[2-9]' | head -1)
-  wn_check "vm-$h behind NAT ${SITE[$h]} has a lease: ${IP[$h]:-none}" [ -n "${IP[$h]}" ]
-done
-
-peer_endpoint() {  # host peer-name
-  CTL "${NS[$1]}" peers --json |
-    wn_json "[p['endpoint'] for p in d.get('peers', []) if p['node_name']=='$2' and p['established']][0]"
-}
-wn_check "behind one NAT: vm-ha1 pings vm-ha2" wn_wait_for 30 "ha1 -> ha2" \
-  ip netns exec "${VM[ha1]}" ping -c 1 -W 1 "${IP[ha2]}"
-wn_eq "the session uses the local address" "$(peer_endpoint ha1 ha2 | cut -d: -f1)" 10.1.0.12
-
-# A NAT rebinding: site A's router forgets every mapping.
-ip netns exec "${NS[ra]}" conntrack -F >/dev/null 2>&1
-flushed=$SECONDS
+# --- Two symmetric NATs: through the relay ---------------------------------
+PATTERN=77616e7972656c61  # marks the relayed pings' payload
+wn_spawn tcpdump-rv ip netns exec "${NS[rv]}" tcpdump -i uplink -n -U -s 0 -w "$WN_TMP/relay.pcap"
+tcpdump_pid=$WN_LAST_PID
 sleep 1
-wn_ns VM[ha1b] vm-ha1b
-wn_veth "${NS[ha1]}" vif2 "${VM[ha1b]}" eth0
-CTL "${NS[ha1]}" attach vif2 --vm vm-ha1b >/dev/null
-wn_spawn dhclient-ha1b ip netns exec "${VM[ha1b]}" dhclient -4 -d -pf "$WN_TMP/ha1b.pid" -lf "$WN_TMP/ha1b.leases" eth0
-wn_check "a new VM behind the rebound NAT gets a lease within 60 s of the flush" wn_wait_for 60 "ha1b lease" \
-  bash -c "ip -n ${VM[ha1b]} -4 -o addr show dev eth0 | grep -q 'inet 10\.1[2-9]'"
-wn_log "leased $((SECONDS - flushed)) s after the flush"
+start=$SECONDS
+wn_check "across two symmetric NATs: vm-hc1 pings vm-hd1" wn_wait_for 40 "hc1 -> hd1" vm_ping hc1 hd1 -c 1 -W 1
+wn_log "first ping across two symmetric NATs after $((SECONDS - start)) s"
+wn_eq "hc1 reaches hd1 through the relay" "$(nat_peer hc1 hd1 path)" relayed
+wn_eq "hd1 reaches hc1 through the relay" "$(nat_peer hd1 hc1 path)" relayed
+wn_eq "the relay is the rendezvous" "$(nat_peer hc1 hd1 relay)" "rv 198.51.100.10:7700"
+wn_check "relayed: 10 pings vm-hd1 -> vm-hc1 carrying a marked payload" vm_ping hd1 hc1 -c 10 -i 0.1 -W 1 -q -p "$PATTERN"
+wn_spawn iperf-hd1 ip netns exec "${NS[vm-hd1]}" iperf3 -s -1
+iperf_pid=$WN_LAST_PID
+sleep 0.5
+wn_check "relayed: iperf3 vm-hc1 -> vm-hd1" ip netns exec "${NS[vm-hc1]}" iperf3 -c "${IP[hd1]}" -t 2
+wn_stop "$iperf_pid"
+wn_check "the relay counted relayed packets" [ "$(nat_counter rv relayed_packets)" -gt 100 ]
+sleep 1
+wn_stop "$tcpdump_pid"
+ip netns exec "${NS[rv]}" tcpdump -n -r "$WN_TMP/relay.pcap" >"$WN_TMP/relay.txt" 2>/dev/null || true
+wn_check "the relay's capture is not empty" [ -s "$WN_TMP/relay.txt" ]
+other_traffic() { awk '!/ARP/ && !(/UDP/ && /\.7700[: ]/)' "$WN_TMP/relay.txt" | grep -q .; }
+wn_check_not "the relay's capture has only UDP 7700" other_traffic
+wn_check_not "no VM address in the clear at the relay" grep -E "${IP[hc1]//./\\.}|${IP[hd1]//./\\.}" "$WN_TMP/relay.txt"
+wn_check_not "no marked payload in the clear at the relay" \
+  python3 -c "import sys; sys.exit(0 if bytes.fromhex('$PATTERN') in open('$WN_TMP/relay.pcap','rb').read() else 1)"
+
+# --- The relay goes down --------------------------------------------------
+path_is() { [ "$(nat_peer "$1" "$2" path)" = "$3" ]; }
+wn_stop "${HOSTD_PID[rv]}"
+wn_check "relay down: 30 pings vm-ha1 -> vm-hb1, no loss" vm_ping ha1 hb1 -c 30 -i 0.2 -W 1 -q
+wn_eq "the path stays direct" "$(nat_peer ha1 hb1 path)" direct
+nat_hostd rv rendezvous 198.51.100.10
+rendezvous_up() { [ "$(nat_counter "$1" rendezvous_up)" = 1 ]; }
+wn_check "the rendezvous is back for ha1" wn_wait_for 30 "ha1 registered" rendezvous_up ha1
+
+# --- NAT rebinding while a ping runs ---------------------------------------
+ping_during() {  # name from-host to-host
+  wn_spawn "ping-$1" ip netns exec "${NS[vm-$2]}" ping -D -i 0.2 -W 1 "${IP[$3]}"
+  PING_PID=$WN_LAST_PID
+  PING_LOG=$WN_TMP/ping-$1.log
+  sleep 2
+}
+reply_times() {  # log time: seconds from time to each reply after it
+  sed -nE 's/^\[([0-9.]+)\] [0-9]+ bytes from.*/\1/p' "$1" | awk -v t="$2" '$1 + 0 > t + 0 { printf "%.1f\n", $1 - t }'
+}
+replied_after() { reply_times "$1" "$2" | awk '$1 > 0.5 { found = 1 } END { exit !found }'; }
+
+# Site a's NAT forgets every mapping.
+ping_during flush ha1 hb1
+flushed=$(date +%s.%N)
+ip netns exec "${NS[ra]}" conntrack -F >/dev/null 2>&1
+wn_check "site a's NAT forgets its mappings: ping vm-ha1 -> vm-hb1 recovers within $RECOVERY_BOUND s" \
+  wn_wait_for "$RECOVERY_BOUND" "replies after the flush" replied_after "$PING_LOG" "$flushed"
+wn_log "first reply $(reply_times "$PING_LOG" "$flushed" | head -1) s after the flush; path $(nat_peer ha1 hb1 path)"
+wn_stop "$PING_PID" INT
+
+# Site a's NAT moves every flow to a new public port (as after a reboot or
+# a new uplink), per destination: the direct session cannot follow; the
+# hosts find each other again through the rendezvous.
+ping_during rebind ha1 hb1
+ip netns exec "${NS[ra]}" iptables -t nat -I POSTROUTING 1 -o wan -p udp -j MASQUERADE --to-ports 20000-29999
+flushed=$(date +%s.%N)
+ip netns exec "${NS[ra]}" conntrack -F >/dev/null 2>&1
+wn_check "site a's NAT moves to new ports: ping vm-ha1 -> vm-hb1 recovers within $RECOVERY_BOUND s" \
+  wn_wait_for "$RECOVERY_BOUND" "replies after the rebinding" replied_after "$PING_LOG" "$flushed"
+wn_log "first reply $(reply_times "$PING_LOG" "$flushed" | awk '$1 > 0.5' | head -1) s after the rebinding; \
+path $(nat_peer ha1 hb1 path)"
+wn_stop "$PING_PID" INT
+rv_port() { nat_peer rv ha1 endpoint | grep -qE ':2[0-9]{4}$'; }
+wn_check "the rendezvous follows ha1 to its new port" wn_wait_for 10 "rv sees ha1's new port" rv_port
+nat_vm ha1 vm-ha1b vif2
+wn_check "a new VM behind the rebound NAT gets a lease" wn_wait_for 40 "vm-ha1b lease" \
+  bash -c "ip -n ${NS[vm-ha1b]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+
+# The NAT keeps ports again: the path returns to direct by itself.
+ip netns exec "${NS[ra]}" iptables -t nat -D POSTROUTING 1
+ip netns exec "${NS[ra]}" conntrack -F >/dev/null 2>&1
+wn_check "ha1 and hb1 move back to a direct path within 60 s" wn_wait_for 60 "direct again" path_is ha1 hb1 direct
+wn_check "vm-ha1 pings vm-hb1" vm_ping ha1 hb1 -c 3 -i 0.2 -W 1 -q
 
 wn_finish
