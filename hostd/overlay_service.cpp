@@ -302,7 +302,7 @@ void OverlayService::drain_socket() {
     socklen_t len = sizeof from;
     ssize_t n = ::recvfrom(socket_.native_handle(), rx_buffer_.data(), rx_buffer_.size(), 0,
                            reinterpret_cast<sockaddr*>(&from), &len);
-    if (n < 0) return;
+    if (n < 0) break;  // drained: still run what the datagrams made due
     overlay::UdpEndpoint ep{Ipv4Addr{ntohl(from.sin_addr.s_addr)}, ntohs(from.sin_port)};
     const ByteSpan data(rx_buffer_.data(), std::size_t(n));
     if (n > 1 && (rx_buffer_[0] == kEnrollType || rx_buffer_[0] == kEnrollReplyType)) {
@@ -457,6 +457,7 @@ void OverlayService::start_direct_attempts() {
       continue;
     }
     const std::string node = it->first;
+    spdlog::debug("direct attempt to node {} now", node);
     peers_->set_endpoints(node, std::move(it->second.endpoints));
     if (relay_ && node != relay_node_ && config_.overlay.relay_after > 0)
       peers_->set_relay(node, relay_name(*relay_, node));
