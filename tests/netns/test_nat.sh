@@ -100,6 +100,24 @@ wn_check_not "no VM address in the clear at the relay" grep -E "${IP[hc1]//./\\.
 wn_check_not "no marked payload in the clear at the relay" \
   python3 -c "import sys; sys.exit(0 if bytes.fromhex('$PATTERN') in open('$WN_TMP/relay.pcap','rb').read() else 1)"
 
+# --- Garbage at the relay ---------------------------------------------------
+# Relay requests from an endpoint without a session, to unknown nodes, too
+# short, or relay deliveries sent to the rendezvous: counted drops, and the
+# relayed path carries on.
+drops_before=$(nat_counter rv relay_drops)
+ip netns exec "${NS[ha1]}" python3 - <<'PY'
+import os, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rv = ("198.51.100.10", 7700)
+for body in [b"\x09", b"\x09" + os.urandom(16), b"\x09" + os.urandom(16) + b"\x04" + os.urandom(40),
+             b"\x0a" + os.urandom(16) + b"\x16" + os.urandom(60), b"\x08" + os.urandom(16)]:
+    for _ in range(20):
+        s.sendto(body, rv)
+PY
+sleep 0.5
+wn_check "the relay counted the garbage as drops" [ "$(nat_counter rv relay_drops)" -ge $((drops_before + 80)) ]
+wn_check "relayed path still works after the garbage" vm_ping hc1 hd1 -c 3 -i 0.2 -W 1 -q
+
 # --- The relay goes down --------------------------------------------------
 path_is() { [ "$(nat_peer "$1" "$2" path)" = "$3" ]; }
 wn_stop "${HOSTD_PID[rv]}"
