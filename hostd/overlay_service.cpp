@@ -2,6 +2,7 @@
 
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -420,7 +421,7 @@ void OverlayService::send_probes(const std::vector<overlay::UdpEndpoint>& to) {
   std::uint8_t probe[kProbeSize];
   probe[0] = kProbeType;
   for (const auto& ep : to) {
-    for (std::size_t i = 1; i < kProbeSize; ++i) probe[i] = std::uint8_t(std::rand());
+    if (RAND_bytes(probe + 1, int(kProbeSize - 1)) != 1) std::fill(probe + 1, probe + kProbeSize, 0);
     send_datagram(ep, ConstByteSpan(probe, sizeof probe));
     ++probes_sent_;
   }
