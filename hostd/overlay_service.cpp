@@ -200,6 +200,7 @@ bool OverlayService::start_sessions(std::string& error) {
   pc.keepalive_ms = std::int64_t(o.keepalive) * 1000;
   pc.dead_after_ms = std::max<std::int64_t>(pc.keepalive_ms * 3 + 5000, 15000);
   pc.relay_after_ms = std::int64_t(o.relay_after) * 1000;
+  pc.stale_after_ms = pc.keepalive_ms * 2 + 1000;
   auto rng = std::make_shared<std::mt19937>(std::random_device{}());
   peers_ =
       std::make_unique<overlay::PeerManager>(*dtls_, verify, node_name_, pc, [rng] { return std::uint32_t((*rng)()); });

@@ -296,6 +296,15 @@ struct PeerManager::Impl {
     return i < p.endpoints.size() ? p.endpoints[i] : *p.last_endpoint;
   }
 
+  // When the node's sending session counts as broken: it has sent since it
+  // last received, for stale_after_ms.
+  std::int64_t stale_due(const Session& s) const {
+    if (config.stale_after_ms <= 0 || !s.keyed() || s.peer == nullptr || s.peer->current != &s ||
+        s.last_tx_ms <= s.last_rx_ms)
+      return kNever;
+    return s.last_rx_ms + config.stale_after_ms;
+  }
+
   std::int64_t keepalive_due(const Session& s) const {
     return std::max(s.last_keepalive_ms == kLongAgo ? s.keyed_ms : s.last_keepalive_ms + config.keepalive_ms,
                     std::min(s.last_rx_ms, s.last_tx_ms) + config.keepalive_ms);
@@ -944,6 +953,10 @@ struct PeerManager::Impl {
       end_session(s, "no traffic for " + std::to_string(now - s.last_rx_ms) + " ms");
       return;
     }
+    if (stale_due(s) <= now) {
+      end_session(s, "no answer for " + std::to_string(now - s.last_rx_ms) + " ms");
+      return;
+    }
     if (!s.keyed()) return;
     Peer& p = *s.peer;
     if (now >= s.retire_at_ms) {
@@ -983,6 +996,7 @@ struct PeerManager::Impl {
       if (!s.keyed() || !s.peer_has_hello) t = std::min(t, s.hello_retry_at_ms);
       t = std::min(t, s.last_rx_ms + config.dead_after_ms);
       if (!s.keyed()) continue;
+      t = std::min(t, stale_due(s));
       t = std::min(t, s.retire_at_ms);
       if (s.retire_at_ms == kNever) t = std::min(t, keepalive_due(s));
       if (&s == s.peer->current) t = std::min(t, rekey_due(*s.peer));

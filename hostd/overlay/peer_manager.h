@@ -111,6 +111,10 @@ struct PeerConfig {
   std::int64_t retire_after_ms = 10'000;  // an old session's grace period once a newer one is keyed
   std::int64_t hello_retry_ms = 1'000;    // first Hello retransmission (doubling, at most keepalive_ms)
   std::int64_t relay_after_ms = 3'000;    // traffic waiting this long for a direct session also tries the relay
+  // A sending session that has received nothing (not even a keepalive) for
+  // this long ends early (the path broke: NAT rebinding, new uplink) so
+  // that traffic finds a new one; 0: only dead_after_ms applies.
+  std::int64_t stale_after_ms = 0;
 };
 
 // What the session layer asks of the io layer (and of fakes in tests). Called

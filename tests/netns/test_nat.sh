@@ -15,7 +15,7 @@
 #  - the relay (rendezvous) going down does not disturb the direct path;
 #  - site a's NAT forgets every mapping (conntrack flush) while a ping runs,
 #    then moves every flow to new public ports: traffic recovers within
-#    40 s each time, the host's rendezvous session follows, a new VM there
+#    20 s each time, the host's rendezvous session follows, a new VM there
 #    gets a lease, and once the NAT keeps ports again the path goes back
 #    to direct.
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
@@ -25,7 +25,7 @@ for tool in dhclient ping python3 iptables conntrack iperf3 tcpdump; do
   command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
 done
 source "$(dirname "$0")/nat_sites.sh"
-RECOVERY_BOUND=40
+RECOVERY_BOUND=20
 
 nat_core
 nat_site a 1 eim

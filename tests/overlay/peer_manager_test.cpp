@@ -1540,6 +1540,38 @@ TEST_F(RelayTest, DirectDiesRelayCarriesOn) {
   EXPECT_LT(net_.now - broke, 60'000);
 }
 
+TEST_F(RelayTest, BrokenDirectPathEndsEarlyWhileSendingAndTheRelayTakesOver) {
+  PeerConfig config;
+  config.stale_after_ms = 5'000;
+  Node& a = node("node-a", ep(1, 4000), config);
+  Node& b = node("node-b", ep(2, 5000), config);
+  direct_blocked = false;
+  wire(a, b);
+  establish(a, b);
+  a.pm->set_relay(b.id, b_via_relay);
+  // Idle, nothing is stale: keepalives answer each other.
+  net_.run_for(30'000);
+  EXPECT_TRUE(a.downs.empty());
+  // The direct path breaks while A sends: A gives the session up after
+  // stale_after_ms, well before dead_after_ms (35 s), and the relay
+  // carries the traffic.
+  direct_blocked = true;
+  const std::int64_t broke = net_.now;
+  for (std::uint32_t i = 0; i < 40 && a.downs.empty(); ++i) {
+    a.send(b, packet(200 + i));
+    net_.run_for(250);
+  }
+  ASSERT_FALSE(a.downs.empty());
+  EXPECT_NE(a.downs[0].reason.find("no answer"), std::string::npos) << a.downs[0].reason;
+  EXPECT_LE(a.downs[0].at - broke, 5'500);
+  for (std::uint32_t i = 0; i < 40 && !(a.is_up(b) && a.stats_of(b)->relayed); ++i) {
+    a.send(b, packet(300 + i));
+    net_.run_for(250);
+  }
+  EXPECT_TRUE(a.stats_of(b)->relayed);
+  EXPECT_LT(net_.now - broke, 10'000);
+}
+
 TEST_F(PeerManagerTest, KeepaliveMovesAControlOnlySessionAfterRebinding) {
   // A session that carries only control messages (a host and its
   // rendezvous) follows the host's new public port: keepalive requests go
