@@ -1114,8 +1114,9 @@ void PeerManager::set_endpoints(std::string_view node_id, std::vector<UdpEndpoin
     if (endpoints.empty()) {
       if (Peer* p = m.find_peer(node_id)) {
         p->endpoints.clear();
+        p->last_endpoint.reset();
         p->next_endpoint = 0;
-        if (p->current == nullptr && !p->last_endpoint && !p->relay && !m.in_progress(*p)) {  // nowhere to go
+        if (p->current == nullptr && !p->relay && !m.in_progress(*p)) {  // nowhere to go
           m.counters.queue_drops += p->queue.size();
           p->queue.clear();
         }

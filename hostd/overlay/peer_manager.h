@@ -184,8 +184,10 @@ class PeerManager {
 
   // Where a node can be reached (e.g. from the registry); the first is tried
   // first, the next after a failed handshake (then the endpoint it was last
-  // reached at). Empty forgets them, and the node's queue if nothing else
-  // can reach it.
+  // reached at). Empty forgets them and where the node was last reached
+  // (a keyed session stays), and the node's queue if nothing else can
+  // reach it: the next send_packet then fails, so the caller resolves the
+  // node again.
   void set_endpoints(std::string_view node_id, std::vector<UdpEndpoint> endpoints);
   // A relayed endpoint (UdpEndpoint::relayed) for the node, tried as well
   // once its traffic has waited relay_after_ms for a direct session (at

@@ -1572,6 +1572,20 @@ TEST_F(RelayTest, BrokenDirectPathEndsEarlyWhileSendingAndTheRelayTakesOver) {
   EXPECT_LT(net_.now - broke, 10'000);
 }
 
+TEST_F(PeerManagerTest, ForgottenEndpointsMakeTheCallerResolveAgain) {
+  Node& a = node("node-a", ep(1, 4000));
+  Node& b = node("node-b", ep(2, 5000));
+  establish(a, b);
+  // B goes away; once A's session is dead, A forgets where B was.
+  net_.detach(b.endpoint);
+  net_.run_for(60'000);
+  ASSERT_FALSE(a.downs.empty());
+  a.pm->set_endpoints(b.id, {});
+  const auto before = a.pm->counters().no_endpoint;
+  EXPECT_FALSE(a.send(b, packet(1))) << "the last endpoint was kept";
+  EXPECT_EQ(a.pm->counters().no_endpoint, before + 1);
+}
+
 TEST_F(PeerManagerTest, KeepaliveMovesAControlOnlySessionAfterRebinding) {
   // A session that carries only control messages (a host and its
   // rendezvous) follows the host's new public port: keepalive requests go
