@@ -29,7 +29,7 @@ constexpr std::size_t kMaxRelayNames = 4096;  // relayed endpoints a node keeps
 constexpr std::size_t kProbeSize = 17;        // type byte and 16 random bytes
 
 // A node ID (32 hex digits) as 16 bytes; nullopt if malformed.
-std::optional<std::array<std::uint8_t, 16>> raw_id(const std::string& id) {
+std::optional<std::array<std::uint8_t, 16>> raw_id(std::string_view id) {
   if (id.size() != 32) return std::nullopt;
   std::array<std::uint8_t, 16> out{};
   for (std::size_t i = 0; i < 32; ++i) {
@@ -41,14 +41,15 @@ std::optional<std::array<std::uint8_t, 16>> raw_id(const std::string& id) {
   return out;
 }
 
-std::string hex_id(const std::uint8_t* raw) {
+// The node ID of 16 raw bytes, written into `buffer` (no allocation: this
+// runs per relayed packet).
+std::string_view hex_id(const std::uint8_t* raw, char (&buffer)[32]) {
   static const char* kHex = "0123456789abcdef";
-  std::string out(32, '0');
   for (std::size_t i = 0; i < 16; ++i) {
-    out[2 * i] = kHex[raw[i] >> 4];
-    out[2 * i + 1] = kHex[raw[i] & 15];
+    buffer[2 * i] = kHex[raw[i] >> 4];
+    buffer[2 * i + 1] = kHex[raw[i] & 15];
   }
-  return out;
+  return std::string_view(buffer, sizeof buffer);
 }
 
 bool read_file(const std::string& path, std::string& out, std::string& error) {
@@ -369,8 +370,9 @@ void OverlayService::on_relay_request(const overlay::UdpEndpoint& from, ByteSpan
     return;
   }
   const std::uint8_t inner = data[kRelayHeader];
-  const std::string source = peers_->node_at(from);
-  const std::string destination = hex_id(data.data() + 1);
+  const std::string_view source = peers_->node_at(from);
+  char destination_text[32];
+  const std::string_view destination = hex_id(data.data() + 1, destination_text);
   const auto to = source.empty() || destination == node_id_ ? std::nullopt : peers_->endpoint_of(destination);
   const auto source_raw = raw_id(source);
   if (!to || to->relayed() || !source_raw || !(inner == crypto::kDataPacketType || (inner >= 20 && inner <= 25))) {
@@ -390,8 +392,10 @@ void OverlayService::on_relayed(const overlay::UdpEndpoint& from, ByteSpan data)
     ++relay_drops_;
     return;
   }
-  const std::string source = hex_id(data.data() + 1);
-  const auto name = source == node_id_ ? std::nullopt : relay_name(from, source);
+  RawId source;
+  std::copy_n(data.begin() + 1, source.size(), source.begin());
+  char source_text[32];
+  const auto name = hex_id(source.data(), source_text) == node_id_ ? std::nullopt : relay_name(from, source);
   if (!name) {
     ++relay_drops_;
     return;
@@ -399,17 +403,21 @@ void OverlayService::on_relayed(const overlay::UdpEndpoint& from, ByteSpan data)
   peers_->on_datagram(now_ms(), *name, data.subspan(kRelayHeader), *this);
 }
 
-std::optional<overlay::UdpEndpoint> OverlayService::relay_name(const overlay::UdpEndpoint& relay,
-                                                               const std::string& node) {
+std::optional<overlay::UdpEndpoint> OverlayService::relay_name(const overlay::UdpEndpoint& relay, const RawId& node) {
   const auto key = std::make_pair(relay, node);
   if (const auto it = relay_names_.find(key); it != relay_names_.end()) return it->second;
-  const auto raw = raw_id(node);
-  if (!raw || relay_names_.size() >= kMaxRelayNames) return std::nullopt;
+  if (relay_names_.size() >= kMaxRelayNames) return std::nullopt;
   // 0.x.y.z:1, never an address on the wire.
   const overlay::UdpEndpoint name{Ipv4Addr{next_relay_name_++ & 0x00ffffffu}, 1};
   relay_names_[key] = name;
-  relay_paths_[name] = RelayPath{relay, *raw};
+  relay_paths_[name] = RelayPath{relay, node};
   return name;
+}
+
+void OverlayService::offer_relay(const std::string& node) {
+  const auto raw = raw_id(node);
+  if (relay_ && raw && node != relay_node_ && config_.overlay.relay_after > 0)
+    peers_->set_relay(node, relay_name(*relay_, *raw));
 }
 
 void OverlayService::send_probes(const std::vector<overlay::UdpEndpoint>& to) {
@@ -437,7 +445,7 @@ void OverlayService::on_resolved(const overlay::Resolved& r) {
   if (node.empty() || node == node_id_ || eps.empty()) return;
   if (!r.punched()) {
     peers_->set_endpoints(node, std::move(eps));
-    if (relay_ && node != relay_node_) peers_->set_relay(node, relay_name(*relay_, node));
+    offer_relay(node);
     return;
   }
   // The node is opening its NAT toward us: start a moment later, so that
@@ -461,8 +469,7 @@ void OverlayService::start_direct_attempts() {
     const std::string node = it->first;
     spdlog::debug("direct attempt to node {} now", node);
     peers_->set_endpoints(node, std::move(it->second.endpoints));
-    if (relay_ && node != relay_node_ && config_.overlay.relay_after > 0)
-      peers_->set_relay(node, relay_name(*relay_, node));
+    offer_relay(node);
     it = direct_attempts_.erase(it);
     peers_->try_direct(now, node, *this);
   }
@@ -769,8 +776,7 @@ void OverlayService::handle_registry_message(const std::string& from, const over
       spdlog::debug("punch: node {} calls from {}", p.node_name(), eps.front().to_string());
       send_probes(eps);
       peers_->set_endpoints(p.node_id(), eps);
-      if (relay_ && p.node_id() != relay_node_ && config_.overlay.relay_after > 0)
-        peers_->set_relay(p.node_id(), relay_name(*relay_, p.node_id()));
+      offer_relay(p.node_id());
       break;
     }
     case overlay::NodeMessage::kRegistered: {

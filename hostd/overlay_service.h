@@ -85,8 +85,10 @@ class OverlayService : public overlay::PeerOutput {
   void on_relay_request(const overlay::UdpEndpoint& from, ByteSpan data);
   void on_relayed(const overlay::UdpEndpoint& from, ByteSpan data);
   // The relayed endpoint (0.0.0.0/8) naming `node` through `relay`; nullopt
-  // if the node ID is malformed or the table is full.
-  std::optional<overlay::UdpEndpoint> relay_name(const overlay::UdpEndpoint& relay, const std::string& node);
+  // if the table is full.
+  std::optional<overlay::UdpEndpoint> relay_name(const overlay::UdpEndpoint& relay, const RawId& node);
+  // Gives `node` a path through our relay, if we have one and relaying is on.
+  void offer_relay(const std::string& node);
   void send_probes(const std::vector<overlay::UdpEndpoint>& to);
   void on_resolved(const overlay::Resolved& r);
   void start_direct_attempts();
@@ -150,7 +152,7 @@ class OverlayService : public overlay::PeerOutput {
     RawId node{};
   };
   std::map<overlay::UdpEndpoint, RelayPath> relay_paths_;  // relayed endpoint -> path
-  std::map<std::pair<overlay::UdpEndpoint, std::string>, overlay::UdpEndpoint> relay_names_;
+  std::map<std::pair<overlay::UdpEndpoint, RawId>, overlay::UdpEndpoint> relay_names_;
   std::uint32_t next_relay_name_ = 1;
   std::optional<overlay::UdpEndpoint> relay_;  // the rendezvous that relays for us
   std::string relay_node_;                     // its node ID

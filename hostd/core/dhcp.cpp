@@ -210,18 +210,9 @@ DhcpOutcome DhcpServer::on_client_message(UnixTime now, const DhcpMessage& msg, 
       return r;
     }
     case DhcpMessageType::Request: {
-      ++counters_.requests;
-      auto wanted = requested_address(msg);
-      if (!wanted) {
-        ++counters_.ignored;
-        return r;
-      }
-      Ipv4Addr want = *wanted;
-      if (!leases_.is_available(want, client_mac, now)) {
-        r.reply_size = build_reply(out, msg, DhcpMessageType::Nak, Ipv4Addr{}, nullptr);
-        if (r.reply_size) ++counters_.naks;
-        return r;
-      }
+      const auto wanted = accept_request(now, msg, client_mac, out, r);
+      if (!wanted) return r;
+      const Ipv4Addr want = *wanted;
       const Lease& l =
           leases_.put(want, client_mac, vm, host_name, now + config_.lease_time, LeaseState::Bound, LeaseOrigin::Dhcp);
       r.reply_size = build_reply(out, msg, DhcpMessageType::Ack, want, &l);
@@ -268,6 +259,21 @@ std::optional<Ipv4Addr> DhcpServer::requested_address(const DhcpMessage& msg) co
   return std::nullopt;
 }
 
+std::optional<Ipv4Addr> DhcpServer::accept_request(UnixTime now, const DhcpMessage& msg, MacAddr client_mac,
+                                                   ByteSpan out, DhcpOutcome& r) {
+  ++counters_.requests;
+  const auto wanted = requested_address(msg);
+  if (!wanted) {
+    ++counters_.ignored;
+    return std::nullopt;
+  }
+  if (!leases_.is_available(*wanted, client_mac, now)) {
+    r.reply_size = nak(now, msg, out);
+    return std::nullopt;
+  }
+  return wanted;
+}
+
 bool DhcpServer::take_decline(UnixTime now, MacAddr mac) {
   auto last = last_decline_.find(mac);
   if (last != last_decline_.end() && now - last->second < UnixTime(config_.decline_hold)) return false;
@@ -311,18 +317,9 @@ DhcpOutcome DhcpServer::on_registry_message(UnixTime now, const DhcpMessage& msg
       }
       return r;
     case DhcpMessageType::Request: {
-      ++counters_.requests;
-      auto wanted = requested_address(msg);
-      if (!wanted) {
-        ++counters_.ignored;
-        return r;
-      }
-      Ipv4Addr want = *wanted;
-      if (!leases_.is_available(want, client_mac, now)) {
-        r.reply_size = build_reply(out, msg, DhcpMessageType::Nak, Ipv4Addr{}, nullptr);
-        if (r.reply_size) ++counters_.naks;
-        return r;
-      }
+      const auto wanted = accept_request(now, msg, client_mac, out, r);
+      if (!wanted) return r;
+      const Ipv4Addr want = *wanted;
       const Lease* l = leases_.find(want);
       if (l && l->mac == client_mac && is_self(*l) && l->active(now)) {
         bool just_granted = l->expiry >= now + UnixTime(config_.lease_time) - 10;

@@ -1165,7 +1165,7 @@ bool PeerManager::try_direct(std::int64_t now_ms, std::string_view node_id, Peer
   }
 }
 
-std::string PeerManager::node_at(const UdpEndpoint& endpoint) const {
+std::string_view PeerManager::node_at(const UdpEndpoint& endpoint) const {
   const auto [lo, hi] = impl_->by_endpoint.equal_range(endpoint);
   for (auto it = lo; it != hi; ++it)
     if (!it->second->dead && it->second->keyed()) return it->second->node_id;

@@ -197,8 +197,9 @@ class PeerManager {
   // is running or a direct session is keyed: after the far side was asked
   // to open its NAT toward us. False if nothing was started.
   bool try_direct(std::int64_t now_ms, std::string_view node_id, PeerOutput& out);
-  // The node whose keyed session uses `endpoint`; empty if none.
-  std::string node_at(const UdpEndpoint& endpoint) const;
+  // The node whose keyed session uses `endpoint`; empty if none. Valid
+  // until the next call that may change sessions.
+  std::string_view node_at(const UdpEndpoint& endpoint) const;
   // The endpoint of the node's sending session; nullopt without one.
   std::optional<UdpEndpoint> endpoint_of(std::string_view node_id) const;
 
