@@ -50,7 +50,9 @@ Daemon::Daemon(asio::io_context& io, HostdConfig config)
       engine_(config_.network),
       store_(config_.state_dir),
       control_(io, [this](const control::Request& req, control::Response& resp) { handle(req, resp); }),
-      agent_channel_(io, [this](int ifindex, const agent::Report& r) { on_agent_report(ifindex, r); }),
+      agent_channel_(
+          io, [this](int ifindex) { return admit_agent_report(ifindex); },
+          [this](int ifindex, const agent::Report& r) { on_agent_report(ifindex, r); }),
       timer_(io),
       frame_buffer_(kFrameBufferSize),
       segment_buffer_(kFrameBufferSize) {}
@@ -469,15 +471,21 @@ bool Daemon::write_frame(AttachmentId to, ConstByteSpan frame, bool persist) {
 
 // --- agent channel ---------------------------------------------------------
 
-void Daemon::on_agent_report(int ifindex, const agent::Report& r) {
-  Attachment* a = nullptr;
+Daemon::Attachment* Daemon::find_agent_channel(int ifindex) {
+  if (ifindex == 0) return nullptr;
   for (auto& [id, att] : attachments_) {
-    if (att->agent_ifindex != 0 && att->agent_ifindex == ifindex) a = att.get();
+    if (att->agent_ifindex == ifindex) return att.get();
   }
+  return nullptr;
+}
+
+bool Daemon::admit_agent_report(int ifindex) {
+  // Only an attachment's agent channel may speak, and only so often: both
+  // are checked before the datagram is parsed.
+  Attachment* a = find_agent_channel(ifindex);
   if (!a) {
     ++agent_reports_ignored_;
-    spdlog::debug("ignoring agent report that arrived on ifindex {}", ifindex);
-    return;
+    return false;
   }
   UnixTime now = wall_now();
   if (a->report_window != now) {
@@ -486,16 +494,23 @@ void Daemon::on_agent_report(int ifindex, const agent::Report& r) {
   }
   if (++a->reports_in_window > kAgentReportsPerSecond) {
     ++agent_reports_limited_;
-    return;
+    return false;
   }
+  return true;
+}
+
+void Daemon::on_agent_report(int ifindex, const agent::Report& r) {
+  Attachment* a = find_agent_channel(ifindex);
+  if (!a) return;
+  UnixTime now = wall_now();
   ++agent_reports_;
   control::AgentStatus s;
-  s.set_agent_version(r.agent_version().substr(0, 32));
+  s.set_agent_version(std::string(io::truncate_utf8(r.agent_version(), 32)));
   s.set_host_name(sanitize_host_name(r.host_name()));
-  s.set_address(r.address().substr(0, 15));
+  s.set_claimed_address(std::string(io::truncate_utf8(r.address(), 15)));
   s.set_lease_expiry_unix(r.lease_expiry_unix());
   s.set_uptime_seconds(r.uptime_seconds());
-  s.set_dhcp_client(r.dhcp_client().substr(0, 16));
+  s.set_dhcp_client(std::string(io::truncate_utf8(r.dhcp_client(), 16)));
   s.set_received_unix(now);
   s.set_reports(++a->agent_reports);
   a->agent = s;
@@ -729,6 +744,8 @@ void Daemon::status(control::Response& resp) {
   eng["from_peers"] = ec.from_peers;
   eng["no_overlay"] = no_overlay_;
   eng["agent_reports_limited"] = agent_reports_limited_;
+  eng["agent_reports_malformed"] = agent_channel_.malformed();
+  eng["agent_reports_bad_utf8"] = agent_channel_.malformed(io::AgentReportError::Utf8);
   const auto& d = engine_.dhcp_counters();
   auto& dh = *s->mutable_dhcp();
   dh["discovers"] = d.discovers;

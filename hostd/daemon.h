@@ -73,6 +73,11 @@ class Daemon {
   void send_to_peer(const FrameAction& act, const std::uint8_t* vnet_header);
   void read_tap(Attachment& a);
   void drain_tap(Attachment& a);
+  // The attachment whose agent channel has `ifindex`, or nullptr.
+  Attachment* find_agent_channel(int ifindex);
+  // Gate of the agent channel: true if a datagram that arrived on `ifindex`
+  // may be parsed (an agent channel, within its rate); counts the rest.
+  bool admit_agent_report(int ifindex);
   void on_agent_report(int ifindex, const wownet::agent::Report& report);
   void tick();
   // Writes the state file; false (logged) if it could not be written.

@@ -1,15 +1,56 @@
 // wownet-hostd: the per-host daemon. Runs in the foreground, logs to stderr.
+#include <google/protobuf/stubs/logging.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <functional>
+#include <optional>
 #include "asio.h"
 
 #include "config.h"
 #include "daemon.h"
+#include "instance_lock.h"
+
+namespace {
+
+// How long a new hostd waits for its predecessor on the same state
+// directory to exit (systemd restarts, a slow shutdown) before giving up.
+constexpr auto kPredecessorWait = std::chrono::seconds(30);
+
+// libprotobuf reports what it rejects (e.g. invalid UTF-8 in a string
+// field) on stderr, one line per message, whatever hostd's log level: a
+// peer could flood the log with it. Its lines go through spdlog instead, at
+// most kBurst per window, and the number left out is reported once the
+// window has passed.
+void protobuf_log(google::protobuf::LogLevel level, const char* file, int line, const std::string& message) {
+  constexpr int kBurst = 5;
+  constexpr auto kWindow = std::chrono::seconds(10);
+  static auto window_start = std::chrono::steady_clock::time_point{};
+  static int in_window = 0;
+  static unsigned long long suppressed = 0;
+  auto now = std::chrono::steady_clock::now();
+  if (now - window_start >= kWindow) {
+    if (suppressed) spdlog::warn("protobuf: {} more messages suppressed", suppressed);
+    window_start = now;
+    in_window = 0;
+    suppressed = 0;
+  }
+  if (++in_window > kBurst) {
+    ++suppressed;
+    return;
+  }
+  auto lvl = level >= google::protobuf::LOGLEVEL_ERROR     ? spdlog::level::err
+             : level == google::protobuf::LOGLEVEL_WARNING ? spdlog::level::warn
+                                                           : spdlog::level::info;
+  spdlog::log(lvl, "protobuf {}:{}: {}", file ? file : "?", line, message);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"wownet-hostd: joins this host's VMs to the wownet virtual network"};
@@ -61,23 +102,68 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   std::signal(SIGPIPE, SIG_IGN);
+  google::protobuf::SetLogHandler(&protobuf_log);
 
+  // Signals that would otherwise end the daemon without a word are caught
+  // before anything is set up; the loop below handles them.
   boost::asio::io_context io(1);
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.add(SIGHUP);
+  signals.add(SIGUSR1);
+  signals.add(SIGUSR2);
+
+  wownet::io::InstanceLock lock;
+  if (auto ec = lock.acquire(config.state_dir, kPredecessorWait, [&](long holder) {
+        spdlog::info("waiting up to {} s for the wownet-hostd{} that holds {}/hostd.lock to exit",
+                     kPredecessorWait.count(), holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string(),
+                     config.state_dir);
+      })) {
+    spdlog::critical("{}/hostd.lock: {}", config.state_dir,
+                     ec == std::errc::resource_unavailable_try_again
+                         ? "another wownet-hostd still runs on this state directory"
+                         : ec.message());
+    return 1;
+  }
+
   wownet::Daemon daemon(io, config);
   std::string error;
   if (!daemon.start(error)) {
     spdlog::critical("{}", error);
     return 1;
   }
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
+                                                                             int sig) {
     if (ec) return;
-    spdlog::info("signal {}: shutting down", sig);
-    sd_notify(0, "STOPPING=1");
-    daemon.stop();
-    io.stop();
-  });
+    if (sig == SIGINT || sig == SIGTERM) {
+      spdlog::info("signal {} ({}): shutting down", sig, sig == SIGINT ? "SIGINT" : "SIGTERM");
+      sd_notify(0, "STOPPING=1");
+      daemon.stop();
+      io.stop();
+      return;
+    }
+    if (sig == SIGHUP) {
+      // The log level applies at once; every other key needs a restart.
+      std::string why;
+      std::optional<wownet::HostdConfig> fresh;
+      if (!config_path.empty()) fresh = wownet::load_config(config_path, why);
+      if (config_path.empty()) {
+        spdlog::info("SIGHUP: no config file to re-read; running on as before");
+      } else if (!fresh) {
+        spdlog::error("SIGHUP: {}; running on with the previous configuration", why);
+      } else {
+        if (log_level.empty()) spdlog::set_level(spdlog::level::from_str(fresh->log_level));
+        spdlog::info("SIGHUP: re-read {}: log level {}; other changes take effect at the next restart", config_path,
+                     spdlog::level::to_string_view(spdlog::get_level()));
+      }
+    } else {
+      spdlog::info("signal {} ({}) ignored", sig, sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+    }
+    signals.async_wait(on_signal);
+  };
+  signals.async_wait(on_signal);
   sd_notify(0, "READY=1");
   io.run();
+  daemon.stop();
+  lock.release();  // only once every socket and TAP is closed
   return 0;
 }

@@ -7,12 +7,15 @@
 #include <cstring>
 
 namespace wownet::io {
-namespace {
-constexpr std::size_t kMaxReport = 1200;
-constexpr char kMagic[4] = {'W', 'N', 'A', '1'};
-}  // namespace
 
-AgentChannel::AgentChannel(boost::asio::io_context& io, Handler handler) : socket_(io), handler_(std::move(handler)) {}
+AgentChannel::AgentChannel(boost::asio::io_context& io, Gate gate, Handler handler)
+    : socket_(io), gate_(std::move(gate)), handler_(std::move(handler)) {}
+
+std::uint64_t AgentChannel::malformed() const {
+  std::uint64_t n = 0;
+  for (auto m : malformed_) n += m;
+  return n;
+}
 
 std::error_code AgentChannel::open(std::uint16_t port) {
   boost::system::error_code ec;
@@ -44,7 +47,7 @@ void AgentChannel::wait() {
 }
 
 void AgentChannel::drain() {
-  std::array<std::uint8_t, kMaxReport + 1> buf;
+  std::array<std::uint8_t, kMaxAgentReport + 1> buf;
   alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(in_pktinfo))> control;
   for (int i = 0; i < 64; ++i) {
     iovec iov{buf.data(), buf.size()};
@@ -63,10 +66,11 @@ void AgentChannel::drain() {
         ifindex = info.ipi_ifindex;
       }
     }
+    if (!gate_(ifindex)) continue;
     wownet::agent::Report report;
-    if (std::size_t(n) > kMaxReport || n < 4 || std::memcmp(buf.data(), kMagic, 4) != 0 ||
-        !report.ParseFromArray(buf.data() + 4, int(n - 4))) {
-      ++malformed_;
+    AgentReportError e = decode_agent_report(buf.data(), std::size_t(n), report);
+    if (e != AgentReportError::None) {
+      ++malformed_[std::size_t(e)];
       continue;
     }
     handler_(ifindex, report);
