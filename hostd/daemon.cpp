@@ -199,7 +199,17 @@ std::string Daemon::bring_up(Attachment& a, bool adopt) {
   links_->disable_ipv6(a.tap);
   links_->disable_ipv6(a.vif);
   for (const std::string* name : {&a.tap, &a.vif, &a.bridge}) links_->silence(*name);
-  if (vif->mtu) links_->set_mtu(a.tap, vif->mtu);
+  if (vif->mtu) {
+    unsigned mtu = links_->set_mtu_at_most(a.tap, vif->mtu, ec);
+    if (ec) {
+      spdlog::warn("TAP {}: cannot set MTU {} of VIF {}: {}", a.tap, vif->mtu, a.vif, ec.message());
+    } else if (mtu != vif->mtu) {
+      spdlog::warn("TAP {}: MTU {}, its maximum (VIF {} has {}): vm {}'s frames above {} bytes are dropped", a.tap, mtu,
+                   a.vif, vif->mtu, a.vm, mtu);
+    }
+    if (mtu != a.mtu && mtu) spdlog::info("TAP {} (vm {}): MTU {}", a.tap, a.vm, mtu);
+    a.mtu = mtu;
+  }
   if ((ec = links_->set_master(a.tap, a.bridge))) return "TAP " + a.tap + " to bridge: " + ec.message();
   if ((ec = links_->set_master(a.vif, a.bridge))) return "VIF " + a.vif + " to bridge: " + ec.message();
   for (const std::string* name : {&a.tap, &a.vif, &a.bridge}) {
@@ -241,6 +251,7 @@ void Daemon::tear_down(Attachment& a, bool delete_bridge) {
   a.tap_device.close();
   if (a.id < tap_fd_.size()) tap_fd_[a.id] = -1;
   a.state = "down";
+  a.mtu = 0;
   if (delete_bridge && links_) {
     std::error_code ec;
     if (auto vif = links_->find(a.vif, ec); vif && vif->master_ifindex != 0) {
@@ -286,13 +297,19 @@ void Daemon::attach(const control::AttachRequest& req, control::Response& resp) 
                      "VM name must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit");
   if (is_ours(ifname, nullptr))
     return set_error(resp, control::INVALID_ARGUMENT, ifname + " is one of wownet's own bridges or TAPs");
+  if (!req.agent_ifname().empty() && is_ours(req.agent_ifname(), nullptr))
+    return set_error(resp, control::INVALID_ARGUMENT, req.agent_ifname() + " is one of wownet's own bridges or TAPs");
+  // An interface serves one attachment in one role: a VIF that is also an
+  // agent channel would let one VM report in another's name.
   for (const auto& [id, a] : attachments_) {
-    if (a->vif == ifname)
-      return set_error(resp, control::ALREADY_EXISTS, ifname + " is already attached (vm " + a->vm + ")");
     if (a->vm == vm) return set_error(resp, control::ALREADY_EXISTS, "VM name " + vm + " is already attached");
-    if (!req.agent_ifname().empty() && a->agent_ifname == req.agent_ifname())
-      return set_error(resp, control::ALREADY_EXISTS,
-                       req.agent_ifname() + " is already the agent channel of vm " + a->vm);
+    for (const std::string* name : {&ifname, &req.agent_ifname()}) {
+      if (name->empty()) continue;
+      if (*name == a->vif)
+        return set_error(resp, control::ALREADY_EXISTS, *name + " is already the VIF of vm " + a->vm);
+      if (*name == a->agent_ifname)
+        return set_error(resp, control::ALREADY_EXISTS, *name + " is already the agent channel of vm " + a->vm);
+    }
   }
   std::error_code ec;
   auto link = links_->find(ifname, ec);
@@ -309,8 +326,11 @@ void Daemon::attach(const control::AttachRequest& req, control::Response& resp) 
   if (!req.agent_ifname().empty()) {
     if (req.agent_ifname() == ifname)
       return set_error(resp, control::INVALID_ARGUMENT, "the agent channel must be a different interface");
-    if (!links_->find(req.agent_ifname(), ec))
-      return set_error(resp, control::NOT_FOUND, "no interface named " + req.agent_ifname());
+    auto agent_link = links_->find(req.agent_ifname(), ec);
+    if (!agent_link) return set_error(resp, control::NOT_FOUND, "no interface named " + req.agent_ifname());
+    if (agent_link->master_ifindex != 0 || agent_link->kind == "bridge")
+      return set_error(resp, control::FAILED_PRECONDITION,
+                       req.agent_ifname() + " is a bridge or a bridge's port, not a host-only agent channel");
   }
   auto a = std::make_unique<Attachment>();
   a->id = next_id();
@@ -372,7 +392,7 @@ void Daemon::drain_tap(Attachment& a) {
   for (std::size_t i = 0; i < kFramesPerWakeup; ++i) {
     ssize_t n = ::read(fd, buf, frame_buffer_.size());
     if (n <= 0) {
-      if (n < 0 && errno != EAGAIN && errno != EINTR) spdlog::warn("read {}: {}", a.tap, std::strerror(errno));
+      if (n < 0 && errno != EAGAIN && errno != EINTR) lose_tap(a, errno);
       return;
     }
     if (std::size_t(n) <= hdr) continue;
@@ -410,6 +430,13 @@ void Daemon::drain_tap(Attachment& a) {
       write_frame(act.to, act.frame, false);  // already persisted above
     }
   }
+}
+
+void Daemon::lose_tap(Attachment& a, int error) {
+  ++taps_lost_;
+  spdlog::warn("TAP {} of vm {} failed ({}): attachment down, recreating it", a.tap, a.vm, std::strerror(error));
+  tear_down(a, false);
+  a.state = std::string("TAP lost: ") + std::strerror(error);
 }
 
 void Daemon::send_to_peer(const FrameAction& act, const std::uint8_t* vnet_header) {
@@ -669,6 +696,7 @@ void Daemon::fill(const Attachment& a, control::Attachment& out, UnixTime now) c
   out.set_tap(a.tap);
   out.set_agent_ifname(a.agent_ifname);
   out.set_state(a.state);
+  out.set_mtu(a.mtu);
   if (const AttachmentState* s = engine_.attachment(a.id)) {
     if (s->mac) out.set_mac(s->mac->to_string());
     if (s->ip) {
@@ -739,6 +767,7 @@ void Daemon::status(control::Response& resp) {
   eng["learned"] = ec.learned;
   eng["tap_write_errors"] = tap_write_errors_;
   eng["offload_mismatch"] = offload_mismatch_;
+  eng["taps_lost"] = taps_lost_;
   eng["replies_deferred"] = replies_deferred_;
   eng["to_peers"] = ec.to_peers;
   eng["from_peers"] = ec.from_peers;

@@ -48,6 +48,7 @@ class Daemon {
     std::optional<control::AgentStatus> agent;
     std::uint64_t agent_reports = 0;
     int vif_ifindex = 0;  // the VIF we put on the bridge; a new one must be re-attached
+    unsigned mtu = 0;     // the TAP's MTU as set
     UnixTime report_window = 0;
     std::uint32_t reports_in_window = 0;
   };
@@ -72,6 +73,9 @@ class Daemon {
   // and cutting TSO frames into segments when `vnet_header` is given.
   void send_to_peer(const FrameAction& act, const std::uint8_t* vnet_header);
   void read_tap(Attachment& a);
+  // The TAP failed under us (deleted with `ip link del`, ...): stops reading
+  // it and marks the attachment down; tick() recreates it.
+  void lose_tap(Attachment& a, int error);
   void drain_tap(Attachment& a);
   // The attachment whose agent channel has `ifindex`, or nullptr.
   Attachment* find_agent_channel(int ifindex);
@@ -108,6 +112,7 @@ class Daemon {
   std::uint64_t replies_deferred_ = 0, agent_reports_limited_ = 0, no_overlay_ = 0;
   std::uint64_t attachments_version_ = 0;
   std::uint64_t agent_reports_ = 0, agent_reports_ignored_ = 0, tap_write_errors_ = 0, offload_mismatch_ = 0;
+  std::uint64_t taps_lost_ = 0;
   UnixTime started_ = 0;
   UnixTime last_repair_ = 0;
   bool stopped_ = false;

@@ -101,16 +101,17 @@ const char* dash(const std::string& s) { return s.empty() ? "-" : s.c_str(); }
 
 void print_attachments(const wownet::control::AttachmentList& l) {
   std::int64_t now = std::time(nullptr);
-  std::printf("%-14s %-12s %-7s %-7s %-17s %-15s %-11s %-22s %10s %10s %8s  %s\n", "VM", "VIF", "BRIDGE", "TAP", "MAC",
-              "IP", "LEASE", "AGENT", "RX", "TX", "DROPPED", "STATE");
+  std::printf("%-14s %-12s %-7s %-7s %-17s %-15s %-11s %-22s %5s %10s %10s %8s  %s\n", "VM", "VIF", "BRIDGE", "TAP",
+              "MAC", "IP", "LEASE", "AGENT", "MTU", "RX", "TX", "DROPPED", "STATE");
   for (const auto& a : l.attachments()) {
     std::string agent = "-";
     if (a.has_agent())
       agent = (a.agent().host_name().empty() ? std::string("?") : a.agent().host_name()) + " (" +
               std::to_string(a.agent().age_seconds()) + "s ago)";
-    std::printf("%-14s %-12s %-7s %-7s %-17s %-15s %-11s %-22s %10llu %10llu %8llu  %s\n", a.vm().c_str(),
+    std::string mtu = a.mtu() ? std::to_string(a.mtu()) : "-";
+    std::printf("%-14s %-12s %-7s %-7s %-17s %-15s %-11s %-22s %5s %10llu %10llu %8llu  %s\n", a.vm().c_str(),
                 a.vif().c_str(), a.bridge().c_str(), a.tap().c_str(), dash(a.mac()), dash(a.address()),
-                a.address().empty() ? "-" : ago(a.lease_expiry_unix(), now).c_str(), agent.c_str(),
+                a.address().empty() ? "-" : ago(a.lease_expiry_unix(), now).c_str(), agent.c_str(), mtu.c_str(),
                 static_cast<unsigned long long>(a.counters().rx_frames()),
                 static_cast<unsigned long long>(a.counters().tx_frames()),
                 static_cast<unsigned long long>(a.counters().dropped()), a.state().c_str());

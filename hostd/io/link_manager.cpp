@@ -437,6 +437,27 @@ std::error_code LinkManager::set_mtu(const std::string& name, unsigned mtu) {
   return set_link(name, std::nullopt, mtu, std::nullopt);
 }
 
+unsigned LinkManager::set_mtu_at_most(const std::string& name, unsigned mtu, std::error_code& ec) {
+  ec = set_mtu(name, mtu);
+  if (!ec) return mtu;
+  if (ec.value() != EINVAL) return 0;
+  // The kernel does not say the device's range: find its top by bisection
+  // (at most 16 requests, and only when the first one was refused).
+  constexpr unsigned kMinMtu = 68;      // RFC 791's minimum
+  unsigned lo = kMinMtu - 1, hi = mtu;  // lo: accepted or floor, hi: refused
+  while (hi - lo > 1) {
+    unsigned mid = lo + (hi - lo) / 2;
+    if (set_mtu(name, mid)) {
+      hi = mid;
+    } else {
+      lo = mid;
+    }
+  }
+  if (lo < kMinMtu) return 0;  // ec still holds the first refusal
+  ec = set_mtu(name, lo);
+  return ec ? 0 : lo;
+}
+
 std::error_code LinkManager::delete_link(const std::string& name) {
   if (!valid_ifname(name)) return errno_code(EINVAL);
   MsgPtr msg = new_link_msg(RTM_DELLINK, NLM_F_REQUEST, AF_UNSPEC, 0);

@@ -84,6 +84,10 @@ class LinkManager {
   std::error_code silence(const std::string& name);
   // Sets the MTU (0 -> EINVAL; the kernel rejects values outside the device's range).
   std::error_code set_mtu(const std::string& name, unsigned mtu);
+  // Sets the MTU to `mtu`, or to the largest value below it that the device
+  // accepts (a TAP's maximum is 65521, less than a veth's 65535). Returns
+  // the MTU set; 0 with `ec` set if the device took none.
+  unsigned set_mtu_at_most(const std::string& name, unsigned mtu, std::error_code& ec);
   // Deletes the link (deleting one veth end deletes its peer too).
   std::error_code delete_link(const std::string& name);
   // Disables IPv6 on any device (sysctl), so the host never speaks on it.
