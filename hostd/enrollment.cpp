@@ -6,9 +6,8 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "file_io.h"
 #include "pki.h"
 
 namespace wownet {
@@ -17,22 +16,11 @@ namespace {
 namespace fs = std::filesystem;
 
 bool read_text(const std::string& path, std::string& out) {
-  std::ifstream in(path);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
+  std::string ignored;
+  return util::read_file(path, out, ignored);
 }
 
-bool write_text(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out || !(out << text) || !out.flush()) return false;
-  }
-  return ::rename(tmp.c_str(), path.c_str()) == 0;
-}
+bool write_text(const std::string& path, const std::string& text) { return !util::write_file_atomic(path, text, 0600); }
 
 bool valid_id(const std::string& id) {
   return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos;

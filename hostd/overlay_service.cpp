@@ -1,5 +1,7 @@
 #include "overlay_service.h"
 
+#include "file_io.h"
+
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <openssl/rand.h>
@@ -52,18 +54,6 @@ std::string_view hex_id(const std::uint8_t* raw, char (&buffer)[32]) {
   return std::string_view(buffer, sizeof buffer);
 }
 
-bool read_file(const std::string& path, std::string& out, std::string& error) {
-  std::ifstream in(path);
-  if (!in) {
-    error = path + ": cannot read: " + std::strerror(errno);
-    return false;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
 // The valid endpoints of a registry message, at most `limit`, in order.
 std::vector<overlay::UdpEndpoint> endpoints_of(const google::protobuf::RepeatedPtrField<overlay::Endpoint>& list,
                                                std::size_t limit) {
@@ -108,7 +98,7 @@ bool OverlayService::start(std::string& error) {
   std::string crl_path = o.crl;
   if (crl_path.empty() && !o.rendezvous && ::access((config_.state_dir + "/crl.pem").c_str(), R_OK) == 0)
     crl_path = config_.state_dir + "/crl.pem";  // the last CRL the registry sent
-  if (!crl_path.empty() && !read_file(crl_path, crl_pem_, crl_error)) {
+  if (!crl_path.empty() && !util::read_file(crl_path, crl_pem_, crl_error)) {
     spdlog::warn("{}; starting without a CRL", crl_error);
     crl_path.clear();
     crl_pem_.clear();
@@ -139,7 +129,7 @@ bool OverlayService::start(std::string& error) {
   if (!o.rendezvous && !o.csr.empty() && ::access(o.cert.c_str(), F_OK) != 0) {
     // No certificate yet: submit the CSR and wait for an admin's approval.
     std::string key_pem;
-    if (!read_file(o.key, key_pem, error) || !read_file(o.csr, csr_pem_, error)) return false;
+    if (!util::read_file(o.key, key_pem, error) || !util::read_file(o.csr, csr_pem_, error)) return false;
     auto key = crypto::read_private_key(o.key, error);
     if (!key) return false;
     node_id_ = crypto::node_id_of_key(key.get());
@@ -161,8 +151,8 @@ bool OverlayService::start(std::string& error) {
 bool OverlayService::start_sessions(std::string& error) {
   const OverlayConfig& o = config_.overlay;
   crypto::DtlsIdentity identity;
-  if (!read_file(o.cert, identity.cert_pem, error) || !read_file(o.key, identity.key_pem, error) ||
-      !read_file(o.ca, identity.ca_pem, error))
+  if (!util::read_file(o.cert, identity.cert_pem, error) || !util::read_file(o.key, identity.key_pem, error) ||
+      !util::read_file(o.ca, identity.ca_pem, error))
     return false;
   auto cert = crypto::parse_cert(identity.cert_pem, error);
   if (!cert) {
@@ -265,17 +255,8 @@ void OverlayService::on_enroll_datagram(const overlay::UdpEndpoint& from, ConstB
     spdlog::error("the rendezvous sent a certificate that is not ours or not from our CA; ignoring it");
     return;
   }
-  std::string tmp = config_.overlay.cert + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << crypto::cert_to_pem(cert.get());  // the parsed certificate, nothing else
-    if (!out.flush()) {
-      spdlog::error("cannot write {}", tmp);
-      return;
-    }
-  }
-  if (::rename(tmp.c_str(), config_.overlay.cert.c_str()) != 0) {
-    spdlog::error("cannot write {}: {}", config_.overlay.cert, std::strerror(errno));
+  if (auto ec = util::write_file_atomic(config_.overlay.cert, crypto::cert_to_pem(cert.get()), 0644)) {
+    spdlog::error("cannot write {}: {}", config_.overlay.cert, ec.message());
     return;
   }
   enrolling_ = false;
@@ -626,13 +607,8 @@ void OverlayService::deliver_control(std::string_view node_id, const overlay::No
 void OverlayService::persist_crl() {
   // Kept so that a restarted host still refuses revoked nodes, even before
   // it reaches the rendezvous again.
-  std::string path = config_.state_dir + "/crl.pem", tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << crl_pem_;
-    if (!out.flush()) return;
-  }
-  ::rename(tmp.c_str(), path.c_str());
+  std::string path = config_.state_dir + "/crl.pem";
+  if (auto ec = util::write_file_atomic(path, crl_pem_, 0644)) spdlog::warn("cannot write {}: {}", path, ec.message());
 }
 
 void OverlayService::send_outgoing(const void* outgoing_vector) {
@@ -872,7 +848,7 @@ void OverlayService::refresh_crl() {
     return;
   }
   std::string pem, error;
-  if (!read_file(config_.overlay.crl, pem, error)) return;
+  if (!util::read_file(config_.overlay.crl, pem, error)) return;
   if (pem != crl_pem_) {
     if (!trust_->update_crl(pem, error)) {
       spdlog::warn("{}: {}", config_.overlay.crl, error);

@@ -1,5 +1,7 @@
 #include "pki.h"
 
+#include "file_io.h"
+
 #include <fcntl.h>
 #include <openssl/ec.h>
 #include <openssl/pem.h>
@@ -33,79 +35,23 @@ bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-// Reads a whole (small) file.
 bool read_file(const std::string& path, std::string& out, std::string& error) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    error = path + ": cannot open: " + errno_text();
-    return false;
-  }
-  out.clear();
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      error = path + ": cannot read: " + errno_text();
-      ::close(fd);
-      return false;
-    }
-    if (n == 0) break;
-    out.append(buf, std::size_t(n));
-    if (out.size() > kMaxFileSize) {
-      error = path + ": too large";
-      ::close(fd);
-      return false;
-    }
-  }
-  ::close(fd);
-  return true;
-}
-
-bool write_all(int fd, const std::string& data) {
-  std::size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += std::size_t(n);
-  }
-  return true;
+  return util::read_file(path, out, error, kMaxFileSize);
 }
 
 // Creates a new private file (mode 0600 from the start); never replaces one.
 Status write_new_private(const std::string& path, const std::string& data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) return fail(path + ": already exists, refusing to overwrite a key");
-    return fail(path + ": cannot create: " + errno_text());
-  }
-  bool ok = write_all(fd, data) && ::fsync(fd) == 0;
-  std::string why = errno_text();
-  ::close(fd);
-  if (!ok) {
-    ::unlink(path.c_str());
-    return fail(path + ": cannot write: " + why);
+  if (std::error_code ec = util::write_file_new(path, data, 0600)) {
+    if (ec == std::errc::file_exists) return fail(path + ": already exists, refusing to overwrite a key");
+    return fail(path + ": cannot write: " + ec.message());
   }
   return {};
 }
 
-// Replaces `path` atomically (write a temporary file, fsync, rename).
+// Replaces `path` atomically.
 Status write_atomic(const std::string& path, const std::string& data, mode_t mode) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
-  if (fd < 0) return fail(path + ": cannot create: " + errno_text());
-  bool ok = write_all(fd, data) && ::fsync(fd) == 0;
-  std::string why = errno_text();
-  ::close(fd);
-  if (ok && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    why = errno_text();
-  }
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return fail(path + ": cannot write: " + why);
-  }
+  if (std::error_code ec = util::write_file_atomic(path, data, mode))
+    return fail(path + ": cannot write: " + ec.message());
   return {};
 }
 

@@ -1,5 +1,7 @@
 #include "state_store.h"
 
+#include "file_io.h"
+
 #include <fcntl.h>
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
@@ -7,8 +9,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 
 namespace wownet::io {
 namespace {
@@ -23,19 +23,6 @@ class CollectErrors : public google::protobuf::io::ErrorCollector {
   }
   std::string text;
 };
-
-std::error_code write_all(int fd, const std::string& data) {
-  std::size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return last_error();
-    }
-    off += std::size_t(n);
-  }
-  return {};
-}
 
 }  // namespace
 
@@ -54,17 +41,18 @@ std::error_code StateStore::prepare() {
 
 std::error_code StateStore::load(wownet::state::State& out, std::string& detail) const {
   out.Clear();
-  std::ifstream in(path());
-  if (!in) {
-    if (errno == ENOENT) return {};
+  std::string text;
+  if (!util::read_file(path(), text, detail)) {
+    if (errno == ENOENT) {
+      detail.clear();
+      return {};
+    }
     return last_error();
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
   google::protobuf::TextFormat::Parser parser;
   CollectErrors errors;
   parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(ss.str(), &out)) {
+  if (!parser.ParseFromString(text, &out)) {
     detail = path() + ": " + (errors.text.empty() ? "unreadable" : errors.text);
     return std::make_error_code(std::errc::illegal_byte_sequence);
   }
@@ -75,23 +63,7 @@ std::error_code StateStore::save(const wownet::state::State& state) const {
   std::string text;
   if (!google::protobuf::TextFormat::PrintToString(state, &text))
     return std::make_error_code(std::errc::invalid_argument);
-  std::string tmp = path() + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return last_error();
-  std::error_code ec = write_all(fd, text);
-  if (!ec && ::fsync(fd) < 0) ec = last_error();
-  ::close(fd);
-  if (!ec && ::rename(tmp.c_str(), path().c_str()) < 0) ec = last_error();
-  if (ec) {
-    ::unlink(tmp.c_str());
-    return ec;
-  }
-  int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return {};
+  return util::write_file_atomic(path(), text, 0600);
 }
 
 }  // namespace wownet::io
