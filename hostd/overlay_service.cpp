@@ -26,9 +26,7 @@ namespace asio = boost::asio;
 constexpr std::size_t kRxBufferSize = 65536 + 128;
 constexpr std::size_t kDatagramsPerWakeup = 64;
 constexpr UnixTime kResolveInterval = 1;
-constexpr std::size_t kRelayHeader = 17;      // type byte and a raw node ID
 constexpr std::size_t kMaxRelayNames = 4096;  // relayed endpoints a node keeps
-constexpr std::size_t kProbeSize = 17;        // type byte and 16 random bytes
 
 // A node ID (32 hex digits) as 16 bytes; nullopt if malformed.
 std::optional<std::array<std::uint8_t, 16>> raw_id(std::string_view id) {
@@ -218,7 +216,7 @@ bool OverlayService::start_sessions(std::string& error) {
 }
 
 void OverlayService::on_enroll_datagram(const overlay::UdpEndpoint& from, ConstByteSpan data) {
-  if (data[0] == kEnrollType) {
+  if (data[0] == std::uint8_t(wire::DatagramType::Enroll)) {
     if (!desk_) return;
     overlay::EnrollRequest req;
     if (!req.ParseFromArray(data.data() + 1, int(data.size() - 1)) || req.csr_pem().empty()) return;
@@ -226,12 +224,12 @@ void OverlayService::on_enroll_datagram(const overlay::UdpEndpoint& from, ConstB
     // Nothing goes back for what is not a signed CSR: no reflection to
     // spoofed sources, and replies (type 7) are never answered.
     if (reply.status() == overlay::EnrollReply::REFUSED && reply.request_id().empty()) return;
-    std::string out(1, char(kEnrollReplyType));
+    std::string out(1, char(std::uint8_t(wire::DatagramType::EnrollReply)));
     out += reply.SerializeAsString();
     send_datagram(from, ConstByteSpan(reinterpret_cast<const std::uint8_t*>(out.data()), out.size()));
     return;
   }
-  if (!enrolling_ || data[0] != kEnrollReplyType) return;
+  if (!enrolling_ || data[0] != std::uint8_t(wire::DatagramType::EnrollReply)) return;
   bool from_rendezvous = false;
   for (const auto& e : config_.overlay.rendezvous_nodes) from_rendezvous |= to_endpoint(e) == from;
   overlay::EnrollReply reply;
@@ -289,16 +287,17 @@ void OverlayService::drain_socket() {
     if (n < 0) break;  // drained: still run what the datagrams made due
     overlay::UdpEndpoint ep{Ipv4Addr{ntohl(from.sin_addr.s_addr)}, ntohs(from.sin_port)};
     const ByteSpan data(rx_buffer_.data(), std::size_t(n));
-    if (n > 1 && (rx_buffer_[0] == kEnrollType || rx_buffer_[0] == kEnrollReplyType)) {
-      on_enroll_datagram(ep, data);
-    } else if (n > 0 && rx_buffer_[0] == kRelayType) {
-      on_relay_request(ep, data);
-    } else if (n > 0 && rx_buffer_[0] == kRelayedType) {
-      on_relayed(ep, data);
-    } else if (n > 0 && rx_buffer_[0] == kProbeType) {
-      ++stray_probes_;  // meant to die on the way; never answered
-    } else if (peers_) {
-      peers_->on_datagram(now_ms(), ep, ByteSpan(rx_buffer_.data(), std::size_t(n)), *this);
+    switch (wire::classify(data)) {
+      case wire::DatagramType::Enroll:
+      case wire::DatagramType::EnrollReply:
+        if (n > 1) on_enroll_datagram(ep, data);
+        break;
+      case wire::DatagramType::Relay: on_relay_request(ep, data); break;
+      case wire::DatagramType::Relayed: on_relayed(ep, data); break;
+      case wire::DatagramType::Probe: ++stray_probes_; break;  // meant to die on the way; never answered
+      default:
+        if (peers_) peers_->on_datagram(now_ms(), ep, data, *this);  // data, DTLS, or counted as malformed
+        break;
     }
   }
   flush_lease_asks();
@@ -317,8 +316,8 @@ void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan
       ++send_errors_;
       return;
     }
-    std::uint8_t header[kRelayHeader];
-    header[0] = kRelayType;
+    std::uint8_t header[wire::kRelayHeaderSize];
+    header[0] = std::uint8_t(wire::DatagramType::Relay);
     std::copy(it->second.node.begin(), it->second.node.end(), header + 1);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -346,30 +345,30 @@ void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan
 
 void OverlayService::on_relay_request(const overlay::UdpEndpoint& from, ByteSpan data) {
   // Rendezvous: forward a sealed datagram between two nodes with sessions.
-  if (!registry_ || !config_.overlay.relay || !peers_ || data.size() <= kRelayHeader) {
+  if (!registry_ || !config_.overlay.relay || !peers_ || data.size() <= wire::kRelayHeaderSize) {
     ++relay_drops_;
     return;
   }
-  const std::uint8_t inner = data[kRelayHeader];
+  const std::uint8_t inner = data[wire::kRelayHeaderSize];
   const std::string_view source = peers_->node_at(from);
   char destination_text[32];
   const std::string_view destination = hex_id(data.data() + 1, destination_text);
   const auto to = source.empty() || destination == node_id_ ? std::nullopt : peers_->endpoint_of(destination);
   const auto source_raw = raw_id(source);
-  if (!to || to->relayed() || !source_raw || !(inner == crypto::kDataPacketType || (inner >= 20 && inner <= 25))) {
+  if (!to || to->relayed() || !source_raw || !wire::relayable(inner)) {
     ++relay_drops_;
     return;
   }
-  data[0] = kRelayedType;
+  data[0] = std::uint8_t(wire::DatagramType::Relayed);
   std::copy(source_raw->begin(), source_raw->end(), data.begin() + 1);
   ++relayed_packets_;
-  relayed_bytes_ += data.size() - kRelayHeader;
+  relayed_bytes_ += data.size() - wire::kRelayHeaderSize;
   send_datagram(*to, data);
 }
 
 void OverlayService::on_relayed(const overlay::UdpEndpoint& from, ByteSpan data) {
   // Host: a datagram from another node through our relay.
-  if (!peers_ || !relay_ || from != *relay_ || data.size() <= kRelayHeader) {
+  if (!peers_ || !relay_ || from != *relay_ || data.size() <= wire::kRelayHeaderSize) {
     ++relay_drops_;
     return;
   }
@@ -381,7 +380,7 @@ void OverlayService::on_relayed(const overlay::UdpEndpoint& from, ByteSpan data)
     ++relay_drops_;
     return;
   }
-  peers_->on_datagram(now_ms(), *name, data.subspan(kRelayHeader), *this);
+  peers_->on_datagram(now_ms(), *name, data.subspan(wire::kRelayHeaderSize), *this);
 }
 
 std::optional<overlay::UdpEndpoint> OverlayService::relay_name(const overlay::UdpEndpoint& relay, const RawId& node) {
@@ -408,10 +407,10 @@ void OverlayService::send_probes(const std::vector<overlay::UdpEndpoint>& to) {
   if (ttl == 0 || to.empty()) return;
   const int fd = socket_.native_handle();
   if (::setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) != 0) return;
-  std::uint8_t probe[kProbeSize];
-  probe[0] = kProbeType;
+  std::uint8_t probe[wire::kProbeSize];
+  probe[0] = std::uint8_t(wire::DatagramType::Probe);
   for (const auto& ep : to) {
-    if (RAND_bytes(probe + 1, int(kProbeSize - 1)) != 1) std::fill(probe + 1, probe + kProbeSize, 0);
+    if (RAND_bytes(probe + 1, int(wire::kProbeSize - 1)) != 1) std::fill(probe + 1, probe + wire::kProbeSize, 0);
     send_datagram(ep, ConstByteSpan(probe, sizeof probe));
     ++probes_sent_;
   }
@@ -813,7 +812,7 @@ void OverlayService::tick_second() {
       last_enroll_ = now;
       overlay::EnrollRequest req;
       req.set_csr_pem(csr_pem_);
-      std::string out(1, char(kEnrollType));
+      std::string out(1, char(std::uint8_t(wire::DatagramType::Enroll)));
       out += req.SerializeAsString();
       for (const auto& e : config_.overlay.rendezvous_nodes)
         send_datagram(to_endpoint(e), ConstByteSpan(reinterpret_cast<const std::uint8_t*>(out.data()), out.size()));

@@ -76,11 +76,6 @@ class OverlayService : public overlay::PeerOutput {
   void peer_down(std::string_view node_id, std::string_view reason) override;
 
  private:
-  static constexpr std::uint8_t kEnrollType = 6;       // host -> rendezvous
-  static constexpr std::uint8_t kEnrollReplyType = 7;  // rendezvous -> host; never answered
-  static constexpr std::uint8_t kProbeType = 8;        // punch probe; never answered
-  static constexpr std::uint8_t kRelayType = 9;        // node -> relay
-  static constexpr std::uint8_t kRelayedType = 10;     // relay -> node
   using RawId = std::array<std::uint8_t, 16>;
   void on_relay_request(const overlay::UdpEndpoint& from, ByteSpan data);
   void on_relayed(const overlay::UdpEndpoint& from, ByteSpan data);

@@ -20,6 +20,7 @@
 #include <span>
 #include <string_view>
 
+#include "overlay_wire.h"
 #include "packet.h"
 #include "replay_window.h"
 
@@ -34,7 +35,7 @@ std::string_view to_string(Cipher cipher);
 // Inverse of to_string (case-insensitive); nullopt on anything else.
 std::optional<Cipher> parse_cipher(std::string_view s);
 
-inline constexpr std::uint8_t kDataPacketType = 4;
+inline constexpr std::uint8_t kDataPacketType = std::uint8_t(wire::DatagramType::Data);
 inline constexpr std::size_t kDataHeaderSize = 16, kTagSize = 16, kDataOverhead = 32;
 inline constexpr std::size_t kDataKeySize = 32;
 // Largest plaintext seal()/open() handle (EVP lengths are int).

@@ -1053,14 +1053,10 @@ void PeerManager::on_datagram(std::int64_t now_ms, const UdpEndpoint& from, Byte
   Impl& m = *impl_;
   Impl::Scope scope(m, now_ms, &out);
   try {
-    if (datagram.empty()) {
-      ++m.counters.malformed;
-    } else if (datagram[0] == crypto::kDataPacketType) {
-      m.on_data(from, datagram);
-    } else if (datagram[0] >= 20 && datagram[0] <= 25) {
-      m.on_dtls(from, datagram);
-    } else {
-      ++m.counters.malformed;
+    switch (wire::classify(datagram)) {
+      case wire::DatagramType::Data: m.on_data(from, datagram); break;
+      case wire::DatagramType::Dtls: m.on_dtls(from, datagram); break;
+      default: ++m.counters.malformed; break;
     }
   } catch (...) {  // out of memory: the datagram is lost
   }

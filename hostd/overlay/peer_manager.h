@@ -10,11 +10,11 @@
 // exported from it drive the AEAD data channel (crypto::DataSealer/Opener)
 // that carries the VMs' IPv4 packets.
 //
-// Demultiplexing (first byte of a datagram): 20..25 DTLS, 4 data, anything
-// else malformed. Data packets find their session by receiver index. DTLS
-// records find it by source endpoint: a ClientHello from an endpoint without
-// a matching server session goes through the stateless cookie exchange
-// (DtlsSession::server); other records are offered to every live session at
+// Demultiplexing (first byte of a datagram, core/overlay_wire.h): 20..25
+// DTLS, 4 data, anything else malformed. Data packets find their session by
+// receiver index. DTLS records find it by source endpoint: a ClientHello
+// from an endpoint without a matching server session goes through the
+// stateless cookie exchange (DtlsSession::server); other records are offered to every live session at
 // that endpoint, which is unambiguous because at most one session per
 // endpoint is ever in the handshake (epoch 0, unauthenticated) and the
 // others only accept records that authenticate under their own keys.
