@@ -3,6 +3,8 @@
 #include <cstring>
 #include <limits>
 
+#include "bytes.h"
+
 namespace wownet {
 
 const char* to_string(DropReason r) {
@@ -20,6 +22,7 @@ const char* to_string(DropReason r) {
     case DropReason::HostOriginated: return "host_originated";
     case DropReason::RateLimited: return "rate_limited";
     case DropReason::AwaitingRegistry: return "awaiting_registry";
+    case DropReason::Fragment: return "fragment";
     case DropReason::Count: break;
   }
   return "?";
@@ -27,6 +30,8 @@ const char* to_string(DropReason r) {
 
 namespace {
 constexpr UnixTime kHousekeepingInterval = 30;
+
+bool is_dhcp_port(std::uint16_t port) { return port == kDhcpServerPort || port == kDhcpClientPort; }
 }  // namespace
 
 HostEngine::HostEngine(NetworkConfig config)
@@ -237,7 +242,9 @@ FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const Et
   auto ip = parse_ipv4(eth.payload);
   if (!ip) return drop(&att, DropReason::Malformed);
 
-  if (ip->protocol == kIpProtoUdp && !ip->is_fragment) {
+  if (ip->protocol == kIpProtoUdp && ip->is_fragment) {
+    if (auto reason = check_udp_fragment(now, att, *ip)) return drop(&att, *reason);
+  } else if (ip->protocol == kIpProtoUdp) {
     auto udp = parse_udp(*ip, !checksum_partial);
     if (!udp) return drop(&att, DropReason::Malformed);
     if (udp->src_port == kDhcpServerPort) return drop(&att, DropReason::DhcpServerMessage);
@@ -260,6 +267,10 @@ FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const Et
         att.pending_dhcp.assign(udp->payload.begin(), udp->payload.end());
       return result;
     }
+    // hostd is the only DHCP server and there are no relays (giaddr is 0),
+    // so DHCP has no business between VMs. A client takes a reply by its
+    // destination port alone, whatever the source port.
+    if (is_dhcp_port(udp->src_port) || is_dhcp_port(udp->dst_port)) return drop(&att, DropReason::DhcpServerMessage);
   }
 
   if (!accept_source_ip(now, att, ip->src))
@@ -306,6 +317,43 @@ FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const Et
   std::memcpy(frame.data() + 6, config_.gateway_mac.bytes.data(), 6);
   ++counters_.forwarded;
   return FrameAction::write(dst->second.id, frame);
+}
+
+std::optional<DropReason> HostEngine::check_udp_fragment(UnixTime now, AttachmentState& att, const Ipv4View& ip) {
+  const std::uint16_t id = load16(ip.packet.data() + 4);
+  auto same_datagram = [&](const DroppedDatagram& d) {
+    return d.until > now && d.id == id && d.protocol == ip.protocol && d.src == ip.src && d.dst == ip.dst;
+  };
+  if (!ip.is_first_fragment) {
+    // Offset >= 1 means byte 8 or later of the UDP datagram: past the ports,
+    // so a later fragment can neither show nor overwrite them. Only its
+    // datagram's first fragment can say whether it may pass.
+    for (const DroppedDatagram& d : att.dropped_datagrams) {
+      if (same_datagram(d)) return DropReason::Fragment;
+    }
+    return std::nullopt;
+  }
+  std::optional<DropReason> reason;
+  if (ip.payload.size() < kUdpHeaderSize) {
+    // RFC 1858 §3.1: a first fragment too small to hold the ports.
+    reason = DropReason::Malformed;
+  } else if (is_dhcp_port(load16(ip.payload.data())) || is_dhcp_port(load16(ip.payload.data() + 2))) {
+    reason = DropReason::DhcpServerMessage;
+  }
+  DroppedDatagram* slot = nullptr;
+  for (DroppedDatagram& d : att.dropped_datagrams) {
+    if (same_datagram(d)) slot = &d;
+  }
+  if (!reason) {
+    if (slot) slot->until = 0;  // a new datagram reuses the ID: its fragments are its own
+    return std::nullopt;
+  }
+  if (!slot) {
+    slot = &att.dropped_datagrams[att.next_dropped_datagram];
+    att.next_dropped_datagram = (att.next_dropped_datagram + 1) % att.dropped_datagrams.size();
+  }
+  *slot = DroppedDatagram{ip.src, ip.dst, id, ip.protocol, now + kDroppedDatagramMemory};
+  return reason;
 }
 
 FrameAction HostEngine::on_peer_packet(UnixTime now, std::string_view peer, ByteSpan buffer, std::size_t offset,

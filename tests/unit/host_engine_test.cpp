@@ -772,3 +772,133 @@ TEST(LeaseTableTest, ALapsedLeaseDoesNotTakeBackANameSomeoneElseNowHolds) {
 }
 }  // namespace
 }  // namespace wownet
+
+// IP fragments and the ban on DHCP between VMs: the ports live in the first
+// fragment only (RFC 1858 §3, RFC 3128), so that is where the engine decides.
+namespace wownet {
+namespace {
+class FragmentTest : public HostEngineTest {
+ protected:
+  FragmentTest() {
+    a1_ = lease(1, kMac1);
+    a2_ = lease(2, kMac2);
+  }
+  // Bytes [from, to) of `datagram` as a fragment from vm1 to vm2.
+  Bytes fragment(const Bytes& datagram, std::size_t from, std::size_t to, std::uint16_t id, bool more) {
+    Bytes part(datagram.begin() + long(from), datagram.begin() + long(to));
+    auto flags_offset = std::uint16_t((more ? 0x2000 : 0) | (from / 8));
+    return ipv4_fragment(a1_, a2_, 17, id, flags_offset, part);
+  }
+  FrameAction send_fragment(const Bytes& packet, UnixTime now = T0) {
+    return send(1, ethernet(kGwMac, kMac1, 0x0800, packet), now);
+  }
+  std::uint64_t dropped(DropReason r) const { return engine_.attachment(1)->counters.drops[std::size_t(r)]; }
+  static Bytes dhcp_offer() {
+    Bytes offer = dhcp(2, 0x77, kMac2, kAny, false);
+    offer[0] = 2;  // BOOTREPLY
+    return offer;
+  }
+
+  Ipv4Addr a1_, a2_;
+};
+
+TEST_F(FragmentTest, DhcpReplyAsASingleFirstFragmentIsDropped) {
+  // MF=1, offset 0: the whole reply in what claims to be a first fragment.
+  // A client's raw socket filter skips only fragments with an offset, so it
+  // would read this one.
+  Bytes offer = dhcp_offer();
+  auto a = send_fragment(ipv4_fragment(a1_, a2_, 17, 0x0101, 0x2000, udp(67, 68, offer)));
+  EXPECT_EQ(a.kind, FrameAction::Kind::Drop);
+  EXPECT_EQ(a.reason, DropReason::DhcpServerMessage);
+  // Either DHCP port on either side.
+  EXPECT_EQ(send_fragment(ipv4_fragment(a1_, a2_, 17, 0x0102, 0x2000, udp(40000, 68, offer))).reason,
+            DropReason::DhcpServerMessage);
+  EXPECT_EQ(send_fragment(ipv4_fragment(a1_, a2_, 17, 0x0103, 0x2000, udp(68, 40000, offer))).reason,
+            DropReason::DhcpServerMessage);
+  EXPECT_EQ(send_fragment(ipv4_fragment(a1_, a2_, 17, 0x0104, 0x2000, udp(40000, 67, offer))).reason,
+            DropReason::DhcpServerMessage);
+  EXPECT_EQ(dropped(DropReason::DhcpServerMessage), 4u);
+  EXPECT_EQ(engine_.counters().forwarded, 0u);
+}
+
+TEST_F(FragmentTest, DhcpReplySplitIntoFragmentsIsDroppedWhole) {
+  Bytes datagram = udp(67, 68, dhcp_offer());
+  ASSERT_GT(datagram.size(), 200u);
+  auto head = send_fragment(fragment(datagram, 0, 24, 0x0201, true));
+  EXPECT_EQ(head.reason, DropReason::DhcpServerMessage);
+  // The rest of that datagram carries no ports, but belongs to the dropped head.
+  auto middle = send_fragment(fragment(datagram, 24, 200, 0x0201, true));
+  EXPECT_EQ(middle.kind, FrameAction::Kind::Drop);
+  EXPECT_EQ(middle.reason, DropReason::Fragment);
+  auto last = send_fragment(fragment(datagram, 200, datagram.size(), 0x0201, false), T0 + 2);
+  EXPECT_EQ(last.reason, DropReason::Fragment);
+  EXPECT_EQ(dropped(DropReason::Fragment), 2u);
+  EXPECT_EQ(engine_.counters().forwarded, 0u);
+  EXPECT_EQ(to_string(DropReason::Fragment), std::string("fragment"));
+}
+
+TEST_F(FragmentTest, FirstFragmentTooShortForTheUdpHeaderIsMalformed) {
+  // RFC 1858 §3.1 tiny fragments: no ports to check, so no way through.
+  Bytes datagram = udp(67, 68, dhcp_offer());
+  EXPECT_EQ(send_fragment(fragment(datagram, 0, 0, 0x0301, true)).reason, DropReason::Malformed);
+  EXPECT_EQ(send_fragment(ipv4_fragment(a1_, a2_, 17, 0x0302, 0x2000, Bytes{0, 67, 0, 68})).reason,
+            DropReason::Malformed);
+  EXPECT_EQ(send_fragment(fragment(datagram, 8, datagram.size(), 0x0302, false)).reason, DropReason::Fragment);
+  EXPECT_EQ(dropped(DropReason::Malformed), 2u);
+  EXPECT_EQ(engine_.counters().forwarded, 0u);
+}
+
+TEST_F(FragmentTest, LargeUdpDatagramBetweenVmsStillFlowsInFragments) {
+  Bytes data(1200, 0);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = std::uint8_t(i * 7);
+  Bytes datagram = udp(40000, 5001, data);  // 1208 bytes
+  const std::size_t cuts[] = {0, 512, 1024, datagram.size()};
+  for (int i = 0; i < 3; ++i) {
+    Bytes packet = fragment(datagram, cuts[i], cuts[i + 1], 0x0401, i < 2);
+    auto a = send_fragment(packet);
+    ASSERT_EQ(a.kind, FrameAction::Kind::WriteToTap) << i;
+    EXPECT_EQ(a.to, 2u);
+    EXPECT_EQ(out(a), ethernet(kMac2, kGwMac, 0x0800, packet)) << i;
+  }
+  // Out of order (the last fragment first) is fine too.
+  Bytes tail = fragment(datagram, 1024, datagram.size(), 0x0402, false);
+  EXPECT_EQ(send_fragment(tail).to, 2u);
+  EXPECT_EQ(send_fragment(fragment(datagram, 0, 1024, 0x0402, true)).to, 2u);
+  EXPECT_EQ(engine_.counters().forwarded, 5u);
+  EXPECT_EQ(engine_.attachment(1)->counters.total_drops(), 0u);
+}
+
+TEST_F(FragmentTest, ADroppedFirstFragmentIsRememberedBrieflyAndOnlyForItsDatagram) {
+  Bytes dhcp_datagram = udp(67, 68, dhcp_offer());
+  EXPECT_EQ(send_fragment(fragment(dhcp_datagram, 0, 24, 0x0501, true)).reason, DropReason::DhcpServerMessage);
+  Bytes data(64, 0x5a);
+  Bytes datagram = udp(40000, 5001, data);
+  // Another IP ID, another destination or another protocol is another datagram.
+  EXPECT_EQ(send_fragment(fragment(datagram, 16, datagram.size(), 0x0502, false)).to, 2u);
+  Bytes to_gateway = ipv4_fragment(a1_, kGw, 17, 0x0501, 2, Bytes(16, 0));
+  EXPECT_EQ(send_fragment(to_gateway).reason, DropReason::GatewayService);
+  EXPECT_EQ(send_fragment(ipv4_fragment(a1_, a2_, 1, 0x0501, 2, Bytes(16, 0))).to, 2u);
+  // A new datagram that reuses the ID, head first, goes through whole.
+  EXPECT_EQ(send_fragment(fragment(datagram, 0, 16, 0x0501, true), T0 + 1).to, 2u);
+  EXPECT_EQ(send_fragment(fragment(datagram, 16, datagram.size(), 0x0501, false), T0 + 1).to, 2u);
+  // The memory is short: a straggler long after is no longer attributed.
+  EXPECT_EQ(send_fragment(fragment(dhcp_datagram, 0, 24, 0x0503, true)).reason, DropReason::DhcpServerMessage);
+  EXPECT_EQ(send_fragment(fragment(dhcp_datagram, 24, 64, 0x0503, true), T0 + 5).reason, DropReason::Fragment);
+  EXPECT_EQ(send_fragment(fragment(dhcp_datagram, 64, 96, 0x0503, true), T0 + 120).to, 2u);
+}
+
+TEST_F(FragmentTest, UnfragmentedDhcpBetweenVmsIsDroppedWhicheverPortIsUsed) {
+  // A client accepts a reply by its destination port 68, whatever the source port.
+  Bytes offer = dhcp_offer();
+  EXPECT_EQ(send(1, ethernet(kGwMac, kMac1, 0x0800, ipv4(a1_, a2_, 17, udp(40000, 68, offer)))).reason,
+            DropReason::DhcpServerMessage);
+  EXPECT_EQ(send(1, ethernet(kGwMac, kMac1, 0x0800, ipv4(a1_, a2_, 17, udp(68, 67, offer)))).reason,
+            DropReason::DhcpServerMessage);
+  EXPECT_EQ(send(1, ethernet(kGwMac, kMac1, 0x0800, ipv4(a1_, a2_, 17, udp(68, 5001, offer)))).reason,
+            DropReason::DhcpServerMessage);
+  // Other UDP between VMs is switched as before; DHCP with the gateway is served.
+  EXPECT_EQ(send(1, ethernet(kGwMac, kMac1, 0x0800, ipv4(a1_, a2_, 17, udp(40000, 5001, offer)))).to, 2u);
+  EXPECT_EQ(reply_options(out(send(1, dhcp_frame(kMac1, 3, a1_, kGw, a1_, false), T0 + 1)))[53], Bytes{5});
+}
+}  // namespace
+}  // namespace wownet
