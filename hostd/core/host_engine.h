@@ -117,7 +117,8 @@ class HostEngine {
  public:
   explicit HostEngine(NetworkConfig config);
 
-  // Registers an attachment; `mac` is known when restored from state.
+  // Registers an attachment; `mac` is known when restored from state, and
+  // is ignored if another VM holds it now (see mac_available).
   void add_attachment(AttachmentId id, const std::string& vm, std::optional<MacAddr> mac, UnixTime now);
   // Forgets an attachment. Its lease stays (the VM may be attached again).
   void remove_attachment(AttachmentId id);
@@ -187,8 +188,11 @@ class HostEngine {
   // attachment holds it.
   bool bind(AttachmentState& att, Ipv4Addr addr);
   // True if `mac` may become `att`'s MAC: no other attachment has it and no
-  // active lease of another VM is bound to it.
+  // active lease binds it to another VM name (attached here or not).
   bool mac_available(const AttachmentState& att, MacAddr mac, UnixTime now) const;
+  // True if `att` (whose MAC is fixed) may take `addr`: the address is free
+  // for its MAC and the MAC is not another VM's while that VM's lease lasts.
+  bool may_claim(const AttachmentState& att, Ipv4Addr addr, UnixTime now) const;
   void unbind(AttachmentState& att);
   FrameAction drop(AttachmentState* att, DropReason r);
   void note_deadline(UnixTime t) {
