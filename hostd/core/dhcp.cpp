@@ -189,6 +189,12 @@ DhcpOutcome DhcpServer::on_client_message(UnixTime now, const DhcpMessage& msg, 
     ++counters_.ignored;
     return r;
   }
+  if (leases_.reserved_for_other_vm(client_mac, vm, now)) {
+    // Another VM's binding (address and host name) while its lease lasts:
+    // not this VM's to take, renew, release or decline, in either mode.
+    ++counters_.ignored;
+    return r;
+  }
   std::string host_name = sanitize_host_name(msg.host_name);
   if (registry_) return on_registry_message(now, msg, client_mac, vm, host_name, out);
   switch (*msg.type) {

@@ -90,7 +90,8 @@ class DhcpServer {
 
   // Handles one client message from VM `vm` whose source MAC is `client_mac`
   // and writes the complete Ethernet reply frame to `out`. Messages whose
-  // chaddr differs from `client_mac` are ignored.
+  // chaddr differs from `client_mac`, or whose MAC another VM's active lease
+  // holds (LeaseTable::reserved_for_other_vm), are ignored.
   DhcpOutcome on_client_message(UnixTime now, const DhcpMessage& msg, MacAddr client_mac, const std::string& vm,
                                 ByteSpan out);
 

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <limits>
 
+#include "bytes.h"
+
 namespace wownet {
 
 const char* to_string(DropReason r) {
@@ -20,6 +22,7 @@ const char* to_string(DropReason r) {
     case DropReason::HostOriginated: return "host_originated";
     case DropReason::RateLimited: return "rate_limited";
     case DropReason::AwaitingRegistry: return "awaiting_registry";
+    case DropReason::Fragment: return "fragment";
     case DropReason::Count: break;
   }
   return "?";
@@ -27,6 +30,8 @@ const char* to_string(DropReason r) {
 
 namespace {
 constexpr UnixTime kHousekeepingInterval = 30;
+
+bool is_dhcp_port(std::uint16_t port) { return port == kDhcpServerPort || port == kDhcpClientPort; }
 }  // namespace
 
 HostEngine::HostEngine(NetworkConfig config)
@@ -39,9 +44,12 @@ void HostEngine::add_attachment(AttachmentId id, const std::string& vm, std::opt
   AttachmentState& att = attachments_[id];
   att.id = id;
   att.vm = vm;
-  att.mac = mac;
+  att.mac.reset();
   ++bindings_version_;
-  if (mac) {
+  // A restored MAC is the VM's again unless another VM holds it meanwhile;
+  // then the first frame decides, as for a new attachment.
+  if (mac && mac_available(att, *mac, now)) {
+    att.mac = mac;
     if (const Lease* l = leases_.find_by_mac(*mac); l && l->active(now) && l->vm == vm) bind(att, l->address);
   }
 }
@@ -95,15 +103,14 @@ bool HostEngine::mac_available(const AttachmentState& att, MacAddr mac, UnixTime
   for (const auto& [id, other] : attachments_) {
     if (id != att.id && other.mac == mac) return false;
   }
-  // A lease of another VM that is attached here keeps its MAC too (that VM
-  // may not have spoken since a restart). A detached VM's MAC may move.
-  const Lease* l = leases_.find_by_mac(mac);
-  if (l && l->active(now) && l->vm != att.vm) {
-    for (const auto& [id, other] : attachments_) {
-      if (id != att.id && other.vm == l->vm) return false;
-    }
-  }
-  return true;
+  // An active lease keeps its MAC for its VM, attached here or not (a
+  // detached VM may be attached again, a VM elsewhere may migrate here):
+  // only that VM name may present it until the lease expires.
+  return !leases_.reserved_for_other_vm(mac, att.vm, now);
+}
+
+bool HostEngine::may_claim(const AttachmentState& att, Ipv4Addr addr, UnixTime now) const {
+  return leases_.is_available(addr, *att.mac, now) && !leases_.reserved_for_other_vm(*att.mac, att.vm, now);
 }
 
 void HostEngine::unbind(AttachmentState& att) {
@@ -149,7 +156,7 @@ FrameAction HostEngine::on_tap_frame(UnixTime now, AttachmentId from, ByteSpan f
     if (!mac_available(att, eth->src, now)) return drop(&att, DropReason::SpoofedMac);
     att.mac = eth->src;
     ++bindings_version_;
-    if (const Lease* l = leases_.find_by_mac(eth->src); l && l->active(now)) bind(att, l->address);
+    if (const Lease* l = leases_.find_by_mac(eth->src); l && l->active(now) && l->vm == att.vm) bind(att, l->address);
   } else if (*att.mac != eth->src) {
     return drop(&att, DropReason::SpoofedMac);
   }
@@ -178,14 +185,14 @@ bool HostEngine::accept_source_ip(UnixTime now, AttachmentState& att, Ipv4Addr s
   if (registry_mode()) {
     // The registry decides; once it granted the address, it is the VM's.
     const Lease* l = leases_.find(src);
-    if (l && l->mac == *att.mac && l->node == self_node_ && l->active(now)) return bind(att, src);
-    if (config_.learn_static && leases_.is_available(src, *att.mac, now) && now - att.learn_asked >= 2) {
+    if (l && l->mac == *att.mac && l->vm == att.vm && l->node == self_node_ && l->active(now)) return bind(att, src);
+    if (config_.learn_static && may_claim(att, src, now) && now - att.learn_asked >= 2) {
       att.learn_asked = now;
       asks_.push_back(LeaseAsk{LeaseAsk::Kind::Bind, *att.mac, att.vm, std::string{}, src, true});
     }
     return false;
   }
-  if (!config_.learn_static || !leases_.is_available(src, *att.mac, now)) return false;
+  if (!config_.learn_static || !may_claim(att, src, now)) return false;
   leases_.put(src, *att.mac, att.vm, std::string{}, now + config_.lease_time, LeaseState::Bound, LeaseOrigin::Learned);
   ++counters_.learned;
   bind(att, src);
@@ -237,14 +244,16 @@ FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const Et
   auto ip = parse_ipv4(eth.payload);
   if (!ip) return drop(&att, DropReason::Malformed);
 
-  if (ip->protocol == kIpProtoUdp && !ip->is_fragment) {
+  if (ip->protocol == kIpProtoUdp && ip->is_fragment) {
+    if (auto reason = check_udp_fragment(now, att, *ip)) return drop(&att, *reason);
+  } else if (ip->protocol == kIpProtoUdp) {
     auto udp = parse_udp(*ip, !checksum_partial);
     if (!udp) return drop(&att, DropReason::Malformed);
     if (udp->src_port == kDhcpServerPort) return drop(&att, DropReason::DhcpServerMessage);
     if (udp->dst_port == kDhcpServerPort && (ip->dst == config_.gateway || ip->dst == Ipv4Addr{0xffffffff})) {
       // DHCP clients speak before they have an address (source 0.0.0.0) and
       // while they change it; the binding follows the server's answer.
-      if (!ip->src.is_zero() && !(att.ip && *att.ip == ip->src) && !leases_.is_available(ip->src, *att.mac, now))
+      if (!ip->src.is_zero() && !(att.ip && *att.ip == ip->src) && !may_claim(att, ip->src, now))
         return drop(&att, DropReason::SpoofedIp);
       if (now != att.dhcp_window) {
         att.dhcp_window = now;
@@ -260,12 +269,15 @@ FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const Et
         att.pending_dhcp.assign(udp->payload.begin(), udp->payload.end());
       return result;
     }
+    // hostd is the only DHCP server and there are no relays (giaddr is 0),
+    // so DHCP has no business between VMs. A client takes a reply by its
+    // destination port alone, whatever the source port.
+    if (is_dhcp_port(udp->src_port) || is_dhcp_port(udp->dst_port)) return drop(&att, DropReason::DhcpServerMessage);
   }
 
   if (!accept_source_ip(now, att, ip->src))
-    return drop(&att, registry_mode() && !att.ip && leases_.is_available(ip->src, *att.mac, now)
-                          ? DropReason::AwaitingRegistry
-                          : DropReason::SpoofedIp);
+    return drop(&att, registry_mode() && !att.ip && may_claim(att, ip->src, now) ? DropReason::AwaitingRegistry
+                                                                                 : DropReason::SpoofedIp);
 
   if (ip->dst == config_.gateway) {
     if (ip->protocol == kIpProtoIcmp) {
@@ -308,6 +320,43 @@ FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const Et
   return FrameAction::write(dst->second.id, frame);
 }
 
+std::optional<DropReason> HostEngine::check_udp_fragment(UnixTime now, AttachmentState& att, const Ipv4View& ip) {
+  const std::uint16_t id = load16(ip.packet.data() + 4);
+  auto same_datagram = [&](const DroppedDatagram& d) {
+    return d.until > now && d.id == id && d.protocol == ip.protocol && d.src == ip.src && d.dst == ip.dst;
+  };
+  if (!ip.is_first_fragment) {
+    // Offset >= 1 means byte 8 or later of the UDP datagram: past the ports,
+    // so a later fragment can neither show nor overwrite them. Only its
+    // datagram's first fragment can say whether it may pass.
+    for (const DroppedDatagram& d : att.dropped_datagrams) {
+      if (same_datagram(d)) return DropReason::Fragment;
+    }
+    return std::nullopt;
+  }
+  std::optional<DropReason> reason;
+  if (ip.payload.size() < kUdpHeaderSize) {
+    // RFC 1858 §3.1: a first fragment too small to hold the ports.
+    reason = DropReason::Malformed;
+  } else if (is_dhcp_port(load16(ip.payload.data())) || is_dhcp_port(load16(ip.payload.data() + 2))) {
+    reason = DropReason::DhcpServerMessage;
+  }
+  DroppedDatagram* slot = nullptr;
+  for (DroppedDatagram& d : att.dropped_datagrams) {
+    if (same_datagram(d)) slot = &d;
+  }
+  if (!reason) {
+    if (slot) slot->until = 0;  // a new datagram reuses the ID: its fragments are its own
+    return std::nullopt;
+  }
+  if (!slot) {
+    slot = &att.dropped_datagrams[att.next_dropped_datagram];
+    att.next_dropped_datagram = (att.next_dropped_datagram + 1) % att.dropped_datagrams.size();
+  }
+  *slot = DroppedDatagram{ip.src, ip.dst, id, ip.protocol, now + kDroppedDatagramMemory};
+  return reason;
+}
+
 FrameAction HostEngine::on_peer_packet(UnixTime now, std::string_view peer, ByteSpan buffer, std::size_t offset,
                                        std::size_t length) {
   auto peer_drop = [this](DropReason r) {
@@ -340,10 +389,11 @@ FrameAction HostEngine::on_registry_lease(UnixTime now, const Lease& lease) {
   leases_.set_now(now);
   leases_.apply(lease);
   for (auto& [id, att] : attachments_) {
-    if (att.ip == lease.address && (lease.mac != att.mac || lease.node != self_node_ || !lease.active(now)))
+    const bool ours = lease.mac == att.mac && lease.vm == att.vm;
+    if (att.ip == lease.address && (!ours || lease.node != self_node_ || !lease.active(now)))
       unbind(att);  // moved to another VM or node, or ended
     if (att.mac != lease.mac) continue;
-    if (lease.node == self_node_ && lease.active(now)) bind(att, lease.address);
+    if (ours && lease.node == self_node_ && lease.active(now)) bind(att, lease.address);
     if (att.pending_dhcp.empty()) continue;
     // Answer the DHCP message that waited for this grant.
     std::vector<std::uint8_t> pending = std::move(att.pending_dhcp);
@@ -380,7 +430,8 @@ void HostEngine::on_agent_host_name(UnixTime now, AttachmentId from, const std::
   if (it == attachments_.end() || !it->second.ip) return;
   std::string name = sanitize_host_name(host_name);
   if (name.empty()) return;
-  if (const Lease* l = leases_.find_active(*it->second.ip, now); l && l->mac == it->second.mac)
+  if (const Lease* l = leases_.find_active(*it->second.ip, now);
+      l && l->mac == it->second.mac && l->vm == it->second.vm)
     leases_.set_host_name(*it->second.ip, name);
 }
 
@@ -391,7 +442,7 @@ void HostEngine::on_timer(UnixTime now) {
   for (auto& [id, att] : attachments_) {
     if (!att.ip) continue;
     const Lease* l = leases_.find(*att.ip);
-    if (!l || !att.mac || l->mac != *att.mac || !l->active(now)) {
+    if (!l || !att.mac || l->mac != *att.mac || l->vm != att.vm || !l->active(now)) {
       unbind(att);
     } else if (l->expiry < next) {
       next = l->expiry;

@@ -30,7 +30,7 @@ enum class DropReason : std::uint8_t {
   SpoofedIp,          // source IP is not the VM's binding (or is taken)
   Ethertype,          // neither IPv4 nor ARP (IPv6, VLAN tags, ...)
   OutsideOverlay,     // destination outside the overlay prefix, or not unicast
-  DhcpServerMessage,  // a VM acting as a DHCP server
+  DhcpServerMessage,  // DHCP ports (67, 68) used other than by a client talking to the gateway
   GatewayService,     // to the gateway, but not DHCP, DNS or ICMP echo
   NoRoute,            // overlay destination that no VM holds
   NotForGateway,      // unicast to a MAC other than the gateway's
@@ -38,6 +38,7 @@ enum class DropReason : std::uint8_t {
   HostOriginated,     // sent by the host's own side of the attachment (bridge, VIF, TAP)
   RateLimited,        // more DHCP messages in a second than any client needs
   AwaitingRegistry,   // from an address the registry has not granted yet
+  Fragment,           // a later fragment of a datagram whose first fragment was dropped
   Count
 };
 const char* to_string(DropReason r);
@@ -53,6 +54,20 @@ struct AttachmentCounters {
   }
 };
 
+// A datagram whose first fragment a VM sent was dropped: its later
+// fragments, which carry no ports, are recognised by these fields
+// (RFC 791: source, destination, protocol and identification).
+struct DroppedDatagram {
+  Ipv4Addr src, dst;
+  std::uint16_t id = 0;
+  std::uint8_t protocol = 0;
+  UnixTime until = 0;  // remembered before this second
+};
+inline constexpr std::size_t kDroppedDatagramSlots = 8;
+// Long enough for every fragment of one datagram, which a sender emits
+// together; as long as Linux keeps fragments for reassembly (ipfrag_time).
+inline constexpr UnixTime kDroppedDatagramMemory = 30;
+
 struct AttachmentState {
   AttachmentId id = 0;
   std::string vm;
@@ -63,6 +78,8 @@ struct AttachmentState {
   std::uint32_t dhcp_in_window = 0;
   std::vector<std::uint8_t> pending_dhcp;  // registry mode: the DHCP message awaiting the registry
   UnixTime learn_asked = 0;                // registry mode: when a learned address was last asked for
+  std::array<DroppedDatagram, kDroppedDatagramSlots> dropped_datagrams{};  // most recent first fragments dropped
+  std::size_t next_dropped_datagram = 0;                                   // slot the next one overwrites
   AttachmentCounters counters;
 };
 
@@ -100,7 +117,8 @@ class HostEngine {
  public:
   explicit HostEngine(NetworkConfig config);
 
-  // Registers an attachment; `mac` is known when restored from state.
+  // Registers an attachment; `mac` is known when restored from state, and
+  // is ignored if another VM holds it now (see mac_available).
   void add_attachment(AttachmentId id, const std::string& vm, std::optional<MacAddr> mac, UnixTime now);
   // Forgets an attachment. Its lease stays (the VM may be attached again).
   void remove_attachment(AttachmentId id);
@@ -159,14 +177,22 @@ class HostEngine {
   FrameAction handle_ipv4(UnixTime now, AttachmentState& att, const EthernetView& eth, ByteSpan frame,
                           bool checksum_partial);
   FrameAction handle_dhcp(UnixTime now, AttachmentState& att, const DhcpMessage& msg);
+  // Decides a UDP fragment from `att` (RFC 1858 §3, RFC 3128): a first
+  // fragment too short for the UDP header, or with a DHCP port, is dropped
+  // and remembered; a later fragment of a remembered datagram is dropped.
+  // nullopt: nothing against it here.
+  std::optional<DropReason> check_udp_fragment(UnixTime now, AttachmentState& att, const Ipv4View& ip);
   // Checks (and, where allowed, learns) `src` as the VM's address.
   bool accept_source_ip(UnixTime now, AttachmentState& att, Ipv4Addr src);
   // Points `addr` at `att`. False (and nothing changes) if another
   // attachment holds it.
   bool bind(AttachmentState& att, Ipv4Addr addr);
   // True if `mac` may become `att`'s MAC: no other attachment has it and no
-  // active lease of another VM is bound to it.
+  // active lease binds it to another VM name (attached here or not).
   bool mac_available(const AttachmentState& att, MacAddr mac, UnixTime now) const;
+  // True if `att` (whose MAC is fixed) may take `addr`: the address is free
+  // for its MAC and the MAC is not another VM's while that VM's lease lasts.
+  bool may_claim(const AttachmentState& att, Ipv4Addr addr, UnixTime now) const;
   void unbind(AttachmentState& att);
   FrameAction drop(AttachmentState* att, DropReason r);
   void note_deadline(UnixTime t) {

@@ -112,7 +112,8 @@ const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, 
   }
   std::string keep_name;
   if (auto it = by_address_.find(addr.value); it != by_address_.end()) {
-    if (it->second.mac == mac) keep_name = it->second.host_name;
+    // The name is the VM's: a new VM behind the same MAC does not inherit it.
+    if (it->second.mac == mac && it->second.vm == vm) keep_name = it->second.host_name;
     if (it->second.mac != mac) {
       auto m = by_mac_.find(it->second.mac);
       if (m != by_mac_.end() && m->second == addr.value) by_mac_.erase(m);
@@ -183,6 +184,11 @@ void LeaseTable::decline(Ipv4Addr addr, UnixTime until) {
   l.expiry = until;
   l.state = LeaseState::Declined;
   ++version_;
+}
+
+bool LeaseTable::reserved_for_other_vm(MacAddr mac, const std::string& vm, UnixTime now) const {
+  const Lease* l = find_by_mac(mac);
+  return l && l->active(now) && l->vm != vm;
 }
 
 bool LeaseTable::name_available(const std::string& name, MacAddr mac, UnixTime now) const {

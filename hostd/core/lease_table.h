@@ -72,7 +72,8 @@ class LeaseTable final : public NameDirectory {
 
   // Records `addr` for `mac` in `state` until `expiry`, dropping any other
   // record of that MAC and any stale record of that address. Keeps the
-  // previous host name if `host_name` is empty and the address is unchanged.
+  // previous host name if `host_name` is empty and the address, MAC and VM
+  // are unchanged. Callers check reserved_for_other_vm first.
   const Lease& put(Ipv4Addr addr, MacAddr mac, const std::string& vm, const std::string& host_name, UnixTime expiry,
                    LeaseState state, LeaseOrigin origin, const std::string& node = std::string{});
   // Stores a lease the registry reports for a VM on another node (or this
@@ -86,6 +87,11 @@ class LeaseTable final : public NameDirectory {
   // Sets the host name of the lease of `addr`. False if there is none or
   // the name may not be used (see name_available).
   bool set_host_name(Ipv4Addr addr, const std::string& host_name);
+  // True if an active lease binds `mac` to a VM named other than `vm`. A
+  // binding (address, host name, MAC) is its VM's until the lease expires,
+  // even while that VM is detached: another VM presenting the MAC gets none
+  // of it, and the VM itself, back under its name, gets all of it.
+  bool reserved_for_other_vm(MacAddr mac, const std::string& vm, UnixTime now) const;
   // True if `mac` may use `name`: not reserved ("gateway", or shaped like an
   // automatic name such as c128000005) and not held by another MAC's active
   // lease. The first claimant keeps a name.

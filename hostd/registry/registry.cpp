@@ -296,11 +296,14 @@ void Registry::drop_taken_name(Ipv4Addr addr, UnixTime now) {
 
 bool Registry::may_take_mac(const std::string& node, MacAddr mac, const std::string& vm, UnixTime now) const {
   const Lease* cur = leases_.find_by_mac(mac);
-  if (!cur || cur->node == node) return true;
+  if (!cur) return true;
   bool held = cur->state != LeaseState::Declined && cur->expiry > now;
   if (!held) return true;
-  // A VM that migrated keeps its name; a different VM with the same MAC on
-  // another node does not get to take the address over.
+  // The binding is its VM's until it expires, on its own node too (that VM
+  // may be detached and attached again): a different VM name presenting
+  // the MAC does not get its address or host name. The same VM renews it
+  // where it is, or takes it along when it migrates (same MAC, same name).
+  if (cur->node == node) return vm == cur->vm;
   return !vm.empty() && vm == cur->vm;
 }
 
@@ -320,7 +323,7 @@ ov::LeaseReply Registry::handle_request(UnixTime now, const std::string& node, c
   }
   std::string host_name = sanitize_host_name(r.host_name());
   leases_.set_now(now);
-  if (!may_take_mac(node, *mac, r.vm(), now)) return refuse("MAC address in use by another VM on another node");
+  if (!may_take_mac(node, *mac, r.vm(), now)) return refuse("MAC address in use by another VM");
 
   Ipv4Addr target;
   Before before;

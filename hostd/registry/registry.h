@@ -149,8 +149,9 @@ class Registry {
                                              const wownet::overlay::LeaseRelease& r, std::vector<Outgoing>& pushes);
   void handle_register(UnixTime now, const std::string& node, const wownet::overlay::NodeMessage& m,
                        std::vector<Outgoing>& out);
-  // True if `node` may take over the record `mac` holds: it is the node's
-  // own, or not held (expired or declined), or the same named VM moved.
+  // True if `node` may take over the record `mac` holds for VM `vm`: it is
+  // not held (expired or declined), or it is the same named VM's (renewing
+  // on its node, or moved to `node`).
   bool may_take_mac(const std::string& node, MacAddr mac, const std::string& vm, UnixTime now) const;
   // Clears the host name of the record at `addr` if another VM's active
   // lease holds it.

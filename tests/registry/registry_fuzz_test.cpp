@@ -155,6 +155,19 @@ bool held(const Lease& l, UnixTime now) { return l.state != LeaseState::Declined
   return ::testing::AssertionSuccess();
 }
 
+// No held record's MAC went to another VM name, on any node: a binding is
+// its VM's until it expires.
+::testing::AssertionResult vm_bindings_respected(const std::vector<Lease>& before, const LeaseTable& after,
+                                                 UnixTime now) {
+  for (const Lease& b : before) {
+    if (!held(b, now)) continue;
+    const Lease* a = after.find_by_mac(b.mac);
+    if (a && a->vm != b.vm)
+      return ::testing::AssertionFailure() << "VM '" << a->vm << "' took the MAC of '" << b.vm << "'";
+  }
+  return ::testing::AssertionSuccess();
+}
+
 TEST(RegistryFuzz, RandomMessagesKeepTheInvariants) {
   google::protobuf::LogSilencer quiet;  // invalid UTF-8 in random strings is logged
   NetworkConfig cfg;
@@ -207,6 +220,7 @@ TEST(RegistryFuzz, RandomMessagesKeepTheInvariants) {
                                                : reg.request_local(now, m.lease_request(), out);
       ok_replies += r.ok();
       ASSERT_TRUE(ownership_respected(before, reg.leases(), "self", now));
+      ASSERT_TRUE(vm_bindings_respected(before, reg.leases(), now));
       for (const Outgoing& o : out) ASSERT_TRUE(online.count(o.node_id));
     } else {
       std::string from = fz.chance(95) ? fz.pick(nodes) : "stranger";
@@ -220,6 +234,7 @@ TEST(RegistryFuzz, RandomMessagesKeepTheInvariants) {
       }
       reg.on_message(now, from, m, out);
       ASSERT_TRUE(ownership_respected(before, reg.leases(), from, now));
+      ASSERT_TRUE(vm_bindings_respected(before, reg.leases(), now));
       bool is_online = online.count(from) > 0;
       for (const Outgoing& o : out) {
         if (o.node_id == from) {

@@ -612,3 +612,55 @@ TEST_F(RegistryTest, ResolveByNodeAfterANatRebindingGivesTheNewEndpoint) {
 }
 }  // namespace
 }  // namespace wownet::registry::test
+
+namespace wownet::registry::test {
+namespace {
+
+// A lease's binding is its VM's (by name) until it expires, on the VM's own
+// node too: a VM detached there and another VM attached with its MAC.
+TEST_F(RegistryTest, SameMacUnderAnotherVmNameOnTheSameNodeCannotTakeAnActiveLease) {
+  ov::Lease web = allocate("node-a", kMac1, "web", "www");
+  ASSERT_EQ(web.host_name(), "www");
+  EXPECT_FALSE(ask("node-a", offer(3, kMac1, "intruder")).ok());
+  EXPECT_FALSE(ask("node-a", offer(4, kMac1, "intruder", "", web.address())).ok());
+  EXPECT_FALSE(ask("node-a", bind(5, kMac1, "intruder", web.address())).ok());
+  EXPECT_FALSE(ask("node-a", bind(6, kMac1, "intruder", web.address(), "", true)).ok());
+  EXPECT_FALSE(ask("node-a", bind(7, kMac1, "intruder", "10.128.9.9", "", true)).ok());
+  // The rendezvous' own VMs follow the same rule.
+  std::vector<Outgoing> out;
+  EXPECT_FALSE(reg_.request_local(now_, offer(8, kMac1, "intruder").lease_request(), out).ok());
+  const Lease* l = reg_.leases().find_by_mac(*MacAddr::parse(kMac1));
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->vm, "web");
+  EXPECT_EQ(l->host_name, "www");
+  EXPECT_EQ(l->address.to_string(), web.address());
+  EXPECT_EQ(l->expiry, kT0 + NetworkConfig{}.lease_time);
+  // The VM itself, attached again on its node, renews as before.
+  now_ += 100;
+  ov::LeaseReply again = ask("node-a", bind(9, kMac1, "web", web.address()));
+  ASSERT_TRUE(again.ok()) << again.reason();
+  EXPECT_EQ(again.lease().host_name(), "www");
+  // Once the lease has expired the MAC may serve another VM, without the
+  // old VM's host name.
+  now_ += NetworkConfig{}.lease_time + 1;
+  ov::Lease later = allocate("node-a", kMac1, "intruder");
+  EXPECT_EQ(later.vm(), "intruder");
+  EXPECT_EQ(later.host_name(), "");
+}
+
+TEST_F(RegistryTest, AMigratingVmStillTakesItsLeaseAlongWhileOthersCannot) {
+  ov::Lease on_a = allocate("node-a", kMac1, "web", "www");
+  EXPECT_FALSE(ask("node-b", offer(3, kMac1, "intruder")).ok());
+  EXPECT_FALSE(ask("node-a", offer(4, kMac1, "intruder")).ok());
+  ov::LeaseReply moved = ask("node-b", offer(5, kMac1, "web"));
+  ASSERT_TRUE(moved.ok()) << moved.reason();
+  EXPECT_EQ(moved.lease().address(), on_a.address());
+  EXPECT_EQ(moved.lease().node_id(), "node-b");
+  EXPECT_EQ(moved.lease().host_name(), "www");
+  // Now on B, still no one else's, on either node.
+  EXPECT_FALSE(ask("node-b", offer(6, kMac1, "intruder")).ok());
+  EXPECT_FALSE(ask("node-a", offer(7, kMac1, "intruder")).ok());
+}
+
+}  // namespace
+}  // namespace wownet::registry::test

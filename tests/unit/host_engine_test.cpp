@@ -76,6 +76,7 @@ class HostEngineTest : public ::testing::Test {
   Ipv4Addr lease(AttachmentId att, MacAddr mac, UnixTime now = T0) {
     auto offer = send(att, dhcp_frame(mac, 1, kAny, kAll, kAny, true), now);
     EXPECT_EQ(offer.kind, FrameAction::Kind::WriteToTap);
+    if (offer.kind != FrameAction::Kind::WriteToTap) return Ipv4Addr{};
     Ipv4Addr yi = Ipv4Addr::from(out(offer).data() + 42 + 16);
     auto ack = send(att, dhcp_frame(mac, 3, kAny, kAll, kAny, true, cat({opt_addr(50, yi), opt_addr(54, kGw)})), now);
     EXPECT_EQ(ack.kind, FrameAction::Kind::WriteToTap);
@@ -769,6 +770,327 @@ TEST(LeaseTableTest, ALapsedLeaseDoesNotTakeBackANameSomeoneElseNowHolds) {
   t.put(ip(10, 128, 0, 2), kMac1, "vm1", "", T0 + 3600, LeaseState::Bound, LeaseOrigin::Dhcp);  // vm1 renews
   EXPECT_EQ(t.find(ip(10, 128, 0, 2))->host_name, "");
   EXPECT_EQ(t.find_host_name("web"), ip(10, 128, 0, 3));
+}
+}  // namespace
+}  // namespace wownet
+
+// IP fragments and the ban on DHCP between VMs: the ports live in the first
+// fragment only (RFC 1858 §3, RFC 3128), so that is where the engine decides.
+namespace wownet {
+namespace {
+class FragmentTest : public HostEngineTest {
+ protected:
+  FragmentTest() {
+    a1_ = lease(1, kMac1);
+    a2_ = lease(2, kMac2);
+  }
+  // Bytes [from, to) of `datagram` as a fragment from vm1 to vm2.
+  Bytes fragment(const Bytes& datagram, std::size_t from, std::size_t to, std::uint16_t id, bool more) {
+    Bytes part(datagram.begin() + long(from), datagram.begin() + long(to));
+    auto flags_offset = std::uint16_t((more ? 0x2000 : 0) | (from / 8));
+    return ipv4_fragment(a1_, a2_, 17, id, flags_offset, part);
+  }
+  FrameAction send_fragment(const Bytes& packet, UnixTime now = T0) {
+    return send(1, ethernet(kGwMac, kMac1, 0x0800, packet), now);
+  }
+  std::uint64_t dropped(DropReason r) const { return engine_.attachment(1)->counters.drops[std::size_t(r)]; }
+  static Bytes dhcp_offer() {
+    Bytes offer = dhcp(2, 0x77, kMac2, kAny, false);
+    offer[0] = 2;  // BOOTREPLY
+    return offer;
+  }
+
+  Ipv4Addr a1_, a2_;
+};
+
+TEST_F(FragmentTest, DhcpReplyAsASingleFirstFragmentIsDropped) {
+  // MF=1, offset 0: the whole reply in what claims to be a first fragment.
+  // A client's raw socket filter skips only fragments with an offset, so it
+  // would read this one.
+  Bytes offer = dhcp_offer();
+  auto a = send_fragment(ipv4_fragment(a1_, a2_, 17, 0x0101, 0x2000, udp(67, 68, offer)));
+  EXPECT_EQ(a.kind, FrameAction::Kind::Drop);
+  EXPECT_EQ(a.reason, DropReason::DhcpServerMessage);
+  // Either DHCP port on either side.
+  EXPECT_EQ(send_fragment(ipv4_fragment(a1_, a2_, 17, 0x0102, 0x2000, udp(40000, 68, offer))).reason,
+            DropReason::DhcpServerMessage);
+  EXPECT_EQ(send_fragment(ipv4_fragment(a1_, a2_, 17, 0x0103, 0x2000, udp(68, 40000, offer))).reason,
+            DropReason::DhcpServerMessage);
+  EXPECT_EQ(send_fragment(ipv4_fragment(a1_, a2_, 17, 0x0104, 0x2000, udp(40000, 67, offer))).reason,
+            DropReason::DhcpServerMessage);
+  EXPECT_EQ(dropped(DropReason::DhcpServerMessage), 4u);
+  EXPECT_EQ(engine_.counters().forwarded, 0u);
+}
+
+TEST_F(FragmentTest, DhcpReplySplitIntoFragmentsIsDroppedWhole) {
+  Bytes datagram = udp(67, 68, dhcp_offer());
+  ASSERT_GT(datagram.size(), 200u);
+  auto head = send_fragment(fragment(datagram, 0, 24, 0x0201, true));
+  EXPECT_EQ(head.reason, DropReason::DhcpServerMessage);
+  // The rest of that datagram carries no ports, but belongs to the dropped head.
+  auto middle = send_fragment(fragment(datagram, 24, 200, 0x0201, true));
+  EXPECT_EQ(middle.kind, FrameAction::Kind::Drop);
+  EXPECT_EQ(middle.reason, DropReason::Fragment);
+  auto last = send_fragment(fragment(datagram, 200, datagram.size(), 0x0201, false), T0 + 2);
+  EXPECT_EQ(last.reason, DropReason::Fragment);
+  EXPECT_EQ(dropped(DropReason::Fragment), 2u);
+  EXPECT_EQ(engine_.counters().forwarded, 0u);
+  EXPECT_EQ(to_string(DropReason::Fragment), std::string("fragment"));
+}
+
+TEST_F(FragmentTest, FirstFragmentTooShortForTheUdpHeaderIsMalformed) {
+  // RFC 1858 §3.1 tiny fragments: no ports to check, so no way through.
+  Bytes datagram = udp(67, 68, dhcp_offer());
+  EXPECT_EQ(send_fragment(fragment(datagram, 0, 0, 0x0301, true)).reason, DropReason::Malformed);
+  EXPECT_EQ(send_fragment(ipv4_fragment(a1_, a2_, 17, 0x0302, 0x2000, Bytes{0, 67, 0, 68})).reason,
+            DropReason::Malformed);
+  EXPECT_EQ(send_fragment(fragment(datagram, 8, datagram.size(), 0x0302, false)).reason, DropReason::Fragment);
+  EXPECT_EQ(dropped(DropReason::Malformed), 2u);
+  EXPECT_EQ(engine_.counters().forwarded, 0u);
+}
+
+TEST_F(FragmentTest, LargeUdpDatagramBetweenVmsStillFlowsInFragments) {
+  Bytes data(1200, 0);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = std::uint8_t(i * 7);
+  Bytes datagram = udp(40000, 5001, data);  // 1208 bytes
+  const std::size_t cuts[] = {0, 512, 1024, datagram.size()};
+  for (int i = 0; i < 3; ++i) {
+    Bytes packet = fragment(datagram, cuts[i], cuts[i + 1], 0x0401, i < 2);
+    auto a = send_fragment(packet);
+    ASSERT_EQ(a.kind, FrameAction::Kind::WriteToTap) << i;
+    EXPECT_EQ(a.to, 2u);
+    EXPECT_EQ(out(a), ethernet(kMac2, kGwMac, 0x0800, packet)) << i;
+  }
+  // Out of order (the last fragment first) is fine too.
+  Bytes tail = fragment(datagram, 1024, datagram.size(), 0x0402, false);
+  EXPECT_EQ(send_fragment(tail).to, 2u);
+  EXPECT_EQ(send_fragment(fragment(datagram, 0, 1024, 0x0402, true)).to, 2u);
+  EXPECT_EQ(engine_.counters().forwarded, 5u);
+  EXPECT_EQ(engine_.attachment(1)->counters.total_drops(), 0u);
+}
+
+TEST_F(FragmentTest, ADroppedFirstFragmentIsRememberedBrieflyAndOnlyForItsDatagram) {
+  Bytes dhcp_datagram = udp(67, 68, dhcp_offer());
+  EXPECT_EQ(send_fragment(fragment(dhcp_datagram, 0, 24, 0x0501, true)).reason, DropReason::DhcpServerMessage);
+  Bytes data(64, 0x5a);
+  Bytes datagram = udp(40000, 5001, data);
+  // Another IP ID, another destination or another protocol is another datagram.
+  EXPECT_EQ(send_fragment(fragment(datagram, 16, datagram.size(), 0x0502, false)).to, 2u);
+  Bytes to_gateway = ipv4_fragment(a1_, kGw, 17, 0x0501, 2, Bytes(16, 0));
+  EXPECT_EQ(send_fragment(to_gateway).reason, DropReason::GatewayService);
+  EXPECT_EQ(send_fragment(ipv4_fragment(a1_, a2_, 1, 0x0501, 2, Bytes(16, 0))).to, 2u);
+  // A new datagram that reuses the ID, head first, goes through whole.
+  EXPECT_EQ(send_fragment(fragment(datagram, 0, 16, 0x0501, true), T0 + 1).to, 2u);
+  EXPECT_EQ(send_fragment(fragment(datagram, 16, datagram.size(), 0x0501, false), T0 + 1).to, 2u);
+  // The memory is short: a straggler long after is no longer attributed.
+  EXPECT_EQ(send_fragment(fragment(dhcp_datagram, 0, 24, 0x0503, true)).reason, DropReason::DhcpServerMessage);
+  EXPECT_EQ(send_fragment(fragment(dhcp_datagram, 24, 64, 0x0503, true), T0 + 5).reason, DropReason::Fragment);
+  EXPECT_EQ(send_fragment(fragment(dhcp_datagram, 64, 96, 0x0503, true), T0 + 120).to, 2u);
+}
+
+TEST_F(FragmentTest, UnfragmentedDhcpBetweenVmsIsDroppedWhicheverPortIsUsed) {
+  // A client accepts a reply by its destination port 68, whatever the source port.
+  Bytes offer = dhcp_offer();
+  EXPECT_EQ(send(1, ethernet(kGwMac, kMac1, 0x0800, ipv4(a1_, a2_, 17, udp(40000, 68, offer)))).reason,
+            DropReason::DhcpServerMessage);
+  EXPECT_EQ(send(1, ethernet(kGwMac, kMac1, 0x0800, ipv4(a1_, a2_, 17, udp(68, 67, offer)))).reason,
+            DropReason::DhcpServerMessage);
+  EXPECT_EQ(send(1, ethernet(kGwMac, kMac1, 0x0800, ipv4(a1_, a2_, 17, udp(68, 5001, offer)))).reason,
+            DropReason::DhcpServerMessage);
+  // Other UDP between VMs is switched as before; DHCP with the gateway is served.
+  EXPECT_EQ(send(1, ethernet(kGwMac, kMac1, 0x0800, ipv4(a1_, a2_, 17, udp(40000, 5001, offer)))).to, 2u);
+  EXPECT_EQ(reply_options(out(send(1, dhcp_frame(kMac1, 3, a1_, kGw, a1_, false), T0 + 1)))[53], Bytes{5});
+}
+}  // namespace
+}  // namespace wownet
+
+// A lease's binding (address, host name, MAC) is its VM's, by VM name, until
+// it expires: detaching the VM does not free it for another VM name.
+namespace wownet {
+namespace {
+const MacAddr kMacX{{0x52, 0x54, 0x00, 0x00, 0x00, 0x03}};
+
+class MacReservationTest : public HostEngineTest {
+ protected:
+  // vm1 on attachment 1 leases 10.128.0.2 as "alpha", then is detached.
+  Ipv4Addr lease_alpha_and_detach() {
+    send(1, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true));
+    auto ack = send(1, dhcp_frame(kMac1, 3, kAny, kAll, kAny, true,
+                                  cat({opt_addr(50, ip(10, 128, 0, 2)), opt_addr(54, kGw), opt_str(12, "alpha")})));
+    EXPECT_EQ(reply_options(out(ack))[53], Bytes{5});
+    engine_.remove_attachment(1);
+    return ip(10, 128, 0, 2);
+  }
+  std::uint64_t dropped(AttachmentId id, DropReason r) const {
+    return engine_.attachment(id)->counters.drops[std::size_t(r)];
+  }
+};
+
+TEST_F(MacReservationTest, AnotherVmNamePresentingADetachedVmsMacIsRefused) {
+  Ipv4Addr a1 = lease_alpha_and_detach();
+  engine_.add_attachment(3, "intruder", std::nullopt, T0 + 10);
+  EXPECT_EQ(send(3, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true), T0 + 10).reason, DropReason::SpoofedMac);
+  EXPECT_EQ(send(3, dhcp_frame(kMac1, 3, a1, kGw, a1, false), T0 + 10).reason, DropReason::SpoofedMac);
+  EXPECT_EQ(send(3, ethernet(kBcast, kMac1, 0x0806, arp(1, kMac1, a1, MacAddr{}, kGw)), T0 + 10).reason,
+            DropReason::SpoofedMac);
+  EXPECT_EQ(send(3, ethernet(kGwMac, kMac1, 0x0800, ipv4(a1, kGw, 1, icmp_echo(1, 1, {}))), T0 + 10).reason,
+            DropReason::SpoofedMac);
+  EXPECT_EQ(dropped(3, DropReason::SpoofedMac), 4u);
+  EXPECT_FALSE(engine_.attachment(3)->mac.has_value());
+  EXPECT_FALSE(engine_.attachment(3)->ip.has_value());
+  const Lease* l = engine_.leases().find(a1);
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->vm, "vm1");
+  EXPECT_EQ(l->host_name, "alpha");
+  EXPECT_EQ(l->expiry, T0 + 3600);
+  // The real vm1, attached again, gets its address and name back.
+  engine_.add_attachment(1, "vm1", std::nullopt, T0 + 20);
+  EXPECT_EQ(lease(1, kMac1, T0 + 20), a1);
+  EXPECT_EQ(engine_.attachment(1)->ip, a1);
+  EXPECT_EQ(engine_.leases().find(a1)->host_name, "alpha");
+  engine_.leases().set_now(T0 + 20);
+  EXPECT_EQ(engine_.leases().find_host_name("alpha"), a1);
+  // And the intruder still gets nowhere with that MAC.
+  EXPECT_EQ(send(3, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true), T0 + 30).reason, DropReason::SpoofedMac);
+}
+
+TEST_F(MacReservationTest, AfterTheLeaseExpiredTheMacServesANewVmWithoutTheOldName) {
+  Ipv4Addr a1 = lease_alpha_and_detach();
+  engine_.add_attachment(3, "vm3", std::nullopt, T0 + 3600);
+  engine_.on_timer(T0 + 3600);
+  auto offer = send(3, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true), T0 + 3600);
+  ASSERT_EQ(offer.kind, FrameAction::Kind::WriteToTap);
+  Ipv4Addr got = lease(3, kMac1, T0 + 3600);
+  EXPECT_EQ(engine_.attachment(3)->mac, kMac1);
+  EXPECT_EQ(engine_.attachment(3)->ip, got);
+  const Lease* l = engine_.leases().find_by_mac(kMac1);
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->vm, "vm3");
+  // vm1's host name went with vm1's lease; vm3 answers to its automatic name.
+  EXPECT_EQ(l->host_name, "");
+  EXPECT_EQ(reply_options(out(offer))[12], (Bytes{'C', '1', '2', '8', '0', '0', '0', '0', '0', '2'}));
+  EXPECT_EQ(got, a1);  // RFC 2131 §4.3.1: the client's (chaddr's) previous address
+}
+
+TEST_F(MacReservationTest, ARestoredAttachmentDoesNotTakeAnotherVmsLeasedMac) {
+  Ipv4Addr a1 = lease(1, kMac1);
+  auto saved = engine_.leases().snapshot();
+  HostEngine fresh(make_config());
+  fresh.leases().restore(saved);
+  fresh.add_attachment(2, "vm2", kMac1, T0 + 10);
+  EXPECT_FALSE(fresh.attachment(2)->mac.has_value());
+  Bytes f = dhcp_frame(kMac1, 1, kAny, kAll, kAny, true);
+  EXPECT_EQ(fresh.on_tap_frame(T0 + 10, 2, ByteSpan(f.data(), f.size())).reason, DropReason::SpoofedMac);
+  EXPECT_EQ(fresh.leases().find(a1)->vm, "vm1");
+}
+
+TEST(DhcpServerTest, AMacWhoseLeaseIsAnotherVmsIsNotServed) {
+  NetworkConfig c;
+  c.lease_time = 3600;
+  const Ipv4Addr a1 = ip(10, 128, 0, 2);
+  for (bool registry : {false, true}) {
+    SCOPED_TRACE(registry ? "registry mode" : "local");
+    LeaseTable t(c.network, c.gateway);
+    DhcpServer s(c, t);
+    if (registry) s.use_registry("self-node");
+    t.set_now(T0);
+    t.put(a1, kMac1, "vm1", "alpha", T0 + 3600, LeaseState::Bound, LeaseOrigin::Dhcp, registry ? "self-node" : "");
+    std::array<std::uint8_t, 2048> buf{};
+    const Bytes messages[] = {
+        dhcp(1, 1, kMac1, kAny, true),                                              // DISCOVER
+        dhcp(3, 2, kMac1, kAny, true, opt_addr(50, a1)),                            // REQUEST, INIT-REBOOT
+        dhcp(3, 3, kMac1, kAny, true, cat({opt_addr(50, a1), opt_addr(54, kGw)})),  // REQUEST, SELECTING
+        dhcp(3, 4, kMac1, a1, false),                                               // REQUEST, RENEWING
+        dhcp(3, 5, kMac1, kAny, true, cat({opt_addr(50, a1), opt_str(12, "evil")})),
+        dhcp(7, 6, kMac1, a1, false),                      // RELEASE
+        dhcp(4, 7, kMac1, kAny, false, opt_addr(50, a1)),  // DECLINE
+        dhcp(8, 8, kMac1, a1, false),                      // INFORM
+    };
+    for (const Bytes& m : messages) {
+      auto msg = parse_dhcp(m);
+      ASSERT_TRUE(msg.has_value());
+      DhcpOutcome o = s.on_client_message(T0 + 10, *msg, kMac1, "vm2", ByteSpan(buf.data(), buf.size()));
+      EXPECT_EQ(o.reply_size, 0u) << int(m[242]);
+      EXPECT_FALSE(o.bound.has_value());
+      EXPECT_FALSE(o.released);
+      EXPECT_FALSE(o.ask.has_value());
+    }
+    const Lease* l = t.find(a1);
+    ASSERT_NE(l, nullptr);
+    EXPECT_EQ(l->vm, "vm1");
+    EXPECT_EQ(l->host_name, "alpha");
+    EXPECT_EQ(l->state, LeaseState::Bound);
+    EXPECT_EQ(l->expiry, T0 + 3600);
+    // vm1 itself is served.
+    auto discover = parse_dhcp(dhcp(1, 9, kMac1, kAny, true));
+    EXPECT_GT(s.on_client_message(T0 + 10, *discover, kMac1, "vm1", ByteSpan(buf.data(), buf.size())).reply_size, 0u);
+  }
+}
+
+TEST(LeaseTableTest, ALeaseTakenOverAfterExpiryDoesNotInheritTheOldVmsHostName) {
+  LeaseTable t(*Ipv4Prefix::parse("10.128.0.0/9"), kGw);
+  t.set_now(T0);
+  t.put(ip(10, 128, 0, 2), kMac1, "vm1", "alpha", T0 + 100, LeaseState::Bound, LeaseOrigin::Dhcp);
+  t.set_now(T0 + 200);
+  // The same VM renewing late keeps its name.
+  t.put(ip(10, 128, 0, 2), kMac1, "vm1", "", T0 + 300, LeaseState::Bound, LeaseOrigin::Dhcp);
+  EXPECT_EQ(t.find(ip(10, 128, 0, 2))->host_name, "alpha");
+  // Another VM with that MAC, after expiry, does not.
+  t.set_now(T0 + 400);
+  t.put(ip(10, 128, 0, 2), kMac1, "vm2", "", T0 + 500, LeaseState::Bound, LeaseOrigin::Dhcp);
+  EXPECT_EQ(t.find(ip(10, 128, 0, 2))->host_name, "");
+}
+
+class RegistryMacReservationTest : public MacReservationTest {
+ protected:
+  RegistryMacReservationTest() { engine_.use_registry("self-node"); }
+  static Lease vm1_lease(Ipv4Addr a, std::string node) {
+    Lease l;
+    l.address = a;
+    l.mac = kMac1;
+    l.vm = "vm1";
+    l.host_name = "alpha";
+    l.node = std::move(node);
+    l.expiry = T0 + 3600;
+    return l;
+  }
+};
+
+TEST_F(RegistryMacReservationTest, AnotherVmNameCannotUseALeasedMacAndAMigratedVmCan) {
+  const Ipv4Addr a9 = ip(10, 128, 3, 9);
+  engine_.remove_attachment(1);
+  for (const char* node : {"self-node", "other-node"}) {
+    SCOPED_TRACE(node);
+    engine_.on_registry_lease(T0, vm1_lease(a9, node));
+    EXPECT_EQ(send(2, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true)).reason, DropReason::SpoofedMac);
+    EXPECT_EQ(send(2, ethernet(kBcast, kMac1, 0x0806, arp(1, kMac1, a9, MacAddr{}, kGw))).reason,
+              DropReason::SpoofedMac);
+    EXPECT_FALSE(engine_.attachment(2)->mac.has_value());
+    EXPECT_TRUE(engine_.take_lease_asks().empty());
+  }
+  // vm1 migrating here (same name, same MAC) is let in and asks the registry.
+  engine_.add_attachment(3, "vm1", std::nullopt, T0);
+  EXPECT_EQ(send(3, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true)).kind, FrameAction::Kind::None);
+  auto asks = engine_.take_lease_asks();
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Offer);
+  EXPECT_EQ(asks[0].vm, "vm1");
+  EXPECT_EQ(engine_.attachment(3)->mac, kMac1);
+}
+
+TEST_F(RegistryMacReservationTest, ALeaseOfAnotherVmNameIsNotBoundToTheAttachmentWithItsMac) {
+  // vm2 holds the MAC (no lease yet); the registry then reports vm1's lease
+  // of that MAC on this node.
+  engine_.add_attachment(2, "vm2", kMac1, T0);
+  ASSERT_EQ(engine_.attachment(2)->mac, kMac1);
+  const Ipv4Addr a9 = ip(10, 128, 3, 9);
+  engine_.on_registry_lease(T0, vm1_lease(a9, "self-node"));
+  EXPECT_FALSE(engine_.attachment(2)->ip.has_value());
+  engine_.on_agent_host_name(T0, 2, "evil");
+  EXPECT_EQ(engine_.leases().find(a9)->host_name, "alpha");
+  EXPECT_EQ(send(2, ethernet(kGwMac, kMac1, 0x0800, ipv4(a9, kGw, 1, icmp_echo(1, 1, {})))).reason,
+            DropReason::SpoofedIp);
+  EXPECT_TRUE(engine_.take_lease_asks().empty());
 }
 }  // namespace
 }  // namespace wownet

@@ -40,11 +40,15 @@ inline Bytes ethernet(MacAddr dst, MacAddr src, std::uint16_t type, const Bytes&
   return b;
 }
 
-inline Bytes ipv4(Ipv4Addr src, Ipv4Addr dst, std::uint8_t proto, const Bytes& payload) {
+// An IPv4 packet (or fragment) with identification `id` and the 16-bit
+// flags/fragment-offset field `flags_offset` (0x4000 DF, 0x2000 MF, low 13
+// bits the offset in 8-byte units).
+inline Bytes ipv4_fragment(Ipv4Addr src, Ipv4Addr dst, std::uint8_t proto, std::uint16_t id, std::uint16_t flags_offset,
+                           const Bytes& payload) {
   Bytes b = {0x45, 0x00};
   put16(b, std::uint16_t(20 + payload.size()));
-  put16(b, 0x1234);
-  put16(b, 0x4000);
+  put16(b, id);
+  put16(b, flags_offset);
   b.push_back(64);
   b.push_back(proto);
   put16(b, 0);
@@ -55,6 +59,11 @@ inline Bytes ipv4(Ipv4Addr src, Ipv4Addr dst, std::uint8_t proto, const Bytes& p
   b[11] = std::uint8_t(c);
   b.insert(b.end(), payload.begin(), payload.end());
   return b;
+}
+
+// An unfragmented IPv4 packet (ID 0x1234, DF).
+inline Bytes ipv4(Ipv4Addr src, Ipv4Addr dst, std::uint8_t proto, const Bytes& payload) {
+  return ipv4_fragment(src, dst, proto, 0x1234, 0x4000, payload);
 }
 
 // UDP with checksum 0 (none), which IPv4 allows.
