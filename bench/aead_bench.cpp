@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "data_channel.h"
+#include "crypto/data_channel.h"
 
 namespace {
 

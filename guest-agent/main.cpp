@@ -15,15 +15,15 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
-#include "agent_core.h"
-#include "dhcp_client.h"
-#include "dhcp_process.h"
-#include "host_name.h"
-#include "nic_reader.h"
-#include "report.h"
-#include "report_sender.h"
-#include "report_wire.h"
-#include "system.h"
+#include "core/agent_core.h"
+#include "core/dhcp_client.h"
+#include "core/host_name.h"
+#include "core/report.h"
+#include "io/dhcp_process.h"
+#include "io/nic_reader.h"
+#include "io/report_sender.h"
+#include "io/report_wire.h"
+#include "io/system.h"
 
 #ifndef WOWNET_AGENT_VERSION
 #error "WOWNET_AGENT_VERSION must be defined by the build"

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "pki.h"
+#include "crypto/pki.h"
 
 namespace wownet {
 namespace {

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <set>
 
-#include "lease_table.h"
+#include "core/lease_table.h"
 
 namespace wownet {
 namespace {

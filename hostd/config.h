@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "network_config.h"
+#include "core/network_config.h"
 
 namespace wownet {
 

@@ -9,8 +9,8 @@
 #include <ctime>
 #include <regex>
 
-#include "dns.h"
-#include "offload.h"
+#include "core/dns.h"
+#include "core/offload.h"
 
 namespace wownet {
 namespace {

@@ -8,17 +8,17 @@
 #include <optional>
 #include <string>
 #include <vector>
-#include "asio.h"
+#include "io/asio.h"
 
-#include "agent_channel.h"
 #include "config.h"
-#include "control.pb.h"
-#include "control_server.h"
-#include "host_engine.h"
-#include "link_manager.h"
+#include "core/host_engine.h"
+#include "io/agent_channel.h"
+#include "io/control_server.h"
+#include "io/link_manager.h"
+#include "io/state_store.h"
+#include "io/tap_device.h"
 #include "overlay_service.h"
-#include "state_store.h"
-#include "tap_device.h"
+#include "proto/control.pb.h"
 
 namespace wownet {
 

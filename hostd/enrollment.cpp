@@ -7,8 +7,8 @@
 
 #include <filesystem>
 
-#include "file_io.h"
-#include "pki.h"
+#include "crypto/pki.h"
+#include "util/file_io.h"
 
 namespace wownet {
 namespace {

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "overlay.pb.h"
-#include "types.h"
+#include "core/types.h"
+#include "proto/overlay.pb.h"
 
 namespace wownet {
 

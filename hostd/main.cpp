@@ -10,11 +10,11 @@
 #include <cstdio>
 #include <functional>
 #include <optional>
-#include "asio.h"
+#include "io/asio.h"
 
 #include "config.h"
 #include "daemon.h"
-#include "instance_lock.h"
+#include "io/instance_lock.h"
 
 namespace {
 

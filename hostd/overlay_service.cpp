@@ -1,6 +1,6 @@
 #include "overlay_service.h"
 
-#include "file_io.h"
+#include "util/file_io.h"
 
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -16,8 +16,8 @@
 #include <sstream>
 
 #include <unistd.h>
-#include "registry.h"
-#include "registry_store.h"
+#include "registry/registry.h"
+#include "registry/registry_store.h"
 
 namespace wownet {
 namespace {
@@ -26,31 +26,6 @@ namespace asio = boost::asio;
 constexpr std::size_t kRxBufferSize = 65536 + 128;
 constexpr std::size_t kDatagramsPerWakeup = 64;
 constexpr UnixTime kResolveInterval = 1;
-constexpr std::size_t kMaxRelayNames = 4096;  // relayed endpoints a node keeps
-
-// A node ID (32 hex digits) as 16 bytes; nullopt if malformed.
-std::optional<std::array<std::uint8_t, 16>> raw_id(std::string_view id) {
-  if (id.size() != 32) return std::nullopt;
-  std::array<std::uint8_t, 16> out{};
-  for (std::size_t i = 0; i < 32; ++i) {
-    const char c = id[i];
-    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (v < 0) return std::nullopt;
-    out[i / 2] = std::uint8_t(out[i / 2] | (i % 2 ? v : v << 4));
-  }
-  return out;
-}
-
-// The node ID of 16 raw bytes, written into `buffer` (no allocation: this
-// runs per relayed packet).
-std::string_view hex_id(const std::uint8_t* raw, char (&buffer)[32]) {
-  static const char* kHex = "0123456789abcdef";
-  for (std::size_t i = 0; i < 16; ++i) {
-    buffer[2 * i] = kHex[raw[i] >> 4];
-    buffer[2 * i + 1] = kHex[raw[i] & 15];
-  }
-  return std::string_view(buffer, sizeof buffer);
-}
 
 // The valid endpoints of a registry message, at most `limit`, in order.
 std::vector<overlay::UdpEndpoint> endpoints_of(const google::protobuf::RepeatedPtrField<overlay::Endpoint>& list,
@@ -160,6 +135,9 @@ bool OverlayService::start_sessions(std::string& error) {
   crypto::CertInfo info = crypto::cert_info(cert.get());
   node_id_ = info.node_id;
   node_name_ = o.node_name.empty() ? info.name : o.node_name;
+  overlay::Relay::Limits relay_limits;
+  relay_limits.forwarding = o.rendezvous && o.relay;
+  relay_.configure(node_id_, relay_limits);
   if (crypto::PeerCheck own = trust_->check(cert.get(), nullptr, now_s()); !own.ok()) {
     // Peers will refuse this node, but its own VMs keep their DHCP, DNS and
     // local traffic: a lapsed certificate must not take the host down.
@@ -292,8 +270,8 @@ void OverlayService::drain_socket() {
       case wire::DatagramType::EnrollReply:
         if (n > 1) on_enroll_datagram(ep, data);
         break;
-      case wire::DatagramType::Relay: on_relay_request(ep, data); break;
-      case wire::DatagramType::Relayed: on_relayed(ep, data); break;
+      case wire::DatagramType::Relay: carry_out(relay_.on_request(now_ms(), ep, data, directory_)); break;
+      case wire::DatagramType::Relayed: carry_out(relay_.on_relayed(ep, data, our_relay_)); break;
       case wire::DatagramType::Probe: ++stray_probes_; break;  // meant to die on the way; never answered
       default:
         if (peers_) peers_->on_datagram(now_ms(), ep, data, *this);  // data, DTLS, or counted as malformed
@@ -311,19 +289,17 @@ void OverlayService::drain_socket() {
 void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan datagram) {
   if (to.relayed()) {
     // To a node through the relay: the relay's header, then the datagram.
-    const auto it = relay_paths_.find(to);
-    if (it == relay_paths_.end()) {
+    auto route = relay_.route(to);
+    if (!route) {
       ++send_errors_;
       return;
     }
-    std::uint8_t header[wire::kRelayHeaderSize];
-    header[0] = std::uint8_t(wire::DatagramType::Relay);
-    std::copy(it->second.node.begin(), it->second.node.end(), header + 1);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(it->second.relay.address.value);
-    addr.sin_port = htons(it->second.relay.port);
-    iovec iov[2] = {{header, sizeof header}, {const_cast<std::uint8_t*>(datagram.data()), datagram.size()}};
+    addr.sin_addr.s_addr = htonl(route->relay.address.value);
+    addr.sin_port = htons(route->relay.port);
+    iovec iov[2] = {{route->header.data(), route->header.size()},
+                    {const_cast<std::uint8_t*>(datagram.data()), datagram.size()}};
     msghdr msg{};
     msg.msg_name = &addr;
     msg.msg_namelen = sizeof addr;
@@ -343,61 +319,18 @@ void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan
 
 // --- NAT traversal and relaying --------------------------------------------
 
-void OverlayService::on_relay_request(const overlay::UdpEndpoint& from, ByteSpan data) {
-  // Rendezvous: forward a sealed datagram between two nodes with sessions.
-  if (!registry_ || !config_.overlay.relay || !peers_ || data.size() <= wire::kRelayHeaderSize) {
-    ++relay_drops_;
-    return;
-  }
-  const std::uint8_t inner = data[wire::kRelayHeaderSize];
-  const std::string_view source = peers_->node_at(from);
-  char destination_text[32];
-  const std::string_view destination = hex_id(data.data() + 1, destination_text);
-  const auto to = source.empty() || destination == node_id_ ? std::nullopt : peers_->endpoint_of(destination);
-  const auto source_raw = raw_id(source);
-  if (!to || to->relayed() || !source_raw || !wire::relayable(inner)) {
-    ++relay_drops_;
-    return;
-  }
-  data[0] = std::uint8_t(wire::DatagramType::Relayed);
-  std::copy(source_raw->begin(), source_raw->end(), data.begin() + 1);
-  ++relayed_packets_;
-  relayed_bytes_ += data.size() - wire::kRelayHeaderSize;
-  send_datagram(*to, data);
-}
-
-void OverlayService::on_relayed(const overlay::UdpEndpoint& from, ByteSpan data) {
-  // Host: a datagram from another node through our relay.
-  if (!peers_ || !relay_ || from != *relay_ || data.size() <= wire::kRelayHeaderSize) {
-    ++relay_drops_;
-    return;
-  }
-  RawId source;
-  std::copy_n(data.begin() + 1, source.size(), source.begin());
-  char source_text[32];
-  const auto name = hex_id(source.data(), source_text) == node_id_ ? std::nullopt : relay_name(from, source);
-  if (!name) {
-    ++relay_drops_;
-    return;
-  }
-  peers_->on_datagram(now_ms(), *name, data.subspan(wire::kRelayHeaderSize), *this);
-}
-
-std::optional<overlay::UdpEndpoint> OverlayService::relay_name(const overlay::UdpEndpoint& relay, const RawId& node) {
-  const auto key = std::make_pair(relay, node);
-  if (const auto it = relay_names_.find(key); it != relay_names_.end()) return it->second;
-  if (relay_names_.size() >= kMaxRelayNames) return std::nullopt;
-  // 0.x.y.z:1, never an address on the wire.
-  const overlay::UdpEndpoint name{Ipv4Addr{next_relay_name_++ & 0x00ffffffu}, 1};
-  relay_names_[key] = name;
-  relay_paths_[name] = RelayPath{relay, node};
-  return name;
+void OverlayService::carry_out(const overlay::Action& action) {
+  if (const auto* send = std::get_if<overlay::SendDatagram>(&action)) {
+    send_datagram(send->to, send->bytes);
+  } else if (const auto* deliver = std::get_if<overlay::DeliverDatagram>(&action)) {
+    if (peers_) peers_->on_datagram(now_ms(), deliver->from, deliver->bytes, *this);
+  }  // Drop: counted by the piece that dropped it
 }
 
 void OverlayService::offer_relay(const std::string& node) {
-  const auto raw = raw_id(node);
-  if (relay_ && raw && node != relay_node_ && config_.overlay.relay_after > 0)
-    peers_->set_relay(node, relay_name(*relay_, *raw));
+  const auto raw = overlay::raw_node_id(node);
+  if (our_relay_ && raw && node != relay_node_ && config_.overlay.relay_after > 0)
+    peers_->set_relay(node, relay_.name(*our_relay_, *raw));
 }
 
 void OverlayService::send_probes(const std::vector<overlay::UdpEndpoint>& to) {
@@ -760,10 +693,10 @@ void OverlayService::handle_registry_message(const std::string& from, const over
       const auto it = rendezvous_up_.find(from);
       if (it == rendezvous_up_.end()) break;
       if (m.registered().relay()) {
-        relay_ = it->second;
+        our_relay_ = it->second;
         relay_node_ = from;
       } else if (relay_node_ == from) {
-        relay_.reset();
+        our_relay_.reset();
         relay_node_.clear();
       }
       break;
@@ -873,11 +806,11 @@ void OverlayService::fill_peers(control::PeerList& out) const {
     x->set_node_name(p.node_name);
     x->set_endpoint(p.endpoint.to_string());
     x->set_path("direct");
-    if (const auto it = relay_paths_.find(p.endpoint); it != relay_paths_.end()) {
-      std::string relay_name = it->second.relay.to_string();
+    if (const auto route = relay_.route(p.endpoint)) {
+      std::string relay_name = route->relay.to_string();
       for (const auto& q : peers)
-        if (q.endpoint == it->second.relay && !q.node_name.empty()) relay_name = q.node_name + " " + relay_name;
-      x->set_endpoint(it->second.relay.to_string());
+        if (q.endpoint == route->relay && !q.node_name.empty()) relay_name = q.node_name + " " + relay_name;
+      x->set_endpoint(route->relay.to_string());
       x->set_path(p.established && p.relayed ? "relayed" : "direct");
       x->set_relay(relay_name);
     }
@@ -912,9 +845,10 @@ void OverlayService::fill_status(control::Status& s) const {
   o["tap_errors"] = tap_errors_;
   o["unresolved"] = unresolved_;
   o["rendezvous_up"] = rendezvous_up_.size();
-  o["relayed_packets"] = relayed_packets_;
-  o["relayed_bytes"] = relayed_bytes_;
-  o["relay_drops"] = relay_drops_;
+  o["relayed_packets"] = relay_.counters().relayed_packets;
+  o["relayed_bytes"] = relay_.counters().relayed_bytes;
+  o["relay_drops"] = relay_.counters().drops;
+  o["relay_rate_limited"] = relay_.counters().rate_limited;
   o["probes_sent"] = probes_sent_;
   o["stray_probes"] = stray_probes_;
 }

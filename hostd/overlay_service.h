@@ -24,15 +24,16 @@
 #include <string>
 #include <vector>
 
-#include "asio.h"
 #include "config.h"
-#include "control.pb.h"
-#include "dtls.h"
+#include "core/host_engine.h"
+#include "crypto/dtls.h"
+#include "crypto/pki.h"
 #include "enrollment.h"
-#include "host_engine.h"
-#include "overlay.pb.h"
-#include "peer_manager.h"
-#include "pki.h"
+#include "io/asio.h"
+#include "overlay/peer_manager.h"
+#include "overlay/relay.h"
+#include "proto/control.pb.h"
+#include "proto/overlay.pb.h"
 
 namespace wownet {
 namespace registry {
@@ -76,12 +77,8 @@ class OverlayService : public overlay::PeerOutput {
   void peer_down(std::string_view node_id, std::string_view reason) override;
 
  private:
-  using RawId = std::array<std::uint8_t, 16>;
-  void on_relay_request(const overlay::UdpEndpoint& from, ByteSpan data);
-  void on_relayed(const overlay::UdpEndpoint& from, ByteSpan data);
-  // The relayed endpoint (0.0.0.0/8) naming `node` through `relay`; nullopt
-  // if the table is full.
-  std::optional<overlay::UdpEndpoint> relay_name(const overlay::UdpEndpoint& relay, const RawId& node);
+  // Carries out what an overlay piece returned.
+  void carry_out(const overlay::Action& action);
   // Gives `node` a path through our relay, if we have one and relaying is on.
   void offer_relay(const std::string& node);
   void send_probes(const std::vector<overlay::UdpEndpoint>& to);
@@ -142,15 +139,22 @@ class OverlayService : public overlay::PeerOutput {
   std::map<std::string, UnixTime> resolving_;
 
   // NAT traversal and relaying.
-  struct RelayPath {
-    overlay::UdpEndpoint relay;
-    RawId node{};
+  // Relays answer to the rendezvous' registry: a node with a session is
+  // found through the session layer.
+  struct Directory : overlay::Relay::Directory {
+    explicit Directory(const std::unique_ptr<overlay::PeerManager>* p) : peers(p) {}
+    const std::unique_ptr<overlay::PeerManager>* peers;
+    std::string_view node_at(const overlay::UdpEndpoint& e) const override {
+      return *peers ? (*peers)->node_at(e) : std::string_view{};
+    }
+    std::optional<overlay::UdpEndpoint> endpoint_of(std::string_view node) const override {
+      return *peers ? (*peers)->endpoint_of(node) : std::nullopt;
+    }
   };
-  std::map<overlay::UdpEndpoint, RelayPath> relay_paths_;  // relayed endpoint -> path
-  std::map<std::pair<overlay::UdpEndpoint, RawId>, overlay::UdpEndpoint> relay_names_;
-  std::uint32_t next_relay_name_ = 1;
-  std::optional<overlay::UdpEndpoint> relay_;  // the rendezvous that relays for us
-  std::string relay_node_;                     // its node ID
+  Directory directory_{&peers_};
+  overlay::Relay relay_;  // relaying for others (rendezvous with relay = true), names of our relayed paths
+  std::optional<overlay::UdpEndpoint> our_relay_;  // the rendezvous that relays for us
+  std::string relay_node_;                         // its node ID
   struct DirectAttempt {
     std::int64_t at_ms = 0;  // when to start the handshake
     std::vector<overlay::UdpEndpoint> endpoints;
@@ -165,7 +169,7 @@ class OverlayService : public overlay::PeerOutput {
 
   std::vector<std::uint8_t> rx_buffer_;
   std::uint64_t send_errors_ = 0, tap_errors_ = 0, unresolved_ = 0;
-  std::uint64_t relayed_packets_ = 0, relayed_bytes_ = 0, relay_drops_ = 0, probes_sent_ = 0, stray_probes_ = 0;
+  std::uint64_t probes_sent_ = 0, stray_probes_ = 0;
 };
 
 }  // namespace wownet

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "ca_commands.h"
-#include "control.pb.h"
+#include "proto/control.pb.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "agent_core.h"
+#include "core/agent_core.h"
 
 #include <utility>
 

@@ -5,9 +5,9 @@
 
 #include <cstdint>
 
-#include "agent_time.h"
-#include "dhcp_client.h"
-#include "report.h"
+#include "core/agent_time.h"
+#include "core/dhcp_client.h"
+#include "core/report.h"
 
 namespace wownet::agent {
 

@@ -1,4 +1,4 @@
-#include "datagram.h"
+#include "core/datagram.h"
 
 namespace wownet::agent {
 

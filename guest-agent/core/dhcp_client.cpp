@@ -1,4 +1,4 @@
-#include "dhcp_client.h"
+#include "core/dhcp_client.h"
 
 #include <algorithm>
 #include <charconv>

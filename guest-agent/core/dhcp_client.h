@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "agent_time.h"
+#include "core/agent_time.h"
 
 namespace wownet::agent {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "agent_time.h"
-#include "dhcp_client.h"
+#include "core/agent_time.h"
+#include "core/dhcp_client.h"
 
 namespace wownet::agent {
 

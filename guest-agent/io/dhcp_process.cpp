@@ -1,4 +1,4 @@
-#include "dhcp_process.h"
+#include "io/dhcp_process.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -12,7 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "system.h"
+#include "io/system.h"
 
 namespace wownet::agent {
 namespace {

@@ -9,8 +9,8 @@
 #include <system_error>
 #include <vector>
 
-#include "agent_time.h"
-#include "dhcp_client.h"
+#include "core/agent_time.h"
+#include "core/dhcp_client.h"
 
 namespace wownet::agent {
 

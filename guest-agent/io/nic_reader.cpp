@@ -1,4 +1,4 @@
-#include "nic_reader.h"
+#include "io/nic_reader.h"
 
 #include <linux/if_addr.h>
 #include <netlink/addr.h>

@@ -4,7 +4,7 @@
 #include <string>
 #include <system_error>
 
-#include "report.h"
+#include "core/report.h"
 
 namespace wownet::agent {
 

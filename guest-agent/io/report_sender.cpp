@@ -1,4 +1,4 @@
-#include "report_sender.h"
+#include "io/report_sender.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,7 +1,7 @@
-#include "report_wire.h"
+#include "io/report_wire.h"
 
-#include "agent.pb.h"
-#include "datagram.h"
+#include "core/datagram.h"
+#include "proto/agent.pb.h"
 
 namespace wownet::agent {
 

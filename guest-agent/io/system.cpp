@@ -1,4 +1,4 @@
-#include "system.h"
+#include "io/system.h"
 
 #include <fcntl.h>
 #include <limits.h>

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "agent_time.h"
+#include "core/agent_time.h"
 
 namespace wownet::agent {
 

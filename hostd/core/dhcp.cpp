@@ -1,9 +1,9 @@
-#include "dhcp.h"
+#include "core/dhcp.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "bytes.h"
+#include "core/bytes.h"
 
 namespace wownet {
 namespace {

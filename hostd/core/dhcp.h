@@ -8,10 +8,10 @@
 #include <string>
 #include <string_view>
 
-#include "lease_table.h"
-#include "network_config.h"
-#include "packet.h"
-#include "types.h"
+#include "core/lease_table.h"
+#include "core/network_config.h"
+#include "core/packet.h"
+#include "core/types.h"
 
 namespace wownet {
 

@@ -1,9 +1,9 @@
-#include "dns.h"
+#include "core/dns.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "bytes.h"
+#include "core/bytes.h"
 
 namespace wownet {
 namespace {

@@ -10,8 +10,8 @@
 #include <string>
 #include <string_view>
 
-#include "packet.h"
-#include "types.h"
+#include "core/packet.h"
+#include "core/types.h"
 
 namespace wownet {
 

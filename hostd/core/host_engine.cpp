@@ -1,9 +1,9 @@
-#include "host_engine.h"
+#include "core/host_engine.h"
 
 #include <cstring>
 #include <limits>
 
-#include "bytes.h"
+#include "core/bytes.h"
 
 namespace wownet {
 

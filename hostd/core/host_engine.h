@@ -12,12 +12,12 @@
 #include <utility>
 #include <vector>
 
-#include "dhcp.h"
-#include "dns.h"
-#include "lease_table.h"
-#include "network_config.h"
-#include "packet.h"
-#include "types.h"
+#include "core/dhcp.h"
+#include "core/dns.h"
+#include "core/lease_table.h"
+#include "core/network_config.h"
+#include "core/packet.h"
+#include "core/types.h"
 
 namespace wownet {
 

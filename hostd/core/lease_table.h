@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "dns.h"
-#include "network_config.h"
-#include "types.h"
+#include "core/dns.h"
+#include "core/network_config.h"
+#include "core/types.h"
 
 namespace wownet {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "types.h"
+#include "core/types.h"
 
 namespace wownet {
 

@@ -1,9 +1,9 @@
-#include "offload.h"
+#include "core/offload.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "bytes.h"
+#include "core/bytes.h"
 
 namespace wownet {
 

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "packet.h"
+#include "core/packet.h"
 
 namespace wownet {
 

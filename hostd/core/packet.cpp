@@ -1,8 +1,8 @@
-#include "packet.h"
+#include "core/packet.h"
 
 #include <cstring>
 
-#include "bytes.h"
+#include "core/bytes.h"
 
 namespace wownet {
 

@@ -8,7 +8,7 @@
 #include <optional>
 #include <span>
 
-#include "types.h"
+#include "core/types.h"
 
 namespace wownet {
 

@@ -1,4 +1,4 @@
-#include "data_channel.h"
+#include "crypto/data_channel.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "bytes.h"
+#include "core/bytes.h"
 
 namespace wownet::crypto {
 namespace {

@@ -20,9 +20,9 @@
 #include <span>
 #include <string_view>
 
-#include "overlay_wire.h"
-#include "packet.h"
-#include "replay_window.h"
+#include "core/overlay_wire.h"
+#include "core/packet.h"
+#include "crypto/replay_window.h"
 
 struct evp_cipher_ctx_st;
 

@@ -1,5 +1,5 @@
 // DTLS 1.2 session driver: see dtls.h for the cookie and timer design.
-#include "dtls.h"
+#include "crypto/dtls.h"
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
@@ -18,7 +18,7 @@
 #include <deque>
 #include <utility>
 
-#include "bytes.h"
+#include "core/bytes.h"
 
 namespace wownet::crypto {
 namespace detail {

@@ -59,7 +59,7 @@
 #include <string>
 #include <vector>
 
-#include "packet.h"
+#include "core/packet.h"
 
 namespace wownet::crypto {
 

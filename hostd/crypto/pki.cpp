@@ -1,6 +1,6 @@
-#include "pki.h"
+#include "crypto/pki.h"
 
-#include "file_io.h"
+#include "util/file_io.h"
 
 #include <fcntl.h>
 #include <openssl/ec.h>

@@ -16,8 +16,8 @@
 #include <string>
 #include <string_view>
 
-#include "ossl.h"
-#include "types.h"
+#include "core/types.h"
+#include "crypto/ossl.h"
 
 namespace wownet::crypto {
 

@@ -1,4 +1,4 @@
-#include "agent_channel.h"
+#include "io/agent_channel.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>

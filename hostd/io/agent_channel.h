@@ -9,10 +9,10 @@
 #include <functional>
 #include <string>
 #include <system_error>
-#include "asio.h"
+#include "io/asio.h"
 
-#include "agent.pb.h"
-#include "agent_report.h"
+#include "io/agent_report.h"
+#include "proto/agent.pb.h"
 
 namespace wownet::io {
 

@@ -1,4 +1,4 @@
-#include "agent_report.h"
+#include "io/agent_report.h"
 
 #include <cstring>
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "agent.pb.h"
+#include "proto/agent.pb.h"
 
 namespace wownet::io {
 

@@ -1,4 +1,4 @@
-#include "control_server.h"
+#include "io/control_server.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -6,9 +6,9 @@
 #include <memory>
 #include <string>
 #include <system_error>
-#include "asio.h"
+#include "io/asio.h"
 
-#include "control.pb.h"
+#include "proto/control.pb.h"
 
 namespace wownet::io {
 

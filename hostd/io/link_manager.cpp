@@ -1,4 +1,4 @@
-#include "link_manager.h"
+#include "io/link_manager.h"
 
 // glibc's <net/if.h> must precede the <linux/...> headers (libc-compat).
 #include <net/if.h>

@@ -1,6 +1,6 @@
-#include "state_store.h"
+#include "io/state_store.h"
 
-#include "file_io.h"
+#include "util/file_io.h"
 
 #include <fcntl.h>
 #include <google/protobuf/io/tokenizer.h>

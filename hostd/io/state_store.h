@@ -5,7 +5,7 @@
 #include <string>
 #include <system_error>
 
-#include "state.pb.h"
+#include "proto/state.pb.h"
 
 namespace wownet::io {
 

@@ -1,4 +1,4 @@
-#include "tap_device.h"
+#include "io/tap_device.h"
 
 #include <fcntl.h>
 #include <linux/if.h>

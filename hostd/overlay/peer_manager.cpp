@@ -1,5 +1,5 @@
 // Node-to-node session layer: see peer_manager.h for the protocol.
-#include "peer_manager.h"
+#include "overlay/peer_manager.h"
 
 #include <openssl/crypto.h>
 
@@ -11,8 +11,8 @@
 #include <unordered_map>
 #include <utility>
 
-#include "bytes.h"
-#include "ossl.h"
+#include "core/bytes.h"
+#include "crypto/ossl.h"
 
 namespace wownet::overlay {
 namespace {
@@ -164,21 +164,6 @@ struct ConnectTarget {
 
 // ---------------------------------------------------------------------------
 // UdpEndpoint
-
-std::string UdpEndpoint::to_string() const { return address.to_string() + ":" + std::to_string(port); }
-
-std::optional<UdpEndpoint> UdpEndpoint::parse(std::string_view s) {
-  const auto colon = s.rfind(':');
-  if (colon == std::string_view::npos) return std::nullopt;
-  const auto address = Ipv4Addr::parse(s.substr(0, colon));
-  const std::string_view port_text = s.substr(colon + 1);
-  unsigned port = 0;
-  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (!address || port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
-      port > 65535 || (port_text.size() > 1 && port_text[0] == '0'))
-    return std::nullopt;
-  return UdpEndpoint{*address, std::uint16_t(port)};
-}
 
 // ---------------------------------------------------------------------------
 // PeerManager::Impl

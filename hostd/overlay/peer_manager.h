@@ -77,28 +77,14 @@
 #include <string_view>
 #include <vector>
 
-#include "data_channel.h"
-#include "dtls.h"
-#include "overlay.pb.h"
-#include "packet.h"
-#include "types.h"
+#include "core/packet.h"
+#include "core/types.h"
+#include "crypto/data_channel.h"
+#include "crypto/dtls.h"
+#include "overlay/endpoint.h"
+#include "proto/overlay.pb.h"
 
 namespace wownet::overlay {
-
-// An IPv4 UDP address and port. (Not named Endpoint: overlay.proto already
-// generates wownet::overlay::Endpoint.)
-struct UdpEndpoint {
-  Ipv4Addr address;
-  std::uint16_t port = 0;
-
-  // "a.b.c.d:port".
-  std::string to_string() const;
-  // Names a path through a relay (0.0.0.0/8), not an address on the wire.
-  bool relayed() const { return address.octet(0) == 0; }
-  // Inverse of to_string(); nullopt on anything else.
-  static std::optional<UdpEndpoint> parse(std::string_view s);
-  auto operator<=>(const UdpEndpoint&) const = default;
-};
 
 struct PeerConfig {
   crypto::Cipher cipher = crypto::Cipher::Aes256Gcm;  // what we want peers to send to us with

@@ -21,11 +21,11 @@
 #include <utility>
 #include <vector>
 
-#include "lease_table.h"
-#include "network_config.h"
-#include "overlay.pb.h"
-#include "registry_store.h"
-#include "types.h"
+#include "core/lease_table.h"
+#include "core/network_config.h"
+#include "core/types.h"
+#include "proto/overlay.pb.h"
+#include "registry/registry_store.h"
 
 namespace wownet::registry {
 

@@ -1,4 +1,4 @@
-#include "registry_store.h"
+#include "registry/registry_store.h"
 
 #include <sqlite3.h>
 

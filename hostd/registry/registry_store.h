@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "lease_table.h"
-#include "types.h"
+#include "core/lease_table.h"
+#include "core/types.h"
 
 struct sqlite3;
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "datagram.h"
+#include "core/datagram.h"
 
 namespace wownet::agent {
 namespace {

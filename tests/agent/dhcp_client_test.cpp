@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "dhcp_client.h"
+#include "core/dhcp_client.h"
 
 namespace wownet::agent {
 namespace {

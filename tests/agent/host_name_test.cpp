@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "host_name.h"
+#include "core/host_name.h"
 
 namespace wownet::agent {
 namespace {

@@ -2,8 +2,8 @@
 
 #include <chrono>
 
-#include "agent_core.h"
-#include "report.h"
+#include "core/agent_core.h"
+#include "core/report.h"
 
 namespace wownet::agent {
 namespace {

@@ -4,9 +4,9 @@
 
 #include <string>
 
-#include "agent.pb.h"
-#include "datagram.h"
-#include "report_wire.h"
+#include "core/datagram.h"
+#include "io/report_wire.h"
+#include "proto/agent.pb.h"
 
 namespace wownet::agent {
 namespace {

@@ -1,4 +1,4 @@
-#include "data_channel.h"
+#include "crypto/data_channel.h"
 
 #include <gtest/gtest.h>
 #include <openssl/crypto.h>

@@ -1,6 +1,6 @@
 // DTLS session driver: two sessions wired back to back in memory, literal
 // times, throwaway EC P-256 CAs and certificates made inside the test.
-#include "dtls.h"
+#include "crypto/dtls.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>

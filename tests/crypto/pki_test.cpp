@@ -1,7 +1,7 @@
 // pki: CA init / request / sign / revoke on disk in a fresh temporary
 // directory, node IDs, and TrustStore checks (and a TLS handshake through a
 // configure()d SSL_CTX) at literal times.
-#include "pki.h"
+#include "crypto/pki.h"
 
 #include <gtest/gtest.h>
 #include <openssl/pem.h>

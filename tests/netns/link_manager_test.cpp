@@ -4,7 +4,7 @@
 // need a second namespace live in a forked child with its own unshare(), so
 // that namespace (and the veth end in it) dies with the child.
 // Requires iproute2 (`ip`, `tc`) for setup and cross-checks.
-#include "../../hostd/io/link_manager.h"
+#include "io/link_manager.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

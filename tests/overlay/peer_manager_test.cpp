@@ -2,7 +2,7 @@
 // (FakeNetwork: routes datagrams by endpoint, can drop, duplicate and NAT
 // them), literal times, certificates made with pki.h in a temporary
 // directory and verified through TrustStore::check.
-#include "peer_manager.h"
+#include "overlay/peer_manager.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -25,9 +25,9 @@
 #include <utility>
 #include <vector>
 
-#include "data_channel.h"
-#include "dtls.h"
-#include "pki.h"
+#include "crypto/data_channel.h"
+#include "crypto/dtls.h"
+#include "crypto/pki.h"
 
 namespace wownet::overlay {
 namespace {

@@ -9,7 +9,7 @@
 #include <random>
 #include <set>
 
-#include "registry.h"
+#include "registry/registry.h"
 #include "registry_test_util.h"
 
 namespace wownet::registry::test {

@@ -1,7 +1,7 @@
 // Durability of the registry: SQLite store round trips, restart without
 // shutdown (objects dropped, and a real SIGKILL right after a reply),
 // foreign, damaged and newer files, and a failed commit undoing the change.
-#include "registry_store.h"
+#include "registry/registry_store.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -11,7 +11,7 @@
 #include <fstream>
 #include <functional>
 
-#include "registry.h"
+#include "registry/registry.h"
 #include "registry_test_util.h"
 
 namespace wownet::registry::test {

@@ -1,6 +1,6 @@
 // Registry logic, memory only: allocation across nodes, migration, node
 // ownership, release and decline, host names, Resolve, pushes, timers.
-#include "registry.h"
+#include "registry/registry.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // HostEngine: DHCP, ARP, ICMP, policing, learning and switching, fed with
 // hand-built frames at literal times.
-#include "host_engine.h"
+#include "core/host_engine.h"
 
 #include <gtest/gtest.h>
 

@@ -1,11 +1,11 @@
 // Checksum completion and TCP segmentation for frames from offloading TAPs.
-#include "offload.h"
+#include "core/offload.h"
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
-#include "bytes.h"
+#include "core/bytes.h"
 #include "test_frames.h"
 
 namespace wownet {

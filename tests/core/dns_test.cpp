@@ -1,4 +1,4 @@
-#include "dns.h"
+#include "core/dns.h"
 
 #include <gtest/gtest.h>
 

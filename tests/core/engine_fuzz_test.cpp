@@ -8,9 +8,9 @@
 
 #include <random>
 
-#include "dhcp.h"
-#include "host_engine.h"
-#include "packet.h"
+#include "core/dhcp.h"
+#include "core/host_engine.h"
+#include "core/packet.h"
 #include "test_frames.h"
 
 namespace wownet {

@@ -1,0 +1,101 @@
+// Relaying, sans I/O (datagram types 9 and 10, core/overlay_wire.h).
+//
+// On a relay: a relay request from a node is forwarded to its destination
+// only if the source endpoint is a keyed session of a node, the
+// destination is a node with a direct session, not the relay itself, the
+// inner datagram is of the node-to-node protocol (DTLS or sealed data), and
+// the source is within its rate. The header is rewritten in place (type 10,
+// the source's node ID) and nothing else is read: the relay cannot open or
+// alter what it carries.
+//
+// On a node: every (relay, node) pair gets a name in 0.0.0.0/8 (at most
+// kMaxNames), which the session layer uses as that node's endpoint; a
+// relayed datagram from our relay is delivered under that name, and what is
+// sent to the name goes to the relay behind a relay header.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "core/overlay_wire.h"
+#include "overlay/action.h"
+#include "overlay/endpoint.h"
+
+namespace wownet::overlay {
+
+class Relay {
+ public:
+  static constexpr std::size_t kMaxNames = 4096;
+  static constexpr std::size_t kMaxSources = 4096;  // sources whose rate is tracked
+
+  struct Limits {
+    bool forwarding = false;  // this node relays for others (relay = true)
+    // Datagrams per second one source node may have relayed (a token
+    // bucket holding one second's worth); 0: no limit.
+    std::uint32_t per_node_rate = 250'000;
+  };
+  // Where the relay looks nodes up: the session layer.
+  class Directory {
+   public:
+    virtual ~Directory() = default;
+    // The node whose keyed session uses `endpoint`; empty if none.
+    virtual std::string_view node_at(const UdpEndpoint& endpoint) const = 0;
+    // The endpoint of the node's sending session; nullopt without one.
+    virtual std::optional<UdpEndpoint> endpoint_of(std::string_view node_id) const = 0;
+  };
+  struct Counters {
+    std::uint64_t relayed_packets = 0, relayed_bytes = 0;  // forwarded (payload bytes)
+    std::uint64_t drops = 0;                               // every refused datagram, of both kinds
+    std::uint64_t rate_limited = 0;                        // of those: a source over its rate
+  };
+
+  Relay() = default;
+  explicit Relay(std::string self_id) : self_id_(std::move(self_id)) {}
+  Relay(std::string self_id, Limits limits) : self_id_(std::move(self_id)), limits_(limits) {}
+  // Our own node ID (known once the certificate is loaded) and limits.
+  void configure(std::string self_id, Limits limits) {
+    self_id_ = std::move(self_id);
+    limits_ = limits;
+  }
+
+  // A relay request (type 9) from `from`: SendDatagram to the destination
+  // (the datagram rewritten in place as type 10), or Drop (also when this
+  // node does not relay).
+  Action on_request(std::int64_t now_ms, const UdpEndpoint& from, ByteSpan datagram, const Directory& directory);
+  // A relayed datagram (type 10) from `from`, which must be `our_relay`:
+  // DeliverDatagram of the inner datagram under the (relay, source) name, or Drop.
+  Action on_relayed(const UdpEndpoint& from, ByteSpan datagram, const std::optional<UdpEndpoint>& our_relay);
+
+  // The name of the path to `node` through `relay`; nullopt if the table is full.
+  std::optional<UdpEndpoint> name(const UdpEndpoint& relay, const RawNodeId& node);
+  // Where a relayed name leads: the relay and the relay header to put
+  // before the datagram. nullopt for a name we never gave out.
+  struct Route {
+    UdpEndpoint relay;
+    std::array<std::uint8_t, wire::kRelayHeaderSize> header{};
+  };
+  std::optional<Route> route(const UdpEndpoint& name) const;
+
+  const Counters& counters() const { return counters_; }
+
+ private:
+  Action drop(std::string_view reason);
+  bool within_rate(std::int64_t now_ms, std::string_view source);
+
+  struct Bucket {
+    double tokens = 0;
+    std::int64_t at_ms = 0;
+  };
+  std::string self_id_;
+  Limits limits_;
+  Counters counters_;
+  std::map<std::string, Bucket, std::less<>> buckets_;
+  std::map<std::pair<UdpEndpoint, RawNodeId>, UdpEndpoint> names_;
+  std::map<UdpEndpoint, std::pair<UdpEndpoint, RawNodeId>> routes_;
+  std::uint32_t next_name_ = 1;
+};
+
+}  // namespace wownet::overlay
