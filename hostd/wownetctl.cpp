@@ -19,61 +19,94 @@ namespace {
 using wownet::control::Request;
 using wownet::control::Response;
 
-bool write_all(int fd, const char* p, std::size_t n) {
+constexpr int kTimeoutSeconds = 30;  // for connecting, sending the request and each read of the reply
+constexpr std::uint32_t kMaxReply = 1u << 24;
+
+// Writes all of p[0, n). MSG_NOSIGNAL: a hostd that hung up gives EPIPE, not
+// a SIGPIPE that would kill us without a word. Returns 0 or the errno.
+int send_all(int fd, const char* p, std::size_t n) {
   while (n) {
-    ssize_t w = ::write(fd, p, n);
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
+    if (w < 0) return errno;
     p += w;
     n -= std::size_t(w);
   }
-  return true;
+  return 0;
 }
 
-bool read_all(int fd, char* p, std::size_t n) {
-  while (n) {
-    ssize_t r = ::read(fd, p, n);
+// Reads p[0, n), counting into `got`. Returns 0 (got < n: end of stream) or
+// the errno (EAGAIN: the receive timeout passed).
+int read_all(int fd, char* p, std::size_t n, std::size_t& got) {
+  got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, p + got, n - got);
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= std::size_t(r);
+    if (r < 0) return errno;
+    if (r == 0) return 0;
+    got += std::size_t(r);
   }
-  return true;
+  return 0;
 }
 
-// Sends one request and reads its response; prints why not and returns false on failure.
+bool timed_out(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT; }
+bool hung_up(int err) { return err == EPIPE || err == ECONNRESET; }
+
+// Sends one request and reads its response. On any failure prints one line,
+// "wownetctl: PATH: what went wrong", and returns false.
 bool call(const std::string& path, const Request& req, Response& resp) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto fail = [&path](const std::string& why) {
+    std::fprintf(stderr, "wownetctl: %s: %s\n", path.c_str(), why.c_str());
+    return false;
+  };
+  const std::string closed_early = "connection closed by hostd before the reply";
+  const std::string timeout = std::to_string(kTimeoutSeconds) + " s";
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (fd < 0 || path.size() >= sizeof addr.sun_path) {
-    std::fprintf(stderr, "wownetctl: bad control socket path %s\n", path.c_str());
-    if (fd >= 0) ::close(fd);
-    return false;
-  }
+  if (path.size() >= sizeof addr.sun_path)
+    return fail("socket path longer than " + std::to_string(sizeof addr.sun_path - 1) + " bytes");
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  timeval tv{30, 0};
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(std::string("cannot create a socket: ") + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  timeval tv{kTimeoutSeconds, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // also bounds connect() on a full backlog
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-    std::fprintf(stderr, "wownetctl: cannot reach wownet-hostd at %s: %s\n", path.c_str(), std::strerror(errno));
-    ::close(fd);
-    return false;
+    if (timed_out(errno)) return fail("wownet-hostd accepted no connection within " + timeout);
+    return fail(std::string("cannot connect to wownet-hostd: ") + std::strerror(errno));
   }
-  std::string body = req.SerializeAsString();
-  char hdr[4] = {char(body.size() >> 24), char(body.size() >> 16), char(body.size() >> 8), char(body.size())};
-  bool ok = write_all(fd, hdr, 4) && write_all(fd, body.data(), body.size()) && read_all(fd, hdr, 4);
-  if (ok) {
-    std::uint32_t len = (std::uint32_t(std::uint8_t(hdr[0])) << 24) | (std::uint32_t(std::uint8_t(hdr[1])) << 16) |
-                        (std::uint32_t(std::uint8_t(hdr[2])) << 8) | std::uint8_t(hdr[3]);
-    ok = len <= (1u << 24);
-    if (ok) {
-      std::string in(len, '\0');
-      ok = read_all(fd, in.data(), len) && resp.ParseFromString(in);
-    }
+
+  std::string out = req.SerializeAsString();
+  std::uint32_t out_len = std::uint32_t(out.size());
+  out.insert(0, {char(out_len >> 24), char(out_len >> 16), char(out_len >> 8), char(out_len)});
+  // A hostd that hung up on the request (EPIPE) may still have said why
+  // (say, a request over 1 MiB): read on.
+  if (int err = send_all(fd, out.data(), out.size()); err && !hung_up(err)) {
+    if (timed_out(err)) return fail("wownet-hostd took no request for " + timeout);
+    return fail(std::string("cannot send the request: ") + std::strerror(err));
   }
-  ::close(fd);
-  if (!ok) std::fprintf(stderr, "wownetctl: no valid answer from wownet-hostd at %s\n", path.c_str());
-  return ok;
+
+  unsigned char hdr[4];
+  std::size_t got = 0;
+  int err = read_all(fd, reinterpret_cast<char*>(hdr), sizeof hdr, got);
+  if (timed_out(err)) return fail("no reply from wownet-hostd within " + timeout);
+  if (hung_up(err) || (!err && got < sizeof hdr)) return fail(closed_early);
+  if (err) return fail(std::string("cannot read the reply: ") + std::strerror(err));
+  std::uint32_t len = (std::uint32_t(hdr[0]) << 24) | (std::uint32_t(hdr[1]) << 16) | (std::uint32_t(hdr[2]) << 8) |
+                      std::uint32_t(hdr[3]);
+  if (len > kMaxReply) return fail("reply announces " + std::to_string(len) + " bytes, more than 16 MiB");
+  std::string in(len, '\0');
+  err = read_all(fd, in.data(), len, got);
+  std::string progress = std::to_string(got) + " of " + std::to_string(len) + " bytes of the reply";
+  if (timed_out(err)) return fail("reply stalled for " + timeout + " after " + progress);
+  if (hung_up(err) || (!err && got < len)) return fail("connection closed by hostd after " + progress);
+  if (err) return fail("cannot read the reply: " + std::string(std::strerror(err)) + " after " + progress);
+  if (!resp.ParseFromString(in)) return fail("malformed reply (" + std::to_string(len) + " bytes)");
+  return true;
 }
 
 std::string to_json(const google::protobuf::Message& m) {
