@@ -25,7 +25,6 @@ namespace {
 namespace asio = boost::asio;
 constexpr std::size_t kRxBufferSize = 65536 + 128;
 constexpr std::size_t kDatagramsPerWakeup = 64;
-constexpr UnixTime kResolveInterval = 1;
 
 // The valid endpoints of a registry message, at most `limit`, in order.
 std::vector<overlay::UdpEndpoint> endpoints_of(const google::protobuf::RepeatedPtrField<overlay::Endpoint>& list,
@@ -54,6 +53,11 @@ OverlayService::OverlayService(asio::io_context& io, const HostdConfig& config, 
       engine_(engine),
       write_tap_(std::move(write_tap)),
       socket_(io),
+      nat_(overlay::NatTraversal::Options{std::uint8_t(config.overlay.punch_ttl),
+                                          std::int64_t(config.overlay.direct_retry) * 1000},
+           [](std::span<std::uint8_t> out) {
+             if (RAND_bytes(out.data(), int(out.size())) != 1) std::fill(out.begin(), out.end(), 0);
+           }),
       timer_(io),
       rx_buffer_(kRxBufferSize) {}
 
@@ -321,10 +325,33 @@ void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan
 
 void OverlayService::carry_out(const overlay::Action& action) {
   if (const auto* send = std::get_if<overlay::SendDatagram>(&action)) {
+    if (send->ttl == 0) return send_datagram(send->to, send->bytes);
+    // A punch probe: through our own NAT (which then maps us toward the
+    // asker) and no further, so the asker's NAT never sees it.
+    const int fd = socket_.native_handle(), ttl = send->ttl;
+    if (::setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) != 0) return;
     send_datagram(send->to, send->bytes);
+    ::setsockopt(fd, IPPROTO_IP, IP_TTL, &default_ttl_, sizeof default_ttl_);
   } else if (const auto* deliver = std::get_if<overlay::DeliverDatagram>(&action)) {
     if (peers_) peers_->on_datagram(now_ms(), deliver->from, deliver->bytes, *this);
+  } else if (const auto* control = std::get_if<overlay::SendControl>(&action)) {
+    overlay::NodeMessage m;
+    if (peers_ && m.ParseFromString(control->message)) peers_->send_control(now_ms(), control->node_id, m, *this);
+  } else if (const auto* path = std::get_if<overlay::SetPeerPath>(&action)) {
+    if (!peers_) return;
+    peers_->set_endpoints(path->node_id, path->endpoints);
+    if (path->offer_relay) offer_relay(path->node_id);
+  } else if (const auto* direct = std::get_if<overlay::TryDirect>(&action)) {
+    if (peers_) peers_->try_direct(now_ms(), direct->node_id, *this);
+  } else if (const auto* resolve = std::get_if<overlay::ResolveNode>(&action)) {
+    overlay::Actions out;
+    registry_client_.resolve(now_ms(), resolve->node_id, std::nullopt, out);
+    carry_out(out);
   }  // Drop: counted by the piece that dropped it
+}
+
+void OverlayService::carry_out(const overlay::Actions& actions) {
+  for (const auto& a : actions) carry_out(a);
 }
 
 void OverlayService::offer_relay(const std::string& node) {
@@ -333,81 +360,29 @@ void OverlayService::offer_relay(const std::string& node) {
     peers_->set_relay(node, relay_.name(*our_relay_, *raw));
 }
 
-void OverlayService::send_probes(const std::vector<overlay::UdpEndpoint>& to) {
-  // Low TTL: through our own NAT (which then maps us toward the asker) and
-  // no further, so the asker's NAT never sees them.
-  const int ttl = int(config_.overlay.punch_ttl);
-  if (ttl == 0 || to.empty()) return;
-  const int fd = socket_.native_handle();
-  if (::setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) != 0) return;
-  std::uint8_t probe[wire::kProbeSize];
-  probe[0] = std::uint8_t(wire::DatagramType::Probe);
-  for (const auto& ep : to) {
-    if (RAND_bytes(probe + 1, int(wire::kProbeSize - 1)) != 1) std::fill(probe + 1, probe + wire::kProbeSize, 0);
-    send_datagram(ep, ConstByteSpan(probe, sizeof probe));
-    ++probes_sent_;
-  }
-  ::setsockopt(fd, IPPROTO_IP, IP_TTL, &default_ttl_, sizeof default_ttl_);
-}
-
 void OverlayService::on_resolved(const overlay::Resolved& r) {
   const std::string& node = r.node_id();
-  std::vector<overlay::UdpEndpoint> eps = endpoints_of(r.endpoints(), 8);
+  std::vector<overlay::UdpEndpoint> eps = endpoints_of(r.endpoints(), overlay::NatTraversal::kMaxEndpoints);
   spdlog::debug("resolved {} -> node {} ({} endpoints{})", r.address(), node, eps.size(),
                 r.punched() ? ", punched" : "");
-  if (node.empty() || node == node_id_ || eps.empty()) return;
-  if (!r.punched()) {
-    peers_->set_endpoints(node, std::move(eps));
-    offer_relay(node);
-    return;
-  }
-  // The node is opening its NAT toward us: start a moment later, so that
-  // our first packet meets an open NAT (about the time the Punch needs to
-  // reach the node, taken as our own round trip to the rendezvous).
-  std::int64_t wait = 100;
+  if (node.empty() || node == node_id_) return;
+  // How long the Punch needs to reach the node: about our own round trip
+  // to the rendezvous.
+  std::int64_t rtt = -1;
   for (const auto& p : peers_->peers())
-    if (p.node_id == relay_node_ && p.rtt_ms >= 0) wait = std::clamp<std::int64_t>(p.rtt_ms + 50, 50, 1000);
-  auto [it, fresh] = direct_attempts_.try_emplace(node);
-  if (fresh) it->second.at_ms = now_ms() + wait;  // a repeated answer does not push it back
-  it->second.endpoints = std::move(eps);
-}
-
-void OverlayService::start_direct_attempts() {
-  const std::int64_t now = now_ms();
-  for (auto it = direct_attempts_.begin(); it != direct_attempts_.end();) {
-    if (it->second.at_ms > now) {
-      ++it;
-      continue;
-    }
-    const std::string node = it->first;
-    spdlog::debug("direct attempt to node {} now", node);
-    peers_->set_endpoints(node, std::move(it->second.endpoints));
-    offer_relay(node);
-    it = direct_attempts_.erase(it);
-    peers_->try_direct(now, node, *this);
-  }
+    if (p.node_id == relay_node_) rtt = p.rtt_ms;
+  overlay::Actions out;
+  nat_.on_resolved(now_ms(), node, std::move(eps), r.punched(), rtt, out);
+  carry_out(out);
 }
 
 void OverlayService::retry_direct_paths() {
-  // Nodes reached only through the relay: ask for a new punch now and then,
-  // backing off to 8 times direct_retry. A failed attempt can leave the far
-  // NAT tracking our packets as unsolicited for its UDP timeout (30 s on
-  // Linux), during which the next attempt fails too: hence the minimum of
-  // direct_retry.
-  const std::int64_t now = now_ms(), every = std::int64_t(config_.overlay.direct_retry) * 1000;
-  for (const auto& p : peers_->peers()) {
-    if (!p.established || !p.relayed) {
-      direct_retries_.erase(p.node_id);
-      continue;
-    }
-    auto [it, fresh] = direct_retries_.try_emplace(p.node_id, DirectRetry{now, 0});
-    if (fresh || now - it->second.last_ms < (every << std::min(it->second.tries, 3))) continue;
-    it->second.last_ms = now;
-    ++it->second.tries;
-    overlay::NodeMessage m;
-    m.mutable_resolve()->set_node_id(p.node_id);
-    send_to_registry(std::move(m));
-  }
+  std::vector<overlay::NatTraversal::PeerPath> paths;
+  const auto peers = peers_->peers();
+  for (const auto& p : peers) paths.push_back({p.node_id, p.established, p.relayed});
+  overlay::Actions out;
+  nat_.retry_relayed(now_ms(), paths, out);
+  carry_out(out);
 }
 
 void OverlayService::refresh_reflexive(const std::string& node) {
@@ -424,15 +399,16 @@ void OverlayService::send_packet(std::string_view node, ConstByteSpan packet, Ip
   if (peers_->send_packet(now_ms(), node, packet, *this)) return;
   // No known endpoint for that node yet: ask the registry where it is.
   ++unresolved_;
-  std::string id(node);
-  UnixTime now = now_s();
-  auto it = resolving_.find(id);
-  if (it != resolving_.end() && now - it->second < kResolveInterval) return;
-  resolving_[id] = now;
-  spdlog::debug("no endpoint for node {}: resolving {}", id, destination.to_string());
-  overlay::NodeMessage m;
-  m.mutable_resolve()->set_address(destination.to_string());
-  send_to_registry(std::move(m));
+  if (registry_) {
+    overlay::NodeMessage m;
+    m.mutable_resolve()->set_address(destination.to_string());
+    send_to_registry(std::move(m));
+    return;
+  }
+  overlay::Actions out;
+  if (registry_client_.resolve(now_ms(), node, destination, out))
+    spdlog::debug("no endpoint for node {}: resolving {}", node, destination.to_string());
+  carry_out(out);
 }
 
 void OverlayService::deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset, std::size_t length) {
@@ -472,42 +448,16 @@ void OverlayService::peer_up(std::string_view node_id, std::string_view node_nam
     ::freeifaddrs(ifs);
   }
   peers_->send_control(now_ms(), id, reg, *this);
-  // Re-assert what the VMs here hold, then send what waited for a rendezvous.
+  // Send what waited for a rendezvous, and re-assert what the VMs here hold.
+  overlay::Actions out;
+  registry_client_.on_rendezvous_up(now_ms(), id, out);
   for (const Lease& l : engine_.leases().snapshot()) {
     if (l.node != node_id_ || l.state != LeaseState::Bound || !l.active(now_s())) continue;
-    overlay::NodeMessage m;
-    m.set_request_id(next_request_++);
-    auto* q = m.mutable_lease_request();
-    q->set_kind(overlay::LeaseRequest::BIND);
-    q->set_mac(l.mac.to_string());
-    q->set_vm(l.vm);
-    q->set_host_name(l.host_name);
-    q->set_requested_address(l.address.to_string());
-    q->set_learned(l.origin == LeaseOrigin::Learned);
-    requests_[m.request_id()] = Pending{l.mac, m, 0, 0};
+    registry_client_.ask(
+        now_ms(), LeaseAsk{LeaseAsk::Kind::Bind, l.mac, l.vm, l.host_name, l.address, l.origin == LeaseOrigin::Learned},
+        out);
   }
-  resend_requests(true);
-}
-
-void OverlayService::resend_requests(bool all) {
-  // Lease requests stay until the registry answers: sent when a rendezvous
-  // is up, sent again if no answer came, given up after a while (the VM's
-  // DHCP client asks again anyway).
-  if (registry_ || rendezvous_up_.empty()) return;
-  const std::string& to = rendezvous_up_.begin()->first;
-  std::int64_t now = now_ms();
-  for (auto it = requests_.begin(); it != requests_.end();) {
-    Pending& p = it->second;
-    if (all || p.sent_ms == 0 || now - p.sent_ms >= 3000) {
-      if (++p.tries > 10) {
-        it = requests_.erase(it);
-        continue;
-      }
-      p.sent_ms = now;
-      peers_->send_control(now, to, p.message, *this);
-    }
-    ++it;
-  }
+  carry_out(out);
 }
 
 void OverlayService::peer_down(std::string_view node_id, std::string_view reason) {
@@ -515,6 +465,7 @@ void OverlayService::peer_down(std::string_view node_id, std::string_view reason
   spdlog::info("peer {} down: {}", id, reason);
   if (registry_) registry_->on_node_down(now_s(), id);
   const bool was_rendezvous = rendezvous_up_.erase(id) != 0;
+  registry_client_.on_rendezvous_down(id);
   if (!registry_ && !was_rendezvous && !rendezvous_up_.empty()) {
     // Its endpoints may be stale (a NAT rebinding) and its NAT closed: the
     // next packet resolves it again, with a fresh punch.
@@ -593,41 +544,22 @@ void OverlayService::send_to_registry(overlay::NodeMessage message) {
     send_outgoing(&out);
     return;
   }
-  if (rendezvous_up_.empty()) return;  // lease requests wait in requests_; a resolve is asked again
-  peers_->send_control(now_ms(), rendezvous_up_.begin()->first, message, *this);
+  const std::string_view to = registry_client_.current();
+  if (!to.empty()) peers_->send_control(now_ms(), to, message, *this);  // else asked again later
 }
 
 void OverlayService::flush_lease_asks() {
+  overlay::Actions out;
   for (const LeaseAsk& a : engine_.take_lease_asks()) {
-    overlay::NodeMessage m;
-    m.set_request_id(next_request_++);
-    if (a.kind == LeaseAsk::Kind::Offer || a.kind == LeaseAsk::Kind::Bind) {
-      auto* q = m.mutable_lease_request();
-      q->set_kind(a.kind == LeaseAsk::Kind::Offer ? overlay::LeaseRequest::OFFER : overlay::LeaseRequest::BIND);
-      q->set_mac(a.mac.to_string());
-      q->set_vm(a.vm);
-      q->set_host_name(a.host_name);
-      if (a.address) q->set_requested_address(a.address->to_string());
-      q->set_learned(a.learned);
-    } else {
-      auto* r = m.mutable_lease_release();
-      if (a.address) r->set_address(a.address->to_string());
-      r->set_mac(a.mac.to_string());
-      r->set_declined(a.kind == LeaseAsk::Kind::Decline);
-    }
-    if (registry_) {
-      send_to_registry(std::move(m));
+    if (!registry_) {
+      registry_client_.ask(now_ms(), a, out);
       continue;
     }
-    // One outstanding request per VM: a newer ask replaces an older one.
-    for (auto it = requests_.begin(); it != requests_.end();) {
-      it = it->second.mac == a.mac && it->second.message.body_case() == m.body_case() ? requests_.erase(it)
-                                                                                      : std::next(it);
-    }
-    if (requests_.size() >= 4096) requests_.erase(requests_.begin());
-    requests_[m.request_id()] = Pending{a.mac, std::move(m), 0, 0};
+    // This node's own VMs: straight to its registry.
+    overlay::NodeMessage m;
+    if (m.ParseFromString(overlay::RegistryClient::encode(next_local_request_++, a))) send_to_registry(std::move(m));
   }
-  resend_requests(false);
+  carry_out(out);
 }
 
 void OverlayService::handle_registry_message(const std::string& from, const overlay::NodeMessage& m) {
@@ -640,15 +572,14 @@ void OverlayService::handle_registry_message(const std::string& from, const over
   };
   switch (m.body_case()) {
     case overlay::NodeMessage::kLeaseReply: {
-      auto req = requests_.find(m.request_id());
+      const auto mac = registry_ ? std::optional<MacAddr>{} : registry_client_.on_answer(m.request_id());
       if (m.lease_reply().ok()) {
         apply(m.lease_reply().lease());
-      } else if (req != requests_.end()) {
-        spdlog::info("registry refused a lease for {}: {}", req->second.mac.to_string(), m.lease_reply().reason());
-        FrameAction act = engine_.on_registry_refusal(now, req->second.mac);
+      } else if (mac) {
+        spdlog::info("registry refused a lease for {}: {}", mac->to_string(), m.lease_reply().reason());
+        FrameAction act = engine_.on_registry_refusal(now, *mac);
         if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame, true)) ++tap_errors_;
       }
-      if (req != requests_.end()) requests_.erase(req);
       break;
     }
     case overlay::NodeMessage::kLeaseSnapshot:
@@ -682,9 +613,9 @@ void OverlayService::handle_registry_message(const std::string& from, const over
       // full packet arriving there before its own first one would make a
       // Linux NAT remap its port), and record where it is.
       spdlog::debug("punch: node {} calls from {}", p.node_name(), eps.front().to_string());
-      send_probes(eps);
-      peers_->set_endpoints(p.node_id(), eps);
-      offer_relay(p.node_id());
+      overlay::Actions out;
+      nat_.on_punch(p.node_id(), eps, out);
+      carry_out(out);
       break;
     }
     case overlay::NodeMessage::kRegistered: {
@@ -711,7 +642,7 @@ void OverlayService::handle_registry_message(const std::string& from, const over
 void OverlayService::arm_timer() {
   std::int64_t now = now_ms();
   std::int64_t next = std::min<std::int64_t>(peers_ ? peers_->next_deadline_ms() : now + 1000, now + 1000);
-  for (const auto& [node, attempt] : direct_attempts_) next = std::min(next, attempt.at_ms);
+  next = std::min(next, nat_.next_deadline_ms());
   auto when = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<std::int64_t>(1, next - now));
   // Only ever move the deadline earlier: steady traffic must not starve it.
   if (timer_armed_ && timer_.expiry() <= when) return;
@@ -726,7 +657,9 @@ void OverlayService::arm_timer() {
 
 void OverlayService::on_timer() {
   if (peers_) {
-    start_direct_attempts();
+    overlay::Actions out;
+    nat_.on_timer(now_ms(), out);
+    carry_out(out);
     peers_->on_timer(now_ms(), *this);
   }
   UnixTime now = now_s();
@@ -760,7 +693,9 @@ void OverlayService::tick_second() {
   } else if (rendezvous_up_.empty()) {
     for (const auto& e : config_.overlay.rendezvous_nodes) peers_->connect(now_ms(), to_endpoint(e), *this);
   } else {
-    resend_requests(false);
+    overlay::Actions out;
+    registry_client_.on_timer(now_ms(), out);
+    carry_out(out);
     retry_direct_paths();
   }
   if (registry_)
@@ -845,11 +780,17 @@ void OverlayService::fill_status(control::Status& s) const {
   o["tap_errors"] = tap_errors_;
   o["unresolved"] = unresolved_;
   o["rendezvous_up"] = rendezvous_up_.size();
+  const auto& rc = registry_client_.counters();
+  o["registry_requests_sent"] = rc.sent;
+  o["registry_retries"] = rc.retries;
+  o["registry_answers"] = rc.answered;
+  o["registry_given_up"] = rc.given_up;
+  o["registry_pending"] = registry_client_.pending();
   o["relayed_packets"] = relay_.counters().relayed_packets;
   o["relayed_bytes"] = relay_.counters().relayed_bytes;
   o["relay_drops"] = relay_.counters().drops;
   o["relay_rate_limited"] = relay_.counters().rate_limited;
-  o["probes_sent"] = probes_sent_;
+  o["probes_sent"] = nat_.probes_sent();
   o["stray_probes"] = stray_probes_;
 }
 

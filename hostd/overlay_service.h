@@ -30,7 +30,9 @@
 #include "crypto/pki.h"
 #include "enrollment.h"
 #include "io/asio.h"
+#include "overlay/nat_traversal.h"
 #include "overlay/peer_manager.h"
+#include "overlay/registry_client.h"
 #include "overlay/relay.h"
 #include "proto/control.pb.h"
 #include "proto/overlay.pb.h"
@@ -79,14 +81,12 @@ class OverlayService : public overlay::PeerOutput {
  private:
   // Carries out what an overlay piece returned.
   void carry_out(const overlay::Action& action);
+  void carry_out(const overlay::Actions& actions);
   // Gives `node` a path through our relay, if we have one and relaying is on.
   void offer_relay(const std::string& node);
-  void send_probes(const std::vector<overlay::UdpEndpoint>& to);
   void on_resolved(const overlay::Resolved& r);
-  void start_direct_attempts();
   void retry_direct_paths();
   void refresh_reflexive(const std::string& node);
-  void resend_requests(bool all);
   void persist_crl();
   bool start_sessions(std::string& error);
   void on_enroll_datagram(const overlay::UdpEndpoint& from, ConstByteSpan data);
@@ -108,6 +108,7 @@ class OverlayService : public overlay::PeerOutput {
   HostEngine& engine_;
   TapWriter write_tap_;
   boost::asio::ip::udp::socket socket_;
+  overlay::NatTraversal nat_;
   boost::asio::steady_timer timer_;
   std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
 
@@ -128,15 +129,8 @@ class OverlayService : public overlay::PeerOutput {
 
   // Host role: the rendezvous sessions and requests in flight.
   std::map<std::string, overlay::UdpEndpoint> rendezvous_up_;  // node id -> endpoint
-  struct Pending {
-    MacAddr mac;
-    overlay::NodeMessage message;
-    std::int64_t sent_ms = 0;  // 0: not sent yet
-    int tries = 0;
-  };
-  std::map<std::uint64_t, Pending> requests_;  // lease requests until the registry answers
-  std::uint64_t next_request_ = 1;
-  std::map<std::string, UnixTime> resolving_;
+  overlay::RegistryClient registry_client_;
+  std::uint64_t next_local_request_ = 1;  // rendezvous: its own VMs' requests
 
   // NAT traversal and relaying.
   // Relays answer to the rendezvous' registry: a node with a session is
@@ -155,21 +149,11 @@ class OverlayService : public overlay::PeerOutput {
   overlay::Relay relay_;  // relaying for others (rendezvous with relay = true), names of our relayed paths
   std::optional<overlay::UdpEndpoint> our_relay_;  // the rendezvous that relays for us
   std::string relay_node_;                         // its node ID
-  struct DirectAttempt {
-    std::int64_t at_ms = 0;  // when to start the handshake
-    std::vector<overlay::UdpEndpoint> endpoints;
-  };
-  std::map<std::string, DirectAttempt> direct_attempts_;  // node -> attempt waiting for the far side's probes
-  struct DirectRetry {
-    std::int64_t last_ms = 0;  // last punch asked for
-    int tries = 0;
-  };
-  std::map<std::string, DirectRetry> direct_retries_;  // nodes reached through the relay
   int default_ttl_ = 64;
 
   std::vector<std::uint8_t> rx_buffer_;
   std::uint64_t send_errors_ = 0, tap_errors_ = 0, unresolved_ = 0;
-  std::uint64_t probes_sent_ = 0, stray_probes_ = 0;
+  std::uint64_t stray_probes_ = 0;
 };
 
 }  // namespace wownet

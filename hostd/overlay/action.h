@@ -46,6 +46,10 @@ struct SetPeerPath {
 struct TryDirect {
   std::string node_id;
 };
+// Ask the registry where node `node_id` is (answered by a Resolved).
+struct ResolveNode {
+  std::string node_id;
+};
 // Dropped, counted under `reason` by the piece itself.
 struct Drop {
   std::string_view reason;
@@ -56,8 +60,8 @@ struct LogEvent {
   std::string text;
 };
 
-using Action =
-    std::variant<std::monostate, SendDatagram, DeliverDatagram, SendControl, SetPeerPath, TryDirect, Drop, LogEvent>;
+using Action = std::variant<std::monostate, SendDatagram, DeliverDatagram, SendControl, SetPeerPath, TryDirect,
+                            ResolveNode, Drop, LogEvent>;
 using Actions = std::vector<Action>;
 
 }  // namespace wownet::overlay
