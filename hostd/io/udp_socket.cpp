@@ -85,6 +85,8 @@ std::error_code UdpSocket::open(Ipv4SocketAddress local, UdpSocketOptions option
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) < 0) return fail();
   fd_ = fd;
   local_ = {Ipv4Addr{ntohl(addr.sin_addr.s_addr)}, ntohs(addr.sin_port)};
+  socklen_t ttl_len = sizeof default_ttl_;
+  if (::getsockopt(fd, IPPROTO_IP, IP_TTL, &default_ttl_, &ttl_len) < 0) default_ttl_ = 64;
 
   // UDP_SEGMENT is only known to kernels that honour it; an older kernel
   // would ignore the control message and send one oversized datagram.
@@ -123,6 +125,26 @@ std::error_code UdpSocket::send(Ipv4SocketAddress to, ConstByteSpan datagram) {
   if (::sendto(fd_, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
     return last_error();
   ++stats_.datagrams_sent;
+  return {};
+}
+
+std::error_code UdpSocket::send(Ipv4SocketAddress to, ConstByteSpan prefix, ConstByteSpan datagram) {
+  sockaddr_in addr = to_sockaddr(to);
+  iovec iov[2] = {{const_cast<std::uint8_t*>(prefix.data()), prefix.size()},
+                  {const_cast<std::uint8_t*>(datagram.data()), datagram.size()}};
+  msghdr msg{};
+  msg.msg_name = &addr;
+  msg.msg_namelen = sizeof addr;
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  if (::sendmsg(fd_, &msg, 0) < 0) return last_error();
+  ++stats_.datagrams_sent;
+  return {};
+}
+
+std::error_code UdpSocket::set_ttl(int ttl) {
+  const int value = ttl == 0 ? default_ttl_ : ttl;
+  if (::setsockopt(fd_, IPPROTO_IP, IP_TTL, &value, sizeof value) < 0) return last_error();
   return {};
 }
 

@@ -32,9 +32,9 @@
 #include <utility>
 #include <vector>
 
-#include "io/asio.h"
 #include "core/packet.h"
 #include "core/types.h"
+#include "io/asio.h"
 
 namespace wownet::io {
 
@@ -134,6 +134,11 @@ class UdpSocket {
 
   // Sends one datagram.
   std::error_code send(Ipv4SocketAddress to, ConstByteSpan datagram);
+  // Sends one datagram made of `prefix` then `datagram` (a relay header
+  // before a node's datagram), without copying them together.
+  std::error_code send(Ipv4SocketAddress to, ConstByteSpan prefix, ConstByteSpan datagram);
+  // Sets the IP TTL of what is sent from now on; 0 restores the default.
+  std::error_code set_ttl(int ttl);
   // Sends `train` as datagrams of `segment_size` bytes (the last may be
   // shorter) to `to`, in order; see the top of this file. Stops at the
   // first error, reporting how many datagrams went.
@@ -164,6 +169,7 @@ class UdpSocket {
   UdpSendResult send_separately(const sockaddr_in& to, ConstByteSpan chunk, std::size_t segment_size);
 
   int fd_ = -1;
+  int default_ttl_ = 64;
   Ipv4SocketAddress local_;
   bool gso_enabled_ = false;
   bool gso_worked_ = false;  // a GSO send has succeeded on this socket
