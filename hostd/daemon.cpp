@@ -55,7 +55,8 @@ Daemon::Daemon(asio::io_context& io, HostdConfig config)
           [this](int ifindex, const agent::Report& r) { on_agent_report(ifindex, r); }),
       timer_(io),
       frame_buffer_(kFrameBufferSize),
-      segment_buffer_(kFrameBufferSize) {}
+      segment_buffer_(kFrameBufferSize),
+      write_iov_(256) {}
 
 Daemon::~Daemon() { stop(); }
 
@@ -127,9 +128,7 @@ bool Daemon::start(std::string& error) {
   remove_strays();
   engine_.on_timer(now);
   if (config_.overlay.enabled) {
-    overlay_ = std::make_unique<OverlayService>(
-        io_, config_, engine_,
-        [this](AttachmentId to, ConstByteSpan f, bool persist) { return write_frame(to, f, persist); });
+    overlay_ = std::make_unique<OverlayService>(io_, config_, engine_, *this);
     if (!overlay_->start(error)) return false;
   }
   save_state();
@@ -493,6 +492,25 @@ bool Daemon::write_frame(AttachmentId to, ConstByteSpan frame, bool persist) {
     return false;
   }
   engine_.on_frame_sent(to, frame.size());
+  return true;
+}
+
+bool Daemon::takes_super_frames(AttachmentId to) const {
+  return to < tap_fd_.size() && tap_fd_[to] >= 0 && tap_vnet_[to];
+}
+
+bool Daemon::write_frame_parts(AttachmentId to, const std::uint8_t* vnet_header, ConstByteSpan ethernet_header,
+                               std::span<const ConstByteSpan> parts, std::size_t bytes) {
+  if (!takes_super_frames(to) || parts.size() + 2 > write_iov_.size()) return false;
+  write_iov_[0] = {const_cast<std::uint8_t*>(vnet_header), io::TapDevice::kVnetHeaderSize};
+  write_iov_[1] = {const_cast<std::uint8_t*>(ethernet_header.data()), ethernet_header.size()};
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    write_iov_[i + 2] = {const_cast<std::uint8_t*>(parts[i].data()), parts[i].size()};
+  if (::writev(tap_fd_[to], write_iov_.data(), int(parts.size() + 2)) < 0) {
+    ++tap_write_errors_;
+    return false;
+  }
+  engine_.on_frame_sent(to, ethernet_header.size() + bytes);
   return true;
 }
 

@@ -3,6 +3,8 @@
 // state file, and runs everything on one Asio io_context.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,10 +24,10 @@
 
 namespace wownet {
 
-class Daemon {
+class Daemon : public OverlayService::TapSink {
  public:
   Daemon(boost::asio::io_context& io, HostdConfig config);
-  ~Daemon();
+  ~Daemon() override;
 
   // Loads the state, restores attachments, removes stale bridges and TAPs of
   // ours, opens the control socket and the agent channel. On failure returns
@@ -68,7 +70,10 @@ class Daemon {
   void remove_strays();
   // Writes a frame to an attachment's TAP (with a zero virtio-net header
   // when the TAP uses offloads). False if it could not.
-  bool write_frame(AttachmentId to, ConstByteSpan frame, bool persist);
+  bool write_frame(AttachmentId to, ConstByteSpan frame, bool persist) override;
+  bool takes_super_frames(AttachmentId to) const override;
+  bool write_frame_parts(AttachmentId to, const std::uint8_t* vnet_header, ConstByteSpan ethernet_header,
+                         std::span<const ConstByteSpan> parts, std::size_t bytes) override;
   // Sends a VM's packet through the overlay, completing offloaded checksums
   // and cutting TSO frames into segments when `vnet_header` is given.
   void send_to_peer(const FrameAction& act, const std::uint8_t* vnet_header);
@@ -118,6 +123,7 @@ class Daemon {
   bool stopped_ = false;
   std::vector<std::uint8_t> frame_buffer_;
   std::vector<std::uint8_t> segment_buffer_;
+  std::vector<iovec> write_iov_;  // write_frame_parts' gather list
 };
 
 }  // namespace wownet

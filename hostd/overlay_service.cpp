@@ -23,8 +23,8 @@ namespace wownet {
 namespace {
 
 namespace asio = boost::asio;
-constexpr std::size_t kRxBufferSize = 65536 + 128;
-constexpr std::size_t kDatagramsPerWakeup = 64;
+constexpr std::size_t kReceiveBatch = 16;  // buffers per recvmmsg (64 KiB each, for UDP_GRO)
+constexpr std::size_t kReceiveRounds = 4;  // recvmmsg calls per wakeup before other work runs
 
 // The valid endpoints of a registry message, at most `limit`, in order.
 std::vector<overlay::UdpEndpoint> endpoints_of(const google::protobuf::RepeatedPtrField<overlay::Endpoint>& list,
@@ -47,19 +47,20 @@ std::optional<Lease> from_wire(const overlay::Lease& w) {
 
 }  // namespace
 
-OverlayService::OverlayService(asio::io_context& io, const HostdConfig& config, HostEngine& engine, TapWriter write_tap)
+OverlayService::OverlayService(asio::io_context& io, const HostdConfig& config, HostEngine& engine, TapSink& taps)
     : io_(io),
       config_(config),
       engine_(engine),
-      write_tap_(std::move(write_tap)),
-      socket_(io),
+      taps_(taps),
       nat_(overlay::NatTraversal::Options{std::uint8_t(config.overlay.punch_ttl),
                                           std::int64_t(config.overlay.direct_retry) * 1000},
            [](std::span<std::uint8_t> out) {
              if (RAND_bytes(out.data(), int(out.size())) != 1) std::fill(out.begin(), out.end(), 0);
            }),
       timer_(io),
-      rx_buffer_(kRxBufferSize) {}
+      rx_batch_(kReceiveBatch) {
+  deliveries_.reserve(kReceiveBatch * 64);
+}
 
 OverlayService::~OverlayService() { stop(); }
 
@@ -84,20 +85,14 @@ bool OverlayService::start(std::string& error) {
   if (!trust) return false;
   trust_.emplace(std::move(*trust));
 
-  boost::system::error_code ec;
-  socket_.open(asio::ip::udp::v4(), ec);
-  if (!ec) socket_.bind({asio::ip::address_v4(o.listen.address.value), o.listen.port}, ec);
-  if (!ec) socket_.non_blocking(true, ec);
-  if (ec) {
+  io::UdpSocketOptions so;
+  so.send_buffer_bytes = so.receive_buffer_bytes = 4 << 20;
+  if (auto ec = socket_.open({o.listen.address, o.listen.port}, so)) {
     error =
         "overlay socket " + o.listen.address.to_string() + ":" + std::to_string(o.listen.port) + ": " + ec.message();
     return false;
   }
-  socklen_t ttl_len = sizeof default_ttl_;
-  ::getsockopt(socket_.native_handle(), IPPROTO_IP, IP_TTL, &default_ttl_, &ttl_len);
-  int size = 4 << 20;
-  ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  if (!socket_.gro_enabled()) spdlog::info("overlay socket without UDP_GRO: {}", socket_.gro_disabled_reason());
 
   if (o.rendezvous && !o.ca_dir.empty()) {
     desk_ = std::make_unique<EnrollmentDesk>(config_.state_dir, o.ca_dir);
@@ -245,42 +240,32 @@ void OverlayService::on_enroll_datagram(const overlay::UdpEndpoint& from, ConstB
 }
 
 void OverlayService::stop() {
-  boost::system::error_code ec;
   timer_.cancel();
-  socket_.close(ec);
+  socket_.close();
 }
 
 // --- socket --------------------------------------------------------------
 
 void OverlayService::read_socket() {
-  socket_.async_wait(asio::ip::udp::socket::wait_read, [this](const boost::system::error_code& ec) {
-    if (ec) return;
+  socket_.wait_readable(io_.get_executor(), [this](const boost::system::error_code& ec) {
+    if (ec) return;  // operation_aborted: stopping
     drain_socket();
     read_socket();
   });
 }
 
 void OverlayService::drain_socket() {
-  for (std::size_t i = 0; i < kDatagramsPerWakeup; ++i) {
-    sockaddr_in from{};
-    socklen_t len = sizeof from;
-    ssize_t n = ::recvfrom(socket_.native_handle(), rx_buffer_.data(), rx_buffer_.size(), 0,
-                           reinterpret_cast<sockaddr*>(&from), &len);
-    if (n < 0) break;  // drained: still run what the datagrams made due
-    overlay::UdpEndpoint ep{Ipv4Addr{ntohl(from.sin_addr.s_addr)}, ntohs(from.sin_port)};
-    const ByteSpan data(rx_buffer_.data(), std::size_t(n));
-    switch (wire::classify(data)) {
-      case wire::DatagramType::Enroll:
-      case wire::DatagramType::EnrollReply:
-        if (n > 1) on_enroll_datagram(ep, data);
-        break;
-      case wire::DatagramType::Relay: carry_out(relay_.on_request(now_ms(), ep, data, directory_)); break;
-      case wire::DatagramType::Relayed: carry_out(relay_.on_relayed(ep, data, our_relay_)); break;
-      case wire::DatagramType::Probe: ++stray_probes_; break;  // meant to die on the way; never answered
-      default:
-        if (peers_) peers_->on_datagram(now_ms(), ep, data, *this);  // data, DTLS, or counted as malformed
-        break;
+  // One recvmmsg per round; with UDP_GRO a buffer holds several datagrams
+  // of one source, each handled in place.
+  for (std::size_t round = 0; round < kReceiveRounds; ++round) {
+    if (socket_.receive(rx_batch_) || rx_batch_.size() == 0) break;
+    collecting_ = true;
+    for (const io::ReceivedBuffer& b : rx_batch_.buffers()) {
+      const overlay::UdpEndpoint ep{b.from.address, b.from.port};
+      for (std::size_t i = 0, n = b.datagram_count(); i < n; ++i) on_datagram(ep, b.datagram(i));
     }
+    collecting_ = false;
+    flush_deliveries();  // before the next receive reuses the buffers
   }
   flush_lease_asks();
   if (now_s() != last_second_) {
@@ -290,7 +275,23 @@ void OverlayService::drain_socket() {
   arm_timer();
 }
 
+void OverlayService::on_datagram(const overlay::UdpEndpoint& ep, ByteSpan data) {
+  switch (wire::classify(data)) {
+    case wire::DatagramType::Enroll:
+    case wire::DatagramType::EnrollReply:
+      if (data.size() > 1) on_enroll_datagram(ep, data);
+      break;
+    case wire::DatagramType::Relay: carry_out(relay_.on_request(now_ms(), ep, data, directory_)); break;
+    case wire::DatagramType::Relayed: carry_out(relay_.on_relayed(ep, data, our_relay_)); break;
+    case wire::DatagramType::Probe: ++stray_probes_; break;  // meant to die on the way; never answered
+    default:
+      if (peers_) peers_->on_datagram(now_ms(), ep, data, *this);  // data, DTLS, or counted as malformed
+      break;
+  }
+}
+
 void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan datagram) {
+  std::error_code ec;
   if (to.relayed()) {
     // To a node through the relay: the relay's header, then the datagram.
     auto route = relay_.route(to);
@@ -298,27 +299,11 @@ void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan
       ++send_errors_;
       return;
     }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(route->relay.address.value);
-    addr.sin_port = htons(route->relay.port);
-    iovec iov[2] = {{route->header.data(), route->header.size()},
-                    {const_cast<std::uint8_t*>(datagram.data()), datagram.size()}};
-    msghdr msg{};
-    msg.msg_name = &addr;
-    msg.msg_namelen = sizeof addr;
-    msg.msg_iov = iov;
-    msg.msg_iovlen = 2;
-    if (::sendmsg(socket_.native_handle(), &msg, 0) < 0) ++send_errors_;
-    return;
+    ec = socket_.send({route->relay.address, route->relay.port}, route->header, datagram);
+  } else {
+    ec = socket_.send({to.address, to.port}, datagram);
   }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(to.address.value);
-  addr.sin_port = htons(to.port);
-  if (::sendto(socket_.native_handle(), datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&addr),
-               sizeof addr) < 0)
-    ++send_errors_;
+  if (ec) ++send_errors_;
 }
 
 // --- NAT traversal and relaying --------------------------------------------
@@ -328,10 +313,9 @@ void OverlayService::carry_out(const overlay::Action& action) {
     if (send->ttl == 0) return send_datagram(send->to, send->bytes);
     // A punch probe: through our own NAT (which then maps us toward the
     // asker) and no further, so the asker's NAT never sees it.
-    const int fd = socket_.native_handle(), ttl = send->ttl;
-    if (::setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) != 0) return;
+    if (socket_.set_ttl(send->ttl)) return;
     send_datagram(send->to, send->bytes);
-    ::setsockopt(fd, IPPROTO_IP, IP_TTL, &default_ttl_, sizeof default_ttl_);
+    (void)socket_.set_ttl(0);
   } else if (const auto* deliver = std::get_if<overlay::DeliverDatagram>(&action)) {
     if (peers_) peers_->on_datagram(now_ms(), deliver->from, deliver->bytes, *this);
   } else if (const auto* control = std::get_if<overlay::SendControl>(&action)) {
@@ -413,7 +397,44 @@ void OverlayService::send_packet(std::string_view node, ConstByteSpan packet, Ip
 
 void OverlayService::deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset, std::size_t length) {
   FrameAction act = engine_.on_peer_packet(now_s(), node_id, buffer, offset, length);
-  if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame, false)) ++tap_errors_;
+  if (act.kind != FrameAction::Kind::WriteToTap) return;
+  if (collecting_ && taps_.takes_super_frames(act.to) && deliveries_.size() < deliveries_.capacity()) {
+    // The frame lies in rx_batch_, which stays until the round is flushed.
+    deliveries_.push_back(Delivery{act.to, ByteSpan(const_cast<std::uint8_t*>(act.frame.data()), act.frame.size())});
+    return;
+  }
+  if (!taps_.write_frame(act.to, act.frame, false)) ++tap_errors_;
+}
+
+void OverlayService::flush_deliveries() {
+  // Per attachment, in the order the packets came: coalesce, then one TAP
+  // write per frame behind a virtio-net header.
+  delivered_.assign(deliveries_.size(), false);
+  for (std::size_t i = 0; i < deliveries_.size(); ++i) {
+    if (delivered_[i]) continue;
+    const AttachmentId to = deliveries_[i].to;
+    gro_input_.clear();
+    for (std::size_t j = i; j < deliveries_.size(); ++j) {
+      if (delivered_[j] || deliveries_[j].to != to) continue;
+      delivered_[j] = true;
+      gro_input_.push_back(deliveries_[j].frame.subspan(kEthernetHeaderSize));
+    }
+    std::span<const ByteSpan> rest(gro_input_);
+    while (!rest.empty()) {
+      const GroBatch batch = gro_.coalesce(rest);
+      for (const GroFrame& f : batch.frames) {
+        std::uint8_t vnet[VnetHeader::kSize];
+        write_vnet_header(vnet_header_for(f), vnet);
+        const ConstByteSpan ethernet(f.parts[0].data() - kEthernetHeaderSize, kEthernetHeaderSize);
+        if (!taps_.write_frame_parts(to, vnet, ethernet, f.parts, f.size)) ++tap_errors_;
+        ++gro_frames_;
+        gro_super_frames_ += f.is_super_frame();
+      }
+      if (batch.consumed == 0) break;
+      rest = rest.subspan(batch.consumed);
+    }
+  }
+  deliveries_.clear();
 }
 
 // --- control -------------------------------------------------------------
@@ -519,7 +540,7 @@ void OverlayService::sync_from_registry() {
         mine->host_name == l.host_name)
       continue;
     FrameAction act = engine_.on_registry_lease(now, l);
-    if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame, true)) ++tap_errors_;
+    if (act.kind == FrameAction::Kind::WriteToTap && !taps_.write_frame(act.to, act.frame, true)) ++tap_errors_;
   }
 }
 
@@ -568,7 +589,7 @@ void OverlayService::handle_registry_message(const std::string& from, const over
     auto l = from_wire(w);
     if (!l) return;
     FrameAction act = engine_.on_registry_lease(now, *l);
-    if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame, true)) ++tap_errors_;
+    if (act.kind == FrameAction::Kind::WriteToTap && !taps_.write_frame(act.to, act.frame, true)) ++tap_errors_;
   };
   switch (m.body_case()) {
     case overlay::NodeMessage::kLeaseReply: {
@@ -578,7 +599,7 @@ void OverlayService::handle_registry_message(const std::string& from, const over
       } else if (mac) {
         spdlog::info("registry refused a lease for {}: {}", mac->to_string(), m.lease_reply().reason());
         FrameAction act = engine_.on_registry_refusal(now, *mac);
-        if (act.kind == FrameAction::Kind::WriteToTap && !write_tap_(act.to, act.frame, true)) ++tap_errors_;
+        if (act.kind == FrameAction::Kind::WriteToTap && !taps_.write_frame(act.to, act.frame, true)) ++tap_errors_;
       }
       break;
     }
@@ -791,6 +812,11 @@ void OverlayService::fill_status(control::Status& s) const {
   o["relay_drops"] = relay_.counters().drops;
   o["relay_rate_limited"] = relay_.counters().rate_limited;
   o["probes_sent"] = nat_.probes_sent();
+  o["gro_frames"] = gro_frames_;
+  o["gro_super_frames"] = gro_super_frames_;
+  o["gro_segments_merged"] = gro_.stats().segments_merged;
+  o["udp_gso"] = socket_.gso_enabled() ? 1 : 0;
+  o["udp_gro"] = socket_.gro_enabled() ? 1 : 0;
   o["stray_probes"] = stray_probes_;
 }
 

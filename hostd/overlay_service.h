@@ -21,15 +21,18 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "config.h"
+#include "core/gro.h"
 #include "core/host_engine.h"
 #include "crypto/dtls.h"
 #include "crypto/pki.h"
 #include "enrollment.h"
 #include "io/asio.h"
+#include "io/udp_socket.h"
 #include "overlay/nat_traversal.h"
 #include "overlay/peer_manager.h"
 #include "overlay/registry_client.h"
@@ -45,12 +48,24 @@ class RegistryStore;
 
 class OverlayService : public overlay::PeerOutput {
  public:
-  // Writes an Ethernet frame to an attachment's TAP; false if it could not.
-  // `persist`: the frame announces new state (a DHCP reply), which must be
-  // on disk first; data packets never wait for the disk.
-  using TapWriter = std::function<bool(AttachmentId, ConstByteSpan, bool persist)>;
+  // Where frames for the VMs go: the attachments' TAPs.
+  class TapSink {
+   public:
+    virtual ~TapSink() = default;
+    // Writes an Ethernet frame to an attachment's TAP; false if it could
+    // not. `persist`: the frame announces new state (a DHCP reply), which
+    // must be on disk first; data packets never wait for the disk.
+    virtual bool write_frame(AttachmentId to, ConstByteSpan frame, bool persist) = 0;
+    // True if the attachment's TAP takes frames behind a virtio-net header
+    // (and so TCP super-frames that the kernel segments).
+    virtual bool takes_super_frames(AttachmentId to) const = 0;
+    // Writes one frame given as a virtio-net header, an Ethernet header and
+    // the IPv4 packet in `parts` (`bytes` in all), with one system call.
+    virtual bool write_frame_parts(AttachmentId to, const std::uint8_t* vnet_header, ConstByteSpan ethernet_header,
+                                   std::span<const ConstByteSpan> parts, std::size_t bytes) = 0;
+  };
 
-  OverlayService(boost::asio::io_context& io, const HostdConfig& config, HostEngine& engine, TapWriter write_tap);
+  OverlayService(boost::asio::io_context& io, const HostdConfig& config, HostEngine& engine, TapSink& taps);
   ~OverlayService() override;
 
   // Loads the identity and trust store, opens the socket, restores the
@@ -92,6 +107,8 @@ class OverlayService : public overlay::PeerOutput {
   void on_enroll_datagram(const overlay::UdpEndpoint& from, ConstByteSpan data);
   void read_socket();
   void drain_socket();
+  // Sorts one datagram by its type (core/overlay_wire.h) to the piece that handles it.
+  void on_datagram(const overlay::UdpEndpoint& from, ByteSpan data);
   void arm_timer();
   void on_timer();
   void tick_second();
@@ -106,8 +123,21 @@ class OverlayService : public overlay::PeerOutput {
   boost::asio::io_context& io_;
   const HostdConfig& config_;
   HostEngine& engine_;
-  TapWriter write_tap_;
-  boost::asio::ip::udp::socket socket_;
+  TapSink& taps_;
+  // Received data packets for VMs, held until the end of a receive round so
+  // that consecutive TCP segments of a flow reach the TAP as one frame.
+  struct Delivery {
+    AttachmentId to;
+    ByteSpan frame;  // Ethernet frame inside rx_batch_
+  };
+  std::vector<Delivery> deliveries_;
+  bool collecting_ = false;
+  TcpCoalescer gro_;
+  std::vector<ByteSpan> gro_input_;
+  std::vector<bool> delivered_;
+  std::uint64_t gro_frames_ = 0, gro_super_frames_ = 0;
+  void flush_deliveries();
+  io::UdpSocket socket_;
   overlay::NatTraversal nat_;
   boost::asio::steady_timer timer_;
   std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
@@ -149,9 +179,8 @@ class OverlayService : public overlay::PeerOutput {
   overlay::Relay relay_;  // relaying for others (rendezvous with relay = true), names of our relayed paths
   std::optional<overlay::UdpEndpoint> our_relay_;  // the rendezvous that relays for us
   std::string relay_node_;                         // its node ID
-  int default_ttl_ = 64;
 
-  std::vector<std::uint8_t> rx_buffer_;
+  io::UdpReceiveBatch rx_batch_;
   std::uint64_t send_errors_ = 0, tap_errors_ = 0, unresolved_ = 0;
   std::uint64_t stray_probes_ = 0;
 };
