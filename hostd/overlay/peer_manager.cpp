@@ -13,6 +13,7 @@
 
 #include "core/bytes.h"
 #include "crypto/ossl.h"
+#include "overlay/index_table.h"
 
 namespace wownet::overlay {
 namespace {
@@ -40,7 +41,6 @@ constexpr std::size_t kMaxHandshaking = 1024;
 // otherwise the newer wins (a rekey, or the peer restarted). Rekeying more
 // often than this works but may take a few attempts.
 constexpr std::int64_t kSimultaneousWindowMs = 5'000;
-constexpr int kIndexAttempts = 64;
 
 // The client random of a datagram whose first record holds the start of a
 // ClientHello: 13-byte record header, 12-byte handshake header, 2-byte
@@ -175,19 +175,18 @@ struct PeerManager::Impl {
         verify(std::move(verifier)),
         self_name(std::move(name)),
         config(cfg),
-        random32(std::move(rng)),
         node_name_of(std::move(name_of)),
+        by_index(std::move(rng)),
         seal_buffer(kSealBufferSize) {}
 
   crypto::DtlsContext& ctx;
   crypto::Verifier verify;
   std::string self_name;
   PeerConfig config;
-  std::function<std::uint32_t()> random32;
   NodeNameOf node_name_of;
 
   std::vector<std::unique_ptr<Session>> sessions;  // creation order
-  std::unordered_map<std::uint32_t, Session*> by_index;
+  ReceiverIndexTable<Session> by_index;
   std::multimap<UdpEndpoint, Session*> by_endpoint;
   std::map<std::string, Peer, std::less<>> peers;
   std::vector<ConnectTarget> connects;
@@ -331,20 +330,6 @@ struct PeerManager::Impl {
     return std::max(p.current->keyed_ms + config.rekey_after_ms, p.retry_at_ms);
   }
 
-  std::uint32_t new_receiver_index() {
-    std::uint32_t x = 0;
-    for (int i = 0; i < kIndexAttempts; ++i) {
-      try {
-        x = random32 ? random32() : 0;
-      } catch (...) {
-        x = 0;
-      }
-      if (x != 0 && by_index.find(x) == by_index.end()) return x;
-    }
-    while (x == 0 || by_index.find(x) != by_index.end()) ++x;  // a poor random source: probe
-    return x;
-  }
-
   // -------------------------------------------------------------------------
   // Session bookkeeping
 
@@ -396,10 +381,7 @@ struct PeerManager::Impl {
     s.dead = true;
     sweep_needed = true;
     unindex_endpoint(s);
-    if (s.opener) {
-      const auto it = by_index.find(s.my_index);
-      if (it != by_index.end() && it->second == &s) by_index.erase(it);
-    }
+    if (s.my_index != 0) by_index.release(s.my_index, s);
   }
 
   // A handshake (ours or the peer's) failed or ended before the session was keyed.
@@ -551,7 +533,7 @@ struct PeerManager::Impl {
     s.tag = load64(c2s.data());
     s.send_key = s.client ? c2s : s2c;
     const Key& receive_key = s.client ? s2c : c2s;
-    s.my_index = new_receiver_index();
+    s.my_index = by_index.allocate(s);
     bool ok = true;
     try {
       s.opener.emplace(config.cipher, receive_key, s.my_index);
@@ -564,7 +546,6 @@ struct PeerManager::Impl {
       close_session(s, "cannot set up the data channel");
       return;
     }
-    by_index[s.my_index] = &s;
 
     // Messages that came with the handshake (usually the peer's Hello) are
     // read first, so that our Hello knows whether to ask for an answer.
@@ -821,12 +802,12 @@ struct PeerManager::Impl {
       ++counters.malformed;
       return;
     }
-    const auto it = by_index.find(*index);
-    if (it == by_index.end()) {
+    Session* found = by_index.find(*index);
+    if (found == nullptr) {
       ++counters.unknown_receiver;
       return;
     }
-    Session& s = *it->second;
+    Session& s = *found;
     const auto r = s.opener->open(d, d.subspan(crypto::kDataHeaderSize));
     using E = crypto::DataOpener::OpenResult::Error;
     switch (r.error) {
