@@ -13,6 +13,7 @@
 
 #include "core/bytes.h"
 #include "overlay/index_table.h"
+#include "overlay/peer.h"
 #include "overlay/session.h"
 #include "proto/overlay.pb.h"
 
@@ -27,38 +28,10 @@ constexpr std::size_t kSealBufferSize = 65535 + crypto::kDataOverhead;
 // Server sessions in the handshake at once (each needs a valid cookie, so
 // an address the client really owns).
 constexpr std::size_t kMaxHandshaking = 1024;
-// Two sessions with a node keyed closer together than this are
-// simultaneous (a rekey beats a fresh one, else their tag decides);
-// otherwise the newer wins (a rekey, or the peer restarted). Rekeying more
-// often than this works but may take a few attempts.
-constexpr std::int64_t kSimultaneousWindowMs = 5'000;
 
 ConstByteSpan bytes_of(const std::string& s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }
 
 }  // namespace
-
-struct Queued {
-  bool control = false;
-  std::vector<std::uint8_t> bytes;
-};
-
-struct Peer {
-  std::string node_id, node_name;
-  std::vector<UdpEndpoint> endpoints;        // from set_endpoints
-  std::optional<UdpEndpoint> relay;          // from set_relay
-  std::optional<UdpEndpoint> last_endpoint;  // of the last keyed direct session
-  std::size_t next_endpoint = 0;             // which one to try next
-  Session* current = nullptr;                // the keyed session we send on
-  bool up = false;
-  std::deque<Queued> queue;
-  std::int64_t retry_at_ms = kLongAgo;        // no new direct handshake before this
-  std::int64_t relay_retry_at_ms = kLongAgo;  // no new relayed handshake before this
-  std::int64_t waiting_since_ms = kNever;     // traffic queued without a keyed session since
-  std::int64_t last_handshake_ms = -1, rtt_ms = -1;
-  std::uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0;
-  std::string last_error;
-  std::size_t sessions = 0;  // sessions whose peer this is (dead ones until swept)
-};
 
 namespace {
 
@@ -135,13 +108,8 @@ struct PeerManager::Impl final : SessionHost {
     if (s.is_client() && !s.target_node().empty() && s.target_node() != s.node_id()) {
       // The registry's endpoint belongs to someone else now: try the next.
       if (Peer* t = find_peer(s.target_node())) {
-        t->last_error = "endpoint " + s.endpoint().to_string() + " answered as node " + s.node_id();
-        if (s.relayed()) {
-          t->relay_retry_at_ms = now + config.retry_after_ms;
-        } else {
-          t->retry_at_ms = now + config.retry_after_ms;
-          ++t->next_endpoint;
-        }
+        t->note_failed_path(s.endpoint(), "endpoint " + s.endpoint().to_string() + " answered as node " + s.node_id(),
+                            now, config.retry_after_ms);
       }
     }
     return by_index.allocate(s);
@@ -149,33 +117,13 @@ struct PeerManager::Impl final : SessionHost {
 
   void on_keyed(Session& s) override {
     Peer& p = *s.peer;
-    p.node_name = s.peer_name();
-    const bool relayed = s.relayed();
-    p.last_handshake_ms = now;
-    p.last_error.clear();
-    p.waiting_since_ms = kNever;
-    if (relayed) {
-      p.relay_retry_at_ms = kLongAgo;
-    } else {
-      p.last_endpoint = s.endpoint();
-      p.retry_at_ms = kLongAgo;
-    }
-    const auto known = std::find(p.endpoints.begin(), p.endpoints.end(), s.endpoint());
-    if (known != p.endpoints.end()) p.next_endpoint = static_cast<std::size_t>(known - p.endpoints.begin());
+    p.note_keyed(s, now);
     for (auto& t : connects)
       if (t.endpoint == s.endpoint()) t.retry_at_ms = kLongAgo;
 
-    // A direct session beats a relayed one. Otherwise the newer session
-    // takes over; keyed within moments of each other, the rekey beats the
-    // fresh session, else the tag decides: both sides know the same flags,
-    // tags and paths, so they agree.
-    Session* c = p.current;
-    bool newer_wins = true;
-    if (c != nullptr && c->relayed() != relayed) {
-      newer_wins = !relayed;
-    } else if (c != nullptr && s.keyed_ms() - c->keyed_ms() < kSimultaneousWindowMs) {
-      newer_wins = s.replaces() != c->replaces() ? s.replaces() : s.tag() > c->tag();
-    }
+    // The newcomer may take over from the sending session (peer.h).
+    const bool newer_wins =
+        p.current == nullptr || Peer::newcomer_wins(Peer::candidate_of(*p.current), Peer::candidate_of(s));
     if (newer_wins) {
       p.current = &s;
       s.retire_at_ms = kNever;
@@ -212,7 +160,7 @@ struct PeerManager::Impl final : SessionHost {
     if (p.current == &s) {
       p.current = nullptr;
       for (const auto& o : sessions) {
-        if (!o->dead() && o->peer == &p && o->keyed() && (p.current == nullptr || better(*o, *p.current)))
+        if (!o->dead() && o->peer == &p && o->keyed() && (p.current == nullptr || Peer::better(*o, *p.current)))
           p.current = o.get();
       }
       if (p.current != nullptr) p.current->retire_at_ms = kNever;
@@ -242,8 +190,7 @@ struct PeerManager::Impl final : SessionHost {
   Peer& peer_entry(std::string_view id) {
     auto it = peers.find(id);
     if (it == peers.end()) {
-      it = peers.try_emplace(std::string(id)).first;
-      it->second.node_id = it->first;
+      it = peers.try_emplace(std::string(id), std::string(id)).first;
     }
     return it->second;
   }
@@ -275,17 +222,6 @@ struct PeerManager::Impl final : SessionHost {
         std::count_if(sessions.begin(), sessions.end(), [](const auto& s) { return s->handshaking(); }));
   }
 
-  // Where the next handshake with the node goes: its endpoints in turn, then
-  // the one it was last reached at.
-  std::optional<UdpEndpoint> next_endpoint(const Peer& p) const {
-    const bool extra = p.last_endpoint && !p.last_endpoint->relayed() &&
-                       std::find(p.endpoints.begin(), p.endpoints.end(), *p.last_endpoint) == p.endpoints.end();
-    const std::size_t n = p.endpoints.size() + (extra ? 1 : 0);
-    if (n == 0) return std::nullopt;
-    const std::size_t i = p.next_endpoint % n;
-    return i < p.endpoints.size() ? p.endpoints[i] : *p.last_endpoint;
-  }
-
   static bool sending(const Session& s) { return s.peer != nullptr && s.peer->current == &s; }
 
   // When a handshake for the node's queued traffic may start; kNever while
@@ -294,7 +230,7 @@ struct PeerManager::Impl final : SessionHost {
 
   std::int64_t direct_due(const Peer& p) const {
     if (in_progress(p, false)) return kNever;
-    const auto ep = next_endpoint(p);
+    const auto ep = p.next_endpoint();
     if (!ep || handshaking_at(*ep) != nullptr) return kNever;
     return p.retry_at_ms;
   }
@@ -304,7 +240,7 @@ struct PeerManager::Impl final : SessionHost {
   std::int64_t relay_due(const Peer& p) const {
     if (!p.relay || p.current != nullptr || in_progress(p, true) || handshaking_at(*p.relay) != nullptr) return kNever;
     std::int64_t from = kLongAgo;
-    if (next_endpoint(p)) {
+    if (p.next_endpoint()) {
       if (p.waiting_since_ms == kNever) return kNever;
       from = p.waiting_since_ms + config.relay_after_ms;
     }
@@ -359,13 +295,7 @@ struct PeerManager::Impl final : SessionHost {
     ++counters.handshake_failures;
     if (client && !target.empty()) {
       if (Peer* t = find_peer(target)) {
-        t->last_error = reason;
-        if (ep.relayed()) {
-          t->relay_retry_at_ms = now + config.retry_after_ms;
-        } else {
-          t->retry_at_ms = now + config.retry_after_ms;
-          ++t->next_endpoint;
-        }
+        t->note_failed_path(ep, reason, now, config.retry_after_ms);
       }
     }
     if (peer != nullptr) peer->last_error = reason;
@@ -384,16 +314,10 @@ struct PeerManager::Impl final : SessionHost {
     return &s;
   }
 
-  // Direct before relayed, then the newer.
-  static bool better(const Session& a, const Session& b) {
-    if (a.relayed() != b.relayed()) return !a.relayed();
-    return a.keyed_ms() >= b.keyed_ms();
-  }
-
   void maybe_start_handshake(Peer& p) {
     if (p.current == nullptr && p.waiting_since_ms == kNever && !p.queue.empty()) p.waiting_since_ms = now;
     if (direct_due(p) <= now) {
-      if (const auto ep = next_endpoint(p)) start_client(*ep, p.node_id);
+      if (const auto ep = p.next_endpoint()) start_client(*ep, p.node_id);
     }
     if (relay_due(p) <= now) start_client(*p.relay, p.node_id);
   }
@@ -405,7 +329,7 @@ struct PeerManager::Impl final : SessionHost {
 
   void flush_queue(Peer& p) {
     while (!p.queue.empty() && p.current != nullptr && !p.current->dead()) {
-      Queued item = std::move(p.queue.front());
+      Peer::Queued item = std::move(p.queue.front());
       p.queue.pop_front();
       if (item.control) {
         p.current->send_message(now, item.bytes, *this);
@@ -431,30 +355,17 @@ struct PeerManager::Impl final : SessionHost {
     return true;
   }
 
-  void enqueue(Peer& p, bool control, ConstByteSpan bytes) {
-    if (config.queue_limit == 0) {
-      ++counters.queue_drops;
-      return;
-    }
-    while (p.queue.size() >= config.queue_limit) {
-      p.queue.pop_front();
-      ++counters.queue_drops;
-    }
-    p.queue.push_back(Queued{control, Bytes(bytes.begin(), bytes.end())});
-    if (p.current == nullptr && p.waiting_since_ms == kNever) p.waiting_since_ms = now;
-  }
-
   // Sends on the node's keyed session, or queues and starts a handshake.
   bool send_or_queue(std::string_view node_id, bool control, ConstByteSpan bytes) {
     Peer* p = find_peer(node_id);
     if (p != nullptr && p->current != nullptr) {
       return control ? p->current->send_message(now, bytes, *this) : seal_and_send(*p->current, bytes);
     }
-    if (p == nullptr || (!next_endpoint(*p) && !p->relay && !in_progress(*p))) {
+    if (p == nullptr || (!p->next_endpoint() && !p->relay && !in_progress(*p))) {
       ++counters.no_endpoint;
       return false;
     }
-    enqueue(*p, control, bytes);
+    counters.queue_drops += p->enqueue(control, bytes, config.queue_limit, now);
     maybe_start_handshake(*p);
     return true;
   }
@@ -619,8 +530,7 @@ struct PeerManager::Impl final : SessionHost {
       if (s->dead() && s->peer != nullptr) --s->peer->sessions;
     std::erase_if(sessions, [](const auto& s) { return s->dead(); });
     for (auto it = peers.begin(); it != peers.end();) {
-      const Peer& p = it->second;
-      if (p.sessions == 0 && !p.up && p.queue.empty() && p.endpoints.empty() && !p.relay) {
+      if (it->second.unused()) {
         it = peers.erase(it);
       } else {
         ++it;
@@ -699,9 +609,7 @@ void PeerManager::set_endpoints(std::string_view node_id, std::vector<UdpEndpoin
   try {
     if (endpoints.empty()) {
       if (Peer* p = m.find_peer(node_id)) {
-        p->endpoints.clear();
-        p->last_endpoint.reset();
-        p->next_endpoint = 0;
+        p->forget_endpoints();
         if (p->current == nullptr && !p->relay && !m.in_progress(*p)) {  // nowhere to go
           m.counters.queue_drops += p->queue.size();
           p->queue.clear();
@@ -714,7 +622,7 @@ void PeerManager::set_endpoints(std::string_view node_id, std::vector<UdpEndpoin
     Peer& p = m.peer_entry(node_id);
     if (p.endpoints != endpoints) {
       p.endpoints = std::move(endpoints);
-      p.next_endpoint = 0;
+      p.next_endpoint_index = 0;
     }
   } catch (...) {
   }
@@ -742,7 +650,7 @@ bool PeerManager::try_direct(std::int64_t now_ms, std::string_view node_id, Peer
   try {
     Peer* p = m.find_peer(node_id);
     if (p == nullptr || (p->current != nullptr && !p->current->relayed()) || m.in_progress(*p, false)) return false;
-    const auto ep = m.next_endpoint(*p);
+    const auto ep = p->next_endpoint();
     if (!ep || m.handshaking_at(*ep) != nullptr) return false;
     return m.start_client(*ep, p->node_id) != nullptr;
   } catch (...) {
