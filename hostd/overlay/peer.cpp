@@ -1,0 +1,73 @@
+// A node's paths, queue and session choice: see peer.h.
+#include "overlay/peer.h"
+
+#include <algorithm>
+
+namespace wownet::overlay {
+
+bool Peer::newcomer_wins(const Candidate& current, const Candidate& newcomer) {
+  if (current.relayed != newcomer.relayed) return !newcomer.relayed;
+  if (newcomer.keyed_ms - current.keyed_ms < kSimultaneousWindowMs)
+    return newcomer.replaces != current.replaces ? newcomer.replaces : newcomer.tag > current.tag;
+  return true;
+}
+
+bool Peer::better(const PeerSession& a, const PeerSession& b) {
+  if (a.relayed() != b.relayed()) return !a.relayed();
+  return a.keyed_ms() >= b.keyed_ms();
+}
+
+std::optional<UdpEndpoint> Peer::next_endpoint() const {
+  const bool extra = last_endpoint && !last_endpoint->relayed() &&
+                     std::find(endpoints.begin(), endpoints.end(), *last_endpoint) == endpoints.end();
+  const std::size_t n = endpoints.size() + (extra ? 1 : 0);
+  if (n == 0) return std::nullopt;
+  const std::size_t i = next_endpoint_index % n;
+  return i < endpoints.size() ? endpoints[i] : *last_endpoint;
+}
+
+std::size_t Peer::enqueue(bool control, ConstByteSpan bytes, std::size_t limit, std::int64_t now_ms) {
+  if (limit == 0) return 1;
+  std::size_t dropped = 0;
+  while (queue.size() >= limit) {
+    queue.pop_front();
+    ++dropped;
+  }
+  queue.push_back(Queued{control, std::vector<std::uint8_t>(bytes.begin(), bytes.end())});
+  if (current == nullptr && waiting_since_ms == kNever) waiting_since_ms = now_ms;
+  return dropped;
+}
+
+void Peer::note_failed_path(const UdpEndpoint& endpoint, const std::string& reason, std::int64_t now_ms,
+                            std::int64_t retry_after_ms) {
+  last_error = reason;
+  if (endpoint.relayed()) {
+    relay_retry_at_ms = now_ms + retry_after_ms;
+  } else {
+    retry_at_ms = now_ms + retry_after_ms;
+    ++next_endpoint_index;
+  }
+}
+
+void Peer::note_keyed(const PeerSession& s, std::int64_t now_ms) {
+  node_name = s.peer_name();
+  last_handshake_ms = now_ms;
+  last_error.clear();
+  waiting_since_ms = kNever;
+  if (s.relayed()) {
+    relay_retry_at_ms = kLongAgo;
+  } else {
+    last_endpoint = s.endpoint();
+    retry_at_ms = kLongAgo;
+  }
+  const auto known = std::find(endpoints.begin(), endpoints.end(), s.endpoint());
+  if (known != endpoints.end()) next_endpoint_index = static_cast<std::size_t>(known - endpoints.begin());
+}
+
+void Peer::forget_endpoints() {
+  endpoints.clear();
+  last_endpoint.reset();
+  next_endpoint_index = 0;
+}
+
+}  // namespace wownet::overlay
