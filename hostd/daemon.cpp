@@ -388,6 +388,16 @@ void Daemon::drain_tap(Attachment& a) {
   std::size_t hdr = vnet ? io::TapDevice::kVnetHeaderSize : 0;
   UnixTime now = wall_now();
   std::uint8_t* buf = frame_buffer_.data();
+  // What goes to peers in this round leaves in UDP GSO trains.
+  struct Train {
+    OverlayService* overlay;
+    explicit Train(OverlayService* o) : overlay(o) {
+      if (overlay) overlay->begin_train();
+    }
+    ~Train() {
+      if (overlay) overlay->end_train();
+    }
+  } train(overlay_.get());
   for (std::size_t i = 0; i < kFramesPerWakeup; ++i) {
     ssize_t n = ::read(fd, buf, frame_buffer_.size());
     if (n <= 0) {

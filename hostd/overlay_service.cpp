@@ -23,8 +23,9 @@ namespace wownet {
 namespace {
 
 namespace asio = boost::asio;
-constexpr std::size_t kReceiveBatch = 16;  // buffers per recvmmsg (64 KiB each, for UDP_GRO)
-constexpr std::size_t kReceiveRounds = 4;  // recvmmsg calls per wakeup before other work runs
+constexpr std::size_t kReceiveBatch = 16;       // buffers per recvmmsg (64 KiB each, for UDP_GRO)
+constexpr std::size_t kReceiveRounds = 4;       // recvmmsg calls per wakeup before other work runs
+constexpr std::size_t kMaxTrainSegment = 9000;  // larger datagrams (rare) go alone
 
 // The valid endpoints of a registry message, at most `limit`, in order.
 std::vector<overlay::UdpEndpoint> endpoints_of(const google::protobuf::RepeatedPtrField<overlay::Endpoint>& list,
@@ -60,6 +61,7 @@ OverlayService::OverlayService(asio::io_context& io, const HostdConfig& config, 
       timer_(io),
       rx_batch_(kReceiveBatch) {
   deliveries_.reserve(kReceiveBatch * 64);
+  train_.reserve(io::UdpSocket::kMaxPayload);
 }
 
 OverlayService::~OverlayService() { stop(); }
@@ -291,7 +293,6 @@ void OverlayService::on_datagram(const overlay::UdpEndpoint& ep, ByteSpan data) 
 }
 
 void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan datagram) {
-  std::error_code ec;
   if (to.relayed()) {
     // To a node through the relay: the relay's header, then the datagram.
     auto route = relay_.route(to);
@@ -299,11 +300,45 @@ void OverlayService::send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan
       ++send_errors_;
       return;
     }
-    ec = socket_.send({route->relay.address, route->relay.port}, route->header, datagram);
-  } else {
-    ec = socket_.send({to.address, to.port}, datagram);
+    return send_to({route->relay.address, route->relay.port}, route->header, datagram);
   }
-  if (ec) ++send_errors_;
+  send_to({to.address, to.port}, {}, datagram);
+}
+
+void OverlayService::send_to(io::Ipv4SocketAddress to, ConstByteSpan prefix, ConstByteSpan datagram) {
+  const std::size_t size = prefix.size() + datagram.size();
+  if (!training_ || size > kMaxTrainSegment) {
+    if (training_) flush_train();  // keep the order
+    std::error_code ec = prefix.empty() ? socket_.send(to, datagram) : socket_.send(to, prefix, datagram);
+    if (ec) ++send_errors_;
+    return;
+  }
+  // A datagram joins the train if it goes to the same place, is no larger
+  // than the train's first, no shorter one came before it, and the train
+  // stays within what one UDP_SEGMENT send may carry.
+  if (train_count_ != 0 &&
+      (to != train_to_ || size > train_segment_ || train_closed_ || train_count_ == io::UdpSocket::kMaxGsoSegments ||
+       train_.size() + size > io::UdpSocket::kMaxPayload))
+    flush_train();
+  if (train_count_ == 0) {
+    train_to_ = to;
+    train_segment_ = size;
+  }
+  train_.insert(train_.end(), prefix.begin(), prefix.end());
+  train_.insert(train_.end(), datagram.begin(), datagram.end());
+  ++train_count_;
+  if (size < train_segment_) train_closed_ = true;
+}
+
+void OverlayService::flush_train() {
+  if (train_count_ == 0) return;
+  const io::UdpSendResult r = socket_.send_train(train_to_, train_, train_segment_);
+  if (r.error) send_errors_ += train_count_ - r.datagrams;
+  ++trains_sent_;
+  train_datagrams_ += train_count_;
+  train_.clear();
+  train_count_ = 0;
+  train_closed_ = false;
 }
 
 // --- NAT traversal and relaying --------------------------------------------
@@ -816,6 +851,8 @@ void OverlayService::fill_status(control::Status& s) const {
   o["gro_super_frames"] = gro_super_frames_;
   o["gro_segments_merged"] = gro_.stats().segments_merged;
   o["udp_gso"] = socket_.gso_enabled() ? 1 : 0;
+  o["udp_trains"] = trains_sent_;
+  o["udp_train_datagrams"] = train_datagrams_;
   o["udp_gro"] = socket_.gro_enabled() ? 1 : 0;
   o["stray_probes"] = stray_probes_;
 }

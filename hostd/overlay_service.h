@@ -80,6 +80,14 @@ class OverlayService : public overlay::PeerOutput {
 
   // Sends a VM's IPv4 packet to the node that holds its destination.
   void send_packet(std::string_view node, ConstByteSpan packet, Ipv4Addr destination);
+  // Between begin_train() and end_train(), consecutive datagrams to one
+  // endpoint are gathered and leave as UDP GSO trains (one sendmsg for up
+  // to 64 of them): for the segments of a TSO frame read from a TAP.
+  void begin_train() { training_ = true; }
+  void end_train() {
+    flush_train();
+    training_ = false;
+  }
   // Carries the engine's queued lease requests to the registry.
   void flush_lease_asks();
   // The peers, for wownetctl peers.
@@ -124,6 +132,16 @@ class OverlayService : public overlay::PeerOutput {
   const HostdConfig& config_;
   HostEngine& engine_;
   TapSink& taps_;
+  // The train being gathered: datagrams of train_segment_ bytes (the last
+  // may be shorter) to train_to_, back to back.
+  bool training_ = false, train_closed_ = false;
+  io::Ipv4SocketAddress train_to_;
+  std::size_t train_segment_ = 0, train_count_ = 0;
+  std::vector<std::uint8_t> train_;
+  std::uint64_t trains_sent_ = 0, train_datagrams_ = 0;
+  void flush_train();
+  // Sends `prefix` + `datagram` to `to`, into the train when gathering one.
+  void send_to(io::Ipv4SocketAddress to, ConstByteSpan prefix, ConstByteSpan datagram);
   // Received data packets for VMs, held until the end of a receive round so
   // that consecutive TCP segments of a flow reach the TAP as one frame.
   struct Delivery {
