@@ -75,7 +75,7 @@ for t in "${targets[@]}"; do
   ((crashes)) && crashed=1
   printf '%-18s %12s %9s %7s %8s %7s %8s\n' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$files" "$crashes"
 done
-printf '\ncorpus size: %s\n' "$(du -sh "$CORPUS" | cut -f1)"
+printf '\ncorpus size: %s\n' "$(du -sh --apparent-size "$CORPUS" | cut -f1)"
 if ((crashed)); then
   echo "crashes: see $BUILD/artifacts/<target>/ and $logs/<target>.log" >&2
   exit 1
