@@ -8,6 +8,8 @@ PACKAGES=(
   g++ cmake ninja-build ccache pkg-config clang-format
   libboost-dev libnl-3-dev libnl-route-3-dev libssl-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libsystemd-dev libsqlite3-dev
+  # coverage-guided fuzzing (bench/fuzz.sh): clang 14 and its libFuzzer/sanitizer runtimes
+  clang libclang-rt-14-dev
   # namespace tests, demo and benchmarks: real clients and tools
   iproute2 util-linux isc-dhcp-client busybox udhcpc dnsutils iputils-ping iperf3 tcpdump python3 procps openssl
   iptables conntrack

@@ -628,7 +628,7 @@ void Registry::on_timer(UnixTime now, std::vector<Outgoing>& out) {
     const Lease* l = leases_.find(Ipv4Addr{value});
     // Stale entries (the record changed since) are skipped.
     if (l && l->expiry == expiry &&
-        std::none_of(due.begin(), due.end(), [&](const Lease& d) { return d.address.value == value; }))
+        std::none_of(due.begin(), due.end(), [&, value = value](const Lease& d) { return d.address.value == value; }))
       due.push_back(*l);
   }
   if (due.empty()) return;
