@@ -4,8 +4,8 @@
 #include <string>
 #include <string_view>
 
-#include "agent_report.h"
 #include "fuzz_target.h"
+#include "io/agent_report.h"
 
 using namespace wownet;
 using namespace wownet::io;

@@ -2,8 +2,8 @@
 // through build_arp_frame.
 #include <array>
 
+#include "core/packet.h"
 #include "fuzz_target.h"
-#include "packet.h"
 
 using namespace wownet;
 

@@ -10,9 +10,9 @@
 
 #include <string>
 
-#include "control.pb.h"
 #include "fuzz_input.h"
 #include "fuzz_target.h"
+#include "proto/control.pb.h"
 
 using namespace wownet;
 namespace control = wownet::control;

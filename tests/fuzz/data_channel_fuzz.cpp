@@ -11,7 +11,7 @@
 #include <array>
 #include <vector>
 
-#include "data_channel.h"
+#include "crypto/data_channel.h"
 #include "fuzz_input.h"
 #include "fuzz_target.h"
 

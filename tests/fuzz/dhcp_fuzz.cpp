@@ -5,10 +5,10 @@
 #include <array>
 #include <string>
 
-#include "dhcp.h"
+#include "core/dhcp.h"
+#include "core/lease_table.h"
 #include "fuzz_input.h"
 #include "fuzz_target.h"
-#include "lease_table.h"
 
 using namespace wownet;
 

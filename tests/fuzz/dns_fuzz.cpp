@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <vector>
 
-#include "dns.h"
+#include "core/dns.h"
+#include "core/lease_table.h"
 #include "fuzz_input.h"
 #include "fuzz_target.h"
-#include "lease_table.h"
 
 using namespace wownet;
 

@@ -7,8 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "core/host_engine.h"
 #include "fuzz_target.h"
-#include "host_engine.h"
 
 namespace wownet::fuzz {
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <array>
 
+#include "core/packet.h"
 #include "fuzz_target.h"
-#include "packet.h"
 
 using namespace wownet;
 

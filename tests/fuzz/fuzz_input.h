@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "bytes.h"
+#include "core/bytes.h"
 
 namespace wownet::fuzz {
 

@@ -4,10 +4,10 @@
 // the ICMP echo reply builder.
 #include <vector>
 
-#include "bytes.h"
+#include "core/bytes.h"
+#include "core/packet.h"
 #include "fuzz_input.h"
 #include "fuzz_target.h"
-#include "packet.h"
 
 using namespace wownet;
 

@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "agent.pb.h"
-#include "control.pb.h"
-#include "data_channel.h"
-#include "overlay.pb.h"
+#include "crypto/data_channel.h"
 #include "overlay_world.h"
+#include "proto/agent.pb.h"
+#include "proto/control.pb.h"
+#include "proto/overlay.pb.h"
 #include "test_frames.h"
 
 using namespace wownet;

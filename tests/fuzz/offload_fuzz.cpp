@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <vector>
 
-#include "bytes.h"
+#include "core/bytes.h"
+#include "core/offload.h"
 #include "fuzz_input.h"
 #include "fuzz_target.h"
-#include "offload.h"
 
 using namespace wownet;
 

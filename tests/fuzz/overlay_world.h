@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "dtls.h"
+#include "crypto/dtls.h"
+#include "crypto/pki.h"
 #include "fuzz_target.h"
-#include "peer_manager.h"
-#include "pki.h"
+#include "overlay/peer_manager.h"
 
 namespace wownet::fuzz {
 

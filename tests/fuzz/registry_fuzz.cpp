@@ -12,7 +12,7 @@
 
 #include "fuzz_input.h"
 #include "fuzz_target.h"
-#include "registry.h"
+#include "registry/registry.h"
 
 using namespace wownet;
 using namespace wownet::registry;

@@ -4,10 +4,10 @@
 #include <string>
 #include <string_view>
 
-#include "dns.h"
+#include "core/dns.h"
+#include "core/lease_table.h"
+#include "core/types.h"
 #include "fuzz_target.h"
-#include "lease_table.h"
-#include "types.h"
 
 using namespace wownet;
 
