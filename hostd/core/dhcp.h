@@ -54,6 +54,13 @@ std::optional<DhcpMessage> parse_dhcp(ConstByteSpan payload);
 struct DhcpCounters {
   std::uint64_t discovers = 0, offers = 0, requests = 0, acks = 0, naks = 0, releases = 0, declines = 0, informs = 0,
                 ignored = 0;
+  // Calls f(name, value) for every counter: the one list that status,
+  // JSON and metrics read.
+  template <typename F>
+  void visit(F&& f) const {
+    f("discovers", discovers), f("offers", offers), f("requests", requests), f("acks", acks), f("naks", naks);
+    f("releases", releases), f("declines", declines), f("informs", informs), f("ignored", ignored);
+  }
 };
 
 // What a handled client message changed, for the caller to act on.

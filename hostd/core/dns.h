@@ -43,6 +43,12 @@ struct DnsCounters {
   std::uint64_t queries = 0, answered = 0, nxdomain = 0, refused = 0, formerr = 0, notimp = 0, dropped = 0;
   std::uint64_t servfail = 0;  // a PTR target could not be encoded (invalid zone domain)
   std::uint64_t badvers = 0;   // EDNS version other than 0 (RFC 6891 §6.1.3)
+  // Calls f(name, value) for every counter.
+  template <typename F>
+  void visit(F&& f) const {
+    f("queries", queries), f("answered", answered), f("nxdomain", nxdomain), f("refused", refused);
+    f("formerr", formerr), f("notimp", notimp), f("dropped", dropped), f("servfail", servfail), f("badvers", badvers);
+  }
 };
 
 // IPOP-style automatic name: "C" + octets 2..4 as three 3-digit decimals: 10.128.0.5 -> "C128000005".

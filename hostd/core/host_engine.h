@@ -111,6 +111,13 @@ struct EngineCounters {
   std::uint64_t to_peers = 0, from_peers = 0, registry_waits = 0;
   std::array<std::uint64_t, std::size_t(DropReason::Count)> drops{};       // from VMs
   std::array<std::uint64_t, std::size_t(DropReason::Count)> peer_drops{};  // from other nodes
+  // Calls f(name, value) for every scalar counter (drops are by reason).
+  template <typename F>
+  void visit(F&& f) const {
+    f("arp_replies", arp_replies), f("arp_unanswered", arp_unanswered), f("icmp_echo_replies", icmp_echo_replies);
+    f("forwarded", forwarded), f("learned", learned), f("to_peers", to_peers), f("from_peers", from_peers);
+    f("registry_waits", registry_waits);
+  }
 };
 
 class HostEngine {

@@ -209,6 +209,13 @@ class PeerManager {
     std::uint64_t no_endpoint = 0;         // send to a node with neither session nor endpoint
     std::uint64_t not_allowed = 0;         // DTLS from an endpoint without session, unusable Hello, ...
     std::uint64_t handshakes = 0;          // DTLS handshakes completed
+    // Calls f(name, value) for every counter.
+    template <typename F>
+    void visit(F&& f) const {
+      f("malformed", malformed), f("unknown_receiver", unknown_receiver), f("replayed", replayed);
+      f("bad_tag", bad_tag), f("handshake_failures", handshake_failures), f("queue_drops", queue_drops);
+      f("no_endpoint", no_endpoint), f("not_allowed", not_allowed), f("handshakes", handshakes);
+    }
   };
   const Counters& counters() const;
 

@@ -41,6 +41,11 @@ class RegistryClient {
     std::uint64_t replaced = 0;  // requests a newer ask of the same VM replaced
     std::uint64_t given_up = 0;  // requests dropped after max_tries or for room
     std::uint64_t resolves = 0;  // resolves sent
+    template <typename F>
+    void visit(F&& f) const {
+      f("registry_requests_sent", sent), f("registry_retries", retries), f("registry_answers", answered);
+      f("registry_replaced", replaced), f("registry_given_up", given_up), f("registry_resolves", resolves);
+    }
   };
 
   RegistryClient() = default;

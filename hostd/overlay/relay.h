@@ -50,6 +50,11 @@ class Relay {
     std::uint64_t relayed_packets = 0, relayed_bytes = 0;  // forwarded (payload bytes)
     std::uint64_t drops = 0;                               // every refused datagram, of both kinds
     std::uint64_t rate_limited = 0;                        // of those: a source over its rate
+    template <typename F>
+    void visit(F&& f) const {
+      f("relayed_packets", relayed_packets), f("relayed_bytes", relayed_bytes), f("relay_drops", drops);
+      f("relay_rate_limited", rate_limited);
+    }
   };
 
   Relay() = default;
