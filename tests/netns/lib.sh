@@ -91,6 +91,17 @@ wn_stop() {
   wait "$pid" 2>/dev/null || true
 }
 
+# wn_forget PID: drops a pid that is known to have ended (wn_stop, wait)
+# from the cleanup list, so that a long run that restarts daemons never
+# signals a later process that happens to get the same number.
+wn_forget() {
+  local pid=$1 i
+  for i in "${!WN_PIDS[@]}"; do
+    if [[ ${WN_PIDS[i]} == "$pid" ]]; then unset 'WN_PIDS[i]'; fi
+  done
+  WN_PIDS=("${WN_PIDS[@]}")
+}
+
 # wn_wait_for SECONDS DESCRIPTION CMD...: retries CMD every 0.2 s.
 wn_wait_for() {
   local secs=$1 what=$2
