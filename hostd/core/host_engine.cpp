@@ -370,6 +370,14 @@ FrameAction HostEngine::on_peer_packet(UnixTime now, std::string_view peer, Byte
   // The sender may only speak for the VMs it holds leases for.
   const Lease* src = leases_.find_active(ip->src, now);
   if (!src || src->node != peer || peer.empty()) return peer_drop(DropReason::SpoofedIp);
+  // No node plays DHCP server for the VMs here, whatever its own engine
+  // let through: the ports are in the datagram's first fragment (RFC 1858
+  // §3.1: one too short to hold them is malformed).
+  if (ip->protocol == kIpProtoUdp && (!ip->is_fragment || ip->is_first_fragment)) {
+    if (ip->payload.size() < kUdpHeaderSize) return peer_drop(DropReason::Malformed);
+    if (is_dhcp_port(load16(ip->payload.data())) || is_dhcp_port(load16(ip->payload.data() + 2)))
+      return peer_drop(DropReason::DhcpServerMessage);
+  }
   auto route = route_.find(ip->dst.value);
   if (route == route_.end()) return peer_drop(DropReason::NoRoute);
   auto dst = attachments_.find(route->second);

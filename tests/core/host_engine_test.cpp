@@ -628,6 +628,34 @@ TEST_F(HostEngineTest, TrafficToARemoteVmBecomesABareIpv4PacketForItsNode) {
   EXPECT_FALSE(engine_.leases().is_available(far, kMac2, T0));
 }
 
+// Another node may not play DHCP server for the VMs here either: a host
+// whose own engine was bypassed (a compromised host) is held to the same
+// rule as a VM, whole datagrams and first fragments alike.
+TEST_F(HostEngineTest, DhcpFromAnotherNodeNeverReachesAVm) {
+  Ipv4Addr a1 = lease(1, kMac1);
+  Ipv4Addr far = ip(10, 128, 7, 7);
+  engine_.leases().apply(remote_lease(far, "node-b"));
+  auto from_peer = [&](const Bytes& packet) {
+    Bytes buf(14, 0);
+    buf.insert(buf.end(), packet.begin(), packet.end());
+    return engine_.on_peer_packet(T0, "node-b", ByteSpan(buf.data(), buf.size()), 14, packet.size());
+  };
+  const Bytes reply = udp(67, 68, Bytes(240, 0));
+  EXPECT_EQ(from_peer(ipv4(far, a1, 17, reply)).reason, DropReason::DhcpServerMessage);
+  EXPECT_EQ(from_peer(ipv4(far, a1, 17, udp(5000, 68, Bytes(20, 1)))).reason, DropReason::DhcpServerMessage);
+  EXPECT_EQ(from_peer(ipv4(far, a1, 17, udp(67, 5000, Bytes(20, 1)))).reason, DropReason::DhcpServerMessage);
+  const Bytes first(reply.begin(), reply.begin() + 64);
+  EXPECT_EQ(from_peer(ipv4_fragment(far, a1, 17, 77, 0x2000, first)).reason, DropReason::DhcpServerMessage);
+  EXPECT_EQ(from_peer(ipv4_fragment(far, a1, 17, 78, 0x2000, Bytes(reply.begin(), reply.begin() + 4))).reason,
+            DropReason::Malformed);  // too short to show its ports (RFC 1858 §3.1)
+  // Other UDP, whole or fragmented, is delivered.
+  EXPECT_EQ(from_peer(ipv4(far, a1, 17, udp(5000, 5001, Bytes(20, 1)))).kind, FrameAction::Kind::WriteToTap);
+  const Bytes big = udp(5000, 5001, Bytes(100, 1));
+  EXPECT_EQ(from_peer(ipv4_fragment(far, a1, 17, 79, 0x2000, Bytes(big.begin(), big.begin() + 64))).kind,
+            FrameAction::Kind::WriteToTap);
+  EXPECT_EQ(engine_.counters().peer_drops[std::size_t(DropReason::DhcpServerMessage)], 4u);
+}
+
 TEST_F(HostEngineTest, PacketsFromPeersAreDeliveredOnlyFromTheirOwnVms) {
   Ipv4Addr a1 = lease(1, kMac1);
   Ipv4Addr far = ip(10, 128, 7, 7);
