@@ -328,7 +328,10 @@ DhcpOutcome DhcpServer::on_registry_message(UnixTime now, const DhcpMessage& msg
       const Ipv4Addr want = *wanted;
       const Lease* l = leases_.find(want);
       if (l && l->mac == client_mac && is_self(*l) && l->active(now)) {
-        bool just_granted = l->expiry >= now + UnixTime(config_.lease_time) - 10;
+        // Judged by the registry's copy: the host's own moves with every
+        // renewal it answers. Refreshed once past a quarter of the lease.
+        const UnixTime lease_time = UnixTime(config_.lease_time);
+        bool just_granted = l->registry_expiry >= now + lease_time - std::max<UnixTime>(2, lease_time / 4);
         // A renewal of what the registry granted: answer now (so VMs keep
         // their addresses while the rendezvous is away) and refresh it there.
         const Lease& renewed = leases_.put(want, client_mac, vm, host_name.empty() ? l->host_name : host_name,

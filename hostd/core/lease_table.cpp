@@ -136,6 +136,7 @@ const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, 
     }
   }
   Lease& l = by_address_[addr.value];
+  if (l.mac != mac || l.address != addr) l.registry_expiry = 0;  // a new lease: the registry knows nothing of it
   l.address = addr;
   l.mac = mac;
   l.vm = vm;
@@ -163,7 +164,9 @@ void LeaseTable::apply(const Lease& lease) {
     auto m = by_mac_.find(it->second.mac);
     if (m != by_mac_.end() && m->second == lease.address.value) by_mac_.erase(m);
   }
-  by_address_[lease.address.value] = lease;
+  Lease& l = by_address_[lease.address.value];
+  l = lease;
+  l.registry_expiry = lease.expiry;
   by_mac_[lease.mac] = lease.address.value;
   ++version_;
 }

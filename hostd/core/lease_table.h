@@ -31,6 +31,10 @@ struct Lease {
   UnixTime expiry = 0;
   LeaseState state = LeaseState::Bound;
   LeaseOrigin origin = LeaseOrigin::Dhcp;
+  // Registry mode: the expiry the registry last gave this lease. The host
+  // answers renewals itself and moves `expiry`; this says when the
+  // registry's own copy lapses unless the host refreshes it.
+  UnixTime registry_expiry = 0;
 
   bool active(UnixTime now) const { return state == LeaseState::Bound && expiry > now; }
 };

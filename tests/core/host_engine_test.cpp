@@ -756,6 +756,45 @@ TEST_F(RegistryModeTest, RenewalsAreAnsweredWhileTheRegistryIsAway) {
   EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Bind);
 }
 
+// With short leases (10 s) every renewal the host answers itself must
+// still refresh the registry's copy, or the registry lets it lapse and
+// tells every node so while the VM keeps renewing. (The host once judged
+// "just granted by the registry" from its own copy, which its own renewals
+// keep fresh: with a lease time of 20 s or less it never refreshed.)
+TEST(RegistryModeShortLeases, EveryRenewalRefreshesTheRegistrysCopy) {
+  NetworkConfig c;
+  c.lease_time = 10;
+  HostEngine engine(c);
+  engine.add_attachment(1, "vm1", std::nullopt, T0);
+  engine.use_registry("self-node");
+  const Ipv4Addr a9 = ip(10, 128, 3, 9);
+  Lease l;
+  l.address = a9;
+  l.mac = kMac1;
+  l.vm = "vm1";
+  l.node = "self-node";
+  l.state = LeaseState::Bound;
+  l.expiry = T0 + 10;
+  engine.on_registry_lease(T0, l);  // granted now
+  Bytes frame;
+  auto renew = [&](UnixTime now) {
+    frame = ethernet(kGwMac, kMac1, 0x0800, ipv4(a9, kGw, 17, udp(68, 67, dhcp(3, 7, kMac1, a9, false, {}))));
+    return engine.on_tap_frame(now, 1, ByteSpan(frame.data(), frame.size()));
+  };
+  // The ACK right after the grant needs no refresh ...
+  ASSERT_EQ(renew(T0).kind, FrameAction::Kind::WriteToTap);
+  EXPECT_TRUE(engine.take_lease_asks().empty());
+  // ... but each renewal at half the lease does, for as long as it goes on.
+  for (UnixTime t = T0 + 5; t <= T0 + 30; t += 5) {
+    ASSERT_EQ(renew(t).kind, FrameAction::Kind::WriteToTap) << t - T0;
+    auto asks = engine.take_lease_asks();
+    ASSERT_EQ(asks.size(), 1u) << "renewal at +" << t - T0 << " s did not refresh the registry";
+    EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Bind);
+    l.expiry = t + 10;  // the registry's answer
+    engine.on_registry_lease(t, l);
+  }
+}
+
 TEST_F(RegistryModeTest, RefusalTurnsAWaitingRequestIntoANak) {
   send(1, dhcp_frame(kMac1, 3, kAny, kAll, kAny, false, opt_addr(50, ip(10, 128, 3, 9))));
   auto nak = engine_.on_registry_refusal(T0, kMac1);
