@@ -395,6 +395,18 @@ void HostEngine::use_registry(const std::string& self) {
 
 FrameAction HostEngine::on_registry_lease(UnixTime now, const Lease& lease) {
   leases_.set_now(now);
+  if (lease.node == self_node_ && !self_node_.empty() && !lease.active(now)) {
+    // The registry's copy of a lease held here lapsed (its refreshes were
+    // cut off: a NAT flush, a rendezvous restart). The VM still holds it
+    // and renews it here: keep it and assert it again.
+    const Lease* mine = leases_.find(lease.address);
+    if (mine && mine->mac == lease.mac && mine->node == self_node_ && mine->active(now) &&
+        mine->state == LeaseState::Bound && lease.state == LeaseState::Bound) {
+      asks_.push_back(LeaseAsk{LeaseAsk::Kind::Bind, mine->mac, mine->vm, mine->host_name, mine->address,
+                               mine->origin == LeaseOrigin::Learned});
+      return FrameAction::none();
+    }
+  }
   leases_.apply(lease);
   for (auto& [id, att] : attachments_) {
     const bool ours = lease.mac == att.mac && lease.vm == att.vm;

@@ -795,6 +795,32 @@ TEST(RegistryModeShortLeases, EveryRenewalRefreshesTheRegistrysCopy) {
   }
 }
 
+// The registry's copy of a lease this node holds may lapse while the
+// refreshes are cut off (a NAT flush, a rendezvous restart). When word of
+// that arrives, the VM still holds the lease here: it keeps it, and the
+// host asserts it again instead of cutting the VM off.
+TEST_F(RegistryModeTest, ALapsedRegistryCopyOfALeaseHeldHereIsAssertedAgain) {
+  const Ipv4Addr a9 = ip(10, 128, 3, 9);
+  engine_.on_registry_lease(T0, granted(a9, kMac1, LeaseState::Bound, T0 + 3600));
+  ASSERT_EQ(send(1, dhcp_frame(kMac1, 3, a9, kGw, a9, false), T0 + 10).kind, FrameAction::Kind::WriteToTap);
+  ASSERT_EQ(engine_.attachment(1)->ip, a9);
+  engine_.take_lease_asks();
+  // The registry says its copy ended (it never heard the refresh).
+  engine_.on_registry_lease(T0 + 20, granted(a9, kMac1, LeaseState::Bound, T0 + 15));
+  EXPECT_EQ(engine_.attachment(1)->ip, a9);
+  ASSERT_NE(engine_.leases().find_active(a9, T0 + 20), nullptr);
+  auto asks = engine_.take_lease_asks();
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Bind);
+  EXPECT_EQ(asks[0].address, a9);
+  // Traffic from the VM still passes.
+  Bytes ping = ethernet(kGwMac, kMac1, 0x0800, ipv4(a9, kGw, 1, icmp_echo(1, 1, {})));
+  EXPECT_EQ(send(1, ping, T0 + 21).kind, FrameAction::Kind::WriteToTap);
+  // But a lease the registry gave to another VM is taken away at once.
+  engine_.on_registry_lease(T0 + 22, granted(a9, kMac2, LeaseState::Bound, T0 + 3600, "other-node"));
+  EXPECT_FALSE(engine_.attachment(1)->ip);
+}
+
 TEST_F(RegistryModeTest, RefusalTurnsAWaitingRequestIntoANak) {
   send(1, dhcp_frame(kMac1, 3, kAny, kAll, kAny, false, opt_addr(50, ip(10, 128, 3, 9))));
   auto nak = engine_.on_registry_refusal(T0, kMac1);
