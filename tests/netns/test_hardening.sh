@@ -117,11 +117,14 @@ wn_check "hostd survived the flood" kill -0 "$HOSTD"
 added=$(($(lines "$LOG") - before))
 wn_check "no log flood: $added lines for 23000 bad reports" [ "$added" -le 10 ]
 ignored=$("${CTL[@]}" status --json | wn_json 'int(d.get("agent_reports_ignored", 0))')
-wn_check "underlay reports counted as ignored ($((ignored - ignored0)))" [ $((ignored - ignored0)) -ge 10000 ]
+wn_check "underlay reports counted as ignored ($((ignored - ignored0)))" [ $((ignored - ignored0)) -ge 5000 ]
+# 5 reports a second pass the gate; the rest are refused unparsed (the
+# kernel may also drop some of the burst in the socket buffer).
 wn_check "vm2's flood is rate-limited before parsing ($(status_key agent_reports_limited))" \
-  [ "$(status_key agent_reports_limited)" -ge 2900 ]
-wn_check "vm2's invalid UTF-8 is a counted drop ($(status_key agent_reports_bad_utf8))" \
-  [ "$(status_key agent_reports_bad_utf8)" -ge 1 ]
+  [ "$(status_key agent_reports_limited)" -ge 1500 ]
+utf8=$(status_key agent_reports_bad_utf8)
+wn_check "vm2's invalid UTF-8 is a counted drop, and only what passed the gate was parsed ($utf8)" \
+  [ "$utf8" -ge 1 -a "$utf8" -le 100 ]
 wn_check_not "and no invalid host name reached DNS or the list" bash -c "${CTL[*]} list --json | grep -q '\\\\ufffd'"
 
 # --- the TAP deleted under hostd ---------------------------------------------------
