@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark: VM-to-VM across two hosts, one TCP stream (iperf3) and ping
+# Benchmark: VM-to-VM across two hosts, one TCP stream and 8 (iperf3) and ping
 # RTT, in one run on one machine, through
 #   - wownet (a rendezvous and two hosts, DTLS + AES-256-GCM data channel),
 #   - the kernel routing the same topology with no tunnel (the ceiling),
@@ -19,16 +19,20 @@ fi
 WN_RUN=wnx$$
 source "$ROOT/tests/netns/lib.sh"
 
-measure() {  # client-ns server-ns server-ip -> "Gbit/s rtt_ms"
+iperf() {  # client-ns server-ns server-ip streams -> bits/s
   wn_spawn "iperf-$2" ip netns exec "$2" iperf3 -s -1
   local pid=$WN_LAST_PID
   sleep 0.5
-  ip netns exec "$1" ping -c 3 -i 0.2 -W 2 "$3" >/dev/null
-  local bps rtt
-  bps=$(ip netns exec "$1" iperf3 -c "$3" -t "$SECS" -J | wn_json 'd["end"]["sum_received"]["bits_per_second"]')
+  ip netns exec "$1" iperf3 -c "$3" -t "$SECS" -P "$4" -J | wn_json 'd["end"]["sum_received"]["bits_per_second"]'
   wn_stop "$pid"
+}
+measure() {  # client-ns server-ns server-ip -> "Gbit/s rtt_ms Gbit/s-with-8-streams"
+  ip netns exec "$1" ping -c 3 -i 0.2 -W 2 "$3" >/dev/null
+  local bps bps8 rtt
+  bps=$(iperf "$1" "$2" "$3" 1)
+  bps8=$(iperf "$1" "$2" "$3" 8)
   rtt=$(ip netns exec "$1" ping -c "$PINGS" -i 0.05 -q "$3" | sed -nE 's|.*= [0-9.]+/([0-9.]+)/.*|\1|p')
-  python3 -c "print(f'{$bps/1e9:.2f} $rtt')"
+  python3 -c "print(f'{$bps/1e9:.2f} $rtt {$bps8/1e9:.2f}')"
 }
 no_ipv6() { ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; }
 
@@ -58,7 +62,7 @@ ip -n "$H1" route add 10.2.0.0/24 via 192.0.2.2
 ip -n "$H2" route add 10.1.0.0/24 via 192.0.2.1
 ip netns exec "$H1" sysctl -qw net.ipv4.ip_forward=1
 ip netns exec "$H2" sysctl -qw net.ipv4.ip_forward=1
-read -r ROUTE_GBPS ROUTE_RTT < <(measure "$V1" "$V2" 10.2.0.2)
+read -r ROUTE_GBPS ROUTE_RTT ROUTE_P8 < <(measure "$V1" "$V2" 10.2.0.2)
 
 # --- tinc 1.0, switch mode ---
 topology tinc
@@ -91,7 +95,7 @@ done
 ip -n "$V1" addr add 10.3.0.1/24 dev eth0
 ip -n "$V2" addr add 10.3.0.2/24 dev eth0
 wn_wait_for 20 "tinc path" ip netns exec "$V1" ping -c 1 -W 1 10.3.0.2
-read -r TINC_GBPS TINC_RTT < <(measure "$V1" "$V2" 10.3.0.2)
+read -r TINC_GBPS TINC_RTT TINC_P8 < <(measure "$V1" "$V2" 10.3.0.2)
 
 # --- wownet: a rendezvous on the underlay, two hosts ---
 topology wownet
@@ -140,16 +144,16 @@ for v in "$V1" "$V2"; do
 done
 IP2=$(ip -n "$V2" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
 wn_wait_for 20 "wownet path" ip netns exec "$V1" ping -c 1 -W 1 "$IP2"
-read -r WN_GBPS WN_RTT < <(measure "$V1" "$V2" "$IP2")
+read -r WN_GBPS WN_RTT WN_P8 < <(measure "$V1" "$V2" "$IP2")
 
-python3 - "$ROUTE_GBPS" "$ROUTE_RTT" "$TINC_GBPS" "$TINC_RTT" "$WN_GBPS" "$WN_RTT" "$SECS" <<'PY'
+python3 - "$ROUTE_GBPS" "$ROUTE_RTT" "$ROUTE_P8" "$TINC_GBPS" "$TINC_RTT" "$TINC_P8" "$WN_GBPS" "$WN_RTT" "$WN_P8" "$SECS" <<'PY'
 import sys
-rg, rr, tg, tr, wg, wr = map(float, sys.argv[1:7])
-print(f"two hosts, VM -> VM, one TCP stream ({sys.argv[7]} s), ping RTT average")
-print(f"{'path':<34}{'Gbit/s':>9}{'RTT ms':>9}")
-print(f"{'kernel routing, no tunnel (ceiling)':<34}{rg:>9.2f}{rr:>9.3f}")
-print(f"{'tinc 1.0 switch, aes-256-cbc+sha256':<34}{tg:>9.2f}{tr:>9.3f}")
-print(f"{'wownet, AES-256-GCM':<34}{wg:>9.2f}{wr:>9.3f}")
-print(f"{'wownet / tinc':<34}{wg / tg:>9.2f}{wr / tr:>9.2f}")
-print(f"{'wownet / ceiling':<34}{wg / rg:>9.2f}{wr / rr:>9.2f}")
+rg, rr, r8, tg, tr, t8, wg, wr, w8 = map(float, sys.argv[1:10])
+print(f"two hosts, VM -> VM, TCP ({sys.argv[10]} s each), ping RTT average")
+print(f"{'path':<34}{'1 stream':>10}{'8 streams':>11}{'RTT ms':>9}")
+print(f"{'kernel routing, no tunnel (ceiling)':<34}{rg:>10.2f}{r8:>11.2f}{rr:>9.3f}")
+print(f"{'tinc 1.0 switch, aes-256-cbc+sha256':<34}{tg:>10.2f}{t8:>11.2f}{tr:>9.3f}")
+print(f"{'wownet, AES-256-GCM':<34}{wg:>10.2f}{w8:>11.2f}{wr:>9.3f}")
+print(f"{'wownet / tinc':<34}{wg / tg:>10.2f}{w8 / t8:>11.2f}{wr / tr:>9.2f}")
+print(f"{'wownet / ceiling':<34}{wg / rg:>10.2f}{w8 / r8:>11.2f}{wr / rr:>9.2f}")
 PY
