@@ -206,7 +206,9 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
     std::string role = "host", listen;
     if (!r.only_keys(*t, "overlay",
                      {"role", "listen", "rendezvous", "cert", "key", "ca", "crl", "cipher", "crl_refresh", "keepalive",
-                      "node_name", "csr", "ca_dir", "relay", "relay_after", "direct_retry", "punch_ttl"}) ||
+                      "node_name", "csr", "ca_dir", "relay", "relay_after", "direct_retry", "punch_ttl", "udp_gso",
+                      "udp_gro"}) ||
+        !r.get_bool(*t, "overlay", "udp_gso", o.udp_gso) || !r.get_bool(*t, "overlay", "udp_gro", o.udp_gro) ||
         !r.get_string(*t, "overlay", "csr", o.csr) || !r.get_string(*t, "overlay", "ca_dir", o.ca_dir) ||
         !r.get_string(*t, "overlay", "role", role) || !r.get_string(*t, "overlay", "listen", listen) ||
         !r.get_string(*t, "overlay", "cert", o.cert) || !r.get_string(*t, "overlay", "key", o.key) ||

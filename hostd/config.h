@@ -35,6 +35,8 @@ struct OverlayConfig {
   std::uint32_t relay_after = 3;    // seconds without a direct session before the relay is tried; 0: never relay
   std::uint32_t direct_retry = 45;  // seconds before a direct attempt while relayed (backing off to 8x)
   std::uint32_t punch_ttl = 2;      // TTL of punch probes; 0: none
+  bool udp_gso = true;              // send datagram trains with UDP_SEGMENT where the kernel can
+  bool udp_gro = true;              // receive with UDP_GRO where the kernel can
   std::string node_name;            // from the certificate when empty
   std::string csr;                  // host: CSR to submit while `cert` does not exist yet
   std::string ca_dir;               // rendezvous: CA directory for approving submitted CSRs

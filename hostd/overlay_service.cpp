@@ -89,6 +89,8 @@ bool OverlayService::start(std::string& error) {
 
   io::UdpSocketOptions so;
   so.send_buffer_bytes = so.receive_buffer_bytes = 4 << 20;
+  so.gso = o.udp_gso;
+  so.gro = o.udp_gro;
   if (auto ec = socket_.open({o.listen.address, o.listen.port}, so)) {
     error =
         "overlay socket " + o.listen.address.to_string() + ":" + std::to_string(o.listen.port) + ": " + ec.message();

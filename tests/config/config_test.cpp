@@ -279,7 +279,7 @@ TEST_F(ConfigTest, ExampleConfigDocumentsEveryKeyWithItsDefault) {
                 "mtu",        "lease_time",     "learn_static", "ttl",    "port",    "role",        "listen",
                 "rendezvous", "cert",           "key",          "ca",     "crl",     "cipher",      "crl_refresh",
                 "keepalive",  "node_name",      "csr",          "ca_dir", "relay",   "relay_after", "direct_retry",
-                "punch_ttl"}));
+                "punch_ttl",  "udp_gso",        "udp_gro"}));
   auto all = load(uncommented);
   ASSERT_TRUE(all) << error_;
   expect_defaults(*all);
@@ -297,7 +297,7 @@ TEST_F(OverlayConfigTest, HostWithRendezvousNodes) {
       "[overlay]\nrole = \"host\"\nlisten = \"0.0.0.0:7701\"\nrendezvous = [\"198.51.100.1:7700\"]\n"
       "cert = \"/etc/wownet/node.crt\"\nkey = \"/etc/wownet/node.key\"\nca = \"/etc/wownet/ca.crt\"\n"
       "cipher = \"chacha20-poly1305\"\ncrl_refresh = 5\nkeepalive = 3\nrelay_after = 0\npunch_ttl = 4\n"
-      "direct_retry = 60\n");
+      "direct_retry = 60\nudp_gso = false\nudp_gro = false\n");
   ASSERT_TRUE(c) << error_;
   EXPECT_TRUE(c->overlay.enabled);
   EXPECT_FALSE(c->overlay.rendezvous);
@@ -309,6 +309,8 @@ TEST_F(OverlayConfigTest, HostWithRendezvousNodes) {
   EXPECT_EQ(c->overlay.relay_after, 0u);
   EXPECT_EQ(c->overlay.punch_ttl, 4u);
   EXPECT_EQ(c->overlay.direct_retry, 60u);
+  EXPECT_FALSE(c->overlay.udp_gso);
+  EXPECT_FALSE(c->overlay.udp_gro);
   EXPECT_TRUE(c->overlay.relay);
   EXPECT_FALSE(load("[overlay]\nrole = \"rendezvous\"\npunch_ttl = 256\n"));
   EXPECT_NE(error_.find("punch_ttl"), std::string::npos) << error_;

@@ -271,10 +271,25 @@ wn_check "the waiting VM gets its lease once the rendezvous is back" wn_wait_for
 wn_check "and reaches b1" wn_wait_for 15 "a3 -> b1" ip netns exec "${VM[a3]}" ping -c 1 -W 1 "${IP[b1]}"
 wn_eq "the restarted rendezvous lost no lease" "$(registry_leases)" "$(python3 -c "print(sorted('${IP[a1]} ${IP[a2]} ${IP[b1]}'.split()))")"
 wn_stop "${HOSTD[hosta]}" KILL
+# Host A comes back with UDP segmentation and receive offloads turned off.
+printf 'udp_gso = false\nudp_gro = false\n' >>"$WN_TMP/hosta.toml"
 start_node hosta
 wn_check "a1 and b1 talk again after host A restarts" wn_wait_for 30 "a1 -> b1 after restart" \
   ip netns exec "${VM[a1]}" ping -c 1 -W 1 "${IP[b1]}"
 wn_eq "a1 kept its address" "$(addr_of a1)" "${IP[a1]}"
+offload=$(CTL "${NODE_NS[hosta]}" status --json | wn_json "(d['overlay']['udp_gso'], d['overlay']['udp_gro'])")
+wn_eq "host A says its UDP offloads are off" "$offload" "('0', '0')"
+transfer() {  # from-vm to-vm: a 20 MB file, by sha256
+  wn_spawn "tcp-receiver-$2" ip netns exec "${VM[$2]}" python3 "$WOWNET_SOURCE/tests/netns/tcp_blob.py" receive 5556 \
+    "$WN_TMP/blob.$2"
+  local receiver=$WN_LAST_PID
+  sleep 0.5
+  ip netns exec "${VM[$1]}" python3 "$WOWNET_SOURCE/tests/netns/tcp_blob.py" send "${IP[$2]}:5556" "$WN_TMP/blob" || true
+  wn_stop "$receiver"
+  wn_eq "$3" "$(sha256sum <"$WN_TMP/blob.$2" | cut -c1-64)" "$(sha256sum <"$WN_TMP/blob" | cut -c1-64)"
+}
+transfer a1 b1 "without GSO on the sender, the file crosses intact"
+transfer b1 a1 "without GRO on the receiver, the file crosses intact"
 
 # --- revocation of a connected host ---------------------------------------------------------
 "$BIN/wownetctl" ca revoke --dir "$PKI/ca" --cert "$PKI/hostb/node.crt" >/dev/null
