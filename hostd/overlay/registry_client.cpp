@@ -97,14 +97,18 @@ std::optional<MacAddr> RegistryClient::on_answer(std::uint64_t id) {
 bool RegistryClient::resolve(std::int64_t now_ms, std::string_view node_id, std::optional<Ipv4Addr> address,
                              Actions& out) {
   if (rendezvous_.empty()) return false;
-  const std::string key = std::string(node_id) + (address ? "@" + address->to_string() : std::string());
+  const std::pair<std::string_view, std::uint32_t> key(node_id, address ? address->value : 0);
   auto it = resolved_at_.find(key);
   if (it != resolved_at_.end() && now_ms - it->second < options_.resolve_interval_ms) return false;
   if (it == resolved_at_.end() && resolved_at_.size() >= kMaxResolveMemory) {
     std::erase_if(resolved_at_, [&](const auto& e) { return now_ms - e.second >= options_.resolve_interval_ms; });
     if (resolved_at_.size() >= kMaxResolveMemory) resolved_at_.erase(resolved_at_.begin());
   }
-  resolved_at_[key] = now_ms;
+  if (it != resolved_at_.end()) {
+    it->second = now_ms;
+  } else {
+    resolved_at_.emplace(ResolveKey(node_id, key.second), now_ms);
+  }
   NodeMessage m;
   if (address) {
     m.mutable_resolve()->set_address(address->to_string());

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/dhcp.h"
@@ -96,7 +97,19 @@ class RegistryClient {
   std::vector<std::string> rendezvous_;  // up, in the order they came up
   std::map<std::uint64_t, Pending> pending_;
   std::uint64_t next_id_ = 1;
-  std::map<std::string, std::int64_t, std::less<>> resolved_at_;
+  // When each resolve last went out, by (node, address); address 0: by
+  // node. Looked up without allocating: a send to an unresolved node asks
+  // once per packet.
+  using ResolveKey = std::pair<std::string, std::uint32_t>;
+  struct ResolveLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return std::pair<std::string_view, std::uint32_t>(a.first, a.second) <
+             std::pair<std::string_view, std::uint32_t>(b.first, b.second);
+    }
+  };
+  std::map<ResolveKey, std::int64_t, ResolveLess> resolved_at_;
 };
 
 }  // namespace wownet::overlay

@@ -58,15 +58,7 @@ struct Seg {
     put16(tcp, 0);
     tcp.insert(tcp.end(), tcp_options.begin(), tcp_options.end());
     tcp.insert(tcp.end(), data.begin(), data.end());
-    Bytes pseudo;
-    put(pseudo, src);
-    put(pseudo, dst);
-    put16(pseudo, 6);
-    put16(pseudo, std::uint16_t(tcp.size()));
-    pseudo.insert(pseudo.end(), tcp.begin(), tcp.end());
-    std::uint16_t c = sum16(pseudo.data(), pseudo.size());
-    tcp[16] = std::uint8_t(c >> 8);
-    tcp[17] = std::uint8_t(c);
+    fill_tcp_checksum(src, dst, tcp);
     std::size_t ihl = 20 + ip_options.size();
     Bytes p = {std::uint8_t(0x40 | (ihl / 4)), tos};
     put16(p, std::uint16_t(ihl + tcp.size()));

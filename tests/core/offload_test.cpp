@@ -29,15 +29,7 @@ Bytes tcp_packet(std::uint32_t seq, std::uint8_t flags, const Bytes& data, std::
   put16(tcp, 0);
   put16(tcp, 0);
   tcp.insert(tcp.end(), data.begin(), data.end());
-  Bytes pseudo;
-  put(pseudo, kA);
-  put(pseudo, kB);
-  put16(pseudo, 6);
-  put16(pseudo, std::uint16_t(tcp.size()));
-  pseudo.insert(pseudo.end(), tcp.begin(), tcp.end());
-  std::uint16_t c = sum16(pseudo.data(), pseudo.size());
-  tcp[16] = std::uint8_t(c >> 8);
-  tcp[17] = std::uint8_t(c);
+  fill_tcp_checksum(kA, kB, tcp);
   Bytes p = ipv4(kA, kB, 6, tcp);
   p[4] = std::uint8_t(ip_id >> 8);
   p[5] = std::uint8_t(ip_id);

@@ -61,6 +61,21 @@ inline Bytes ipv4_fragment(Ipv4Addr src, Ipv4Addr dst, std::uint8_t proto, std::
   return b;
 }
 
+// Fills in the checksum of TCP segment `tcp` (header and data) sent from
+// `src` to `dst`: RFC 793 §3.1, over the pseudo-header and the segment.
+inline void fill_tcp_checksum(Ipv4Addr src, Ipv4Addr dst, Bytes& tcp) {
+  Bytes pseudo;
+  put(pseudo, src);
+  put(pseudo, dst);
+  put16(pseudo, 6);
+  put16(pseudo, std::uint16_t(tcp.size()));
+  tcp[16] = tcp[17] = 0;
+  pseudo.insert(pseudo.end(), tcp.begin(), tcp.end());
+  std::uint16_t c = sum16(pseudo.data(), pseudo.size());
+  tcp[16] = std::uint8_t(c >> 8);
+  tcp[17] = std::uint8_t(c);
+}
+
 // An unfragmented IPv4 packet (ID 0x1234, DF).
 inline Bytes ipv4(Ipv4Addr src, Ipv4Addr dst, std::uint8_t proto, const Bytes& payload) {
   return ipv4_fragment(src, dst, proto, 0x1234, 0x4000, payload);
