@@ -220,7 +220,7 @@ DhcpOutcome DhcpServer::on_client_message(UnixTime now, const DhcpMessage& msg, 
       if (!wanted) return r;
       const Ipv4Addr want = *wanted;
       const Lease& l =
-          leases_.put(want, client_mac, vm, host_name, now + config_.lease_time, LeaseState::Bound, LeaseOrigin::Dhcp);
+          leases_.put(want, client_mac, vm, host_name, now + config_.hold_time(), LeaseState::Bound, LeaseOrigin::Dhcp);
       r.reply_size = build_reply(out, msg, DhcpMessageType::Ack, want, &l);
       if (r.reply_size) {
         ++counters_.acks;
@@ -331,11 +331,12 @@ DhcpOutcome DhcpServer::on_registry_message(UnixTime now, const DhcpMessage& msg
         // Judged by the registry's copy: the host's own moves with every
         // renewal it answers. Refreshed once past a quarter of the lease.
         const UnixTime lease_time = UnixTime(config_.lease_time);
-        bool just_granted = l->registry_expiry >= now + lease_time - std::max<UnixTime>(2, lease_time / 4);
+        bool just_granted =
+            l->registry_expiry >= now + UnixTime(config_.hold_time()) - std::max<UnixTime>(2, lease_time / 4);
         // A renewal of what the registry granted: answer now (so VMs keep
         // their addresses while the rendezvous is away) and refresh it there.
         const Lease& renewed = leases_.put(want, client_mac, vm, host_name.empty() ? l->host_name : host_name,
-                                           now + config_.lease_time, LeaseState::Bound, l->origin, l->node);
+                                           now + config_.hold_time(), LeaseState::Bound, l->origin, l->node);
         r.reply_size = build_reply(out, msg, DhcpMessageType::Ack, want, &renewed);
         if (r.reply_size) {
           ++counters_.acks;

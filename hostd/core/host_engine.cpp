@@ -232,7 +232,7 @@ FrameAction HostEngine::handle_dhcp(UnixTime now, AttachmentState& att, const Dh
   }
   if (out.bound) {
     bind(att, *out.bound);
-    note_deadline(now + config_.lease_time);
+    note_deadline(now + config_.hold_time());
   }
   if (out.released) unbind(att);
   if (out.reply_size == 0) return FrameAction::none();

@@ -20,6 +20,14 @@ struct NetworkConfig {
   std::uint32_t decline_hold = 600;  // seconds a declined address stays out of the pool
   bool learn_static = true;          // register statically configured VMs seen in traffic
   std::uint32_t dns_ttl = 60;
+
+  // Seconds a DHCP lease stays the VM's after an ACK. Clients are told
+  // lease_time, but some keep a short lease longer than they are told:
+  // busybox udhcpc treats anything under 30 s as 30 s and renews after
+  // 15 s. Holding the lease at least that long keeps such a VM bound (and
+  // its renewals answered here) between its renewals.
+  static constexpr std::uint32_t kMinHold = 30;
+  std::uint32_t hold_time() const { return lease_time < kMinHold ? kMinHold : lease_time; }
 };
 
 }  // namespace wownet

@@ -360,7 +360,9 @@ ov::LeaseReply Registry::handle_request(UnixTime now, const std::string& node, c
       // Traffic seen from a VM with a DHCP lease renews it; it stays DHCP.
       if (const Lease* cur = leases_.find(target); r.learned() && cur && cur->mac == *mac && cur->active(now))
         origin = cur->origin;
-      leases_.put(target, *mac, r.vm(), host_name, now + network_.lease_time, LeaseState::Bound, origin, node);
+      // A learned address is renewed by traffic, a DHCP one by its client.
+      const UnixTime hold = UnixTime(r.learned() ? network_.lease_time : network_.hold_time());
+      leases_.put(target, *mac, r.vm(), host_name, now + hold, LeaseState::Bound, origin, node);
       drop_taken_name(target, now);
       break;
     }

@@ -774,7 +774,7 @@ TEST(RegistryModeShortLeases, EveryRenewalRefreshesTheRegistrysCopy) {
   l.vm = "vm1";
   l.node = "self-node";
   l.state = LeaseState::Bound;
-  l.expiry = T0 + 10;
+  l.expiry = T0 + c.hold_time();
   engine.on_registry_lease(T0, l);  // granted now
   Bytes frame;
   auto renew = [&](UnixTime now) {
@@ -790,8 +790,47 @@ TEST(RegistryModeShortLeases, EveryRenewalRefreshesTheRegistrysCopy) {
     auto asks = engine.take_lease_asks();
     ASSERT_EQ(asks.size(), 1u) << "renewal at +" << t - T0 << " s did not refresh the registry";
     EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Bind);
-    l.expiry = t + 10;  // the registry's answer
+    l.expiry = t + c.hold_time();  // the registry's answer
     engine.on_registry_lease(t, l);
+  }
+}
+
+// busybox udhcpc keeps a lease shorter than 30 s for 30 s and renews
+// after 15 s. With lease_time = 10 such a VM must stay bound between its
+// renewals, and its renewal at 15 s must be answered here even while the
+// rendezvous is unreachable. (The host once kept the lease for exactly
+// lease_time: the VM's traffic was dropped for 5 s of every 15, and a
+// renewal during a rendezvous outage went unanswered until the client
+// gave the address up and started over with DISCOVER.)
+TEST(RegistryModeShortLeases, AClientThatRenewsLateStaysBoundAndIsAnsweredHere) {
+  NetworkConfig c;
+  c.lease_time = 10;
+  HostEngine engine(c);
+  engine.add_attachment(1, "vm1", std::nullopt, T0);
+  engine.use_registry("self-node");
+  const Ipv4Addr a9 = ip(10, 128, 3, 9);
+  Lease l;
+  l.address = a9;
+  l.mac = kMac1;
+  l.vm = "vm1";
+  l.node = "self-node";
+  l.state = LeaseState::Bound;
+  l.expiry = T0 + 30;  // what the registry grants (it holds a short lease 30 s)
+  engine.on_registry_lease(T0, l);
+  Bytes frame;
+  auto renew = [&](UnixTime now) {
+    frame = ethernet(kGwMac, kMac1, 0x0800, ipv4(a9, kGw, 17, udp(68, 67, dhcp(3, 7, kMac1, a9, false, {}))));
+    return engine.on_tap_frame(now, 1, ByteSpan(frame.data(), frame.size()));
+  };
+  Bytes ping = ethernet(kGwMac, kMac1, 0x0800, ipv4(a9, kGw, 1, icmp_echo(1, 1, {})));
+  auto send_ping = [&](UnixTime now) { return engine.on_tap_frame(now, 1, ByteSpan(ping.data(), ping.size())); };
+  ASSERT_EQ(renew(T0).kind, FrameAction::Kind::WriteToTap);
+  // From here on the registry answers nothing (the rendezvous is away).
+  for (UnixTime t = T0 + 15; t <= T0 + 60; t += 15) {
+    // Between renewals, past lease_time: still the VM's.
+    EXPECT_EQ(send_ping(t - 3).kind, FrameAction::Kind::WriteToTap) << "ping at +" << t - 3 - T0 << " s";
+    EXPECT_EQ(engine.attachment(1)->ip, a9);
+    ASSERT_EQ(renew(t).kind, FrameAction::Kind::WriteToTap) << "renewal at +" << t - T0 << " s not answered";
   }
 }
 

@@ -177,6 +177,28 @@ TEST_F(RegistryTest, LearnedStaticBind) {
   EXPECT_FALSE(ask("node-a", lease_request(2, ov::LeaseRequest::OFFER, kMac2, "x", "", "", true)).ok());
 }
 
+// A short DHCP lease is held at least NetworkConfig::kMinHold seconds
+// (clients such as busybox udhcpc keep it that long); a learned address,
+// renewed by traffic, for lease_time.
+TEST(RegistryShortLeases, ADhcpBindIsHeldAtLeastTheMinimumHold) {
+  NetworkConfig c;
+  c.lease_time = 10;
+  Registry reg(c, nullptr);
+  std::vector<Outgoing> out;
+  reg.on_node_up(kT0, "node-a", "host-a", "198.51.100.1", 5000, out);
+  auto ask = [&](const ov::NodeMessage& m) {
+    out.clear();
+    reg.on_message(kT0, "node-a", m, out);
+    return reply_to(out, "node-a");
+  };
+  ov::LeaseReply dhcp = ask(bind(1, kMac1, "vm-a", "10.128.0.9", ""));
+  ASSERT_TRUE(dhcp.ok()) << dhcp.reason();
+  EXPECT_EQ(dhcp.lease().expiry_unix(), kT0 + NetworkConfig::kMinHold);
+  ov::LeaseReply learned = ask(bind(2, kMac2, "vm-b", "10.128.0.10", "", true));
+  ASSERT_TRUE(learned.ok()) << learned.reason();
+  EXPECT_EQ(learned.lease().expiry_unix(), kT0 + 10);
+}
+
 TEST_F(RegistryTest, BindRefusesAddressesNoVmMayHold) {
   EXPECT_FALSE(ask("node-a", bind(1, kMac1, "vm", "10.128.0.1")).ok());      // gateway
   EXPECT_FALSE(ask("node-a", bind(1, kMac1, "vm", "10.128.0.0")).ok());      // network
