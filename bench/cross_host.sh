@@ -50,7 +50,7 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >"$BENCH_TMP/apt.log" 2>&1; then
     apt-get update -q >>"$BENCH_TMP/apt.log" 2>&1 || true
-    for p in "${missing[@]}"; do  # one by one: what installs is measured
+    for p in "${missing[@]}"; do  # one by one: every path whose package installs is measured
       apt-get install -y -q --no-install-recommends "$p" >>"$BENCH_TMP/apt.log" 2>&1 || wn_log "could not install $p"
     done
   fi
