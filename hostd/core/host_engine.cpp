@@ -50,8 +50,29 @@ void HostEngine::add_attachment(AttachmentId id, const std::string& vm, std::opt
   // then the first frame decides, as for a new attachment.
   if (mac && mac_available(att, *mac, now)) {
     att.mac = mac;
-    if (const Lease* l = leases_.find_by_mac(*mac); l && l->active(now) && l->vm == vm) bind(att, l->address);
+    if (const Lease* l = leases_.find_by_mac(*mac); l && l->active(now) && l->vm == vm) take_lease(att, *l);
+    return;
   }
+  // A VM that migrated here from another node: its lease names it, so its
+  // MAC is known before it sends anything and the lease is moved here at
+  // once, and traffic for a silent VM finds it.
+  if (!registry_mode()) return;
+  const Lease* l = leases_.find_active_by_vm(vm, now);
+  if (!l || l->node == self_node_ || !mac_available(att, l->mac, now)) return;
+  att.mac = l->mac;
+  take_lease(att, *l);
+}
+
+void HostEngine::take_lease(AttachmentState& att, const Lease& l) {
+  if (!registry_mode() || l.node == self_node_) {
+    bind(att, l.address);
+    return;
+  }
+  // Held by another node: the VM migrated. The registry moves the lease
+  // here (the same VM name may take its lease along) and tells every node;
+  // its grant binds the attachment (on_registry_lease).
+  asks_.push_back(
+      LeaseAsk{LeaseAsk::Kind::Bind, l.mac, att.vm, l.host_name, l.address, l.origin == LeaseOrigin::Learned});
 }
 
 void HostEngine::remove_attachment(AttachmentId id) {
@@ -156,7 +177,7 @@ FrameAction HostEngine::on_tap_frame(UnixTime now, AttachmentId from, ByteSpan f
     if (!mac_available(att, eth->src, now)) return drop(&att, DropReason::SpoofedMac);
     att.mac = eth->src;
     ++bindings_version_;
-    if (const Lease* l = leases_.find_by_mac(eth->src); l && l->active(now) && l->vm == att.vm) bind(att, l->address);
+    if (const Lease* l = leases_.find_by_mac(eth->src); l && l->active(now) && l->vm == att.vm) take_lease(att, *l);
   } else if (*att.mac != eth->src) {
     return drop(&att, DropReason::SpoofedMac);
   }

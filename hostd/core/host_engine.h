@@ -197,6 +197,8 @@ class HostEngine {
   // True if `mac` may become `att`'s MAC: no other attachment has it and no
   // active lease binds it to another VM name (attached here or not).
   bool mac_available(const AttachmentState& att, MacAddr mac, UnixTime now) const;
+  // Binds the VM's lease, or asks the registry to move it here.
+  void take_lease(AttachmentState& att, const Lease& l);
   // True if `att` (whose MAC is fixed) may take `addr`: the address is free
   // for its MAC and the MAC is not another VM's while that VM's lease lasts.
   bool may_claim(const AttachmentState& att, Ipv4Addr addr, UnixTime now) const;

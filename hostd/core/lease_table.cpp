@@ -259,6 +259,14 @@ std::size_t LeaseTable::active_count(UnixTime now) const {
       std::count_if(by_address_.begin(), by_address_.end(), [now](const auto& e) { return e.second.active(now); }));
 }
 
+const Lease* LeaseTable::find_active_by_vm(const std::string& vm, UnixTime now) const {
+  if (vm.empty()) return nullptr;
+  for (const auto& [a, l] : by_address_) {
+    if (l.vm == vm && l.state != LeaseState::Declined && l.active(now)) return &l;
+  }
+  return nullptr;
+}
+
 std::optional<Ipv4Addr> LeaseTable::find_host_name(std::string_view name) const {
   // The most recently renewed active lease wins if two VMs claim one name.
   const Lease* best = nullptr;

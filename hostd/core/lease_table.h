@@ -60,6 +60,8 @@ class LeaseTable final : public NameDirectory {
   const Lease* find(Ipv4Addr addr) const;
   // The record held by `mac` (any state), or nullptr. A MAC holds at most one.
   const Lease* find_by_mac(MacAddr mac) const;
+  // The active lease of a VM by its name (a linear search: attach time only).
+  const Lease* find_active_by_vm(const std::string& vm, UnixTime now) const;
   // The active lease of `addr`, or nullptr.
   const Lease* find_active(Ipv4Addr addr, UnixTime now) const;
 

@@ -860,6 +860,56 @@ TEST_F(RegistryModeTest, ALapsedRegistryCopyOfALeaseHeldHereIsAssertedAgain) {
   EXPECT_FALSE(engine_.attachment(1)->ip);
 }
 
+// A VM that migrated here (its lease names another node) is not bound
+// from this host's copy of the registry: the registry is asked to move the
+// lease, and the grant binds it. (The host once bound it at once; every
+// other node kept sending to the old node and dropped the VM's packets
+// from here, until the VM's next DHCP exchange.)
+TEST_F(RegistryModeTest, AMigratedVmsFirstFrameMovesItsLeaseHere) {
+  const Ipv4Addr a9 = ip(10, 128, 3, 9);
+  engine_.on_registry_lease(T0, granted(a9, kMac1, LeaseState::Bound, T0 + 3600, "node-a"));
+  engine_.take_lease_asks();
+  Bytes ping = ethernet(kGwMac, kMac1, 0x0800, ipv4(a9, kGw, 1, icmp_echo(1, 1, {})));
+  EXPECT_EQ(send(1, ping, T0 + 1).kind, FrameAction::Kind::Drop);
+  EXPECT_FALSE(engine_.attachment(1)->ip);
+  auto asks = engine_.take_lease_asks();
+  ASSERT_GE(asks.size(), 1u);
+  EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Bind);
+  EXPECT_EQ(asks[0].mac, kMac1);
+  EXPECT_EQ(asks[0].vm, "vm1");
+  EXPECT_EQ(asks[0].address, a9);
+  EXPECT_FALSE(asks[0].learned);
+  engine_.on_registry_lease(T0 + 1, granted(a9, kMac1, LeaseState::Bound, T0 + 3600));
+  EXPECT_EQ(engine_.attachment(1)->ip, a9);
+  EXPECT_EQ(send(1, ping, T0 + 1).kind, FrameAction::Kind::WriteToTap);
+}
+
+// A silent VM: attached here while its lease names another node, it gets
+// its MAC from the lease and the move is asked for at once, so traffic
+// for it is delivered here before it sends anything.
+TEST_F(RegistryModeTest, AttachingAMigratedVmMovesItsLeaseBeforeItSpeaks) {
+  const Ipv4Addr a9 = ip(10, 128, 3, 9);
+  Lease elsewhere = granted(a9, kMac1, LeaseState::Bound, T0 + 3600, "node-a");
+  elsewhere.vm = "moved";
+  engine_.on_registry_lease(T0, elsewhere);
+  engine_.take_lease_asks();
+  engine_.add_attachment(7, "moved", std::nullopt, T0 + 1);
+  EXPECT_EQ(engine_.attachment(7)->mac, kMac1);
+  auto asks = engine_.take_lease_asks();
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Bind);
+  EXPECT_EQ(asks[0].address, a9);
+  EXPECT_EQ(asks[0].vm, "moved");
+  Lease here = elsewhere;
+  here.node = "self-node";
+  engine_.on_registry_lease(T0 + 1, here);
+  EXPECT_EQ(engine_.attachment(7)->ip, a9);
+  // Another VM name attached here gets nothing of it.
+  engine_.add_attachment(8, "other", std::nullopt, T0 + 1);
+  EXPECT_FALSE(engine_.attachment(8)->mac);
+  EXPECT_TRUE(engine_.take_lease_asks().empty());
+}
+
 TEST_F(RegistryModeTest, RefusalTurnsAWaitingRequestIntoANak) {
   send(1, dhcp_frame(kMac1, 3, kAny, kAll, kAny, false, opt_addr(50, ip(10, 128, 3, 9))));
   auto nak = engine_.on_registry_refusal(T0, kMac1);
@@ -1200,14 +1250,17 @@ TEST_F(RegistryMacReservationTest, AnotherVmNameCannotUseALeasedMacAndAMigratedV
     EXPECT_FALSE(engine_.attachment(2)->mac.has_value());
     EXPECT_TRUE(engine_.take_lease_asks().empty());
   }
-  // vm1 migrating here (same name, same MAC) is let in and asks the registry.
+  // vm1 migrating here (same name, same MAC) is let in: attaching it asks
+  // the registry to move its lease here, its DISCOVER asks for an offer.
   engine_.add_attachment(3, "vm1", std::nullopt, T0);
+  EXPECT_EQ(engine_.attachment(3)->mac, kMac1);
   EXPECT_EQ(send(3, dhcp_frame(kMac1, 1, kAny, kAll, kAny, true)).kind, FrameAction::Kind::None);
   auto asks = engine_.take_lease_asks();
-  ASSERT_EQ(asks.size(), 1u);
-  EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Offer);
-  EXPECT_EQ(asks[0].vm, "vm1");
-  EXPECT_EQ(engine_.attachment(3)->mac, kMac1);
+  ASSERT_EQ(asks.size(), 2u);
+  EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Bind);
+  EXPECT_EQ(asks[0].address, a9);
+  EXPECT_EQ(asks[1].kind, LeaseAsk::Kind::Offer);
+  EXPECT_EQ(asks[1].vm, "vm1");
 }
 
 TEST_F(RegistryMacReservationTest, ALeaseOfAnotherVmNameIsNotBoundToTheAttachmentWithItsMac) {
