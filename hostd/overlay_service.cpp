@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include <unistd.h>
+#include "overlay/session_settings.h"
 #include "registry/registry.h"
 #include "registry/registry_store.h"
 
@@ -172,8 +173,8 @@ bool OverlayService::start_sessions(std::string& error) {
   pc.relay_after_ms = std::int64_t(o.relay_after) * 1000;
   pc.stale_after_ms = pc.keepalive_ms * 2 + 1000;
   auto rng = std::make_shared<std::mt19937>(std::random_device{}());
-  peers_ =
-      std::make_unique<overlay::PeerManager>(*dtls_, verify, node_name_, pc, [rng] { return std::uint32_t((*rng)()); });
+  peers_ = std::make_unique<overlay::PeerManager>(overlay::SessionSettings{&*dtls_, verify, nullptr, node_name_, pc},
+                                                  [rng] { return std::uint32_t((*rng)()); });
 
   engine_.use_registry(node_id_);
   if (o.rendezvous) {
