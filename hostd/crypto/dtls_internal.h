@@ -20,19 +20,14 @@
 
 #include "core/bytes.h"
 #include "crypto/dtls.h"
+#include "crypto/ossl.h"
 
 namespace wownet::crypto::detail {
 
-// Private owning wrappers (pki's ossl.h is deliberately not a dependency).
-// In `detail` because the session and context cores (declared in dtls.h)
-// hold them.
+// Owning wrappers (ossl.h's deleter). In `detail` because the session and
+// context cores (declared in dtls.h) hold them.
 template <auto Free>
-struct DtlsFree {
-  template <class T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
+using DtlsFree = ossl::Deleter<Free>;
 using DtlsSslCtxHandle = std::unique_ptr<SSL_CTX, DtlsFree<SSL_CTX_free>>;
 using DtlsSslHandle = std::unique_ptr<SSL, DtlsFree<SSL_free>>;
 using DtlsBioAddrHandle = std::unique_ptr<BIO_ADDR, DtlsFree<BIO_ADDR_free>>;

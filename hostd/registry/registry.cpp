@@ -85,34 +85,32 @@ void Registry::track_deadline(const Lease& lease, UnixTime now) {
   if (lease.expiry > now || lease.state != LeaseState::Bound) deadlines_.emplace(lease.expiry, lease.address.value);
 }
 
-bool Registry::reload(UnixTime now, std::string& error) {
+bool Registry::load_leases(UnixTime now, std::vector<NodeInfo>& nodes, std::string& crl, std::string& error) {
   leases_ = LeaseTable(network_.network, network_.gateway);
   deadlines_.clear();
   if (!store_) return true;
   std::vector<Lease> leases;
-  std::vector<NodeInfo> nodes;
-  std::string crl;
   if (!store_->load(leases, nodes, crl, error)) return false;
   for (const Lease& l : leases) leases_.apply(l);
+  // Bound leases that expired before a restart were announced then; only
+  // what is still due is tracked.
   for (const Lease& l : leases_.snapshot()) track_deadline(l, now);
   return true;
 }
 
+bool Registry::reload(UnixTime now, std::string& error) {
+  std::vector<NodeInfo> nodes;
+  std::string crl;
+  return load_leases(now, nodes, crl, error);
+}
+
 bool Registry::restore(UnixTime now, std::string& error) {
-  leases_ = LeaseTable(network_.network, network_.gateway);
-  deadlines_.clear();
   nodes_.clear();
   crl_.clear();
   storage_failed_ = false;
-  if (!store_) return true;
-  std::vector<Lease> leases;
   std::vector<NodeInfo> nodes;
   std::string crl;
-  if (!store_->load(leases, nodes, crl, error)) return false;
-  for (const Lease& l : leases) leases_.apply(l);
-  // Bound leases that expired before the restart were announced then; only
-  // what is still due is tracked.
-  for (const Lease& l : leases_.snapshot()) track_deadline(l, now);
+  if (!load_leases(now, nodes, crl, error)) return false;
   crl_ = std::move(crl);
   std::vector<NodeInfo> stale;  // online when the process died
   for (NodeInfo& n : nodes) {
