@@ -2,7 +2,6 @@
 
 #include "util/file_io.h"
 
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
@@ -16,6 +15,7 @@
 #include <sstream>
 
 #include <unistd.h>
+#include "overlay/session_settings.h"
 #include "registry/registry.h"
 #include "registry/registry_store.h"
 
@@ -27,9 +27,10 @@ constexpr std::size_t kReceiveBatch = 16;       // buffers per recvmmsg (64 KiB 
 constexpr std::size_t kReceiveRounds = 4;       // recvmmsg calls per wakeup before other work runs
 constexpr std::size_t kMaxTrainSegment = 9000;  // larger datagrams (rare) go alone
 
-// The valid endpoints of a registry message, at most `limit`, in order.
-std::vector<overlay::UdpEndpoint> endpoints_of(const google::protobuf::RepeatedPtrField<overlay::Endpoint>& list,
-                                               std::size_t limit) {
+}  // namespace
+
+std::vector<overlay::UdpEndpoint> OverlayService::endpoints_of(
+    const google::protobuf::RepeatedPtrField<overlay::Endpoint>& list, std::size_t limit) {
   std::vector<overlay::UdpEndpoint> eps;
   for (const auto& e : list) {
     auto a = Ipv4Addr::parse(e.address());
@@ -38,15 +39,9 @@ std::vector<overlay::UdpEndpoint> endpoints_of(const google::protobuf::RepeatedP
   return eps;
 }
 
-overlay::UdpEndpoint to_endpoint(const ConfigEndpoint& e) { return overlay::UdpEndpoint{e.address, e.port}; }
-
-std::optional<Lease> from_wire(const overlay::Lease& w) {
-  auto l = registry::lease_from_proto(w);
-  if (l) l->host_name = sanitize_host_name(l->host_name);
-  return l;
+overlay::UdpEndpoint OverlayService::to_endpoint(const ConfigEndpoint& e) {
+  return overlay::UdpEndpoint{e.address, e.port};
 }
-
-}  // namespace
 
 OverlayService::OverlayService(asio::io_context& io, const HostdConfig& config, HostEngine& engine, TapSink& taps)
     : io_(io),
@@ -172,8 +167,8 @@ bool OverlayService::start_sessions(std::string& error) {
   pc.relay_after_ms = std::int64_t(o.relay_after) * 1000;
   pc.stale_after_ms = pc.keepalive_ms * 2 + 1000;
   auto rng = std::make_shared<std::mt19937>(std::random_device{}());
-  peers_ =
-      std::make_unique<overlay::PeerManager>(*dtls_, verify, node_name_, pc, [rng] { return std::uint32_t((*rng)()); });
+  peers_ = std::make_unique<overlay::PeerManager>(overlay::SessionSettings{&*dtls_, verify, nullptr, node_name_, pc},
+                                                  [rng] { return std::uint32_t((*rng)()); });
 
   engine_.use_registry(node_id_);
   if (o.rendezvous) {
@@ -474,227 +469,6 @@ void OverlayService::flush_deliveries() {
   deliveries_.clear();
 }
 
-// --- control -------------------------------------------------------------
-
-void OverlayService::peer_up(std::string_view node_id, std::string_view node_name, const overlay::UdpEndpoint& ep) {
-  std::string id(node_id);
-  spdlog::info("peer {} ({}) up at {}", node_name, id, ep.to_string());
-  if (registry_) {
-    std::vector<registry::Outgoing> out;
-    registry_->on_node_up(now_s(), id, std::string(node_name), ep.address.to_string(), ep.port, out);
-    send_outgoing(&out);
-    return;
-  }
-  bool is_rendezvous = false;
-  for (const auto& e : config_.overlay.rendezvous_nodes) is_rendezvous |= to_endpoint(e) == ep;
-  if (!is_rendezvous) return;
-  rendezvous_up_[id] = ep;
-  overlay::NodeMessage reg;
-  auto* r = reg.mutable_register_();
-  ifaddrs* ifs = nullptr;
-  if (::getifaddrs(&ifs) == 0) {
-    for (ifaddrs* i = ifs; i; i = i->ifa_next) {
-      if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
-      auto* sin = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
-      Ipv4Addr a{ntohl(sin->sin_addr.s_addr)};
-      if (a.octet(0) == 127 || (!config_.overlay.listen.address.is_zero() && a != config_.overlay.listen.address))
-        continue;
-      auto* e = r->add_local_endpoints();
-      e->set_address(a.to_string());
-      e->set_port(config_.overlay.listen.port);
-    }
-    ::freeifaddrs(ifs);
-  }
-  peers_->send_control(now_ms(), id, reg, *this);
-  // Send what waited for a rendezvous, and re-assert what the VMs here hold.
-  overlay::Actions out;
-  registry_client_.on_rendezvous_up(now_ms(), id, out);
-  for (const Lease& l : engine_.leases().snapshot()) {
-    if (l.node != node_id_ || l.state != LeaseState::Bound || !l.active(now_s())) continue;
-    registry_client_.ask(
-        now_ms(), LeaseAsk{LeaseAsk::Kind::Bind, l.mac, l.vm, l.host_name, l.address, l.origin == LeaseOrigin::Learned},
-        out);
-  }
-  carry_out(out);
-}
-
-void OverlayService::peer_down(std::string_view node_id, std::string_view reason) {
-  std::string id(node_id);
-  spdlog::info("peer {} down: {}", id, reason);
-  if (registry_) registry_->on_node_down(now_s(), id);
-  const bool was_rendezvous = rendezvous_up_.erase(id) != 0;
-  registry_client_.on_rendezvous_down(id);
-  if (!registry_ && !was_rendezvous && !rendezvous_up_.empty()) {
-    // Its endpoints may be stale (a NAT rebinding) and its NAT closed: the
-    // next packet resolves it again, with a fresh punch.
-    peers_->set_endpoints(id, {});
-    peers_->set_relay(id, std::nullopt);
-  }
-}
-
-void OverlayService::deliver_control(std::string_view node_id, const overlay::NodeMessage& message) {
-  std::string from(node_id);
-  if (registry_) {
-    if (message.has_resolve()) refresh_reflexive(from);
-    std::vector<registry::Outgoing> out;
-    registry_->on_message(now_s(), from, message, out);
-    send_outgoing(&out);
-    return;
-  }
-  if (!rendezvous_up_.count(from)) return;  // only the registry speaks for the registry
-  handle_registry_message(from, message);
-}
-
-void OverlayService::persist_crl() {
-  // Kept so that a restarted host still refuses revoked nodes, even before
-  // it reaches the rendezvous again.
-  std::string path = config_.state_dir + "/crl.pem";
-  if (auto ec = util::write_file_atomic(path, crl_pem_, 0644)) spdlog::warn("cannot write {}: {}", path, ec.message());
-}
-
-void OverlayService::send_outgoing(const void* outgoing_vector) {
-  const auto& out = *static_cast<const std::vector<registry::Outgoing>*>(outgoing_vector);
-  for (const auto& o : out) {
-    if (o.node_id == node_id_) {
-      handle_registry_message(node_id_, o.message);
-    } else {
-      peers_->send_control(now_ms(), o.node_id, o.message, *this);
-    }
-  }
-  if (registry_) sync_from_registry();
-}
-
-void OverlayService::sync_from_registry() {
-  // On a rendezvous the registry's table is this node's view too (its own
-  // VMs ask it directly; nothing is pushed to itself).
-  std::uint64_t v = registry_->leases().version() + registry_->leases().expiry_version();
-  if (v == synced_version_) return;
-  synced_version_ = v;
-  UnixTime now = now_s();
-  for (const Lease& l : registry_->leases().snapshot()) {
-    const Lease* mine = engine_.leases().find(l.address);
-    if (mine && mine->mac == l.mac && mine->node == l.node && mine->expiry == l.expiry && mine->state == l.state &&
-        mine->host_name == l.host_name)
-      continue;
-    FrameAction act = engine_.on_registry_lease(now, l);
-    if (act.kind == FrameAction::Kind::WriteToTap && !taps_.write_frame(act.to, act.frame, true)) ++tap_errors_;
-  }
-}
-
-void OverlayService::send_to_registry(overlay::NodeMessage message) {
-  if (registry_) {
-    // This node's own VMs: straight to the registry.
-    std::vector<registry::Outgoing> out;
-    overlay::NodeMessage reply;
-    reply.set_request_id(message.request_id());
-    UnixTime now = now_s();
-    if (message.has_lease_request()) {
-      *reply.mutable_lease_reply() = registry_->request_local(now, message.lease_request(), out);
-    } else if (message.has_lease_release()) {
-      *reply.mutable_lease_reply() = registry_->release_local(now, message.lease_release(), out);
-    } else if (message.has_resolve()) {
-      std::string error;
-      if (!registry_->resolve(now, message.resolve().address(), *reply.mutable_resolved(), error)) return;
-    } else {
-      return;
-    }
-    handle_registry_message(node_id_, reply);
-    send_outgoing(&out);
-    return;
-  }
-  const std::string_view to = registry_client_.current();
-  if (!to.empty()) peers_->send_control(now_ms(), to, message, *this);  // else asked again later
-}
-
-void OverlayService::flush_lease_asks() {
-  overlay::Actions out;
-  for (const LeaseAsk& a : engine_.take_lease_asks()) {
-    if (!registry_) {
-      registry_client_.ask(now_ms(), a, out);
-      continue;
-    }
-    // This node's own VMs: straight to its registry.
-    overlay::NodeMessage m;
-    if (m.ParseFromString(overlay::RegistryClient::encode(next_local_request_++, a))) send_to_registry(std::move(m));
-  }
-  carry_out(out);
-}
-
-void OverlayService::handle_registry_message(const std::string& from, const overlay::NodeMessage& m) {
-  UnixTime now = now_s();
-  auto apply = [&](const overlay::Lease& w) {
-    auto l = from_wire(w);
-    if (!l) return;
-    FrameAction act = engine_.on_registry_lease(now, *l);
-    if (act.kind == FrameAction::Kind::WriteToTap && !taps_.write_frame(act.to, act.frame, true)) ++tap_errors_;
-  };
-  switch (m.body_case()) {
-    case overlay::NodeMessage::kLeaseReply: {
-      const auto mac = registry_ ? std::optional<MacAddr>{} : registry_client_.on_answer(m.request_id());
-      if (m.lease_reply().ok()) {
-        apply(m.lease_reply().lease());
-      } else if (mac) {
-        spdlog::info("registry refused a lease for {}: {}", mac->to_string(), m.lease_reply().reason());
-        FrameAction act = engine_.on_registry_refusal(now, *mac);
-        if (act.kind == FrameAction::Kind::WriteToTap && !taps_.write_frame(act.to, act.frame, true)) ++tap_errors_;
-      }
-      break;
-    }
-    case overlay::NodeMessage::kLeaseSnapshot:
-      for (const auto& l : m.lease_snapshot().leases()) apply(l);
-      break;
-    case overlay::NodeMessage::kLeaseUpdate:
-      for (const auto& l : m.lease_update().leases()) apply(l);
-      break;
-    case overlay::NodeMessage::kResolved: on_resolved(m.resolved()); break;
-    case overlay::NodeMessage::kCrl: {
-      if (registry_ || m.crl().pem() == crl_pem_) break;
-      std::string error;
-      if (!trust_->update_crl(m.crl().pem(), error)) {
-        spdlog::warn("CRL from the registry refused: {}", error);
-        break;
-      }
-      crl_pem_ = m.crl().pem();
-      spdlog::info("CRL {} from the registry", trust_->crl_number());
-      persist_crl();
-      peers_->recheck(now_ms(), *this);
-      break;
-    }
-    case overlay::NodeMessage::kPunch: {
-      // Another node is about to send to us: send toward it now so that
-      // both NATs open (the rendezvous told it our endpoints too).
-      const auto& p = m.punch();
-      if (p.node_id().empty() || p.node_id() == node_id_ || !peers_) break;
-      std::vector<overlay::UdpEndpoint> eps = endpoints_of(p.endpoints(), 8);
-      if (eps.empty()) break;
-      // Open our NAT toward it with probes that die before its NAT (a
-      // full packet arriving there before its own first one would make a
-      // Linux NAT remap its port), and record where it is.
-      spdlog::debug("punch: node {} calls from {}", p.node_name(), eps.front().to_string());
-      overlay::Actions out;
-      nat_.on_punch(p.node_id(), eps, out);
-      carry_out(out);
-      break;
-    }
-    case overlay::NodeMessage::kRegistered: {
-      spdlog::info("registered; the rendezvous sees us at {}:{}{}", m.registered().reflexive().address(),
-                   m.registered().reflexive().port(), m.registered().relay() ? " and relays for us" : "");
-      const auto it = rendezvous_up_.find(from);
-      if (it == rendezvous_up_.end()) break;
-      if (m.registered().relay()) {
-        our_relay_ = it->second;
-        relay_node_ = from;
-      } else if (relay_node_ == from) {
-        our_relay_.reset();
-        relay_node_.clear();
-      }
-      break;
-    }
-    case overlay::NodeMessage::kError: spdlog::warn("registry: {}", m.error().message()); break;
-    default: break;
-  }
-}
-
 // --- timers --------------------------------------------------------------
 
 void OverlayService::arm_timer() {
@@ -764,85 +538,6 @@ void OverlayService::tick_second() {
     last_crl_check_ = now;
     refresh_crl();
   }
-}
-
-void OverlayService::refresh_crl() {
-  // A rendezvous reads the CA's CRL file and hands it to every host.
-  if (!registry_ || config_.overlay.crl.empty()) {
-    peers_->recheck(now_ms(), *this);
-    return;
-  }
-  std::string pem, error;
-  if (!util::read_file(config_.overlay.crl, pem, error)) return;
-  if (pem != crl_pem_) {
-    if (!trust_->update_crl(pem, error)) {
-      spdlog::warn("{}: {}", config_.overlay.crl, error);
-      return;
-    }
-    crl_pem_ = pem;
-    spdlog::info("CRL {} loaded from {}", trust_->crl_number(), config_.overlay.crl);
-    std::vector<registry::Outgoing> out;
-    if (!registry_->set_crl(pem, out, error)) spdlog::warn("cannot store the CRL: {}", error);
-    send_outgoing(&out);
-  }
-  peers_->recheck(now_ms(), *this);
-}
-
-// --- reporting -----------------------------------------------------------
-
-void OverlayService::fill_peers(control::PeerList& out) const {
-  if (!peers_) return;
-  const auto peers = peers_->peers();
-  for (const auto& p : peers) {
-    auto* x = out.add_peers();
-    x->set_node_id(p.node_id);
-    x->set_node_name(p.node_name);
-    x->set_endpoint(p.endpoint.to_string());
-    x->set_path("direct");
-    if (const auto route = relay_.route(p.endpoint)) {
-      std::string relay_name = route->relay.to_string();
-      for (const auto& q : peers)
-        if (q.endpoint == route->relay && !q.node_name.empty()) relay_name = q.node_name + " " + relay_name;
-      x->set_endpoint(route->relay.to_string());
-      x->set_path(p.established && p.relayed ? "relayed" : "direct");
-      x->set_relay(relay_name);
-    }
-    x->set_established(p.established);
-    x->set_tx_packets(p.tx_packets);
-    x->set_tx_bytes(p.tx_bytes);
-    x->set_rx_packets(p.rx_packets);
-    x->set_rx_bytes(p.rx_bytes);
-    x->set_last_handshake_unix(p.last_handshake_ms > 0 ? now_s() - (now_ms() - p.last_handshake_ms) / 1000 : 0);
-    x->set_rtt_ms(p.rtt_ms);
-    x->set_rendezvous(rendezvous_up_.count(p.node_id) != 0);
-  }
-}
-
-void OverlayService::fill_status(control::Status& s) const {
-  s.set_node_id(node_id_);
-  s.set_node_name(node_name_);
-  s.set_role(registry_ ? "rendezvous" : "host");
-  auto& o = *s.mutable_overlay();
-  o["enrolling"] = enrolling_ ? 1 : 0;
-  if (!peers_) return;
-  const auto put = [&o](const char* name, std::uint64_t v) { o[name] = v; };
-  peers_->counters().visit(put);
-  registry_client_.counters().visit(put);
-  relay_.counters().visit(put);
-  o["send_errors"] = send_errors_;
-  o["tap_errors"] = tap_errors_;
-  o["unresolved"] = unresolved_;
-  o["rendezvous_up"] = rendezvous_up_.size();
-  o["registry_pending"] = registry_client_.pending();
-  o["probes_sent"] = nat_.probes_sent();
-  o["gro_frames"] = gro_frames_;
-  o["gro_super_frames"] = gro_super_frames_;
-  o["gro_segments_merged"] = gro_.stats().segments_merged;
-  o["udp_gso"] = socket_.gso_enabled() ? 1 : 0;
-  o["udp_trains"] = trains_sent_;
-  o["udp_train_datagrams"] = train_datagrams_;
-  o["udp_gro"] = socket_.gro_enabled() ? 1 : 0;
-  o["stray_probes"] = stray_probes_;
 }
 
 }  // namespace wownet

@@ -127,6 +127,10 @@ class OverlayService : public overlay::PeerOutput {
   void sync_from_registry();
   std::int64_t now_ms() const;
   UnixTime now_s() const;
+  // The valid endpoints of a registry message, at most `limit`, in order.
+  static std::vector<overlay::UdpEndpoint> endpoints_of(
+      const google::protobuf::RepeatedPtrField<overlay::Endpoint>& list, std::size_t limit);
+  static overlay::UdpEndpoint to_endpoint(const ConfigEndpoint& e);
 
   boost::asio::io_context& io_;
   const HostdConfig& config_;

@@ -1,77 +1,34 @@
-// DTLS 1.2 session driver: see dtls.h for the cookie and timer design.
+// DTLS 1.2 session driver: see dtls.h for the cookie and timer design. The
+// context (certificate, cookie secret) is in dtls_context.cpp, the datagram
+// BIO and record framing in dtls_datagram.cpp.
 #include "crypto/dtls.h"
 
-#include <openssl/bio.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <deque>
 #include <utility>
 
-#include "core/bytes.h"
+#include "crypto/dtls_internal.h"
 
 namespace wownet::crypto {
-namespace detail {
-
-// Private owning wrappers (pki's ossl.h is deliberately not a dependency).
-// In `detail`, not an anonymous namespace, because the session and context
-// cores (declared in dtls.h) hold them.
-template <auto Free>
-struct DtlsFree {
-  template <class T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
-using DtlsSslCtxHandle = std::unique_ptr<SSL_CTX, DtlsFree<SSL_CTX_free>>;
-using DtlsSslHandle = std::unique_ptr<SSL, DtlsFree<SSL_free>>;
-using DtlsBioAddrHandle = std::unique_ptr<BIO_ADDR, DtlsFree<BIO_ADDR_free>>;
-using DtlsMacHandle = std::unique_ptr<EVP_MAC, DtlsFree<EVP_MAC_free>>;
-
-// State shared by a context and the sessions created from it.
-struct DtlsContextShared {
-  DtlsSslCtxHandle ctx;
-  DtlsMacHandle hmac;
-  // Cookies are checked against the current secret and the previous one.
-  std::array<std::uint8_t, 32> cookie_secret{};
-  std::array<std::uint8_t, 32> previous_cookie_secret{};
-  bool has_previous_secret = false;
-  DtlsTimers timers;
-
-  ~DtlsContextShared() {
-    OPENSSL_cleanse(cookie_secret.data(), cookie_secret.size());
-    OPENSSL_cleanse(previous_cookie_secret.data(), previous_cookie_secret.size());
-  }
-};
-
-}  // namespace detail
-
 namespace {
 
-using BioHandle = std::unique_ptr<BIO, detail::DtlsFree<BIO_free>>;
-using X509Handle = std::unique_ptr<X509, detail::DtlsFree<X509_free>>;
-using PkeyHandle = std::unique_ptr<EVP_PKEY, detail::DtlsFree<EVP_PKEY_free>>;
-using SslHandle = detail::DtlsSslHandle;
+using detail::client_hello_random;
 using ContextShared = detail::DtlsContextShared;
+using detail::Datagram;
+using detail::for_each_record;
+using detail::kContentHandshake;
+using detail::looks_like_client_hello;
+using detail::queue_bio_method;
+using detail::queue_of;
+using detail::RecordView;
+using SslHandle = detail::DtlsSslHandle;
 
-using Datagram = std::vector<std::uint8_t>;
-
-constexpr std::size_t kRecordHeaderSize = 13;
-constexpr std::size_t kHandshakeHeaderSize = 12;
-constexpr std::uint8_t kContentHandshake = 22;
-constexpr std::uint8_t kHandshakeClientHello = 1;
-constexpr std::size_t kCookieSize = 32;
-constexpr std::size_t kMaxQueuedDatagrams = 512;
 constexpr std::size_t kMaxQueuedMessages = 1024;
 constexpr std::size_t kMaxRecordPlaintext = 16384;
 // How often an established server re-sends its last flight on request.
@@ -79,178 +36,10 @@ constexpr int kMaxFinalFlightResends = 8;
 // OpenSSL's own (wall-clock) retransmission timer is pinned at one hour, so
 // it never fires during a handshake bounded by DtlsTimers::handshake_timeout_ms.
 constexpr unsigned int kPinnedOpensslTimerUs = 3'600'000'000u;
-constexpr char kCipherList[] =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
-    "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305";
-constexpr char kGroups[] = "X25519:P-256:P-384";
-constexpr char kCookieDomain[] = "wownet dtls cookie v1|";
-
-// ---------------------------------------------------------------------------
-// A BIO that is a FIFO of whole datagrams: each BIO_write is one datagram,
-// each BIO_read returns one datagram (truncated to the buffer, like recv).
-
-using DatagramQueue = std::deque<Datagram>;
-
-DatagramQueue& queue_of(BIO* bio) { return *static_cast<DatagramQueue*>(BIO_get_data(bio)); }
-
-int queue_bio_write(BIO* bio, const char* data, int len) {
-  BIO_clear_retry_flags(bio);
-  if (len < 0 || (len > 0 && data == nullptr)) return -1;
-  auto& queue = queue_of(bio);
-  if (queue.size() >= kMaxQueuedDatagrams) return len;  // full: dropped, as a congested link would
-  try {
-    const auto* p = reinterpret_cast<const std::uint8_t*>(data);
-    queue.emplace_back(p, p + len);
-  } catch (...) {
-    return -1;
-  }
-  return len;
-}
-
-int queue_bio_read(BIO* bio, char* out, int len) {
-  BIO_clear_retry_flags(bio);
-  auto& queue = queue_of(bio);
-  if (queue.empty()) {
-    BIO_set_retry_read(bio);
-    return -1;
-  }
-  if (len <= 0 || out == nullptr) return 0;
-  const auto n = std::min(queue.front().size(), static_cast<std::size_t>(len));
-  std::memcpy(out, queue.front().data(), n);
-  queue.pop_front();
-  return static_cast<int>(n);
-}
-
-long queue_bio_ctrl(BIO* bio, int cmd, long, void*) {
-  switch (cmd) {
-    case BIO_CTRL_FLUSH: return 1;
-    case BIO_CTRL_PENDING: return queue_of(bio).empty() ? 0 : static_cast<long>(queue_of(bio).front().size());
-    case BIO_CTRL_WPENDING: return 0;  // every write is already a whole datagram
-    case BIO_CTRL_DGRAM_QUERY_MTU:
-    case BIO_CTRL_DGRAM_GET_FALLBACK_MTU: return static_cast<long>(kDtlsMtu);
-    default: return 0;  // no peer address, no MTU overhead, no socket timeouts
-  }
-}
-
-int queue_bio_create(BIO* bio) {
-  try {
-    BIO_set_data(bio, new DatagramQueue);
-  } catch (...) {
-    return 0;
-  }
-  BIO_set_init(bio, 1);
-  return 1;
-}
-
-int queue_bio_destroy(BIO* bio) {
-  if (bio == nullptr) return 0;
-  delete static_cast<DatagramQueue*>(BIO_get_data(bio));
-  BIO_set_data(bio, nullptr);
-  BIO_set_init(bio, 0);
-  return 1;
-}
-
-BIO_METHOD* queue_bio_method() {
-  static BIO_METHOD* const method = [] {
-    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "wownet datagram queue");
-    if (m == nullptr) return m;
-    BIO_meth_set_write(m, queue_bio_write);
-    BIO_meth_set_read(m, queue_bio_read);
-    BIO_meth_set_ctrl(m, queue_bio_ctrl);
-    BIO_meth_set_create(m, queue_bio_create);
-    BIO_meth_set_destroy(m, queue_bio_destroy);
-    return m;
-  }();
-  return method;
-}
-
-// ---------------------------------------------------------------------------
-// DTLS record framing (RFC 6347 §4.1), just enough to sanity-check datagrams.
-
-struct RecordView {
-  std::uint8_t type = 0;
-  std::uint16_t epoch = 0;
-  ConstByteSpan body;
-};
-
-// Calls f(record) for each record; false unless `data` is a non-empty run of
-// well-framed DTLS records (content type 20..23, version 0xFE.., lengths fit).
-template <class F>
-bool for_each_record(ConstByteSpan data, F&& f) {
-  if (data.empty()) return false;
-  std::size_t off = 0;
-  while (off < data.size()) {
-    if (data.size() - off < kRecordHeaderSize) return false;
-    const std::uint8_t* h = data.data() + off;
-    if (h[0] < 20 || h[0] > 23 || h[1] != 0xfe) return false;
-    const std::size_t length = load16(h + 11);
-    if (length > data.size() - off - kRecordHeaderSize) return false;
-    f(RecordView{h[0], load16(h + 3), data.subspan(off + kRecordHeaderSize, length)});
-    off += kRecordHeaderSize + length;
-  }
-  return true;
-}
-
-// True if the datagram's first record is an epoch-0 handshake record that
-// starts a ClientHello.
-bool looks_like_client_hello(ConstByteSpan data) {
-  bool first = true, hello = false;
-  const bool framed = for_each_record(data, [&](const RecordView& r) {
-    if (first)
-      hello = r.type == kContentHandshake && r.epoch == 0 && r.body.size() >= kHandshakeHeaderSize &&
-              r.body[0] == kHandshakeClientHello;
-    first = false;
-  });
-  return framed && hello;
-}
-
-// The 32-byte random of a ClientHello whose first fragment is in the
-// datagram's first record; nullopt if there is none.
-std::optional<std::array<std::uint8_t, 32>> client_hello_random(ConstByteSpan data) {
-  std::optional<std::array<std::uint8_t, 32>> random;
-  bool first = true;
-  const bool framed = for_each_record(data, [&](const RecordView& r) {
-    constexpr std::size_t kRandomOffset = kHandshakeHeaderSize + 2;  // after client_version
-    if (first && r.type == kContentHandshake && r.epoch == 0 && r.body.size() >= kRandomOffset + 32 &&
-        r.body[0] == kHandshakeClientHello && r.body[6] == 0 && r.body[7] == 0 && r.body[8] == 0) {
-      random.emplace();
-      std::copy_n(r.body.begin() + kRandomOffset, 32, random->begin());
-    }
-    first = false;
-  });
-  return framed ? random : std::nullopt;
-}
-
-// First OpenSSL error on this thread's queue as text ("" if none).
-std::string openssl_error_text() {
-  const unsigned long e = ERR_peek_error();
-  if (e == 0) return {};
-  const char* reason = ERR_reason_error_string(e);
-  if (reason != nullptr) return reason;
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  return buf;
-}
 
 }  // namespace
 
 namespace detail {
-
-// What an SSL's app data points to: the cookie callbacks need the secret and
-// the peer address; the verify and info callbacks need the session.
-struct DtlsSslOwner {
-  std::shared_ptr<const DtlsContextShared> shared;
-  std::string peer_address;
-  DtlsSessionCore* session = nullptr;  // null for the listener
-};
-
-struct DtlsContextCore {
-  std::shared_ptr<DtlsContextShared> shared;
-  DtlsSslOwner listener_owner;
-  DtlsSslHandle listener;  // after listener_owner: freed first
-  DtlsBioAddrHandle listen_addr;
-  DtlsContext::Stats stats;
-};
 
 struct DtlsSessionCore {
   using State = DtlsSession::State;
@@ -435,57 +224,6 @@ struct DtlsSessionCore {
   }
 };
 
-}  // namespace detail
-
-namespace {
-
-using detail::DtlsSessionCore;
-using detail::DtlsSslOwner;
-
-DtlsSslOwner* owner_of(const SSL* ssl) { return static_cast<DtlsSslOwner*>(SSL_get_app_data(ssl)); }
-
-// HMAC-SHA256(secret, domain || peer address). Runs inside OpenSSL: no throw.
-bool compute_cookie(EVP_MAC* hmac, const std::array<std::uint8_t, 32>& secret, const std::string& peer_address,
-                    std::array<std::uint8_t, kCookieSize>& out) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  std::size_t md_len = 0;
-  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(hmac);
-  char digest[] = "SHA256";
-  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
-  const bool ok =
-      ctx != nullptr && EVP_MAC_init(ctx, secret.data(), secret.size(), params) == 1 &&
-      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(kCookieDomain), sizeof kCookieDomain - 1) == 1 &&
-      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(peer_address.data()), peer_address.size()) == 1 &&
-      EVP_MAC_final(ctx, md, &md_len, sizeof md) == 1 && md_len == kCookieSize;
-  EVP_MAC_CTX_free(ctx);
-  if (ok) std::memcpy(out.data(), md, kCookieSize);
-  return ok;
-}
-
-int generate_cookie_cb(SSL* ssl, unsigned char* cookie, unsigned int* cookie_len) {
-  const DtlsSslOwner* owner = owner_of(ssl);
-  std::array<std::uint8_t, kCookieSize> mac{};
-  if (owner == nullptr ||
-      !compute_cookie(owner->shared->hmac.get(), owner->shared->cookie_secret, owner->peer_address, mac))
-    return 0;
-  std::memcpy(cookie, mac.data(), mac.size());
-  *cookie_len = static_cast<unsigned int>(mac.size());
-  return 1;
-}
-
-int verify_cookie_cb(SSL* ssl, const unsigned char* cookie, unsigned int cookie_len) {
-  const DtlsSslOwner* owner = owner_of(ssl);
-  if (owner == nullptr || cookie_len != kCookieSize) return 0;
-  const auto matches = [&](const std::array<std::uint8_t, 32>& secret) {
-    std::array<std::uint8_t, kCookieSize> mac{};
-    return compute_cookie(owner->shared->hmac.get(), secret, owner->peer_address, mac) &&
-           CRYPTO_memcmp(cookie, mac.data(), mac.size()) == 0;
-  };
-  const auto& shared = *owner->shared;
-  return matches(shared.cookie_secret) || (shared.has_previous_secret && matches(shared.previous_cookie_secret)) ? 1
-                                                                                                                 : 0;
-}
-
 int cert_verify_cb(X509_STORE_CTX* store_ctx, void*) {
   auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
   DtlsSslOwner* owner = ssl != nullptr ? owner_of(ssl) : nullptr;
@@ -495,6 +233,14 @@ int cert_verify_cb(X509_STORE_CTX* store_ctx, void*) {
   }
   return owner->session->verify_peer(store_ctx);
 }
+
+}  // namespace detail
+
+namespace {
+
+using detail::DtlsSessionCore;
+using detail::DtlsSslOwner;
+using detail::owner_of;
 
 void info_cb(const SSL* ssl, int where, int ret) {
   if ((where & SSL_CB_ALERT) == 0) return;
@@ -539,147 +285,7 @@ std::unique_ptr<DtlsSessionCore> new_session_core(const std::shared_ptr<ContextS
   return core;
 }
 
-// PEM password callback: no password (never prompt on a terminal).
-int no_password_cb(char*, int, int, void*) { return 0; }
-
-// Loads our certificate (plus any chain certs after it) and key into ctx.
-bool load_identity(SSL_CTX* ctx, const DtlsIdentity& identity, std::string& error) {
-  BioHandle cert_bio(BIO_new_mem_buf(identity.cert_pem.data(), static_cast<int>(identity.cert_pem.size())));
-  X509Handle leaf(cert_bio ? PEM_read_bio_X509(cert_bio.get(), nullptr, no_password_cb, nullptr) : nullptr);
-  if (!leaf || SSL_CTX_use_certificate(ctx, leaf.get()) != 1) {
-    error = "cannot load certificate: " + openssl_error_text();
-    return false;
-  }
-  while (X509* extra = PEM_read_bio_X509(cert_bio.get(), nullptr, no_password_cb, nullptr)) {
-    if (SSL_CTX_add0_chain_cert(ctx, extra) != 1) {
-      X509_free(extra);
-      error = "cannot add chain certificate: " + openssl_error_text();
-      return false;
-    }
-  }
-  ERR_clear_error();  // the loop ends on "no start line"
-  BioHandle key_bio(BIO_new_mem_buf(identity.key_pem.data(), static_cast<int>(identity.key_pem.size())));
-  PkeyHandle key(key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_password_cb, nullptr) : nullptr);
-  if (!key || SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-    error = "cannot load private key matching the certificate: " + openssl_error_text();
-    return false;
-  }
-  return true;
-}
-
-// Adds the names of the certificates in ca_pem to the CertificateRequest.
-bool load_ca_names(SSL_CTX* ctx, const std::string& ca_pem, std::string& error) {
-  BioHandle bio(BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size())));
-  int count = 0;
-  while (bio) {
-    X509Handle ca(PEM_read_bio_X509(bio.get(), nullptr, no_password_cb, nullptr));
-    if (!ca) break;
-    if (SSL_CTX_add_client_CA(ctx, ca.get()) != 1) {
-      error = "cannot add CA name: " + openssl_error_text();
-      return false;
-    }
-    ++count;
-  }
-  ERR_clear_error();
-  if (count == 0) {
-    error = "ca_pem holds no certificate";
-    return false;
-  }
-  return true;
-}
-
 }  // namespace
-
-bool is_dtls_client_hello(ConstByteSpan datagram) { return looks_like_client_hello(datagram); }
-
-// ---------------------------------------------------------------------------
-// DtlsContext
-
-DtlsContext::DtlsContext(std::unique_ptr<detail::DtlsContextCore> core) : core_(std::move(core)) {}
-DtlsContext::~DtlsContext() = default;
-
-const DtlsContext::Stats& DtlsContext::stats() const { return core_->stats; }
-
-bool DtlsContext::rotate_cookie_secret() {
-  auto& shared = *core_->shared;
-  std::array<std::uint8_t, 32> fresh{};
-  if (RAND_bytes(fresh.data(), static_cast<int>(fresh.size())) != 1) {
-    ERR_clear_error();
-    return false;
-  }
-  shared.previous_cookie_secret = shared.cookie_secret;
-  shared.has_previous_secret = true;
-  shared.cookie_secret = fresh;
-  OPENSSL_cleanse(fresh.data(), fresh.size());
-  return true;
-}
-
-std::unique_ptr<DtlsContext> DtlsContext::create(const DtlsIdentity& identity, std::string& error,
-                                                 const DtlsTimers& timers) {
-  error.clear();
-  ERR_clear_error();
-  if (timers.initial_retransmit_ms <= 0 || timers.max_retransmit_ms < timers.initial_retransmit_ms ||
-      timers.handshake_timeout_ms <= 0) {
-    error = "invalid DTLS timers";
-    return nullptr;
-  }
-  if (identity.cert_pem.empty() != identity.key_pem.empty()) {
-    error = "certificate and private key must be given together";
-    return nullptr;
-  }
-  if (queue_bio_method() == nullptr) {
-    error = "cannot create the datagram BIO method";
-    return nullptr;
-  }
-  std::unique_ptr<detail::DtlsContextCore> core;
-  try {
-    core = std::make_unique<detail::DtlsContextCore>();
-    core->shared = std::make_shared<ContextShared>();
-  } catch (...) {
-    error = "out of memory";
-    return nullptr;
-  }
-  ContextShared& shared = *core->shared;
-  shared.timers = timers;
-  shared.ctx.reset(SSL_CTX_new(DTLS_method()));
-  SSL_CTX* ctx = shared.ctx.get();
-  const auto fail = [&](const std::string& what) {
-    error = what + (openssl_error_text().empty() ? "" : ": " + openssl_error_text());
-    ERR_clear_error();
-    return nullptr;
-  };
-  if (ctx == nullptr) return fail("cannot create SSL_CTX");
-  if (SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) != 1 ||
-      SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION) != 1)
-    return fail("cannot restrict to DTLS 1.2");
-  if (SSL_CTX_set_cipher_list(ctx, kCipherList) != 1) return fail("cannot set cipher suites");
-  if (SSL_CTX_set1_groups_list(ctx, kGroups) != 1) return fail("cannot set key exchange groups");
-  SSL_CTX_set_options(ctx, SSL_OP_NO_QUERY_MTU | SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  static constexpr unsigned char kSessionIdContext[] = "wownet-dtls";
-  SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext - 1);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-  SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, nullptr);
-  SSL_CTX_set_cookie_generate_cb(ctx, generate_cookie_cb);
-  SSL_CTX_set_cookie_verify_cb(ctx, verify_cookie_cb);
-  if (!identity.cert_pem.empty() && !load_identity(ctx, identity, error)) return nullptr;
-  if (!identity.ca_pem.empty() && !load_ca_names(ctx, identity.ca_pem, error)) return nullptr;
-  if (RAND_bytes(shared.cookie_secret.data(), static_cast<int>(shared.cookie_secret.size())) != 1)
-    return fail("cannot generate cookie secret");
-  shared.hmac.reset(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
-  if (!shared.hmac) return fail("cannot fetch HMAC");
-  core->listener_owner.shared = core->shared;
-  core->listen_addr.reset(BIO_ADDR_new());
-  if (!core->listen_addr) return fail("cannot allocate BIO_ADDR");
-  ERR_clear_error();
-  try {
-    return std::unique_ptr<DtlsContext>(new DtlsContext(std::move(core)));
-  } catch (...) {
-    error = "out of memory";
-    return nullptr;
-  }
-}
 
 // ---------------------------------------------------------------------------
 // DtlsSession

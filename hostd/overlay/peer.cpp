@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "overlay/session_table.h"
+
 namespace wownet::overlay {
 
 bool Peer::newcomer_wins(const Candidate& current, const Candidate& newcomer) {
@@ -68,6 +70,72 @@ void Peer::forget_endpoints() {
   endpoints.clear();
   last_endpoint.reset();
   next_endpoint_index = 0;
+}
+
+PeerStats Peer::stats() const {
+  PeerStats st;
+  st.node_id = node_id;
+  st.node_name = node_name;
+  if (current != nullptr) {
+    st.endpoint = current->endpoint();
+  } else if (last_endpoint) {
+    st.endpoint = *last_endpoint;
+  } else if (!endpoints.empty()) {
+    st.endpoint = endpoints.front();
+  }
+  st.established = current != nullptr;
+  st.relayed = current != nullptr && current->relayed();
+  st.tx_packets = tx_packets;
+  st.tx_bytes = tx_bytes;
+  st.rx_packets = rx_packets;
+  st.rx_bytes = rx_bytes;
+  st.last_handshake_ms = last_handshake_ms;
+  st.rtt_ms = rtt_ms;
+  st.last_error = last_error;
+  return st;
+}
+
+bool Peer::in_progress(const SessionTable& table, bool relayed) const {
+  for (const auto& s : table.all())
+    if (!s->dead() && !s->keyed() && s->relayed() == relayed &&
+        ((s->is_client() && s->target_node() == node_id) || s->peer == this))
+      return true;
+  return false;
+}
+
+std::int64_t Peer::direct_due(const SessionTable& table) const {
+  if (in_progress(table, false)) return kNever;
+  const auto ep = next_endpoint();
+  if (!ep || table.handshaking_at(*ep) != nullptr) return kNever;
+  return retry_at_ms;
+}
+
+std::int64_t Peer::relay_due(const SessionTable& table, std::int64_t relay_after_ms) const {
+  if (!relay || current != nullptr || in_progress(table, true) || table.handshaking_at(*relay) != nullptr)
+    return kNever;
+  std::int64_t from = kLongAgo;
+  if (next_endpoint()) {
+    if (waiting_since_ms == kNever) return kNever;
+    from = waiting_since_ms + relay_after_ms;
+  }
+  return std::max(from, relay_retry_at_ms);
+}
+
+bool Peer::can_rekey(const SessionTable& table) const {
+  return current != nullptr && !in_progress(table) && table.handshaking_at(current->endpoint()) == nullptr;
+}
+
+std::int64_t Peer::rekey_due(const SessionTable& table, std::int64_t rekey_after_ms) const {
+  if (!can_rekey(table) || !current->is_client()) return kNever;
+  return std::max(current->keyed_ms() + rekey_after_ms, retry_at_ms);
+}
+
+void Peer::choose_current(const SessionTable& table) {
+  current = nullptr;
+  for (const auto& o : table.all()) {
+    if (!o->dead() && o->peer == this && o->keyed() && (current == nullptr || better(*o, *current))) current = o.get();
+  }
+  if (current != nullptr) current->retire_at_ms = kNever;
 }
 
 }  // namespace wownet::overlay

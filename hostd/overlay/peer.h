@@ -5,6 +5,7 @@
 // points at its Peer once established (PeerSession::peer).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -14,9 +15,12 @@
 
 #include "core/packet.h"
 #include "overlay/endpoint.h"
+#include "overlay/peer_stats.h"
 #include "overlay/session.h"
 
 namespace wownet::overlay {
+
+class SessionTable;
 
 class Peer {
  public:
@@ -61,6 +65,36 @@ class Peer {
   void note_keyed(const PeerSession& s, std::int64_t now_ms);
   // Forgets the known endpoints and where the node was last reached.
   void forget_endpoints();
+  // What PeerManager::peers() reports: the endpoint is the sending
+  // session's, else the last used, else the first known.
+  PeerStats stats() const;
+
+  // Path choice, from the sessions in `table`. A handshake with the node
+  // that is not keyed yet, over direct (or relayed) paths only: ours to it,
+  // or one (either way) past DTLS but still waiting for Hellos.
+  bool in_progress(const SessionTable& table, bool relayed) const;
+  // The same, over any path.
+  bool in_progress(const SessionTable& table) const { return in_progress(table, false) || in_progress(table, true); }
+  // When a handshake on the next direct endpoint may start for queued
+  // traffic; kNever while something else has to finish first.
+  std::int64_t direct_due(const SessionTable& table) const;
+  // When one through the relay may: once traffic has waited
+  // `relay_after_ms` for a direct session, or at once when there is no
+  // direct endpoint; kNever likewise.
+  std::int64_t relay_due(const SessionTable& table, std::int64_t relay_after_ms) const;
+  // The earlier of the two.
+  std::int64_t handshake_due(const SessionTable& table, std::int64_t relay_after_ms) const {
+    return std::min(direct_due(table), relay_due(table, relay_after_ms));
+  }
+  // True if a new handshake may replace the sending session now or once
+  // retry_at_ms has passed.
+  bool can_rekey(const SessionTable& table) const;
+  // When the sending session is due for a time-based rekey by us (the DTLS
+  // client rekeys on time); kNever if not ours or not possible.
+  std::int64_t rekey_due(const SessionTable& table, std::int64_t rekey_after_ms) const;
+  // After the sending session ended: the best remaining keyed session of
+  // the node takes over (see better()), or none.
+  void choose_current(const SessionTable& table);
   // Nothing refers to the node any more: it can be forgotten.
   bool unused() const { return sessions == 0 && !up && queue.empty() && endpoints.empty() && !relay; }
 

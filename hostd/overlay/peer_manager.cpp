@@ -1,20 +1,15 @@
 // Node-to-node session layer: see peer_manager.h for the protocol.
 #include "overlay/peer_manager.h"
 
-#include <openssl/crypto.h>
-
 #include <algorithm>
-#include <array>
-#include <charconv>
-#include <deque>
 #include <map>
-#include <unordered_map>
+#include <ranges>
 #include <utility>
 
-#include "core/bytes.h"
-#include "overlay/index_table.h"
 #include "overlay/peer.h"
 #include "overlay/session.h"
+#include "overlay/session_settings.h"
+#include "overlay/session_table.h"
 #include "proto/overlay.pb.h"
 
 namespace wownet::overlay {
@@ -31,10 +26,6 @@ constexpr std::size_t kMaxHandshaking = 1024;
 
 ConstByteSpan bytes_of(const std::string& s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }
 
-}  // namespace
-
-namespace {
-
 struct ConnectTarget {
   UdpEndpoint endpoint;
   std::int64_t retry_at_ms = kLongAgo;
@@ -46,19 +37,13 @@ struct ConnectTarget {
 // PeerManager::Impl
 
 struct PeerManager::Impl final : SessionHost {
-  Impl(crypto::DtlsContext& context, crypto::Verifier verifier, std::string name, PeerConfig cfg,
-       std::function<std::uint32_t()> rng, NodeNameOf name_of)
-      : settings{&context, std::move(verifier), std::move(name_of), std::move(name), cfg},
-        config(settings.config),
-        by_index(std::move(rng)),
-        seal_buffer(kSealBufferSize) {}
+  Impl(SessionSettings s, std::function<std::uint32_t()> rng)
+      : settings(std::move(s)), config(settings.config), sessions(std::move(rng)), seal_buffer(kSealBufferSize) {}
 
   SessionSettings settings;
   const PeerConfig& config;
 
-  std::vector<std::unique_ptr<Session>> sessions;  // creation order
-  ReceiverIndexTable<Session> by_index;
-  std::multimap<UdpEndpoint, Session*> by_endpoint;
+  SessionTable sessions;
   std::map<std::string, Peer, std::less<>> peers;
   std::vector<ConnectTarget> connects;
   Counters counters;
@@ -68,10 +53,10 @@ struct PeerManager::Impl final : SessionHost {
   std::int64_t now = 0;
   PeerOutput* out = nullptr;
   int depth = 0;
-  bool sweep_needed = false;
+  bool forget_needed = false;  // a node may be unused now (sweep forgets it)
 
   // Sets the call's time and output; the outermost one sweeps dead sessions
-  // at the end, so that no Session or Peer disappears under a caller that a
+  // and unused nodes at the end, so that no Session or Peer disappears under a caller that a
   // PeerOutput callback re-entered.
   class Scope {
    public:
@@ -112,7 +97,7 @@ struct PeerManager::Impl final : SessionHost {
                             now, config.retry_after_ms);
       }
     }
-    return by_index.allocate(s);
+    return sessions.bind_index(s);
   }
 
   void on_keyed(Session& s) override {
@@ -128,14 +113,14 @@ struct PeerManager::Impl final : SessionHost {
       p.current = &s;
       s.retire_at_ms = kNever;
     }
-    for (const auto& o : sessions) {
+    for (const auto& o : sessions.all()) {
       if (o->dead() || o.get() == p.current) continue;
       if (o->peer == &p && o->keyed() && o->retire_at_ms == kNever) o->retire_at_ms = now + config.retire_after_ms;
       // Our other handshakes with the node are moot, except direct ones
       // while only a relayed session is keyed.
       if (o->is_client() && o->target_node() == p.node_id && o->handshaking() &&
           (o->relayed() || !p.current->relayed()))
-        kill(*o);
+        sessions.kill(*o);
     }
     flush_queue(p);
     if (!p.up && p.current != nullptr) {
@@ -151,20 +136,13 @@ struct PeerManager::Impl final : SessionHost {
   // A node losing its last keyed session goes down.
   void on_ended(Session& s, const std::string& reason) override {
     if (s.dead()) return;
-    kill(s);
+    sessions.kill(s);
     if (!s.keyed()) {
       note_failure(s.is_client(), s.target_node(), s.endpoint(), s.peer, reason);
       return;
     }
     Peer& p = *s.peer;
-    if (p.current == &s) {
-      p.current = nullptr;
-      for (const auto& o : sessions) {
-        if (!o->dead() && o->peer == &p && o->keyed() && (p.current == nullptr || Peer::better(*o, *p.current)))
-          p.current = o.get();
-      }
-      if (p.current != nullptr) p.current->retire_at_ms = kNever;
-    }
+    if (p.current == &s) p.choose_current(sessions);
     if (p.current == nullptr && p.up) {
       p.up = false;
       p.last_error = reason;
@@ -195,99 +173,10 @@ struct PeerManager::Impl final : SessionHost {
     return it->second;
   }
 
-  // The session at `ep` that is in the DTLS handshake (there is at most one).
-  Session* handshaking_at(const UdpEndpoint& ep) const {
-    const auto [lo, hi] = by_endpoint.equal_range(ep);
-    for (auto it = lo; it != hi; ++it)
-      if (it->second->handshaking()) return it->second;
-    return nullptr;
-  }
-
-  bool live_at(const UdpEndpoint& ep) const { return by_endpoint.find(ep) != by_endpoint.end(); }
-
-  // A handshake with the node that is not keyed yet: ours to it, or one
-  // (either way) past DTLS but still waiting for Hellos.
-  bool in_progress(const Peer& p) const { return in_progress(p, false) || in_progress(p, true); }
-  // The same, over direct or over relayed paths only.
-  bool in_progress(const Peer& p, bool relayed) const {
-    for (const auto& s : sessions)
-      if (!s->dead() && !s->keyed() && s->relayed() == relayed &&
-          ((s->is_client() && s->target_node() == p.node_id) || s->peer == &p))
-        return true;
-    return false;
-  }
-
-  std::size_t handshaking_count() const {
-    return static_cast<std::size_t>(
-        std::count_if(sessions.begin(), sessions.end(), [](const auto& s) { return s->handshaking(); }));
-  }
-
   static bool sending(const Session& s) { return s.peer != nullptr && s.peer->current == &s; }
-
-  // When a handshake for the node's queued traffic may start; kNever while
-  // something else has to finish first.
-  std::int64_t handshake_due(const Peer& p) const { return std::min(direct_due(p), relay_due(p)); }
-
-  std::int64_t direct_due(const Peer& p) const {
-    if (in_progress(p, false)) return kNever;
-    const auto ep = p.next_endpoint();
-    if (!ep || handshaking_at(*ep) != nullptr) return kNever;
-    return p.retry_at_ms;
-  }
-
-  // The relay is tried once traffic has waited relay_after_ms for a direct
-  // session, or at once when there is no direct endpoint.
-  std::int64_t relay_due(const Peer& p) const {
-    if (!p.relay || p.current != nullptr || in_progress(p, true) || handshaking_at(*p.relay) != nullptr) return kNever;
-    std::int64_t from = kLongAgo;
-    if (p.next_endpoint()) {
-      if (p.waiting_since_ms == kNever) return kNever;
-      from = p.waiting_since_ms + config.relay_after_ms;
-    }
-    return std::max(from, p.relay_retry_at_ms);
-  }
-
-  // True if a new handshake may replace the node's current session now or
-  // once retry_at_ms has passed.
-  bool can_rekey(const Peer& p) const {
-    return p.current != nullptr && !in_progress(p) && handshaking_at(p.current->endpoint()) == nullptr;
-  }
-
-  // When the node's current session is due for a time-based rekey (by us:
-  // the DTLS client rekeys on time).
-  std::int64_t rekey_due(const Peer& p) const {
-    if (!can_rekey(p) || !p.current->is_client()) return kNever;
-    return std::max(p.current->keyed_ms() + config.rekey_after_ms, p.retry_at_ms);
-  }
 
   // -------------------------------------------------------------------------
   // Session bookkeeping
-
-  Session& add_session(std::unique_ptr<Session> s) {
-    Session& ref = *s;
-    sessions.push_back(std::move(s));
-    by_endpoint.emplace(ref.endpoint(), &ref);
-    return ref;
-  }
-
-  void unindex_endpoint(Session& s) {
-    const auto [lo, hi] = by_endpoint.equal_range(s.endpoint());
-    for (auto it = lo; it != hi; ++it) {
-      if (it->second == &s) {
-        by_endpoint.erase(it);
-        return;
-      }
-    }
-  }
-
-  // Takes a session out of service (no output, no callbacks).
-  void kill(Session& s) {
-    if (s.dead()) return;
-    s.mark_dead();
-    sweep_needed = true;
-    unindex_endpoint(s);
-    if (s.receiver_index() != 0) by_index.release(s.receiver_index(), s);
-  }
 
   // A handshake (ours or the peer's) failed or ended before the session was keyed.
   void note_failure(bool client, const std::string& target, const UdpEndpoint& ep, Peer* peer,
@@ -309,21 +198,21 @@ struct PeerManager::Impl final : SessionHost {
       note_failure(true, target, ep, nullptr, "cannot create a DTLS session");
       return nullptr;
     }
-    Session& s = add_session(std::move(created));
+    Session& s = sessions.add(std::move(created));
     s.start(now, *this);
     return &s;
   }
 
   void maybe_start_handshake(Peer& p) {
     if (p.current == nullptr && p.waiting_since_ms == kNever && !p.queue.empty()) p.waiting_since_ms = now;
-    if (direct_due(p) <= now) {
+    if (p.direct_due(sessions) <= now) {
       if (const auto ep = p.next_endpoint()) start_client(*ep, p.node_id);
     }
-    if (relay_due(p) <= now) start_client(*p.relay, p.node_id);
+    if (p.relay_due(sessions, config.relay_after_ms) <= now) start_client(*p.relay, p.node_id);
   }
 
   void start_rekey(Peer& p) {
-    if (!can_rekey(p) || now < p.retry_at_ms) return;
+    if (!p.can_rekey(sessions) || now < p.retry_at_ms) return;
     start_client(p.current->endpoint(), p.node_id, true);
   }
 
@@ -361,7 +250,7 @@ struct PeerManager::Impl final : SessionHost {
     if (p != nullptr && p->current != nullptr) {
       return control ? p->current->send_message(now, bytes, *this) : seal_and_send(*p->current, bytes);
     }
-    if (p == nullptr || (!p->next_endpoint() && !p->relay && !in_progress(*p))) {
+    if (p == nullptr || (!p->next_endpoint() && !p->relay && !p->in_progress(sessions))) {
       ++counters.no_endpoint;
       return false;
     }
@@ -373,11 +262,9 @@ struct PeerManager::Impl final : SessionHost {
   // Points the node's sessions that used the peer's old address at its new one.
   void roam(Session& s, const UdpEndpoint& to) {
     const UdpEndpoint from = s.endpoint();
-    for (const auto& o : sessions) {
+    for (const auto& o : sessions.all()) {
       if (o->dead() || o->peer != s.peer || o->endpoint() != from) continue;
-      unindex_endpoint(*o);
-      o->set_endpoint(to);
-      by_endpoint.emplace(to, o.get());
+      sessions.move(*o, to);
     }
     s.peer->last_endpoint = to;
   }
@@ -388,7 +275,7 @@ struct PeerManager::Impl final : SessionHost {
       ++counters.malformed;
       return;
     }
-    Session* found = by_index.find(*index);
+    Session* found = sessions.find_index(*index);
     if (found == nullptr) {
       ++counters.unknown_receiver;
       return;
@@ -417,9 +304,8 @@ struct PeerManager::Impl final : SessionHost {
 
   void on_client_hello(const UdpEndpoint& from, ConstByteSpan d) {
     Session* hs = nullptr;
-    const auto [lo, hi] = by_endpoint.equal_range(from);
-    for (auto it = lo; it != hi; ++it) {
-      Session& s = *it->second;
+    for (Session* at : sessions.at(from) | std::views::values) {
+      Session& s = *at;
       if (!s.is_client() && !s.is_new_client_hello(d)) {  // a repeat of the hello that started it
         s.on_dtls(now, d, *this);
         return;
@@ -436,12 +322,12 @@ struct PeerManager::Impl final : SessionHost {
       return;
     }
     if (hs != nullptr) {
-      kill(*hs);  // replaced: the peer restarted its handshake, or won the tie-break
-    } else if (handshaking_count() >= kMaxHandshaking) {
+      sessions.kill(*hs);  // replaced: the peer restarted its handshake, or won the tie-break
+    } else if (sessions.handshaking_count() >= kMaxHandshaking) {
       ++counters.not_allowed;
       return;
     }
-    add_session(std::move(created)).start(now, *this);
+    sessions.add(std::move(created)).start(now, *this);
   }
 
   void on_dtls(const UdpEndpoint& from, ConstByteSpan d) {
@@ -452,8 +338,8 @@ struct PeerManager::Impl final : SessionHost {
     // Every session at the endpoint sees the records: only the one in the
     // handshake takes epoch-0 records, and the others drop what does not
     // authenticate under their keys.
-    const auto [lo, hi] = by_endpoint.equal_range(from);
-    if (lo == hi) {
+    const auto at = sessions.at(from);
+    if (at.empty()) {
       ++counters.not_allowed;
       return;
     }
@@ -463,8 +349,8 @@ struct PeerManager::Impl final : SessionHost {
       return;
     }
     std::vector<Session*> targets;
-    for (auto it = lo; it != hi; ++it)
-      if (it->second->accepts_record_length(*shortest)) targets.push_back(it->second);
+    for (Session* s : at | std::views::values)
+      if (s->accepts_record_length(*shortest)) targets.push_back(s);
     if (targets.empty()) ++counters.malformed;
     for (Session* s : targets) s->on_dtls(now, d, *this);
   }
@@ -484,51 +370,49 @@ struct PeerManager::Impl final : SessionHost {
       }
     }
     if (s.retire_at_ms == kNever && s.keepalive_due() <= now) s.send_keepalive(now, *this);
-    if (&s == p.current && rekey_due(p) <= now) start_rekey(p);
+    if (&s == p.current && p.rekey_due(sessions, config.rekey_after_ms) <= now) start_rekey(p);
   }
 
   void on_timer() {
-    for (std::size_t i = 0; i < sessions.size(); ++i) {
-      Session& s = *sessions[i];
+    for (std::size_t i = 0; i < sessions.all().size(); ++i) {
+      Session& s = *sessions.all()[i];
       if (!s.dead()) tick_session(s);
     }
     for (auto& [id, p] : peers)
       if (!p.queue.empty() && p.current == nullptr) maybe_start_handshake(p);
     for (std::size_t i = 0; i < connects.size(); ++i) {
       const ConnectTarget t = connects[i];
-      if (!live_at(t.endpoint) && now >= t.retry_at_ms) start_client(t.endpoint, "");
+      if (!sessions.live_at(t.endpoint) && now >= t.retry_at_ms) start_client(t.endpoint, "");
     }
   }
 
   std::int64_t next_deadline() const {
     std::int64_t t = kNever;
-    for (const auto& sp : sessions) {
+    for (const auto& sp : sessions.all()) {
       const Session& s = *sp;
       if (s.dead()) continue;
       t = std::min(t, s.next_deadline(sending(s)));
-      if (s.keyed() && sending(s)) t = std::min(t, rekey_due(*s.peer));
+      if (s.keyed() && sending(s)) t = std::min(t, s.peer->rekey_due(sessions, config.rekey_after_ms));
     }
     for (const auto& [id, p] : peers)
-      if (!p.queue.empty() && p.current == nullptr) t = std::min(t, handshake_due(p));
+      if (!p.queue.empty() && p.current == nullptr) t = std::min(t, p.handshake_due(sessions, config.relay_after_ms));
     for (const auto& c : connects)
-      if (!live_at(c.endpoint)) t = std::min(t, c.retry_at_ms);
+      if (!sessions.live_at(c.endpoint)) t = std::min(t, c.retry_at_ms);
     return t;
   }
 
   void recheck() {
-    for (std::size_t i = 0; i < sessions.size(); ++i) {
-      Session& s = *sessions[i];
+    for (std::size_t i = 0; i < sessions.all().size(); ++i) {
+      Session& s = *sessions.all()[i];
       const auto o = s.recheck(now);
       if (o && !o->ok) s.close("peer certificate rejected: " + (o->reason.empty() ? "by verifier" : o->reason), *this);
     }
   }
 
   void sweep() {
-    if (!sweep_needed) return;
-    sweep_needed = false;
-    for (auto& s : sessions)
-      if (s->dead() && s->peer != nullptr) --s->peer->sessions;
-    std::erase_if(sessions, [](const auto& s) { return s->dead(); });
+    const bool swept = sessions.sweep();
+    if (!swept && !forget_needed) return;
+    forget_needed = false;
     for (auto it = peers.begin(); it != peers.end();) {
       if (it->second.unused()) {
         it = peers.erase(it);
@@ -542,10 +426,8 @@ struct PeerManager::Impl final : SessionHost {
 // ---------------------------------------------------------------------------
 // PeerManager
 
-PeerManager::PeerManager(crypto::DtlsContext& ctx, crypto::Verifier verify, std::string self_name, PeerConfig config,
-                         std::function<std::uint32_t()> random32, NodeNameOf node_name_of)
-    : impl_(std::make_unique<Impl>(ctx, std::move(verify), std::move(self_name), config, std::move(random32),
-                                   std::move(node_name_of))) {}
+PeerManager::PeerManager(SessionSettings settings, std::function<std::uint32_t()> random32)
+    : impl_(std::make_unique<Impl>(std::move(settings), std::move(random32))) {}
 
 PeerManager::~PeerManager() = default;
 
@@ -595,7 +477,7 @@ void PeerManager::connect(std::int64_t now_ms, const UdpEndpoint& to, PeerOutput
       m.connects.push_back(ConnectTarget{to, kLongAgo});
       it = m.connects.end() - 1;
     }
-    if (!m.live_at(to) && now_ms >= it->retry_at_ms) m.start_client(to, "");
+    if (!m.sessions.live_at(to) && now_ms >= it->retry_at_ms) m.start_client(to, "");
   } catch (...) {
   }
 }
@@ -610,11 +492,11 @@ void PeerManager::set_endpoints(std::string_view node_id, std::vector<UdpEndpoin
     if (endpoints.empty()) {
       if (Peer* p = m.find_peer(node_id)) {
         p->forget_endpoints();
-        if (p->current == nullptr && !p->relay && !m.in_progress(*p)) {  // nowhere to go
+        if (p->current == nullptr && !p->relay && !p->in_progress(m.sessions)) {  // nowhere to go
           m.counters.queue_drops += p->queue.size();
           p->queue.clear();
         }
-        m.sweep_needed = true;
+        m.forget_needed = true;
         if (m.depth == 0) m.sweep();
       }
       return;
@@ -634,7 +516,7 @@ void PeerManager::set_relay(std::string_view node_id, std::optional<UdpEndpoint>
     if (!relay) {
       if (Peer* p = m.find_peer(node_id)) {
         p->relay.reset();
-        m.sweep_needed = true;
+        m.forget_needed = true;
         if (m.depth == 0) m.sweep();
       }
       return;
@@ -649,9 +531,10 @@ bool PeerManager::try_direct(std::int64_t now_ms, std::string_view node_id, Peer
   Impl::Scope scope(m, now_ms, &out);
   try {
     Peer* p = m.find_peer(node_id);
-    if (p == nullptr || (p->current != nullptr && !p->current->relayed()) || m.in_progress(*p, false)) return false;
+    if (p == nullptr || (p->current != nullptr && !p->current->relayed()) || p->in_progress(m.sessions, false))
+      return false;
     const auto ep = p->next_endpoint();
-    if (!ep || m.handshaking_at(*ep) != nullptr) return false;
+    if (!ep || m.sessions.handshaking_at(*ep) != nullptr) return false;
     return m.start_client(*ep, p->node_id) != nullptr;
   } catch (...) {
     return false;
@@ -659,10 +542,7 @@ bool PeerManager::try_direct(std::int64_t now_ms, std::string_view node_id, Peer
 }
 
 std::string_view PeerManager::node_at(const UdpEndpoint& endpoint) const {
-  const auto [lo, hi] = impl_->by_endpoint.equal_range(endpoint);
-  for (auto it = lo; it != hi; ++it)
-    if (!it->second->dead() && it->second->keyed()) return it->second->node_id();
-  return {};
+  return impl_->sessions.keyed_node_at(endpoint);
 }
 
 std::optional<UdpEndpoint> PeerManager::endpoint_of(std::string_view node_id) const {
@@ -695,28 +575,7 @@ std::vector<PeerManager::PeerStats> PeerManager::peers() const {
   std::vector<PeerStats> list;
   try {
     list.reserve(impl_->peers.size());
-    for (const auto& [id, p] : impl_->peers) {
-      PeerStats st;
-      st.node_id = p.node_id;
-      st.node_name = p.node_name;
-      if (p.current != nullptr) {
-        st.endpoint = p.current->endpoint();
-      } else if (p.last_endpoint) {
-        st.endpoint = *p.last_endpoint;
-      } else if (!p.endpoints.empty()) {
-        st.endpoint = p.endpoints.front();
-      }
-      st.established = p.current != nullptr;
-      st.relayed = p.current != nullptr && p.current->relayed();
-      st.tx_packets = p.tx_packets;
-      st.tx_bytes = p.tx_bytes;
-      st.rx_packets = p.rx_packets;
-      st.rx_bytes = p.rx_bytes;
-      st.last_handshake_ms = p.last_handshake_ms;
-      st.rtt_ms = p.rtt_ms;
-      st.last_error = p.last_error;
-      list.push_back(std::move(st));
-    }
+    for (const auto& [id, p] : impl_->peers) list.push_back(p.stats());
   } catch (...) {
   }
   return list;

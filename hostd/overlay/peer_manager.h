@@ -64,8 +64,6 @@
 // leave the API.
 #pragma once
 
-#include <openssl/x509.h>
-
 #include <compare>
 #include <cstddef>
 #include <cstdint>
@@ -79,13 +77,13 @@
 
 #include "core/packet.h"
 #include "core/types.h"
-#include "crypto/data_channel.h"
-#include "crypto/dtls.h"
 #include "overlay/endpoint.h"
-#include "overlay/peer_config.h"
-#include "proto/overlay.pb.h"
+#include "overlay/peer_stats.h"
 
 namespace wownet::overlay {
+
+class NodeMessage;       // proto/overlay.proto
+struct SessionSettings;  // overlay/session_settings.h
 
 // What the session layer asks of the io layer (and of fakes in tests). Called
 // synchronously from inside PeerManager calls; must not throw. All but
@@ -111,17 +109,15 @@ class PeerOutput {
 
 class PeerManager {
  public:
-  // The node name of a verified peer certificate (e.g. its CN).
-  using NodeNameOf = std::function<std::string(X509* cert)>;
   static constexpr std::int64_t kNoDeadline = std::numeric_limits<std::int64_t>::max();
 
-  // `ctx` (our identity) must outlive the manager. `verify` checks a peer's
-  // certificate at a time (ms) and returns the outcome with peer_id = the
-  // node id; recheck() calls it again. `self_name` goes into our Hello.
-  // `random32` supplies receiver indices. With `node_name_of`, a peer's name
-  // comes from its certificate instead of its Hello.
-  PeerManager(crypto::DtlsContext& ctx, crypto::Verifier verify, std::string self_name, PeerConfig config,
-              std::function<std::uint32_t()> random32, NodeNameOf node_name_of = nullptr);
+  // `settings.context` (our identity) must outlive the manager.
+  // `settings.verify` checks a peer's certificate at a time (ms) and returns
+  // the outcome with peer_id = the node id; recheck() calls it again.
+  // `self_name` goes into our Hello. With `name_of`, a peer's name comes
+  // from its certificate (e.g. its CN) instead of its Hello. `random32`
+  // supplies receiver indices.
+  PeerManager(SessionSettings settings, std::function<std::uint32_t()> random32);
   ~PeerManager();
   PeerManager(const PeerManager&) = delete;
   PeerManager& operator=(const PeerManager&) = delete;
@@ -186,16 +182,7 @@ class PeerManager {
   // session gets peer_down with the verifier's reason.
   void recheck(std::int64_t now_ms, PeerOutput& out);
 
-  struct PeerStats {
-    std::string node_id, node_name;
-    UdpEndpoint endpoint;  // of the sending session, else last used, else first known
-    bool established = false;
-    bool relayed = false;  // the sending session goes through a relay
-    std::uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0;  // IPv4 bytes
-    std::int64_t last_handshake_ms = -1;  // when the newest session was keyed; -1 never
-    std::int64_t rtt_ms = -1;             // from the last keepalive reply; -1 unknown
-    std::string last_error;               // why the last handshake or session failed
-  };
+  using PeerStats = overlay::PeerStats;
   // Every node known from a session, set_endpoints or queued traffic, by node id.
   std::vector<PeerStats> peers() const;
 

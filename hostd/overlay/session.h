@@ -25,6 +25,7 @@
 #include "crypto/dtls.h"
 #include "overlay/endpoint.h"
 #include "overlay/peer_config.h"
+#include "overlay/session_settings.h"
 
 namespace wownet::overlay {
 
@@ -34,15 +35,6 @@ class Peer;
 
 inline constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 inline constexpr std::int64_t kLongAgo = std::numeric_limits<std::int64_t>::min();
-
-// What every session of one PeerManager shares; must outlive them.
-struct SessionSettings {
-  crypto::DtlsContext* context = nullptr;
-  crypto::Verifier verify;                    // null: every certificate is rejected
-  std::function<std::string(X509*)> name_of;  // a peer's name from its certificate, if given
-  std::string self_name;                      // goes into our Hello
-  PeerConfig config;
-};
 
 // What a session asks of its owner. Called synchronously from inside
 // PeerSession calls.

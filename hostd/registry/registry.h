@@ -166,6 +166,10 @@ class Registry {
   // Re-reads the lease table from the store (undoing an uncommitted
   // change). Node records and the CRL in memory stay.
   bool reload(UnixTime now, std::string& error);
+  // Replaces the lease table with the store's (empty without a store) and
+  // tracks its deadlines; the store's node records and CRL go to `nodes`
+  // and `crl`, for the caller to keep or not.
+  bool load_leases(UnixTime now, std::vector<NodeInfo>& nodes, std::string& crl, std::string& error);
   void track_deadline(const Lease& lease, UnixTime now);
   // Queues `leases` to `node_id` in messages within kMaxLeaseMessageBytes;
   // the first is a LeaseSnapshot if `snapshot`.

@@ -18,6 +18,8 @@
 #include "crypto/pki.h"
 #include "fuzz_target.h"
 #include "overlay/peer_manager.h"
+#include "overlay/session_settings.h"
+#include "proto/overlay.pb.h"
 
 namespace wownet::fuzz {
 
@@ -127,11 +129,12 @@ class RecordingOutput final : public overlay::PeerOutput {
 // A PeerManager with identity `who` and a deterministic index generator.
 inline std::unique_ptr<overlay::PeerManager> make_peer_manager(const OverlayIdentity& who, const std::string& name,
                                                                std::uint32_t seed) {
-  return std::make_unique<overlay::PeerManager>(*who.ctx, overlay_world().verifier(), name, overlay::PeerConfig{},
-                                                [state = seed]() mutable {
-                                                  state = state * 1664525u + 1013904223u;
-                                                  return state;
-                                                });
+  return std::make_unique<overlay::PeerManager>(
+      overlay::SessionSettings{&*who.ctx, overlay_world().verifier(), nullptr, name, overlay::PeerConfig{}},
+      [state = seed]() mutable {
+        state = state * 1664525u + 1013904223u;
+        return state;
+      });
 }
 
 }  // namespace wownet::fuzz

@@ -28,6 +28,8 @@
 #include "crypto/data_channel.h"
 #include "crypto/dtls.h"
 #include "crypto/pki.h"
+#include "overlay/session_settings.h"
+#include "proto/overlay.pb.h"
 
 namespace wownet::overlay {
 namespace {
@@ -198,7 +200,8 @@ class Node : public PeerOutput {
     std::string error;
     ctx = crypto::DtlsContext::create(identity, error);
     EXPECT_NE(ctx, nullptr) << error;
-    pm = std::make_unique<PeerManager>(*ctx, make_verifier(this->trust), this->name, config, [this] { return rng_(); });
+    pm = std::make_unique<PeerManager>(SessionSettings{&*ctx, make_verifier(this->trust), nullptr, this->name, config},
+                                       [this] { return rng_(); });
     net.attach(endpoint, FakeNetwork::Participant{
                              [this](const UdpEndpoint& from, Bytes& d) { pm->on_datagram(net_.now, from, d, *this); },
                              [this] { return pm->next_deadline_ms(); }, [this] { pm->on_timer(net_.now, *this); }});
@@ -1126,9 +1129,12 @@ TEST_F(PeerManagerTest, NodeNameFromCertificate) {
   const Identity ib = identity("node-b", ca_);
   // B claims another name in its Hello; A takes names from certificates.
   auto trust_a = trust(ca_);
-  PeerManager pm(
-      *a.ctx, make_verifier(trust_a), "node-a", {}, [] { return 5u; },
-      [&](X509* cert) { return trust_a->check(cert, nullptr, kT0s).node_name; });
+  PeerManager pm(SessionSettings{&*a.ctx,
+                                 make_verifier(trust_a),
+                                 [&](X509* cert) { return trust_a->check(cert, nullptr, kT0s).node_name; },
+                                 "node-a",
+                                 {}},
+                 [] { return 5u; });
   a.pm.reset();  // replaced by pm at A's endpoint
   Node& b = *nodes_.emplace_back(
       std::make_unique<Node>(net_, "liar", ep(2, 5000), ib.dtls, trust(ca_), PeerConfig{}, 3, ib.id));

@@ -1,0 +1,256 @@
+// OverlayService and the registry: sessions with nodes coming up and going
+// down, control messages to and from the registry (our own on a rendezvous,
+// else the rendezvous' over the overlay), leases, punches and the CRL.
+#include <spdlog/spdlog.h>
+
+#include "io/local_addresses.h"
+#include "overlay_service.h"
+#include "registry/registry.h"
+#include "util/file_io.h"
+
+namespace wownet {
+namespace {
+
+std::optional<Lease> from_wire(const overlay::Lease& w) {
+  auto l = registry::lease_from_proto(w);
+  if (l) l->host_name = sanitize_host_name(l->host_name);
+  return l;
+}
+
+}  // namespace
+
+void OverlayService::peer_up(std::string_view node_id, std::string_view node_name, const overlay::UdpEndpoint& ep) {
+  std::string id(node_id);
+  spdlog::info("peer {} ({}) up at {}", node_name, id, ep.to_string());
+  if (registry_) {
+    std::vector<registry::Outgoing> out;
+    registry_->on_node_up(now_s(), id, std::string(node_name), ep.address.to_string(), ep.port, out);
+    send_outgoing(&out);
+    return;
+  }
+  bool is_rendezvous = false;
+  for (const auto& e : config_.overlay.rendezvous_nodes) is_rendezvous |= to_endpoint(e) == ep;
+  if (!is_rendezvous) return;
+  rendezvous_up_[id] = ep;
+  overlay::NodeMessage reg;
+  auto* r = reg.mutable_register_();
+  for (const Ipv4Addr a : io::local_ipv4_addresses()) {
+    if (a.octet(0) == 127 || (!config_.overlay.listen.address.is_zero() && a != config_.overlay.listen.address))
+      continue;
+    auto* e = r->add_local_endpoints();
+    e->set_address(a.to_string());
+    e->set_port(config_.overlay.listen.port);
+  }
+  peers_->send_control(now_ms(), id, reg, *this);
+  // Send what waited for a rendezvous, and re-assert what the VMs here hold.
+  overlay::Actions out;
+  registry_client_.on_rendezvous_up(now_ms(), id, out);
+  for (const Lease& l : engine_.leases().snapshot()) {
+    if (l.node != node_id_ || l.state != LeaseState::Bound || !l.active(now_s())) continue;
+    registry_client_.ask(
+        now_ms(), LeaseAsk{LeaseAsk::Kind::Bind, l.mac, l.vm, l.host_name, l.address, l.origin == LeaseOrigin::Learned},
+        out);
+  }
+  carry_out(out);
+}
+
+void OverlayService::peer_down(std::string_view node_id, std::string_view reason) {
+  std::string id(node_id);
+  spdlog::info("peer {} down: {}", id, reason);
+  if (registry_) registry_->on_node_down(now_s(), id);
+  const bool was_rendezvous = rendezvous_up_.erase(id) != 0;
+  registry_client_.on_rendezvous_down(id);
+  if (!registry_ && !was_rendezvous && !rendezvous_up_.empty()) {
+    // Its endpoints may be stale (a NAT rebinding) and its NAT closed: the
+    // next packet resolves it again, with a fresh punch.
+    peers_->set_endpoints(id, {});
+    peers_->set_relay(id, std::nullopt);
+  }
+}
+
+void OverlayService::deliver_control(std::string_view node_id, const overlay::NodeMessage& message) {
+  std::string from(node_id);
+  if (registry_) {
+    if (message.has_resolve()) refresh_reflexive(from);
+    std::vector<registry::Outgoing> out;
+    registry_->on_message(now_s(), from, message, out);
+    send_outgoing(&out);
+    return;
+  }
+  if (!rendezvous_up_.count(from)) return;  // only the registry speaks for the registry
+  handle_registry_message(from, message);
+}
+
+void OverlayService::persist_crl() {
+  // Kept so that a restarted host still refuses revoked nodes, even before
+  // it reaches the rendezvous again.
+  std::string path = config_.state_dir + "/crl.pem";
+  if (auto ec = util::write_file_atomic(path, crl_pem_, 0644)) spdlog::warn("cannot write {}: {}", path, ec.message());
+}
+
+void OverlayService::send_outgoing(const void* outgoing_vector) {
+  const auto& out = *static_cast<const std::vector<registry::Outgoing>*>(outgoing_vector);
+  for (const auto& o : out) {
+    if (o.node_id == node_id_) {
+      handle_registry_message(node_id_, o.message);
+    } else {
+      peers_->send_control(now_ms(), o.node_id, o.message, *this);
+    }
+  }
+  if (registry_) sync_from_registry();
+}
+
+void OverlayService::sync_from_registry() {
+  // On a rendezvous the registry's table is this node's view too (its own
+  // VMs ask it directly; nothing is pushed to itself).
+  std::uint64_t v = registry_->leases().version() + registry_->leases().expiry_version();
+  if (v == synced_version_) return;
+  synced_version_ = v;
+  UnixTime now = now_s();
+  for (const Lease& l : registry_->leases().snapshot()) {
+    const Lease* mine = engine_.leases().find(l.address);
+    if (mine && mine->mac == l.mac && mine->node == l.node && mine->expiry == l.expiry && mine->state == l.state &&
+        mine->host_name == l.host_name)
+      continue;
+    FrameAction act = engine_.on_registry_lease(now, l);
+    if (act.kind == FrameAction::Kind::WriteToTap && !taps_.write_frame(act.to, act.frame, true)) ++tap_errors_;
+  }
+}
+
+void OverlayService::send_to_registry(overlay::NodeMessage message) {
+  if (registry_) {
+    // This node's own VMs: straight to the registry.
+    std::vector<registry::Outgoing> out;
+    overlay::NodeMessage reply;
+    reply.set_request_id(message.request_id());
+    UnixTime now = now_s();
+    if (message.has_lease_request()) {
+      *reply.mutable_lease_reply() = registry_->request_local(now, message.lease_request(), out);
+    } else if (message.has_lease_release()) {
+      *reply.mutable_lease_reply() = registry_->release_local(now, message.lease_release(), out);
+    } else if (message.has_resolve()) {
+      std::string error;
+      if (!registry_->resolve(now, message.resolve().address(), *reply.mutable_resolved(), error)) return;
+    } else {
+      return;
+    }
+    handle_registry_message(node_id_, reply);
+    send_outgoing(&out);
+    return;
+  }
+  const std::string_view to = registry_client_.current();
+  if (!to.empty()) peers_->send_control(now_ms(), to, message, *this);  // else asked again later
+}
+
+void OverlayService::flush_lease_asks() {
+  overlay::Actions out;
+  for (const LeaseAsk& a : engine_.take_lease_asks()) {
+    if (!registry_) {
+      registry_client_.ask(now_ms(), a, out);
+      continue;
+    }
+    // This node's own VMs: straight to its registry.
+    overlay::NodeMessage m;
+    if (m.ParseFromString(overlay::RegistryClient::encode(next_local_request_++, a))) send_to_registry(std::move(m));
+  }
+  carry_out(out);
+}
+
+void OverlayService::handle_registry_message(const std::string& from, const overlay::NodeMessage& m) {
+  UnixTime now = now_s();
+  auto apply = [&](const overlay::Lease& w) {
+    auto l = from_wire(w);
+    if (!l) return;
+    FrameAction act = engine_.on_registry_lease(now, *l);
+    if (act.kind == FrameAction::Kind::WriteToTap && !taps_.write_frame(act.to, act.frame, true)) ++tap_errors_;
+  };
+  switch (m.body_case()) {
+    case overlay::NodeMessage::kLeaseReply: {
+      const auto mac = registry_ ? std::optional<MacAddr>{} : registry_client_.on_answer(m.request_id());
+      if (m.lease_reply().ok()) {
+        apply(m.lease_reply().lease());
+      } else if (mac) {
+        spdlog::info("registry refused a lease for {}: {}", mac->to_string(), m.lease_reply().reason());
+        FrameAction act = engine_.on_registry_refusal(now, *mac);
+        if (act.kind == FrameAction::Kind::WriteToTap && !taps_.write_frame(act.to, act.frame, true)) ++tap_errors_;
+      }
+      break;
+    }
+    case overlay::NodeMessage::kLeaseSnapshot:
+      for (const auto& l : m.lease_snapshot().leases()) apply(l);
+      break;
+    case overlay::NodeMessage::kLeaseUpdate:
+      for (const auto& l : m.lease_update().leases()) apply(l);
+      break;
+    case overlay::NodeMessage::kResolved: on_resolved(m.resolved()); break;
+    case overlay::NodeMessage::kCrl: {
+      if (registry_ || m.crl().pem() == crl_pem_) break;
+      std::string error;
+      if (!trust_->update_crl(m.crl().pem(), error)) {
+        spdlog::warn("CRL from the registry refused: {}", error);
+        break;
+      }
+      crl_pem_ = m.crl().pem();
+      spdlog::info("CRL {} from the registry", trust_->crl_number());
+      persist_crl();
+      peers_->recheck(now_ms(), *this);
+      break;
+    }
+    case overlay::NodeMessage::kPunch: {
+      // Another node is about to send to us: send toward it now so that
+      // both NATs open (the rendezvous told it our endpoints too).
+      const auto& p = m.punch();
+      if (p.node_id().empty() || p.node_id() == node_id_ || !peers_) break;
+      std::vector<overlay::UdpEndpoint> eps = endpoints_of(p.endpoints(), 8);
+      if (eps.empty()) break;
+      // Open our NAT toward it with probes that die before its NAT (a
+      // full packet arriving there before its own first one would make a
+      // Linux NAT remap its port), and record where it is.
+      spdlog::debug("punch: node {} calls from {}", p.node_name(), eps.front().to_string());
+      overlay::Actions out;
+      nat_.on_punch(p.node_id(), eps, out);
+      carry_out(out);
+      break;
+    }
+    case overlay::NodeMessage::kRegistered: {
+      spdlog::info("registered; the rendezvous sees us at {}:{}{}", m.registered().reflexive().address(),
+                   m.registered().reflexive().port(), m.registered().relay() ? " and relays for us" : "");
+      const auto it = rendezvous_up_.find(from);
+      if (it == rendezvous_up_.end()) break;
+      if (m.registered().relay()) {
+        our_relay_ = it->second;
+        relay_node_ = from;
+      } else if (relay_node_ == from) {
+        our_relay_.reset();
+        relay_node_.clear();
+      }
+      break;
+    }
+    case overlay::NodeMessage::kError: spdlog::warn("registry: {}", m.error().message()); break;
+    default: break;
+  }
+}
+
+void OverlayService::refresh_crl() {
+  // A rendezvous reads the CA's CRL file and hands it to every host.
+  if (!registry_ || config_.overlay.crl.empty()) {
+    peers_->recheck(now_ms(), *this);
+    return;
+  }
+  std::string pem, error;
+  if (!util::read_file(config_.overlay.crl, pem, error)) return;
+  if (pem != crl_pem_) {
+    if (!trust_->update_crl(pem, error)) {
+      spdlog::warn("{}: {}", config_.overlay.crl, error);
+      return;
+    }
+    crl_pem_ = pem;
+    spdlog::info("CRL {} loaded from {}", trust_->crl_number(), config_.overlay.crl);
+    std::vector<registry::Outgoing> out;
+    if (!registry_->set_crl(pem, out, error)) spdlog::warn("cannot store the CRL: {}", error);
+    send_outgoing(&out);
+  }
+  peers_->recheck(now_ms(), *this);
+}
+
+}  // namespace wownet
