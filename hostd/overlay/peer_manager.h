@@ -82,6 +82,7 @@
 #include "crypto/data_channel.h"
 #include "crypto/dtls.h"
 #include "overlay/endpoint.h"
+#include "overlay/latency_histogram.h"
 #include "overlay/peer_config.h"
 #include "proto/overlay.pb.h"
 
@@ -195,6 +196,11 @@ class PeerManager {
     std::int64_t last_handshake_ms = -1;  // when the newest session was keyed; -1 never
     std::int64_t rtt_ms = -1;             // from the last keepalive reply; -1 unknown
     std::string last_error;               // why the last handshake or session failed
+    // Calls f(name, value) for every traffic counter.
+    template <typename F>
+    void visit(F&& f) const {
+      f("tx_packets", tx_packets), f("tx_bytes", tx_bytes), f("rx_packets", rx_packets), f("rx_bytes", rx_bytes);
+    }
   };
   // Every node known from a session, set_endpoints or queued traffic, by node id.
   std::vector<PeerStats> peers() const;
@@ -209,6 +215,9 @@ class PeerManager {
     std::uint64_t no_endpoint = 0;         // send to a node with neither session nor endpoint
     std::uint64_t not_allowed = 0;         // DTLS from an endpoint without session, unusable Hello, ...
     std::uint64_t handshakes = 0;          // DTLS handshakes completed
+    // Not visited (histograms): from our ClientHello to the keyed session
+    // (DTLS and Hello), for the sessions we started; keepalive round trips.
+    LatencyHistogram handshake_ms, rtt_ms;
     // Calls f(name, value) for every counter.
     template <typename F>
     void visit(F&& f) const {
@@ -218,6 +227,8 @@ class PeerManager {
     }
   };
   const Counters& counters() const;
+  // Keyed sessions that are not dead (a node may have two during a rekey).
+  std::size_t keyed_sessions() const;
 
  private:
   struct Impl;
