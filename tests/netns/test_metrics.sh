@@ -54,15 +54,21 @@ except urllib.error.HTTPError as e:
     print(e.code)
 EOF
 }
-scrape() { http "$METRICS" /metrics | tail -n +3; }
+scrape() {
+  local r
+  r=$(http "$METRICS" /metrics)
+  tail -n +3 <<<"$r"
+}
 export -f http
 export H METRICS
 
 wn_check "the metrics endpoint comes up" wn_wait_for 10 "metrics endpoint" \
-  bash -c 'http "$METRICS" /metrics | head -1 | grep -qx 200'
-head2=$(http "$METRICS" /metrics | head -2 | tr '\n' ' ')
+  bash -c 'http "$METRICS" /metrics | grep -x 200 >/dev/null'
+resp=$(http "$METRICS" /metrics)
+head2=$(sed -n 1,2p <<<"$resp" | tr '\n' ' ')
 wn_eq "GET /metrics answers 200 in format 0.0.4" "$head2" "200 text/plain; version=0.0.4; charset=utf-8 "
-wn_eq "GET / is 404" "$(http "$METRICS" / | head -1)" 404
+resp=$(http "$METRICS" /)
+wn_eq "GET / is 404" "$resp" 404
 scrape >"$WN_TMP/metrics.txt"
 wn_check "promtool check metrics passes" bash -c "promtool check metrics <'$WN_TMP/metrics.txt'"
 wn_check_not "every family has a help text" grep -q "undocumented" "$WN_TMP/metrics.txt"
@@ -158,7 +164,8 @@ wn_eq "an oversized header gets 431 and is closed" "$(sed -n 2p <<<"$out")" \
   "HTTP/1.1 431 Request Header Fields Too Large closed"
 wn_eq "a request body gets 400 and is closed" "$(sed -n 3p <<<"$out")" "HTTP/1.1 400 Bad Request closed"
 wn_check "hostd is still running" kill -0 "$HOSTD"
-wn_eq "hostd still serves /metrics" "$(http "$METRICS" /metrics | head -1)" 200
+resp=$(http "$METRICS" /metrics)
+wn_eq "hostd still serves /metrics" "$(sed -n 1p <<<"$resp")" 200
 wn_check "hostd still answers on its control socket" "${CTL[@]}" status
 bad=$(scrape | awk '$1 == "wownet_metrics_http_bad_requests_total" {print $2}')
 wn_eq "the bad requests are counted" "$bad" 3
