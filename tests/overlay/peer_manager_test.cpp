@@ -571,15 +571,18 @@ TEST_F(PeerManagerTest, HandshakeTimesAndRoundTripsAreMeasured) {
   EXPECT_EQ(a.pm->keyed_sessions(), 1u);
   EXPECT_EQ(b.pm->keyed_sessions(), 1u);
 
-  // Idle: keepalives go both ways and each side times its own.
+  // Idle: keepalives flow (sent by whichever side's timer fires first)
+  // and the sender times each answered one.
   net_.run_for(60'000);
+  std::uint64_t answered = 0;
   for (const Node* n : {&a, &b}) {
     const auto& r = n->pm->counters().rtt_ms;
-    ASSERT_GE(r.count, 2u);
+    answered += r.count;
     EXPECT_GE(r.sum_ms, std::int64_t(r.count) * 2 * 20);                       // at least a round trip each
     EXPECT_EQ(r.buckets[0] + r.buckets[1] + r.buckets[2] + r.buckets[3], 0u);  // none at or under 10 ms
   }
-  EXPECT_GE(a.stats_of(b)->rtt_ms, 40);
+  EXPECT_GE(answered, 2u);
+  EXPECT_GE(std::max(a.stats_of(b)->rtt_ms, b.stats_of(a)->rtt_ms), 40);
 }
 
 TEST(LatencyHistogram, BucketsAreInclusiveUpperBounds) {
