@@ -118,7 +118,7 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
   }
   HostdConfig c;
   Reader r{path, error};
-  if (!r.only_keys(root, "", {"hostd", "network", "dns", "agent", "overlay"})) return std::nullopt;
+  if (!r.only_keys(root, "", {"hostd", "network", "dns", "agent", "overlay", "metrics"})) return std::nullopt;
 
   if (const toml::table* t = r.table(root, "hostd")) {
     if (!r.only_keys(*t, "hostd", {"state_dir", "control_socket", "log_level"})) return std::nullopt;
@@ -198,6 +198,22 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
   if (const toml::table* t = r.table(root, "agent")) {
     if (!r.only_keys(*t, "agent", {"port"}) || !r.get_int(*t, "agent", "port", c.agent_port, 1, 65535))
       return std::nullopt;
+  }
+  if (!error.empty()) return std::nullopt;
+
+  if (const toml::table* t = r.table(root, "metrics")) {
+    std::string listen;
+    if (!r.only_keys(*t, "metrics", {"listen"}) || !r.get_string(*t, "metrics", "listen", listen)) return std::nullopt;
+    if (!listen.empty()) {
+      auto e = parse_endpoint(listen);
+      if (!e) {
+        r.fail("metrics.listen",
+               "expected ADDRESS:PORT like \"127.0.0.1:9770\" (an IPv4 address, a port from 1 to 65535)");
+        return std::nullopt;
+      }
+      c.metrics.listen = *e;
+      c.metrics.enabled = true;
+    }
   }
   if (!error.empty()) return std::nullopt;
 

@@ -42,9 +42,16 @@ struct OverlayConfig {
   std::string ca_dir;               // rendezvous: CA directory for approving submitted CSRs
 };
 
+// The Prometheus endpoint ([metrics]); off unless listen is set.
+struct MetricsConfig {
+  bool enabled = false;
+  ConfigEndpoint listen{Ipv4Addr{0x7f000001}, 9770};  // 127.0.0.1:9770
+};
+
 struct HostdConfig {
   NetworkConfig network;
   OverlayConfig overlay;
+  MetricsConfig metrics;
   std::string state_dir = "/var/lib/wownet";
   std::string control_socket = "/run/wownet/hostd.sock";
   std::string log_level = "info";

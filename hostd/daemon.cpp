@@ -12,6 +12,7 @@
 #include "core/dns.h"
 #include "core/offload.h"
 #include "daemon_internal.h"
+#include "metrics.h"
 
 namespace wownet {
 namespace {
@@ -125,6 +126,14 @@ bool Daemon::start(std::string& error) {
     error = "agent channel UDP port " + std::to_string(config_.agent_port) + ": " + ec.message();
     return false;
   }
+  if (const auto& m = config_.metrics; m.enabled) {
+    metrics_ = std::make_unique<io::MetricsServer>(io_, [this] { return metrics_text(); });
+    if (auto ec = metrics_->open(m.listen.address, m.listen.port)) {
+      error =
+          "metrics listen " + m.listen.address.to_string() + ":" + std::to_string(m.listen.port) + ": " + ec.message();
+      return false;
+    }
+  }
   tick();
   spdlog::info("wownet-hostd up: network {} gateway {} domain {} mtu {}, {} attachments, {} leases",
                config_.network.network.to_string(), config_.network.gateway.to_string(), config_.network.domain,
@@ -138,6 +147,7 @@ void Daemon::stop() {
   timer_.cancel();
   control_.close();
   agent_channel_.close();
+  if (metrics_) metrics_->close();
   if (overlay_) overlay_->stop();
   for (auto& [id, a] : attachments_) tear_down(*a, false);
   if (links_) maybe_save_state();
@@ -521,20 +531,27 @@ void Daemon::status(control::Response& resp) {
   // Packets from other nodes that were dropped on arrival, by reason.
   for (std::size_t i = 0; i < ec.peer_drops.size(); ++i)
     if (ec.peer_drops[i]) eng[std::string("peer_drop_") + to_string(DropReason(i))] = ec.peer_drops[i];
-  eng["tap_write_errors"] = tap_write_errors_;
-  eng["offload_mismatch"] = offload_mismatch_;
-  eng["taps_lost"] = taps_lost_;
-  eng["replies_deferred"] = replies_deferred_;
-  eng["no_overlay"] = no_overlay_;
-  eng["agent_reports_limited"] = agent_reports_limited_;
-  eng["agent_reports_malformed"] = agent_channel_.malformed();
-  eng["agent_reports_bad_utf8"] = agent_channel_.malformed(io::AgentReportError::Utf8);
+  visit_counters(put(eng));
   engine_.dhcp_counters().visit(put(*s->mutable_dhcp()));
   engine_.dns_counters().visit(put(*s->mutable_dns()));
   s->set_role(overlay_ ? "" : "single-host");
   if (overlay_) overlay_->fill_status(*s);
   s->set_agent_reports(agent_reports_);
   s->set_agent_reports_ignored(agent_reports_ignored_ + agent_channel_.malformed());
+}
+
+std::string Daemon::metrics_text() const {
+  util::PromText out;
+  metrics::gauge(out, "wownet_build_info", {{"version", WOWNET_VERSION}}, 1);
+  metrics::gauge(out, "wownet_start_time_seconds", {}, double(started_));
+  metrics::gauge(out, "wownet_attachments", {}, double(attachments_.size()));
+  for (const auto& [id, a] : attachments_)
+    metrics::gauge(out, "wownet_attachment_up", {{"vm", a->vm}}, a->state == "up");
+  metrics::write_engine(out, engine_, wall_now());
+  visit_counters(metrics::counters(out, "engine"));
+  if (metrics_) metrics_->counters().visit(metrics::counters(out, "metrics_http"));
+  if (overlay_) overlay_->write_metrics(out);
+  return out.text();
 }
 
 }  // namespace wownet

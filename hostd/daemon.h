@@ -17,6 +17,7 @@
 #include "io/agent_channel.h"
 #include "io/control_server.h"
 #include "io/link_manager.h"
+#include "io/metrics_server.h"
 #include "io/state_store.h"
 #include "io/tap_device.h"
 #include "overlay_service.h"
@@ -89,6 +90,19 @@ class Daemon : public OverlayService::TapSink {
   bool admit_agent_report(int ifindex);
   void on_agent_report(int ifindex, const wownet::agent::Report& report);
   void tick();
+  // The Prometheus exposition ([metrics]): every counter of status, per VM
+  // and per peer node, gauges, latency histograms.
+  std::string metrics_text() const;
+  // Calls f(name, value) for every counter the daemon keeps around the
+  // engine (status: engine, metrics: wownet_engine_*).
+  template <typename F>
+  void visit_counters(F&& f) const {
+    f("tap_write_errors", tap_write_errors_), f("offload_mismatch", offload_mismatch_), f("taps_lost", taps_lost_);
+    f("replies_deferred", replies_deferred_), f("no_overlay", no_overlay_);
+    f("agent_reports", agent_reports_), f("agent_reports_ignored", agent_reports_ignored_ + agent_channel_.malformed());
+    f("agent_reports_limited", agent_reports_limited_), f("agent_reports_malformed", agent_channel_.malformed());
+    f("agent_reports_bad_utf8", agent_channel_.malformed(io::AgentReportError::Utf8));
+  }
   // Writes the state file; false (logged) if it could not be written.
   bool save_state();
   void maybe_save_state();
@@ -106,6 +120,7 @@ class Daemon : public OverlayService::TapSink {
   io::ControlServer control_;
   io::AgentChannel agent_channel_;
   std::unique_ptr<OverlayService> overlay_;
+  std::unique_ptr<io::MetricsServer> metrics_;
   boost::asio::steady_timer timer_;
   std::map<AttachmentId, std::unique_ptr<Attachment>> attachments_;
   std::vector<int> tap_fd_;     // by attachment id, -1 if none

@@ -39,6 +39,7 @@
 #include "overlay/relay.h"
 #include "proto/control.pb.h"
 #include "proto/overlay.pb.h"
+#include "util/prom_text.h"
 
 namespace wownet {
 namespace registry {
@@ -93,6 +94,9 @@ class OverlayService : public overlay::PeerOutput {
   // The peers, for wownetctl peers.
   void fill_peers(control::PeerList& out) const;
   void fill_status(control::Status& out) const;
+  // The overlay's Prometheus metrics: its counters and gauges (the same as
+  // fill_status), per peer node, the registry's, latency histograms.
+  void write_metrics(util::PromText& out) const;
 
   // overlay::PeerOutput
   void send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan datagram) override;
@@ -131,6 +135,12 @@ class OverlayService : public overlay::PeerOutput {
   static std::vector<overlay::UdpEndpoint> endpoints_of(
       const google::protobuf::RepeatedPtrField<overlay::Endpoint>& list, std::size_t limit);
   static overlay::UdpEndpoint to_endpoint(const ConfigEndpoint& e);
+  // Calls f(name, value) for every counter of the overlay's status (the
+  // pieces' and the shell's own), and for every gauge.
+  template <typename F>
+  void visit_counters(F&& f) const;
+  template <typename F>
+  void visit_gauges(F&& f) const;
 
   boost::asio::io_context& io_;
   const HostdConfig& config_;

@@ -2,6 +2,9 @@
 // the control socket hands out.
 #include "overlay_service.h"
 
+#include "metrics.h"
+#include "registry/registry.h"
+
 namespace wownet {
 
 void OverlayService::fill_peers(control::PeerList& out) const {
@@ -32,31 +35,68 @@ void OverlayService::fill_peers(control::PeerList& out) const {
   }
 }
 
+template <typename F>
+void OverlayService::visit_counters(F&& f) const {
+  if (!peers_) return;
+  peers_->counters().visit(f);
+  registry_client_.counters().visit(f);
+  relay_.counters().visit(f);
+  f("send_errors", send_errors_), f("tap_errors", tap_errors_), f("unresolved", unresolved_);
+  f("probes_sent", nat_.probes_sent()), f("gro_frames", gro_frames_), f("gro_super_frames", gro_super_frames_);
+  f("gro_segments_merged", gro_.stats().segments_merged), f("udp_trains", trains_sent_);
+  f("udp_train_datagrams", train_datagrams_), f("stray_probes", stray_probes_);
+}
+
+template <typename F>
+void OverlayService::visit_gauges(F&& f) const {
+  f("enrolling", std::uint64_t(enrolling_ ? 1 : 0));
+  if (!peers_) return;
+  f("rendezvous_up", std::uint64_t(rendezvous_up_.size())), f("registry_pending", registry_client_.pending());
+  f("udp_gso", std::uint64_t(socket_.gso_enabled() ? 1 : 0)),
+      f("udp_gro", std::uint64_t(socket_.gro_enabled() ? 1 : 0));
+}
+
 void OverlayService::fill_status(control::Status& s) const {
   s.set_node_id(node_id_);
   s.set_node_name(node_name_);
   s.set_role(registry_ ? "rendezvous" : "host");
   auto& o = *s.mutable_overlay();
-  o["enrolling"] = enrolling_ ? 1 : 0;
-  if (!peers_) return;
   const auto put = [&o](const char* name, std::uint64_t v) { o[name] = v; };
-  peers_->counters().visit(put);
-  registry_client_.counters().visit(put);
-  relay_.counters().visit(put);
-  o["send_errors"] = send_errors_;
-  o["tap_errors"] = tap_errors_;
-  o["unresolved"] = unresolved_;
-  o["rendezvous_up"] = rendezvous_up_.size();
-  o["registry_pending"] = registry_client_.pending();
-  o["probes_sent"] = nat_.probes_sent();
-  o["gro_frames"] = gro_frames_;
-  o["gro_super_frames"] = gro_super_frames_;
-  o["gro_segments_merged"] = gro_.stats().segments_merged;
-  o["udp_gso"] = socket_.gso_enabled() ? 1 : 0;
-  o["udp_trains"] = trains_sent_;
-  o["udp_train_datagrams"] = train_datagrams_;
-  o["udp_gro"] = socket_.gro_enabled() ? 1 : 0;
-  o["stray_probes"] = stray_probes_;
+  visit_gauges(put);
+  visit_counters(put);
+}
+
+void OverlayService::write_metrics(util::PromText& out) const {
+  visit_counters(metrics::counters(out, "overlay"));
+  visit_gauges(metrics::gauges(out, "overlay"));
+  if (registry_) {
+    registry_->counters().visit(metrics::counters(out, "registry"));
+    std::uint64_t online = 0, offline = 0;
+    for (const auto& [id, n] : registry_->nodes()) ++(n.online ? online : offline);
+    metrics::gauge(out, "wownet_registry_nodes", {{"state", "online"}}, double(online));
+    metrics::gauge(out, "wownet_registry_nodes", {{"state", "offline"}}, double(offline));
+  }
+  if (!peers_) return;
+  metrics::gauge(out, "wownet_overlay_sessions", {}, double(peers_->keyed_sessions()));
+  std::uint64_t direct = 0, relayed = 0;
+  const auto peers = peers_->peers();
+  for (const auto& p : peers) {
+    if (p.established) ++(p.relayed ? relayed : direct);
+  }
+  metrics::gauge(out, "wownet_peers", {{"path", "direct"}}, double(direct));
+  metrics::gauge(out, "wownet_peers", {{"path", "relayed"}}, double(relayed));
+  for (const auto& p : peers) {
+    p.visit(metrics::counters(out, "peer", {{"node", p.node_id}, {"node_name", p.node_name}}));
+    metrics::gauge(out, "wownet_peer_established", {{"node", p.node_id}, {"node_name", p.node_name}},
+                   p.established ? 1 : 0);
+    metrics::gauge(out, "wownet_peer_relayed", {{"node", p.node_id}, {"node_name", p.node_name}},
+                   p.established && p.relayed ? 1 : 0);
+    if (p.rtt_ms >= 0)
+      metrics::gauge(out, "wownet_peer_last_rtt_seconds", {{"node", p.node_id}, {"node_name", p.node_name}},
+                     double(p.rtt_ms) / 1000);
+  }
+  metrics::histogram(out, "wownet_peer_handshake_seconds", peers_->counters().handshake_ms);
+  metrics::histogram(out, "wownet_peer_rtt_seconds", peers_->counters().rtt_ms);
 }
 
 }  // namespace wownet

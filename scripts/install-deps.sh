@@ -13,6 +13,10 @@ PACKAGES=(
   # namespace tests, demo and benchmarks: real clients and tools
   iproute2 util-linux isc-dhcp-client busybox udhcpc dnsutils iputils-ping iperf3 tcpdump python3 procps openssl
   iptables conntrack netcat-openbsd
+  # the metrics test: promtool checks the exposition, a real Prometheus
+  # scrapes it (inside the test's namespace; the package's own service,
+  # where systemd starts it, is not used)
+  prometheus
 )
 
 if [[ $(id -u) != 0 ]]; then

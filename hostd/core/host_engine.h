@@ -47,6 +47,11 @@ struct AttachmentCounters {
   std::uint64_t rx_frames = 0, rx_bytes = 0;  // frames from the VM
   std::uint64_t tx_frames = 0, tx_bytes = 0;  // frames to the VM
   std::array<std::uint64_t, std::size_t(DropReason::Count)> drops{};
+  // Calls f(name, value) for every scalar counter (drops are by reason).
+  template <typename F>
+  void visit(F&& f) const {
+    f("rx_frames", rx_frames), f("rx_bytes", rx_bytes), f("tx_frames", tx_frames), f("tx_bytes", tx_bytes);
+  }
   std::uint64_t total_drops() const {
     std::uint64_t n = 0;
     for (auto d : drops) n += d;

@@ -103,6 +103,7 @@ struct PeerManager::Impl final : SessionHost {
   void on_keyed(Session& s) override {
     Peer& p = *s.peer;
     p.note_keyed(s, now);
+    if (s.is_client()) counters.handshake_ms.add(now - s.created_ms());
     for (auto& t : connects)
       if (t.endpoint == s.endpoint()) t.retry_at_ms = kLongAgo;
 
@@ -131,7 +132,10 @@ struct PeerManager::Impl final : SessionHost {
 
   void on_control(Session& s, const NodeMessage& m) override { out->deliver_control(s.node_id(), m); }
 
-  void on_rtt(Session& s, std::int64_t rtt_ms) override { s.peer->rtt_ms = rtt_ms; }
+  void on_rtt(Session& s, std::int64_t rtt_ms) override {
+    s.peer->rtt_ms = rtt_ms;
+    counters.rtt_ms.add(rtt_ms);
+  }
 
   // A node losing its last keyed session goes down.
   void on_ended(Session& s, const std::string& reason) override {
@@ -582,5 +586,11 @@ std::vector<PeerManager::PeerStats> PeerManager::peers() const {
 }
 
 const PeerManager::Counters& PeerManager::counters() const { return impl_->counters; }
+
+std::size_t PeerManager::keyed_sessions() const {
+  std::size_t n = 0;
+  for (const auto& s : impl_->sessions.all()) n += !s->dead() && s->keyed() ? 1 : 0;
+  return n;
+}
 
 }  // namespace wownet::overlay

@@ -78,6 +78,7 @@
 #include "core/packet.h"
 #include "core/types.h"
 #include "overlay/endpoint.h"
+#include "overlay/latency_histogram.h"
 #include "overlay/peer_stats.h"
 
 namespace wownet::overlay {
@@ -196,6 +197,9 @@ class PeerManager {
     std::uint64_t no_endpoint = 0;         // send to a node with neither session nor endpoint
     std::uint64_t not_allowed = 0;         // DTLS from an endpoint without session, unusable Hello, ...
     std::uint64_t handshakes = 0;          // DTLS handshakes completed
+    // Not visited (histograms): from our ClientHello to the keyed session
+    // (DTLS and Hello), for the sessions we started; keepalive round trips.
+    LatencyHistogram handshake_ms, rtt_ms;
     // Calls f(name, value) for every counter.
     template <typename F>
     void visit(F&& f) const {
@@ -205,6 +209,8 @@ class PeerManager {
     }
   };
   const Counters& counters() const;
+  // Keyed sessions that are not dead (a node may have two during a rekey).
+  std::size_t keyed_sessions() const;
 
  private:
   struct Impl;

@@ -17,6 +17,11 @@ struct PeerStats {
   std::int64_t last_handshake_ms = -1;  // when the newest session was keyed; -1 never
   std::int64_t rtt_ms = -1;             // from the last keepalive reply; -1 unknown
   std::string last_error;               // why the last handshake or session failed
+  // Calls f(name, value) for every traffic counter.
+  template <typename F>
+  void visit(F&& f) const {
+    f("tx_packets", tx_packets), f("tx_bytes", tx_bytes), f("rx_packets", rx_packets), f("rx_bytes", rx_bytes);
+  }
 };
 
 }  // namespace wownet::overlay

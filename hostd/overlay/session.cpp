@@ -78,6 +78,7 @@ std::unique_ptr<PeerSession> PeerSession::client(const SessionSettings& settings
   s->cert_ = std::move(cert);
   s->target_node_ = std::move(target_node);
   s->replaces_ = replaces;
+  s->created_ms_ = now_ms;
   return s;
 }
 
@@ -91,6 +92,7 @@ std::unique_ptr<PeerSession> PeerSession::server(const SessionSettings& settings
   std::unique_ptr<PeerSession> s(new PeerSession(settings, from, false));
   s->dtls_ = std::move(dtls);
   s->cert_ = std::move(cert);
+  s->created_ms_ = now_ms;
   return s;
 }
 

@@ -151,6 +151,9 @@ class PeerSession {
   std::uint32_t receiver_index() const { return my_index_; }
   std::uint64_t tag() const { return tag_; }
   std::int64_t keyed_ms() const { return keyed_ms_; }
+  // When the session was created (client: its ClientHello; server: the
+  // ClientHello with a valid cookie).
+  std::int64_t created_ms() const { return created_ms_; }
   bool peer_has_hello() const { return peer_has_hello_; }
   std::int64_t last_rx_ms() const { return last_rx_ms_; }
   std::int64_t last_tx_ms() const { return last_tx_ms_; }
@@ -196,6 +199,7 @@ class PeerSession {
   std::optional<crypto::DataOpener> opener_;
   std::optional<crypto::DataSealer> sealer_;
   std::int64_t keyed_ms_ = 0;
+  std::int64_t created_ms_ = 0;
   bool peer_has_hello_ = false;
   std::int64_t hello_interval_ms_ = 0;
   std::int64_t hello_retry_at_ms_ = kNever;

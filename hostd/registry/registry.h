@@ -51,6 +51,12 @@ struct RegistryCounters {
   std::uint64_t lease_requests = 0, lease_refused = 0, releases = 0, resolves = 0, registers = 0;
   std::uint64_t pushes = 0;          // messages queued for nodes other than a requester
   std::uint64_t store_failures = 0;  // commits that failed (the change was undone)
+  // Calls f(name, value) for every counter.
+  template <typename F>
+  void visit(F&& f) const {
+    f("lease_requests", lease_requests), f("lease_refused", lease_refused), f("releases", releases);
+    f("resolves", resolves), f("registers", registers), f("pushes", pushes), f("store_failures", store_failures);
+  }
 };
 
 // The wire form of `lease`; `node_name` goes in Lease.node_name.

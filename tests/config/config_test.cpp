@@ -262,13 +262,15 @@ TEST_F(ConfigTest, ExampleConfigDocumentsEveryKeyWithItsDefault) {
   expect_defaults(*shipped);
 
   std::ifstream in(example);
-  std::string line, uncommented;
-  std::set<std::string> keys;
-  const std::regex setting("^#?([a-z_]+) = ");
+  std::string line, uncommented, table;
+  std::set<std::string> keys, qualified;
+  const std::regex setting("^#?([a-z_]+) = "), header("^\\[([a-z_]+)\\]");
   while (std::getline(in, line)) {
     std::smatch m;
+    if (std::regex_search(line, m, header)) table = m[1];
     if (std::regex_search(line, m, setting)) {
-      EXPECT_TRUE(keys.insert(m[1]).second) << "twice: " << m[1];
+      keys.insert(m[1]);
+      EXPECT_TRUE(qualified.insert(table + "." + std::string(m[1])).second) << "twice: " << table << "." << m[1];
       if (line[0] == '#') line.erase(0, 1);
     }
     uncommented += line + "\n";
@@ -280,9 +282,41 @@ TEST_F(ConfigTest, ExampleConfigDocumentsEveryKeyWithItsDefault) {
                 "rendezvous", "cert",           "key",          "ca",     "crl",     "cipher",      "crl_refresh",
                 "keepalive",  "node_name",      "csr",          "ca_dir", "relay",   "relay_after", "direct_retry",
                 "punch_ttl",  "udp_gso",        "udp_gro"}));
+  EXPECT_TRUE(qualified.count("metrics.listen"));
+  EXPECT_FALSE(shipped->metrics.enabled);
   auto all = load(uncommented);
   ASSERT_TRUE(all) << error_;
   expect_defaults(*all);
+  // The one key whose example turns something on: the metrics endpoint.
+  EXPECT_TRUE(all->metrics.enabled);
+  EXPECT_EQ(all->metrics.listen, (ConfigEndpoint{Ipv4Addr::from_octets(127, 0, 0, 1), 9770}));
+}
+
+TEST_F(ConfigTest, MetricsEndpointIsOffUnlessListenIsSet) {
+  auto c = load("");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_FALSE(c->metrics.enabled);
+  c = load("[metrics]\n");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_FALSE(c->metrics.enabled);
+  c = load("[metrics]\nlisten = \"\"\n");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_FALSE(c->metrics.enabled);
+  c = load("[metrics]\nlisten = \"0.0.0.0:19100\"\n");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_TRUE(c->metrics.enabled);
+  EXPECT_EQ(c->metrics.listen, (ConfigEndpoint{Ipv4Addr{0}, 19100}));
+}
+
+TEST_F(ConfigTest, BadMetricsValuesNameTheKey) {
+  for (const char* bad : {"nowhere", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "::1:9770", "[::1]:9770",
+                          "localhost:9770", "127.0.0.1:97x0", " 127.0.0.1:9770"}) {
+    expect_error("[metrics]\nlisten = \"" + std::string(bad) + "\"\n", "metrics.listen",
+                 "expected ADDRESS:PORT like \"127.0.0.1:9770\"");
+  }
+  expect_error("[metrics]\nlisten = 9770\n", "metrics.listen", "expected a string");
+  expect_error("[metrics]\nport = 9770\n", "metrics.port", "unknown key");
+  expect_error("metrics = 1\n", "metrics", "expected a table");
 }
 
 }  // namespace

@@ -10,7 +10,7 @@
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in dhclient busybox dig ping iperf3 python3 tcpdump openssl; do
+for tool in dhclient busybox dig ping iperf3 python3 tcpdump openssl promtool; do
   command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
 done
 CTL() { local ns=$1; shift; ip netns exec "$ns" "$BIN/wownetctl" --socket "$WN_TMP/$ns.sock" "$@"; }
@@ -57,6 +57,8 @@ write_config() {  # name role
 state_dir = "$WN_TMP/state-$n"
 control_socket = "$WN_TMP/${NODE_NS[$n]}.sock"
 log_level = "debug"
+[metrics]
+listen = "127.0.0.1:9770"
 [overlay]
 role = "$role"
 listen = "${NODE_IP[$n]}:7700"
@@ -170,6 +172,30 @@ wn_check_not "no VM payload appears on the underlay" \
   python3 -c "import sys; sys.exit(0 if b'WOWNETSECRETPAYL' in open('$WN_TMP/wan.pcap','rb').read() else 1)"
 wn_check "host A lists host B as an established peer" bash -c \
   "$(declare -f CTL); BIN=$BIN WN_TMP=$WN_TMP; CTL ${NODE_NS[hosta]} peers --json | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(p[\"node_name\"]==\"hostb\" and p[\"established\"] for p in d.get(\"peers\",[])) else 1)'"
+
+# --- Prometheus metrics of the overlay (each node serves them on its own loopback) ----------
+scrape() {  # node
+  ip netns exec "${NODE_NS[$1]}" python3 -c \
+    'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9770/metrics", timeout=5).read().decode(), end="")'
+}
+for n in hosta rv; do
+  scrape "$n" >"$WN_TMP/metrics-$n.txt"
+  wn_check "promtool check metrics passes on $n" bash -c "promtool check metrics <'$WN_TMP/metrics-$n.txt'"
+  wn_check_not "every metric family of $n has a help text" grep -q undocumented "$WN_TMP/metrics-$n.txt"
+done
+value() { awk -v k="$2" '$1 == k {print $2; exit}' "$WN_TMP/metrics-$1.txt"; }
+wn_check "host A's metrics show host B established" \
+  grep -qE '^wownet_peer_established\{node="[0-9a-f]{32}",node_name="hostb"\} 1$' "$WN_TMP/metrics-hosta.txt"
+wn_check "host A's metrics count bytes sent to host B" \
+  grep -qE '^wownet_peer_tx_bytes_total\{node="[0-9a-f]{32}",node_name="hostb"\} [1-9][0-9]*$' "$WN_TMP/metrics-hosta.txt"
+DIRECT=$(value hosta 'wownet_peers{path="direct"}')
+wn_check "host A reaches the rendezvous and host B directly ($DIRECT direct peers)" [ "${DIRECT:-0}" -ge 2 ]
+wn_check "host A timed the handshakes it started" [ "$(value hosta wownet_peer_handshake_seconds_count)" -ge 1 ]
+wn_check "host A counts keyed sessions" [ "$(value hosta wownet_overlay_sessions)" -ge 2 ]
+wn_check "host A's handshakes counter" [ "$(value hosta wownet_overlay_handshakes_total)" -ge 2 ]
+wn_check "host A timed keepalive round trips" [ "$(value hosta wownet_peer_rtt_seconds_count)" -ge 1 ]
+wn_check "the rendezvous counts lease requests" [ "$(value rv wownet_registry_lease_requests_total)" -ge 3 ]
+wn_check "the rendezvous sees its nodes online" [ "$(value rv 'wownet_registry_nodes{state="online"}')" -ge 2 ]
 
 # --- online enrollment: submit, approve, and the host joins --------------------------------
 start_node hostc

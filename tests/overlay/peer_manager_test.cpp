@@ -112,7 +112,8 @@ class FakeNetwork {
   std::function<bool(const Datagram&)> drop;       // true: lost
   std::function<bool(const Datagram&)> duplicate;  // true: delivered twice
   Router router;
-  std::vector<Datagram> log;  // everything sent (as sent)
+  std::int64_t latency_ms = 0;  // each delivery moves time on by this much (one way)
+  std::vector<Datagram> log;    // everything sent (as sent)
 
   void attach(const UdpEndpoint& at, Participant p) { participants_[at] = std::move(p); }
   void detach(const UdpEndpoint& at) { participants_.erase(at); }
@@ -137,6 +138,7 @@ class FakeNetwork {
     while (!queue_.empty()) {
       Datagram g = std::move(queue_.front());
       queue_.pop_front();
+      now += latency_ms;
       const auto it = participants_.find(g.to);
       if (it != participants_.end()) it->second.receive(g.from, g.bytes);
     }
@@ -551,6 +553,56 @@ TEST_F(PeerManagerTest, KeepalivesHoldIdleSessionAndSilentPeerGoesDown) {
   EXPECT_TRUE(a.is_up(b));
   EXPECT_EQ(b.seqs_from(a).back(), 77u);
   EXPECT_EQ(a.ups.size(), 2u);
+}
+
+TEST_F(PeerManagerTest, HandshakeTimesAndRoundTripsAreMeasured) {
+  Node& a = node("node-a", ep(1, 4000));
+  Node& b = node("node-b", ep(2, 5000));
+  net_.latency_ms = 20;
+  const std::int64_t start = net_.now;
+  establish(a, b);
+  const auto& ha = a.pm->counters().handshake_ms;
+  // A started the session: one handshake, timed from its ClientHello to keyed.
+  ASSERT_EQ(ha.count, 1u);
+  EXPECT_EQ(ha.sum_ms, a.stats_of(b)->last_handshake_ms - start);
+  EXPECT_GE(ha.sum_ms, 4 * 20);  // at least two round trips (DTLS, then Hello)
+  std::uint64_t in_buckets = 0;
+  for (auto n : ha.buckets) in_buckets += n;
+  EXPECT_EQ(in_buckets, 1u);
+  EXPECT_EQ(b.pm->counters().handshake_ms.count, 0u);  // B only answered
+  EXPECT_EQ(a.pm->counters().rtt_ms.count, 0u);
+  EXPECT_EQ(a.pm->keyed_sessions(), 1u);
+  EXPECT_EQ(b.pm->keyed_sessions(), 1u);
+
+  // Idle: keepalives flow (sent by whichever side's timer fires first)
+  // and the sender times each answered one.
+  net_.run_for(60'000);
+  std::uint64_t answered = 0;
+  for (const Node* n : {&a, &b}) {
+    const auto& r = n->pm->counters().rtt_ms;
+    answered += r.count;
+    EXPECT_GE(r.sum_ms, std::int64_t(r.count) * 2 * 20);                       // at least a round trip each
+    EXPECT_EQ(r.buckets[0] + r.buckets[1] + r.buckets[2] + r.buckets[3], 0u);  // none at or under 10 ms
+  }
+  EXPECT_GE(answered, 2u);
+  EXPECT_GE(std::max(a.stats_of(b)->rtt_ms, b.stats_of(a)->rtt_ms), 40);
+}
+
+TEST(LatencyHistogram, BucketsAreInclusiveUpperBounds) {
+  LatencyHistogram h;
+  h.add(-5);     // as 0: first bucket
+  h.add(1);      // le 1
+  h.add(2);      // le 2
+  h.add(3);      // le 5
+  h.add(30000);  // le 30000, the highest bound
+  h.add(30001);  // above every bound
+  EXPECT_EQ(h.count, 6u);
+  EXPECT_EQ(h.sum_ms, 0 + 1 + 2 + 3 + 30000 + 30001);
+  EXPECT_EQ(h.buckets[0], 2u);
+  EXPECT_EQ(h.buckets[1], 1u);
+  EXPECT_EQ(h.buckets[2], 1u);
+  EXPECT_EQ(h.buckets[LatencyHistogram::kBoundsMs.size() - 1], 1u);
+  EXPECT_EQ(h.buckets.back(), 1u);
 }
 
 TEST_F(PeerManagerTest, SilentPeerIsDroppedAfterDeadAfterMs) {
