@@ -12,7 +12,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # namespace tests, demo and benchmarks: real clients and tools
   iproute2 util-linux isc-dhcp-client busybox udhcpc dnsutils iputils-ping iperf3 tcpdump python3 procps openssl
-  iptables conntrack
+  iptables conntrack jq
 )
 
 if [[ $(id -u) != 0 ]]; then

@@ -134,4 +134,34 @@ fi
 sock=$dir/nobody-here.sock
 expect_failure "no hostd at all" "cannot connect" status
 
+# With --json (before or after the command) the same failures are also one
+# JSON document on stdout: {"error": ...}, and "code" when hostd refused.
+expect_json() {
+  local what=$1 want=$2
+  shift 2
+  local out rc
+  out=$(timeout 20 "$ctl" --socket "$sock" "$@" 2>/dev/null)
+  rc=$?
+  if [[ -n $server_pid ]]; then
+    wait "$server_pid" 2>/dev/null
+    server_pid=
+  fi
+  if [[ $rc == 1 && $out == "$want" ]]; then
+    echo "ok: $what: $out"
+  else
+    echo "FAIL: $what: exit $rc, stdout '$out', want exit 1 and '$want'"
+    fail=1
+  fi
+}
+expect_json "--json, no hostd at all" \
+  "{\"error\": \"$sock: cannot connect to wownet-hostd: No such file or directory\"}" --json status
+serve close
+expect_json "--json after the command, hostd closes at once" \
+  "{\"error\": \"$sock: connection closed by hostd before the reply\"}" list --json
+serve garbage
+expect_json "--json, garbage reply" "{\"error\": \"$sock: malformed reply (3 bytes)\"}" --json
+serve refuse
+expect_json "--json, hostd refuses" \
+  "{\"error\": \"request larger than 1 MiB\", \"code\": \"INVALID_ARGUMENT\"}" --json attach "$big" --vm "$big"
+
 exit $fail
