@@ -13,6 +13,8 @@ PACKAGES=(
   # namespace tests, demo and benchmarks: real clients and tools
   iproute2 util-linux isc-dhcp-client busybox udhcpc dnsutils iputils-ping iperf3 tcpdump python3 procps openssl
   iptables conntrack jq
+  # man pages (packaging/man, scdoc into roff) and their test (man-db, groff)
+  scdoc man-db groff-base
 )
 
 if [[ $(id -u) != 0 ]]; then
