@@ -71,6 +71,14 @@ EOF
   exit 1
 }
 
+# reap_server: waits for the fake hostd of the last serve, if any.
+reap_server() {
+  if [[ -n $server_pid ]]; then
+    wait "$server_pid" 2>/dev/null
+    server_pid=
+  fi
+}
+
 # expect_failure WHAT PATTERN ARGS...: wownetctl ARGS exits 1 (not by a
 # signal), prints nothing on stdout and one stderr line "wownetctl: $sock: ..."
 # that contains PATTERN.
@@ -82,10 +90,7 @@ expect_failure() {
   local err lines
   err=$(cat "$dir/err")
   lines=$(wc -l <"$dir/err")
-  if [[ -n $server_pid ]]; then
-    wait "$server_pid" 2>/dev/null
-    server_pid=
-  fi
+  reap_server
   if [[ $rc != 1 ]]; then
     echo "FAIL: $what: exit $rc, want 1 ($((rc > 128 ? rc - 128 : 0)) is the signal if any); stderr: $err"
     fail=1
@@ -142,10 +147,7 @@ expect_json() {
   local out rc
   out=$(timeout 20 "$ctl" --socket "$sock" "$@" 2>/dev/null)
   rc=$?
-  if [[ -n $server_pid ]]; then
-    wait "$server_pid" 2>/dev/null
-    server_pid=
-  fi
+  reap_server
   if [[ $rc == 1 && $out == "$want" ]]; then
     echo "ok: $what: $out"
   else

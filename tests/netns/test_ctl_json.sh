@@ -26,45 +26,32 @@ wn_spawn hostd ip netns exec "$H" "$BIN/wownet-hostd" --state-dir "$STATE" --con
 HOSTD=$WN_LAST_PID
 wn_wait_for 10 "hostd control socket" "${CTL[@]}" status
 
-# json_ok WHAT FILTER ARGS...: wownetctl ARGS exits 0 and prints exactly one
-# JSON document for which the jq FILTER is true.
-json_ok() {
-  local what=$1 filter=$2
-  shift 2
+# json_check ok|error WHAT FILTER ARGS...: wownetctl ARGS prints exactly one
+# JSON document for which the jq FILTER is true; with "ok" it exits 0, with
+# "error" non-zero, the document is {"error": ...} and stderr has one line.
+json_check() {
+  local mode=$1 what=$2 filter=$3
+  shift 3
   local out rc=0
   out=$("${CTL[@]}" "$@" 2>"$WN_TMP/stderr") || rc=$?
   echo "### $what: wownetctl $*: exit $rc: $out" >>"$WN_TMP/checks.log"
-  if [[ $rc != 0 ]]; then
+  [[ $mode == error ]] && filter="(.error | type) == \"string\" and ($filter)"
+  if [[ $mode == ok && $rc != 0 ]]; then
     wn_fail "$what: exit $rc ($(cat "$WN_TMP/stderr"))"
+  elif [[ $mode == error && $rc == 0 ]]; then
+    wn_fail "$what: exit 0, want non-zero"
   elif [[ $(jq -s length <<<"$out" 2>/dev/null) != 1 ]]; then
     wn_fail "$what: not exactly one JSON document: $out"
   elif ! jq -e "$filter" <<<"$out" >/dev/null; then
     wn_fail "$what: jq '$filter' is not true for: $out"
-  else
-    wn_pass "$what"
-  fi
-}
-
-# json_error WHAT FILTER ARGS...: wownetctl ARGS exits non-zero, prints one
-# JSON document {"error": ...} for which FILTER is true, and one stderr line.
-json_error() {
-  local what=$1 filter=$2
-  shift 2
-  local out rc=0
-  out=$("${CTL[@]}" "$@" 2>"$WN_TMP/stderr") || rc=$?
-  echo "### $what: wownetctl $*: exit $rc: $out" >>"$WN_TMP/checks.log"
-  if [[ $rc == 0 ]]; then
-    wn_fail "$what: exit 0, want non-zero"
-  elif [[ $(jq -s length <<<"$out" 2>/dev/null) != 1 ]]; then
-    wn_fail "$what: not exactly one JSON document: $out"
-  elif ! jq -e "(.error | type) == \"string\" and ($filter)" <<<"$out" >/dev/null; then
-    wn_fail "$what: jq '$filter' is not true for: $out"
-  elif [[ $(wc -l <"$WN_TMP/stderr") != 1 ]]; then
+  elif [[ $mode == error && $(wc -l <"$WN_TMP/stderr") != 1 ]]; then
     wn_fail "$what: want one stderr line, got: $(cat "$WN_TMP/stderr")"
   else
     wn_pass "$what (exit $rc)"
   fi
 }
+json_ok() { json_check ok "$@"; }
+json_error() { json_check error "$@"; }
 
 # --- a fresh hostd: empty lists are [] -------------------------------------------
 json_ok "no attachments: []" '.attachments == []' list --json
