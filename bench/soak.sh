@@ -19,9 +19,12 @@
 # every minute, RSS, open fds, lease counts, DHCP acks and log lines of each
 # hostd. At the end a table per minute and a summary.
 #
-# Exit status non-zero if a VM lost its lease (its address changed or
-# vanished at any check, or its DHCP client had to send DISCOVER again),
-# a hostd died or stopped answering, or a daemon's RSS or fds grew past
+# Exit status non-zero if a VM lost its lease (it was found on another
+# address; or, while it stayed attached, without its address; or its DHCP
+# client started over with DISCOVER more often than it was detached: a
+# client cut off by a detach while its renewal is due may let its own
+# 10 s lease run out, which is reported apart and must end with its first
+# address back), a hostd died or stopped answering, or a daemon's RSS or fds grew past
 # the thresholds: RSS at the end more than max(SOAK_RSS_GROWTH_MIB MiB,
 # SOAK_RSS_GROWTH_PCT %) above the one-minute sample (after warm-up), open
 # fds more than SOAK_FD_GROWTH above it. The rendezvous restarts, so its
@@ -47,6 +50,7 @@ FLUSH_EVERY=${SOAK_FLUSH_EVERY:-60}
 IPERF_RATE=${SOAK_IPERF_RATE:-200M}
 IPERF_ROUND=${SOAK_IPERF_ROUND:-30}
 LEASE_TIME=${SOAK_LEASE_TIME:-10}
+export SOAK_LEASE_TIME=$LEASE_TIME
 LOG_LEVEL=${SOAK_LOG_LEVEL:-info}
 SEED=${SOAK_SEED:-$$}
 export SOAK_RSS_GROWTH_MIB=${SOAK_RSS_GROWTH_MIB:-8} SOAK_RSS_GROWTH_PCT=${SOAK_RSS_GROWTH_PCT:-25}
@@ -504,12 +508,36 @@ def report():
             pass
         if n:
             again[v[0]] = n
-    lost_vms = sorted({e[1] for e in watch} | set(again))
-    print(f"leases lost: {len(lost_vms)} VMs ({len(watch)} checks every 2 s found a VM off its first address; "
-          f"{len(again)} DHCP clients sent DISCOVER again after their first lease"
-          + (f": {', '.join(f'{k} {v}x' for k, v in sorted(again.items()))})" if again else ")"))
+    # A lease is lost when a VM ends up on another address, when a VM that
+    # stayed attached is found without its address or had to start over,
+    # or when a VM starts over more often than it was detached. A VM
+    # detached while its renewal was due may let its own lease run out (the
+    # client is cut off from every server; a 10 s lease leaves dhclient one
+    # retry) and starts over with DISCOVER: that is the client's doing, and
+    # it must get its first address back, which the checks see.
+    detaches = collections.defaultdict(list)
+    for e in churn:
+        if e[2] == "detach":
+            detaches[e[1]].append(float(e[0]))
+    window = int(os.environ.get("SOAK_LEASE_TIME", "10")) + 10
+
+    def after_detach(vm, t):
+        return any(0 <= t - d <= window for d in detaches[vm])
+
+    moved = [e for e in watch if e[3] != "none"]
+    unexplained = [e for e in watch if e[3] == "none" and not after_detach(e[1], float(e[0]))]
+    restarts = [e for e in watch if e[3] == "none" and after_detach(e[1], float(e[0]))]
+    too_many = {vm: n for vm, n in again.items() if n > len(detaches[vm])}
+    lost_vms = sorted({e[1] for e in moved + unexplained} | set(too_many))
+    print(f"leases lost: {len(lost_vms)} VMs ({len(moved)} checks found a VM on another address, "
+          f"{len(unexplained)} found a VM that stayed attached without one"
+          + (f"; more DISCOVERs than detaches: {', '.join(f'{k} {v}x' for k, v in sorted(too_many.items()))}" if too_many else "")
+          + ")")
+    print(f"DHCP clients that started over after a detach (own lease ran out while cut off, same address back): "
+          f"{len({e[1] for e in restarts})} VMs in {len(restarts)} checks; DISCOVER after the first lease: "
+          + (", ".join(f"{k} {v}x ({len(detaches[k])} detaches)" for k, v in sorted(again.items())) if again else "none"))
     for vm in lost_vms:
-        ev = [e for e in watch if e[1] == vm]
+        ev = [e for e in moved + unexplained if e[1] == vm]
         if not ev:
             continue
         print(f"  {vm}: first {FIRST[vm]}, seen {', '.join(sorted({e[3] for e in ev}))} from "

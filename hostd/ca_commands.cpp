@@ -5,7 +5,9 @@
 #include <memory>
 #include <string>
 
+#include "cli_output.h"
 #include "crypto/pki.h"
+#include "json_print.h"
 
 namespace wownet {
 namespace {
@@ -16,42 +18,25 @@ struct Options {
   std::string dir, name = "wownet CA", csr, out, cert, file;
   int ca_days = crypto::kDefaultCaDays;
   int cert_days = crypto::kDefaultCertDays;
-  bool json = false;
+  const bool* json = nullptr;  // wownetctl's --json, read once parsing is done
 };
 
 // The only wall-clock read of the crypto code.
 UnixTime wall_clock() { return static_cast<UnixTime>(std::time(nullptr)); }
 
-// Prints the error (one line) and records failure; true if `s` is ok.
-bool report(const crypto::Status& s, int& exit_code) {
+// Prints the error (one line, or JSON) and records failure; true if `s` is ok.
+bool report(const Options& o, const crypto::Status& s, int& exit_code) {
   if (s.ok) return true;
-  std::fprintf(stderr, "wownetctl: %s\n", s.error.c_str());
+  print_error(*o.json, s.error);
   exit_code = 1;
   return false;
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += char(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += char(c);
-    }
-  }
-  return out + "\"";
-}
-
 // Reads a certificate or fails with one line; null on failure.
-crypto::ossl::X509Ptr load_cert(const std::string& path, int& exit_code) {
+crypto::ossl::X509Ptr load_cert(const Options& o, const std::string& path, int& exit_code) {
   std::string error;
   crypto::ossl::X509Ptr cert = crypto::read_cert(path, error);
-  if (!cert) report({false, error}, exit_code);
+  if (!cert) report(o, {false, error}, exit_code);
   return cert;
 }
 
@@ -72,57 +57,58 @@ std::string crl_summary(const std::string& dir) {
 }
 
 void ca_init(const Options& o, int& exit_code) {
-  if (!report(crypto::ca_init(o.dir, o.name, o.ca_days, wall_clock()), exit_code)) return;
-  crypto::ossl::X509Ptr cert = load_cert(o.dir + "/ca.crt", exit_code);
+  if (!report(o, crypto::ca_init(o.dir, o.name, o.ca_days, wall_clock()), exit_code)) return;
+  crypto::ossl::X509Ptr cert = load_cert(o, o.dir + "/ca.crt", exit_code);
   if (!cert) return;
   crypto::CertInfo info = crypto::cert_info(cert.get());
-  std::printf("created CA '%s' in %s, valid until %s\n", info.name.c_str(), o.dir.c_str(),
-              crypto::format_time(info.not_after).c_str());
+  print_message(*o.json,
+                "created CA '" + info.name + "' in " + o.dir + ", valid until " + crypto::format_time(info.not_after));
 }
 
 void cert_request(const Options& o, int& exit_code) {
-  if (!report(crypto::cert_request(o.dir, o.name), exit_code)) return;
+  if (!report(o, crypto::cert_request(o.dir, o.name), exit_code)) return;
   std::string error;
   crypto::ossl::EvpPkeyPtr key = crypto::read_private_key(o.dir + "/node.key", error);
-  std::printf("wrote %s/node.key and %s/node.csr for node %s (node id %s)\n", o.dir.c_str(), o.dir.c_str(),
-              o.name.c_str(), key ? crypto::node_id_of_key(key.get()).c_str() : "?");
+  print_message(*o.json, "wrote " + o.dir + "/node.key and " + o.dir + "/node.csr for node " + o.name + " (node id " +
+                             (key ? crypto::node_id_of_key(key.get()) : "?") + ")");
 }
 
 void ca_sign(const Options& o, int& exit_code) {
-  if (!report(crypto::ca_sign(o.dir, o.csr, o.out, o.cert_days, wall_clock()), exit_code)) return;
-  crypto::ossl::X509Ptr cert = load_cert(o.out, exit_code);
+  if (!report(o, crypto::ca_sign(o.dir, o.csr, o.out, o.cert_days, wall_clock()), exit_code)) return;
+  crypto::ossl::X509Ptr cert = load_cert(o, o.out, exit_code);
   if (!cert) return;
   crypto::CertInfo info = crypto::cert_info(cert.get());
-  std::printf("issued %s: node %s, node id %s, serial %s, valid until %s\n", o.out.c_str(), info.name.c_str(),
-              info.node_id.c_str(), info.serial.c_str(), crypto::format_time(info.not_after).c_str());
+  print_message(*o.json, "issued " + o.out + ": node " + info.name + ", node id " + info.node_id + ", serial " +
+                             info.serial + ", valid until " + crypto::format_time(info.not_after));
 }
 
 void ca_revoke(const Options& o, int& exit_code) {
-  if (!report(crypto::ca_revoke(o.dir, o.cert, wall_clock()), exit_code)) return;
-  crypto::ossl::X509Ptr cert = load_cert(o.cert, exit_code);
+  if (!report(o, crypto::ca_revoke(o.dir, o.cert, wall_clock()), exit_code)) return;
+  crypto::ossl::X509Ptr cert = load_cert(o, o.cert, exit_code);
   if (!cert) return;
   crypto::CertInfo info = crypto::cert_info(cert.get());
-  std::printf("revoked serial %s (node %s); %s/crl.pem: %s\n", info.serial.c_str(), info.name.c_str(), o.dir.c_str(),
-              crl_summary(o.dir).c_str());
+  print_message(*o.json, "revoked serial " + info.serial + " (node " + info.name + "); " + o.dir +
+                             "/crl.pem: " + crl_summary(o.dir));
 }
 
 void ca_crl(const Options& o, int& exit_code) {
-  if (!report(crypto::ca_refresh_crl(o.dir, wall_clock()), exit_code)) return;
-  std::printf("re-issued %s/crl.pem: %s\n", o.dir.c_str(), crl_summary(o.dir).c_str());
+  if (!report(o, crypto::ca_refresh_crl(o.dir, wall_clock()), exit_code)) return;
+  print_message(*o.json, "re-issued " + o.dir + "/crl.pem: " + crl_summary(o.dir));
 }
 
 void cert_show(const Options& o, int& exit_code) {
-  crypto::ossl::X509Ptr cert = load_cert(o.file, exit_code);
+  crypto::ossl::X509Ptr cert = load_cert(o, o.file, exit_code);
   if (!cert) return;
   crypto::CertInfo i = crypto::cert_info(cert.get());
   std::string nb = crypto::format_time(i.not_before), na = crypto::format_time(i.not_after);
-  if (o.json) {
+  if (*o.json) {
+    using json::quote;
     std::printf(
         "{\"name\": %s, \"node_id\": %s, \"serial\": %s, \"not_before\": %s, \"not_after\": %s, "
         "\"not_before_unix\": %lld, \"not_after_unix\": %lld, \"issuer\": %s, \"is_ca\": %s}\n",
-        json_string(i.name).c_str(), json_string(i.node_id).c_str(), json_string(i.serial).c_str(),
-        json_string(nb).c_str(), json_string(na).c_str(), static_cast<long long>(i.not_before),
-        static_cast<long long>(i.not_after), json_string(i.issuer).c_str(), i.is_ca ? "true" : "false");
+        quote(i.name).c_str(), quote(i.node_id).c_str(), quote(i.serial).c_str(), quote(nb).c_str(), quote(na).c_str(),
+        static_cast<long long>(i.not_before), static_cast<long long>(i.not_after), quote(i.issuer).c_str(),
+        i.is_ca ? "true" : "false");
     return;
   }
   std::printf("name:     %s%s\nnode id:  %s\nserial:   %s\nvalid:    %s .. %s\nissuer:   %s\n", i.name.c_str(),
@@ -131,8 +117,9 @@ void cert_show(const Options& o, int& exit_code) {
 
 }  // namespace
 
-void add_ca_commands(CLI::App& app, int& exit_code) {
+void add_ca_commands(CLI::App& app, int& exit_code, const bool& json) {
   auto o = std::make_shared<Options>();
+  o->json = &json;
   auto bind = [o, &exit_code](void (*fn)(const Options&, int&)) { return [o, &exit_code, fn] { fn(*o, exit_code); }; };
   const auto days = CLI::Range(1, crypto::kMaxDays);
 
@@ -169,7 +156,6 @@ void add_ca_commands(CLI::App& app, int& exit_code) {
 
   auto* show = cert->add_subcommand("show", "print a certificate's name, node id, serial, validity, issuer");
   show->add_option("FILE", o->file, "PEM certificate")->required();
-  show->add_flag("--json", o->json, "print JSON");
   show->callback(bind(cert_show));
 }
 

@@ -8,9 +8,10 @@
 namespace wownet {
 
 // Registers the `ca` and `cert` subcommands on `app`. Their callbacks run
-// during parsing, print one result line (stdout) or one error line (stderr)
+// at the end of parsing, print one result line (stdout) or one error line
+// (stderr), as JSON on stdout if `json` (wownetctl's --json) is set by then,
 // and set exit_code (0 or 1).
-void add_ca_commands(CLI::App& app, int& exit_code);
+void add_ca_commands(CLI::App& app, int& exit_code, const bool& json);
 
 // True if the parsed command line was a `ca` or `cert` command (already run).
 bool ca_command_parsed(const CLI::App& app);

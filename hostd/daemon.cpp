@@ -9,6 +9,7 @@
 #include <ctime>
 #include <regex>
 
+#include "control_version.h"
 #include "core/dns.h"
 #include "core/offload.h"
 #include "daemon_internal.h"
@@ -413,6 +414,7 @@ void Daemon::handle(const control::Request& req, control::Response& resp) {
     case control::Request::kLeases: leases(resp); break;
     case control::Request::kStatus: status(resp); break;
     case control::Request::kPeers: peers(resp); break;
+    case control::Request::kVersion: answer_version(resp); break;
     case control::Request::kCaPending:
     case control::Request::kCaDecide: {
       EnrollmentDesk* desk = overlay_ ? overlay_->desk() : nullptr;

@@ -1,5 +1,4 @@
 // wownetctl: the admin's command line to wownet-hostd's control socket.
-#include <google/protobuf/util/json_util.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -10,8 +9,11 @@
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <string_view>
 
 #include "ca_commands.h"
+#include "cli_output.h"
+#include "json_print.h"
 #include "proto/control.pb.h"
 
 namespace {
@@ -52,11 +54,11 @@ int read_all(int fd, char* p, std::size_t n, std::size_t& got) {
 bool timed_out(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT; }
 bool hung_up(int err) { return err == EPIPE || err == ECONNRESET; }
 
-// Sends one request and reads its response. On any failure prints one line,
-// "wownetctl: PATH: what went wrong", and returns false.
-bool call(const std::string& path, const Request& req, Response& resp) {
-  auto fail = [&path](const std::string& why) {
-    std::fprintf(stderr, "wownetctl: %s: %s\n", path.c_str(), why.c_str());
+// Sends one request and reads its response. On any failure sets `error` to
+// "PATH: what went wrong" and returns false.
+bool call(const std::string& path, const Request& req, Response& resp, std::string& error) {
+  auto fail = [&path, &error](const std::string& why) {
+    error = path + ": " + why;
     return false;
   };
   const std::string closed_early = "connection closed by hostd before the reply";
@@ -107,16 +109,6 @@ bool call(const std::string& path, const Request& req, Response& resp) {
   if (err) return fail("cannot read the reply: " + std::string(std::strerror(err)) + " after " + progress);
   if (!resp.ParseFromString(in)) return fail("malformed reply (" + std::to_string(len) + " bytes)");
   return true;
-}
-
-std::string to_json(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions opt;
-  opt.add_whitespace = true;
-  opt.preserve_proto_field_names = true;
-  opt.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, opt);
-  return out;
 }
 
 std::string ago(std::int64_t t, std::int64_t now) {
@@ -204,80 +196,32 @@ void print_status(const wownet::control::Status& s) {
   if (!s.overlay().empty()) print_map("overlay", s.overlay());
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"wownetctl: control wownet-hostd"};
-  app.require_subcommand(1);
-  std::string socket_path = "/run/wownet/hostd.sock";
-  bool json = false;
-  app.add_option("-s,--socket", socket_path, "hostd's control socket");
-
-  std::string ifname, vm, agent_if, name;
-  auto* attach = app.add_subcommand("attach", "attach a VM interface (VIF) to the overlay");
-  attach->add_option("IFNAME", ifname, "the VM's interface on this host")->required();
-  attach->add_option("--vm", vm, "VM name (default: IFNAME)");
-  attach->add_option("--agent-if", agent_if, "host end of the VM's host-only agent channel");
-  auto* detach = app.add_subcommand("detach", "detach a VM and remove its bridge and TAP");
-  detach->add_option("NAME", name, "VM name or VIF")->required();
-  auto* list = app.add_subcommand("list", "show attachments");
-  auto* leases = app.add_subcommand("leases", "show address leases");
-  auto* status = app.add_subcommand("status", "show hostd status and counters");
-  auto* peers = app.add_subcommand("peers", "show the overlay's peer nodes");
-  for (auto* sub : {attach, list, leases, status, peers}) sub->add_flag("--json", json, "print JSON");
-  int exit_code = 0;
-  wownet::add_ca_commands(app, exit_code);
-  // Online CA work, on a rendezvous that holds the CA: through its hostd.
-  CLI::App* ca = app.get_subcommand("ca");
-  std::string request_id;
-  unsigned days = 365;
-  auto* pending = ca->add_subcommand("pending", "list certificate requests that hosts submitted (via hostd)");
-  pending->add_flag("--json", json, "print JSON");
-  auto* approve = ca->add_subcommand("approve", "sign a submitted request; the host picks its certificate up");
-  approve->add_option("ID", request_id, "request ID from ca pending")->required();
-  approve->add_option("--days", days, "validity in days")->check(CLI::Range(1, 3650));
-  auto* deny = ca->add_subcommand("deny", "refuse a submitted request");
-  deny->add_option("ID", request_id, "request ID from ca pending")->required();
-  CLI11_PARSE(app, argc, argv);
-  bool online_ca = pending->parsed() || approve->parsed() || deny->parsed();
-  if (!online_ca && wownet::ca_command_parsed(app)) return exit_code;
-
-  Request req;
-  if (pending->parsed()) {
-    req.mutable_ca_pending();
-  } else if (approve->parsed() || deny->parsed()) {
-    req.mutable_ca_decide()->set_id(request_id);
-    req.mutable_ca_decide()->set_approve(approve->parsed());
-    req.mutable_ca_decide()->set_days(days);
-  } else if (attach->parsed()) {
-    req.mutable_attach()->set_ifname(ifname);
-    req.mutable_attach()->set_vm(vm);
-    req.mutable_attach()->set_agent_ifname(agent_if);
-  } else if (detach->parsed()) {
-    req.mutable_detach()->set_name(name);
-  } else if (list->parsed()) {
-    req.mutable_list();
-  } else if (leases->parsed()) {
-    req.mutable_leases();
-  } else if (peers->parsed()) {
-    req.mutable_peers();
-  } else {
-    req.mutable_status();
+// True if argv holds --json before any "--": known before parsing, so that
+// even a command line CLI11 rejects gets its error as JSON.
+bool wants_json(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--") break;
+    if (a == "--json") return true;
   }
-  Response resp;
-  if (!call(socket_path, req, resp)) return 1;
-  if (resp.code() != wownet::control::OK) {
-    std::fprintf(stderr, "wownetctl: %s\n", resp.message().c_str());
-    return 1;
-  }
+  return false;
+}
+
+// The JSON document (or text) for a successful reply.
+void print_reply(const Response& resp, bool json) {
   if (json) {
-    if (resp.has_attachment()) std::printf("%s", to_json(resp.attachment()).c_str());
-    if (resp.has_attachments()) std::printf("%s", to_json(resp.attachments()).c_str());
-    if (resp.has_leases()) std::printf("%s", to_json(resp.leases()).c_str());
-    if (resp.has_status()) std::printf("%s", to_json(resp.status()).c_str());
-    if (resp.has_peers()) std::printf("%s", to_json(resp.peers()).c_str());
-    if (resp.has_pending()) std::printf("%s", to_json(resp.pending()).c_str());
-    return 0;
+    const google::protobuf::Message* body = nullptr;
+    if (resp.has_attachment()) body = &resp.attachment();
+    if (resp.has_attachments()) body = &resp.attachments();
+    if (resp.has_leases()) body = &resp.leases();
+    if (resp.has_status()) body = &resp.status();
+    if (resp.has_peers()) body = &resp.peers();
+    if (resp.has_pending()) body = &resp.pending();
+    if (body)
+      std::printf("%s\n", wownet::json::print(*body).c_str());
+    else
+      wownet::print_message(true, resp.message());
+    return;
   }
   if (resp.has_attachments())
     print_attachments(resp.attachments());
@@ -300,5 +244,118 @@ int main(int argc, char** argv) {
     print_attachments(one);
   } else
     std::printf("%s\n", resp.message().c_str());
+}
+
+// `wownetctl version`: this program's version and the daemon's.
+int print_versions(const std::string& socket_path, bool json) {
+  Request req;
+  req.mutable_version();
+  Response resp;
+  std::string error;
+  if (call(socket_path, req, resp, error) && resp.code() != wownet::control::OK) error = resp.message();
+  if (error.empty() && !resp.has_version()) error = "hostd sent no version";
+  if (json) {
+    std::printf("{\"client\": %s, \"daemon\": %s", wownet::json::quote(WOWNET_VERSION).c_str(),
+                error.empty() ? wownet::json::quote(resp.version().version()).c_str() : "null");
+    if (!error.empty()) std::printf(", \"error\": %s", wownet::json::quote(error).c_str());
+    std::printf("}\n");
+  } else {
+    std::printf("wownetctl %s\n", WOWNET_VERSION);
+    if (error.empty()) std::printf("wownet-hostd %s\n", resp.version().version().c_str());
+  }
+  if (error.empty()) return 0;
+  std::fprintf(stderr, "wownetctl: %s\n", error.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"wownetctl: control wownet-hostd (with no command: status)"};
+  app.require_subcommand(0, 1);
+  // Options of the main command (--json, --socket) are also taken after a
+  // subcommand: `wownetctl status --json`.
+  app.fallthrough();
+  std::string socket_path = "/run/wownet/hostd.sock";
+  bool json = wants_json(argc, argv), client_version = false;
+  app.add_option("-s,--socket", socket_path, "hostd's control socket");
+  app.add_flag("--json", json, "print exactly one JSON document, also on error");
+  app.add_flag("--version", client_version, "print wownetctl's version and exit");
+
+  std::string ifname, vm, agent_if, name;
+  auto* attach = app.add_subcommand("attach", "attach a VM interface (VIF) to the overlay");
+  attach->add_option("IFNAME", ifname, "the VM's interface on this host")->required();
+  attach->add_option("--vm", vm, "VM name (default: IFNAME)");
+  attach->add_option("--agent-if", agent_if, "host end of the VM's host-only agent channel");
+  auto* detach = app.add_subcommand("detach", "detach a VM and remove its bridge and TAP");
+  detach->add_option("NAME", name, "VM name or VIF")->required();
+  auto* list = app.add_subcommand("list", "show attachments");
+  auto* leases = app.add_subcommand("leases", "show address leases");
+  app.add_subcommand("status", "show hostd status and counters (the default)");
+  auto* peers = app.add_subcommand("peers", "show the overlay's peer nodes");
+  auto* version = app.add_subcommand("version", "show the versions of wownetctl and wownet-hostd");
+  int exit_code = 0;
+  wownet::add_ca_commands(app, exit_code, json);
+  // Online CA work, on a rendezvous that holds the CA: through its hostd.
+  CLI::App* ca = app.get_subcommand("ca");
+  std::string request_id;
+  unsigned days = 365;
+  auto* pending = ca->add_subcommand("pending", "list certificate requests that hosts submitted (via hostd)");
+  auto* approve = ca->add_subcommand("approve", "sign a submitted request; the host picks its certificate up");
+  approve->add_option("ID", request_id, "request ID from ca pending")->required();
+  approve->add_option("--days", days, "validity in days")->check(CLI::Range(1, 3650));
+  auto* deny = ca->add_subcommand("deny", "refuse a submitted request");
+  deny->add_option("ID", request_id, "request ID from ca pending")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (!json || e.get_exit_code() == 0) return app.exit(e);  // help (text), or a text error
+    wownet::print_error(true, e.what());
+    return e.get_exit_code();
+  }
+  if (client_version) {
+    if (json)
+      std::printf("{\"client\": %s}\n", wownet::json::quote(WOWNET_VERSION).c_str());
+    else
+      std::printf("wownetctl %s\n", WOWNET_VERSION);
+    return 0;
+  }
+  bool online_ca = pending->parsed() || approve->parsed() || deny->parsed();
+  if (!online_ca && wownet::ca_command_parsed(app)) return exit_code;
+  if (version->parsed()) return print_versions(socket_path, json);
+
+  Request req;
+  if (pending->parsed()) {
+    req.mutable_ca_pending();
+  } else if (approve->parsed() || deny->parsed()) {
+    req.mutable_ca_decide()->set_id(request_id);
+    req.mutable_ca_decide()->set_approve(approve->parsed());
+    req.mutable_ca_decide()->set_days(days);
+  } else if (attach->parsed()) {
+    req.mutable_attach()->set_ifname(ifname);
+    req.mutable_attach()->set_vm(vm);
+    req.mutable_attach()->set_agent_ifname(agent_if);
+  } else if (detach->parsed()) {
+    req.mutable_detach()->set_name(name);
+  } else if (list->parsed()) {
+    req.mutable_list();
+  } else if (leases->parsed()) {
+    req.mutable_leases();
+  } else if (peers->parsed()) {
+    req.mutable_peers();
+  } else {
+    req.mutable_status();  // `status`, or no command at all
+  }
+  Response resp;
+  std::string error;
+  if (!call(socket_path, req, resp, error)) {
+    wownet::print_error(json, error);
+    return 1;
+  }
+  if (resp.code() != wownet::control::OK) {
+    wownet::print_error(json, resp.message(), wownet::control::Code_Name(resp.code()));
+    return 1;
+  }
+  print_reply(resp, json);
   return 0;
 }

@@ -12,11 +12,13 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # namespace tests, demo and benchmarks: real clients and tools
   iproute2 util-linux isc-dhcp-client busybox udhcpc dnsutils iputils-ping iperf3 tcpdump python3 procps openssl
-  iptables conntrack netcat-openbsd
+  iptables conntrack netcat-openbsd jq
   # the metrics test: promtool checks the exposition, a real Prometheus
   # scrapes it (inside the test's namespace; the package's own service,
   # where systemd starts it, is not used)
   prometheus
+  # man pages (packaging/man, scdoc into roff) and their test (man-db, groff)
+  scdoc man-db groff-base
 )
 
 if [[ $(id -u) != 0 ]]; then

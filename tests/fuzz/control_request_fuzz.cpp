@@ -52,6 +52,10 @@ control::Response reply_to(const control::Request& req) {
     case control::Request::kLeases:
     case control::Request::kStatus:
     case control::Request::kPeers: resp.set_code(control::OK); break;
+    case control::Request::kVersion:
+      resp.set_code(control::OK);
+      resp.mutable_version()->set_version("0.0.0");
+      break;
     case control::Request::BODY_NOT_SET:
       resp.set_code(control::INVALID_ARGUMENT);
       resp.set_message("empty request");

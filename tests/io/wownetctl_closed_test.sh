@@ -71,6 +71,14 @@ EOF
   exit 1
 }
 
+# reap_server: waits for the fake hostd of the last serve, if any.
+reap_server() {
+  if [[ -n $server_pid ]]; then
+    wait "$server_pid" 2>/dev/null
+    server_pid=
+  fi
+}
+
 # expect_failure WHAT PATTERN ARGS...: wownetctl ARGS exits 1 (not by a
 # signal), prints nothing on stdout and one stderr line "wownetctl: $sock: ..."
 # that contains PATTERN.
@@ -82,10 +90,7 @@ expect_failure() {
   local err lines
   err=$(cat "$dir/err")
   lines=$(wc -l <"$dir/err")
-  if [[ -n $server_pid ]]; then
-    wait "$server_pid" 2>/dev/null
-    server_pid=
-  fi
+  reap_server
   if [[ $rc != 1 ]]; then
     echo "FAIL: $what: exit $rc, want 1 ($((rc > 128 ? rc - 128 : 0)) is the signal if any); stderr: $err"
     fail=1
@@ -133,5 +138,32 @@ fi
 
 sock=$dir/nobody-here.sock
 expect_failure "no hostd at all" "cannot connect" status
+
+# With --json (before or after the command) the same failures are also one
+# JSON document on stdout: {"error": ...}, and "code" when hostd refused.
+expect_json() {
+  local what=$1 want=$2
+  shift 2
+  local out rc
+  out=$(timeout 20 "$ctl" --socket "$sock" "$@" 2>/dev/null)
+  rc=$?
+  reap_server
+  if [[ $rc == 1 && $out == "$want" ]]; then
+    echo "ok: $what: $out"
+  else
+    echo "FAIL: $what: exit $rc, stdout '$out', want exit 1 and '$want'"
+    fail=1
+  fi
+}
+expect_json "--json, no hostd at all" \
+  "{\"error\": \"$sock: cannot connect to wownet-hostd: No such file or directory\"}" --json status
+serve close
+expect_json "--json after the command, hostd closes at once" \
+  "{\"error\": \"$sock: connection closed by hostd before the reply\"}" list --json
+serve garbage
+expect_json "--json, garbage reply" "{\"error\": \"$sock: malformed reply (3 bytes)\"}" --json
+serve refuse
+expect_json "--json, hostd refuses" \
+  "{\"error\": \"request larger than 1 MiB\", \"code\": \"INVALID_ARGUMENT\"}" --json attach "$big" --vm "$big"
 
 exit $fail

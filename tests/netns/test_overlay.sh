@@ -304,7 +304,7 @@ wn_check "a1 and b1 talk again after host A restarts" wn_wait_for 30 "a1 -> b1 a
   ip netns exec "${VM[a1]}" ping -c 1 -W 1 "${IP[b1]}"
 wn_eq "a1 kept its address" "$(addr_of a1)" "${IP[a1]}"
 offload=$(CTL "${NODE_NS[hosta]}" status --json | wn_json "(d['overlay']['udp_gso'], d['overlay']['udp_gro'])")
-wn_eq "host A says its UDP offloads are off" "$offload" "('0', '0')"
+wn_eq "host A says its UDP offloads are off" "$offload" "(0, 0)"
 transfer() {  # from-vm to-vm: a 20 MB file, by sha256
   wn_spawn "tcp-receiver-$2" ip netns exec "${VM[$2]}" python3 "$WOWNET_SOURCE/tests/netns/tcp_blob.py" receive 5556 \
     "$WN_TMP/blob.$2"

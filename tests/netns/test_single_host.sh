@@ -114,9 +114,9 @@ done
 # --- agent reports -------------------------------------------------------------
 wn_check "agent reports reach hostd with host names" wn_wait_for 15 "agent host names" bash -c \
   "${CTL[*]} list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); \
-   names=sorted(a[\"agent\"][\"host_name\"] for a in d[\"attachments\"] if \"agent\" in a); \
+   names=sorted(a[\"agent\"][\"host_name\"] for a in d[\"attachments\"] if a[\"agent\"]); \
    sys.exit(0 if names==[\"alpha\",\"bravo\",\"charlie\"] else 1)'"
-age=$("${CTL[@]}" list --json | wn_json 'max(int(a["agent"]["age_seconds"]) for a in d["attachments"] if "agent" in a)')
+age=$("${CTL[@]}" list --json | wn_json 'max(a["agent"]["age_seconds"] for a in d["attachments"] if a["agent"])')
 wn_check "last agent reports are fresh (max age ${age}s)" [ "$age" -le 5 ]
 
 # --- DNS -----------------------------------------------------------------------
