@@ -179,7 +179,7 @@ class HostEngine {
   const DhcpCounters& dhcp_counters() const { return dhcp_.counters(); }
   const DnsCounters& dns_counters() const { return dns_counters_; }
   // Increments whenever attachments' MACs or the lease table change.
-  std::uint64_t state_version() const { return leases_.version() + bindings_version_; }
+  std::uint64_t state_version() const { return leases_.local_version() + bindings_version_; }
   // Increments when only lease expiries moved (renewals): worth saving soon,
   // not before the reply.
   std::uint64_t expiry_version() const { return leases_.expiry_version(); }
