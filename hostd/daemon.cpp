@@ -9,6 +9,7 @@
 #include <ctime>
 #include <regex>
 
+#include "control_logging.h"
 #include "control_version.h"
 #include "core/dns.h"
 #include "core/offload.h"
@@ -409,6 +410,7 @@ bool Daemon::save_state() {
 // --- control requests ------------------------------------------------------
 
 void Daemon::handle(const control::Request& req, control::Response& resp) {
+  log_control_request(req);
   resp.set_code(control::OK);
   switch (req.body_case()) {
     case control::Request::kAttach: attach(req.attach(), resp); break;
@@ -418,6 +420,7 @@ void Daemon::handle(const control::Request& req, control::Response& resp) {
     case control::Request::kStatus: status(resp); break;
     case control::Request::kPeers: peers(resp); break;
     case control::Request::kVersion: answer_version(resp); break;
+    case control::Request::kLogLevel: answer_log_level(req.log_level(), resp); break;
     case control::Request::kCaPending:
     case control::Request::kCaDecide: {
       EnrollmentDesk* desk = overlay_ ? overlay_->desk() : nullptr;

@@ -15,8 +15,13 @@
 #include "config.h"
 #include "daemon.h"
 #include "io/instance_lock.h"
+#include "logging.h"
+#include "util/repeat_limiter.h"
 
 namespace {
+
+namespace util = wownet::util;
+namespace logging = wownet::logging;
 
 // How long a new hostd waits for its predecessor on the same state
 // directory to exit (systemd restarts, a slow shutdown) before giving up.
@@ -25,25 +30,22 @@ constexpr auto kPredecessorWait = std::chrono::seconds(30);
 // libprotobuf reports what it rejects (e.g. invalid UTF-8 in a string
 // field) on stderr, one line per message, whatever hostd's log level: a
 // peer could flood the log with it. Its lines go through spdlog instead, at
-// most kBurst per window, and the number left out is reported once the
-// window has passed.
+// most 5 per 10 s whatever their text (one kind for the repeat limiter),
+// and the number left out is reported once the window has passed.
+util::RepeatLimiter& protobuf_limiter() {
+  static util::RepeatLimiter limiter(util::RepeatLimiter::Settings{5, 10000, 1});
+  return limiter;
+}
+
+void report_protobuf_repeats(std::int64_t now_ms) {
+  for (const auto& s : protobuf_limiter().expire(now_ms))
+    spdlog::warn("protobuf: {} more messages suppressed", s.suppressed);
+}
+
 void protobuf_log(google::protobuf::LogLevel level, const char* file, int line, const std::string& message) {
-  constexpr int kBurst = 5;
-  constexpr auto kWindow = std::chrono::seconds(10);
-  static auto window_start = std::chrono::steady_clock::time_point{};
-  static int in_window = 0;
-  static unsigned long long suppressed = 0;
-  auto now = std::chrono::steady_clock::now();
-  if (now - window_start >= kWindow) {
-    if (suppressed) spdlog::warn("protobuf: {} more messages suppressed", suppressed);
-    window_start = now;
-    in_window = 0;
-    suppressed = 0;
-  }
-  if (++in_window > kBurst) {
-    ++suppressed;
-    return;
-  }
+  const std::int64_t now = logging::RepeatLimitSink::steady_now_ms();
+  report_protobuf_repeats(now);
+  if (!protobuf_limiter().allow("protobuf", now, message)) return;
   auto lvl = level >= google::protobuf::LOGLEVEL_ERROR     ? spdlog::level::err
              : level == google::protobuf::LOGLEVEL_WARNING ? spdlog::level::warn
                                                            : spdlog::level::info;
@@ -55,11 +57,14 @@ void protobuf_log(google::protobuf::LogLevel level, const char* file, int line, 
 int main(int argc, char** argv) {
   CLI::App app{"wownet-hostd: joins this host's VMs to the wownet virtual network"};
   std::string config_path, state_dir, control_socket, log_level;
-  bool check_only = false, version = false;
+  bool check_only = false, version = false, priorities = false;
   app.add_option("-c,--config", config_path, "TOML config file (default: built-in defaults)");
   app.add_option("--state-dir", state_dir, "directory for leases and attachments (default /var/lib/wownet)");
   app.add_option("--control-socket", control_socket, "Unix control socket (default /run/wownet/hostd.sock)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
+  app.add_flag("--log-priorities", priorities,
+               "prefix log lines with their syslog priority (<3> error ... <7> debug) for the journal; "
+               "the default when JOURNAL_STREAM names stderr (under systemd)");
   app.add_flag("--check-config", check_only, "validate the config file and exit");
   app.add_flag("--version", version, "print the version and exit");
   CLI11_PARSE(app, argc, argv);
@@ -97,9 +102,16 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  auto logger = spdlog::stderr_color_mt("hostd");
+  // Lines of one kind beyond kLogBurst in kLogWindow are left out and
+  // counted; the timer below writes the counts of windows that ended.
+  constexpr std::uint32_t kLogBurst = 20;
+  constexpr std::int64_t kLogWindowMs = 10000;
+  auto log_sink =
+      std::make_shared<logging::RepeatLimitSink>(std::make_shared<spdlog::sinks::stderr_color_sink_mt>(),
+                                                 util::RepeatLimiter::Settings{kLogBurst, kLogWindowMs, 256});
+  auto logger = std::make_shared<spdlog::logger>("hostd", log_sink);
   spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_formatter(logging::make_formatter(priorities || logging::stderr_is_journal()));
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   std::signal(SIGPIPE, SIG_IGN);
   google::protobuf::SetLogHandler(&protobuf_log);
@@ -161,6 +173,16 @@ int main(int argc, char** argv) {
     signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);
+  boost::asio::steady_timer repeats_timer(io);
+  std::function<void(const boost::system::error_code&)> on_repeats_timer = [&](const boost::system::error_code& ec) {
+    if (ec) return;
+    log_sink->flush_repeats();
+    report_protobuf_repeats(logging::RepeatLimitSink::steady_now_ms());
+    repeats_timer.expires_after(std::chrono::seconds(1));
+    repeats_timer.async_wait(on_repeats_timer);
+  };
+  repeats_timer.expires_after(std::chrono::seconds(1));
+  repeats_timer.async_wait(on_repeats_timer);
   sd_notify(0, "READY=1");
   io.run();
   daemon.stop();

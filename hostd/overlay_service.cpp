@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include <unistd.h>
+#include "overlay/peer_label.h"
 #include "overlay/session_settings.h"
 #include "registry/registry.h"
 #include "registry/registry_store.h"
@@ -157,7 +158,7 @@ bool OverlayService::start_sessions(std::string& error) {
       case crypto::PeerCheck::Result::UnknownCa: out.alert = crypto::VerifyAlert::UnknownCa; break;
       default: out.alert = crypto::VerifyAlert::BadCertificate; break;
     }
-    if (!out.ok) spdlog::warn("refusing peer: {}", out.reason);
+    if (!out.ok) spdlog::warn("refusing peer {}: {}", overlay::peer_label(pc.node_name, pc.node_id), out.reason);
     return out;
   };
   overlay::PeerConfig pc;
@@ -379,7 +380,8 @@ void OverlayService::offer_relay(const std::string& node) {
 void OverlayService::on_resolved(const overlay::Resolved& r) {
   const std::string& node = r.node_id();
   std::vector<overlay::UdpEndpoint> eps = endpoints_of(r.endpoints(), overlay::NatTraversal::kMaxEndpoints);
-  spdlog::debug("resolved {} -> node {} ({} endpoints{})", r.address(), node, eps.size(),
+  learn_name(node, r.node_name());
+  spdlog::debug("resolved {} -> peer {} ({} endpoints{})", r.address(), peer_label(node), eps.size(),
                 r.punched() ? ", punched" : "");
   if (node.empty() || node == node_id_) return;
   // How long the Punch needs to reach the node: about our own round trip
@@ -423,7 +425,7 @@ void OverlayService::send_packet(std::string_view node, ConstByteSpan packet, Ip
   }
   overlay::Actions out;
   if (registry_client_.resolve(now_ms(), node, destination, out))
-    spdlog::debug("no endpoint for node {}: resolving {}", node, destination.to_string());
+    spdlog::debug("no endpoint for peer {}: resolving {}", peer_label(node), destination.to_string());
   carry_out(out);
 }
 

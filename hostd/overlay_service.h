@@ -114,6 +114,10 @@ class OverlayService : public overlay::PeerOutput {
   void on_resolved(const overlay::Resolved& r);
   void retry_direct_paths();
   void refresh_reflexive(const std::string& node);
+  // How log lines name a node: "name (short id…)" once its name is known
+  // (from its session, a Resolved or a Punch), else the short id.
+  std::string peer_label(std::string_view node_id) const;
+  void learn_name(std::string_view node_id, std::string_view node_name);
   void persist_crl();
   bool start_sessions(std::string& error);
   void on_enroll_datagram(const overlay::UdpEndpoint& from, ConstByteSpan data);
@@ -190,7 +194,8 @@ class OverlayService : public overlay::PeerOutput {
   bool timer_armed_ = false;
 
   // Host role: the rendezvous sessions and requests in flight.
-  std::map<std::string, overlay::UdpEndpoint> rendezvous_up_;  // node id -> endpoint
+  std::map<std::string, overlay::UdpEndpoint> rendezvous_up_;   // node id -> endpoint
+  std::map<std::string, std::string, std::less<>> peer_names_;  // node id -> name, for log lines
   overlay::RegistryClient registry_client_;
   std::uint64_t next_local_request_ = 1;  // rendezvous: its own VMs' requests
 

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "io/local_addresses.h"
+#include "overlay/peer_label.h"
 #include "overlay_service.h"
 #include "registry/registry.h"
 #include "util/file_io.h"
@@ -19,9 +20,24 @@ std::optional<Lease> from_wire(const overlay::Lease& w) {
 
 }  // namespace
 
+std::string OverlayService::peer_label(std::string_view node_id) const {
+  auto it = peer_names_.find(node_id);
+  return overlay::peer_label(it == peer_names_.end() ? std::string_view{} : std::string_view(it->second), node_id);
+}
+
+void OverlayService::learn_name(std::string_view node_id, std::string_view node_name) {
+  if (node_id.empty() || node_name.empty()) return;
+  auto it = peer_names_.find(node_id);
+  if (it == peer_names_.end())
+    peer_names_.emplace(std::string(node_id), std::string(node_name));
+  else if (it->second != node_name)
+    it->second.assign(node_name);
+}
+
 void OverlayService::peer_up(std::string_view node_id, std::string_view node_name, const overlay::UdpEndpoint& ep) {
   std::string id(node_id);
-  spdlog::info("peer {} ({}) up at {}", node_name, id, ep.to_string());
+  learn_name(node_id, node_name);
+  spdlog::info("peer {} up at {}", peer_label(id), ep.to_string());
   if (registry_) {
     std::vector<registry::Outgoing> out;
     registry_->on_node_up(now_s(), id, std::string(node_name), ep.address.to_string(), ep.port, out);
@@ -56,7 +72,7 @@ void OverlayService::peer_up(std::string_view node_id, std::string_view node_nam
 
 void OverlayService::peer_down(std::string_view node_id, std::string_view reason) {
   std::string id(node_id);
-  spdlog::info("peer {} down: {}", id, reason);
+  spdlog::info("peer {} down: {}", peer_label(id), reason);
   if (registry_) registry_->on_node_down(now_s(), id);
   const bool was_rendezvous = rendezvous_up_.erase(id) != 0;
   registry_client_.on_rendezvous_down(id);
@@ -206,7 +222,8 @@ void OverlayService::handle_registry_message(const std::string& from, const over
       // Open our NAT toward it with probes that die before its NAT (a
       // full packet arriving there before its own first one would make a
       // Linux NAT remap its port), and record where it is.
-      spdlog::debug("punch: node {} calls from {}", p.node_name(), eps.front().to_string());
+      learn_name(p.node_id(), p.node_name());
+      spdlog::debug("punch: peer {} calls from {}", peer_label(p.node_id()), eps.front().to_string());
       overlay::Actions out;
       nat_.on_punch(p.node_id(), eps, out);
       carry_out(out);

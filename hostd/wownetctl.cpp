@@ -217,6 +217,7 @@ void print_reply(const Response& resp, bool json) {
     if (resp.has_status()) body = &resp.status();
     if (resp.has_peers()) body = &resp.peers();
     if (resp.has_pending()) body = &resp.pending();
+    if (resp.has_log_level()) body = &resp.log_level();
     if (body)
       std::printf("%s\n", wownet::json::print(*body).c_str());
     else
@@ -237,6 +238,12 @@ void print_reply(const Response& resp, bool json) {
     for (const auto& p : resp.pending().requests())
       std::printf("%-32s  %-20s  %-22s  %s\n", p.id().c_str(), p.name().c_str(), p.from().c_str(),
                   ago(p.submitted_unix(), now).c_str());
+  } else if (resp.has_log_level()) {
+    const auto& l = resp.log_level();
+    if (l.old_level() == l.level())
+      std::printf("log level %s\n", l.level().c_str());
+    else
+      std::printf("log level %s -> %s\n", l.old_level().c_str(), l.level().c_str());
   } else if (resp.has_attachment()) {
     wownet::control::AttachmentList one;
     *one.add_attachments() = resp.attachment();
@@ -294,6 +301,10 @@ int main(int argc, char** argv) {
   app.add_subcommand("status", "show hostd status and counters (the default)");
   auto* peers = app.add_subcommand("peers", "show the overlay's peer nodes");
   auto* version = app.add_subcommand("version", "show the versions of wownetctl and wownet-hostd");
+  std::string log_level;
+  auto* log_level_cmd = app.add_subcommand("log-level", "show or set hostd's log level (until restart or SIGHUP)");
+  log_level_cmd->add_option("LEVEL", log_level, "trace, debug, info, warn, error, critical or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   int exit_code = 0;
   wownet::add_ca_commands(app, exit_code, json);
   // Online CA work, on a rendezvous that holds the CA: through its hostd.
@@ -343,6 +354,8 @@ int main(int argc, char** argv) {
     req.mutable_leases();
   } else if (peers->parsed()) {
     req.mutable_peers();
+  } else if (log_level_cmd->parsed()) {
+    req.mutable_log_level()->set_level(log_level);
   } else {
     req.mutable_status();  // `status`, or no command at all
   }

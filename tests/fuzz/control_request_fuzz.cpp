@@ -56,6 +56,12 @@ control::Response reply_to(const control::Request& req) {
       resp.set_code(control::OK);
       resp.mutable_version()->set_version("0.0.0");
       break;
+    case control::Request::kLogLevel:
+      // hostd/control_logging.cpp: an unknown name is echoed in the error.
+      resp.set_code(control::INVALID_ARGUMENT);
+      resp.set_message("unknown log level '" + req.log_level().level() +
+                       "': expected trace, debug, info, warn, error, critical or off");
+      break;
     case control::Request::BODY_NOT_SET:
       resp.set_code(control::INVALID_ARGUMENT);
       resp.set_message("empty request");

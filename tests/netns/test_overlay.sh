@@ -173,6 +173,10 @@ wn_check_not "no VM payload appears on the underlay" \
 wn_check "host A lists host B as an established peer" bash -c \
   "$(declare -f CTL); BIN=$BIN WN_TMP=$WN_TMP; CTL ${NODE_NS[hosta]} peers --json | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(p[\"node_name\"]==\"hostb\" and p[\"established\"] for p in d.get(\"peers\",[])) else 1)'"
 
+wn_check "host A's log names host B by name and short ID" \
+  grep -qE "info peer hostb \([0-9a-f]{8}…\) up at " "$WN_TMP/hostd-hosta.log"
+wn_check "and the rendezvous by name too" grep -qE "info peer rv \([0-9a-f]{8}…\) up at " "$WN_TMP/hostd-hosta.log"
+
 # --- Prometheus metrics of the overlay (each node serves them on its own loopback) ----------
 scrape() {  # node
   ip netns exec "${NODE_NS[$1]}" python3 -c \
@@ -273,9 +277,9 @@ for n in rogue revoked expired; do
     "$(declare -f CTL); BIN=$BIN WN_TMP=$WN_TMP; CTL ${NODE_NS[$n]} peers --json | grep -q '\"established\": true'"
 done
 wn_check "the rendezvous counted the refused handshakes" [ "$(counter rv handshake_failures)" -gt 0 ]
-wn_check "the rendezvous logged why (unknown CA)" grep -qi "refusing peer: unknown-ca" "$WN_TMP/hostd-rv.log"
-wn_check "the rendezvous logged why (revoked)" grep -qi "refusing peer: revoked" "$WN_TMP/hostd-rv.log"
-wn_check "the rendezvous logged why (expired)" grep -qi "refusing peer: expired" "$WN_TMP/hostd-rv.log"
+wn_check "the rendezvous logged why (unknown CA)" grep -qiE "refusing peer [^:]+: unknown-ca" "$WN_TMP/hostd-rv.log"
+wn_check "the rendezvous logged why (revoked)" grep -qiE "refusing peer [^:]+: revoked" "$WN_TMP/hostd-rv.log"
+wn_check "the rendezvous logged why (expired)" grep -qiE "refusing peer [^:]+: expired" "$WN_TMP/hostd-rv.log"
 wn_check "a node with a bad certificate stays up for its admin" CTL "${NODE_NS[expired]}" status
 
 # --- restarts ------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ expect "cert subcommands" "$(completions cert "")" "$(help_section Subcommands c
 # The options of the main command are accepted after any command too.
 global=$(help_section Options)
 expect "options" "$(completions --)" "$(help_section Options | tr ' ' '\n' | grep -- '^--' | tr '\n' ' ')"
-for cmd in attach detach list leases status peers version "ca init" "ca sign" "ca revoke" "ca crl" "ca pending" \
+for cmd in attach detach list leases status peers version log-level "ca init" "ca sign" "ca revoke" "ca crl" "ca pending" \
   "ca approve" "ca deny" "cert request" "cert show"; do
   # shellcheck disable=SC2086
   want=$(printf '%s\n' $global $(help_section Options $cmd) | grep -- '^--' | sort -u | tr '\n' ' ')
@@ -58,6 +58,9 @@ for cmd in attach detach list leases status peers version "ca init" "ca sign" "c
   expect "options of $cmd" "$(completions $cmd --)" "$want"
 done
 expect "a command after options" "$(completions --json -s /x st)" "status "
+expect "log-level's levels" "$(completions log-level "")" "critical debug error info off trace warn "
+expect "log-level's levels, by prefix" "$(completions log-level w)" "warn "
+expect "log-level takes one level" "$(completions log-level debug "")" ""
 expect "ca subcommand after --json" "$(completions --json ca ap)" "approve "
 [[ " $(completions attach "") " == *" lo "* ]] && echo "ok: attach completes interfaces" ||
   { echo "FAIL: attach IFNAME does not complete interface lo"; fail=1; }
