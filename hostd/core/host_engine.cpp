@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/bytes.h"
 
@@ -78,6 +79,13 @@ void HostEngine::take_lease(AttachmentState& att, const Lease& l) {
 void HostEngine::remove_attachment(AttachmentId id) {
   auto it = attachments_.find(id);
   if (it == attachments_.end()) return;
+  // Its offers and binds not sent yet go with it: the VM is not here (a
+  // move asked for at attach time would take its lease from where it is).
+  // A release or decline it sent still goes out.
+  const AttachmentState& att = it->second;
+  std::erase_if(asks_, [&att](const LeaseAsk& a) {
+    return (a.kind == LeaseAsk::Kind::Offer || a.kind == LeaseAsk::Kind::Bind) && a.vm == att.vm && a.mac == att.mac;
+  });
   unbind(it->second);
   attachments_.erase(it);
   ++bindings_version_;

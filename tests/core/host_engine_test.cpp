@@ -910,6 +910,31 @@ TEST_F(RegistryModeTest, AttachingAMigratedVmMovesItsLeaseBeforeItSpeaks) {
   EXPECT_TRUE(engine_.take_lease_asks().empty());
 }
 
+// An attachment removed before its asks left (the daemon's attach failed
+// to bring the VIF up, or it was detached at once) takes them along: the
+// registry must not move a VM's lease to a node where the VM is not.
+TEST_F(RegistryModeTest, ARemovedAttachmentsMoveIsNotAskedFor) {
+  const Ipv4Addr a9 = ip(10, 128, 3, 9);
+  Lease elsewhere = granted(a9, kMac1, LeaseState::Bound, T0 + 3600, "node-a");
+  elsewhere.vm = "moved";
+  engine_.on_registry_lease(T0, elsewhere);
+  engine_.take_lease_asks();
+  engine_.add_attachment(7, "moved", std::nullopt, T0 + 1);
+  // Another VM's ask queued meanwhile still goes out.
+  send(1, dhcp_frame(kMac2, 1, kAny, kAll, kAny, true));
+  engine_.remove_attachment(7);
+  auto left = engine_.take_lease_asks();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].kind, LeaseAsk::Kind::Offer);
+  EXPECT_EQ(left[0].vm, "vm1");
+  // Attached again, it asks again.
+  engine_.add_attachment(8, "moved", std::nullopt, T0 + 2);
+  auto asks = engine_.take_lease_asks();
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Bind);
+  EXPECT_EQ(asks[0].address, a9);
+}
+
 TEST_F(RegistryModeTest, RefusalTurnsAWaitingRequestIntoANak) {
   send(1, dhcp_frame(kMac1, 3, kAny, kAll, kAny, false, opt_addr(50, ip(10, 128, 3, 9))));
   auto nak = engine_.on_registry_refusal(T0, kMac1);
