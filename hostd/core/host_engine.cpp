@@ -138,6 +138,12 @@ bool HostEngine::mac_available(const AttachmentState& att, MacAddr mac, UnixTime
   return !leases_.reserved_for_other_vm(mac, att.vm, now);
 }
 
+bool HostEngine::holds_lease_elsewhere(const AttachmentState& att, Ipv4Addr addr, UnixTime now) const {
+  if (!registry_mode() || att.ip || !att.mac) return false;
+  const Lease* l = leases_.find_active(addr, now);
+  return l && l->mac == *att.mac && l->vm == att.vm && l->node != self_node_;
+}
+
 bool HostEngine::may_claim(const AttachmentState& att, Ipv4Addr addr, UnixTime now) const {
   return leases_.is_available(addr, *att.mac, now) && !leases_.reserved_for_other_vm(*att.mac, att.vm, now);
 }
@@ -233,7 +239,8 @@ FrameAction HostEngine::handle_arp(UnixTime now, AttachmentState& att, const Eth
   if (!arp) return drop(&att, DropReason::Malformed);
   if (arp->sender_mac != eth.src) return drop(&att, DropReason::SpoofedMac);
   // A probe (RFC 5227 §2.1.1) has sender address 0: nothing to learn or police.
-  if (!arp->sender_ip.is_zero() && !accept_source_ip(now, att, arp->sender_ip))
+  if (!arp->sender_ip.is_zero() && !accept_source_ip(now, att, arp->sender_ip) &&
+      !holds_lease_elsewhere(att, arp->sender_ip, now))
     return drop(&att, DropReason::SpoofedIp);
   if (arp->op != kArpRequest) return FrameAction::none();
   // Probes and announcements (sender == target) get no answer, so a VM
