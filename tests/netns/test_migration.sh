@@ -17,6 +17,11 @@
 # each case and must stay under MIGRATION_MAX_OUTAGE seconds (3: the goal is
 # under 1 s, the bound allows for a loaded 2-core machine). The registry,
 # the old host and host C must all name the new host as m's node.
+# Measured on the shared 2-core machine (three runs): detach first, TCP
+# 0.29-0.31 s and ping 0.99-1.01 s (m's own pings to c before the attach
+# left its gateway neighbour entry unresolved; Linux tries again after
+# 1 s); attach first 0.02-0.06 s from the switch; silent 0.25-0.33 s.
+# 50 to 80 s in all.
 #
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
