@@ -516,6 +516,7 @@ void Daemon::leases(control::Response& resp) {
     r->set_expiry_unix(l.expiry);
     r->set_state(l.state == LeaseState::Bound && !l.active(now) ? "expired" : to_string(l.state));
     r->set_origin(to_string(l.origin));
+    r->set_node(l.node);
   }
 }
 

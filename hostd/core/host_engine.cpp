@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/bytes.h"
 
@@ -78,6 +79,13 @@ void HostEngine::take_lease(AttachmentState& att, const Lease& l) {
 void HostEngine::remove_attachment(AttachmentId id) {
   auto it = attachments_.find(id);
   if (it == attachments_.end()) return;
+  // Its offers and binds not sent yet go with it: the VM is not here (a
+  // move asked for at attach time would take its lease from where it is).
+  // A release or decline it sent still goes out.
+  const AttachmentState& att = it->second;
+  std::erase_if(asks_, [&att](const LeaseAsk& a) {
+    return (a.kind == LeaseAsk::Kind::Offer || a.kind == LeaseAsk::Kind::Bind) && a.vm == att.vm && a.mac == att.mac;
+  });
   unbind(it->second);
   attachments_.erase(it);
   ++bindings_version_;
@@ -128,6 +136,12 @@ bool HostEngine::mac_available(const AttachmentState& att, MacAddr mac, UnixTime
   // detached VM may be attached again, a VM elsewhere may migrate here):
   // only that VM name may present it until the lease expires.
   return !leases_.reserved_for_other_vm(mac, att.vm, now);
+}
+
+bool HostEngine::holds_lease_elsewhere(const AttachmentState& att, Ipv4Addr addr, UnixTime now) const {
+  if (!registry_mode() || att.ip || !att.mac) return false;
+  const Lease* l = leases_.find_active(addr, now);
+  return l && l->mac == *att.mac && l->vm == att.vm && l->node != self_node_;
 }
 
 bool HostEngine::may_claim(const AttachmentState& att, Ipv4Addr addr, UnixTime now) const {
@@ -225,7 +239,8 @@ FrameAction HostEngine::handle_arp(UnixTime now, AttachmentState& att, const Eth
   if (!arp) return drop(&att, DropReason::Malformed);
   if (arp->sender_mac != eth.src) return drop(&att, DropReason::SpoofedMac);
   // A probe (RFC 5227 §2.1.1) has sender address 0: nothing to learn or police.
-  if (!arp->sender_ip.is_zero() && !accept_source_ip(now, att, arp->sender_ip))
+  if (!arp->sender_ip.is_zero() && !accept_source_ip(now, att, arp->sender_ip) &&
+      !holds_lease_elsewhere(att, arp->sender_ip, now))
     return drop(&att, DropReason::SpoofedIp);
   if (arp->op != kArpRequest) return FrameAction::none();
   // Probes and announcements (sender == target) get no answer, so a VM

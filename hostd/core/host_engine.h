@@ -204,6 +204,10 @@ class HostEngine {
   bool mac_available(const AttachmentState& att, MacAddr mac, UnixTime now) const;
   // Binds the VM's lease, or asks the registry to move it here.
   void take_lease(AttachmentState& att, const Lease& l);
+  // True if `addr` is `att`'s VM's lease (same MAC and name) held by
+  // another node: a VM that migrated here, its lease not moved yet. Its ARP
+  // is answered meanwhile (its IP packets wait for the move).
+  bool holds_lease_elsewhere(const AttachmentState& att, Ipv4Addr addr, UnixTime now) const;
   // True if `att` (whose MAC is fixed) may take `addr`: the address is free
   // for its MAC and the MAC is not another VM's while that VM's lease lasts.
   bool may_claim(const AttachmentState& att, Ipv4Addr addr, UnixTime now) const;

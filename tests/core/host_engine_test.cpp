@@ -932,6 +932,56 @@ TEST_F(RegistryModeTest, OtherNodesLeasesAreNotStateToPersist) {
   EXPECT_NE(engine_.state_version(), v1);
 }
 
+// A migrated VM's ARP for the gateway, sent before the registry's grant
+// of the move arrives, is answered: its sender address is the VM's own
+// lease (same MAC, same VM name). (It was dropped as spoofed, and the VM
+// waited a full ARP retry, 1 s on Linux, after the lease had moved.)
+// Its IP packets still wait for the grant.
+TEST_F(RegistryModeTest, AMigratedVmsArpIsAnsweredWhileItsMoveIsAskedFor) {
+  const Ipv4Addr a9 = ip(10, 128, 3, 9);
+  Lease elsewhere = granted(a9, kMac1, LeaseState::Bound, T0 + 3600, "node-a");
+  elsewhere.vm = "moved";
+  engine_.on_registry_lease(T0, elsewhere);
+  engine_.take_lease_asks();
+  engine_.add_attachment(7, "moved", std::nullopt, T0 + 1);
+  auto a = send(7, ethernet(kBcast, kMac1, 0x0806, arp(1, kMac1, a9, MacAddr{}, kGw)), T0 + 1);
+  ASSERT_EQ(a.kind, FrameAction::Kind::WriteToTap);
+  Bytes f = out(a);
+  EXPECT_EQ(Bytes(f.begin() + 22, f.begin() + 32), cat({Bytes{0x02, 0x77, 0x6e, 0, 0, 1}, addr_bytes(kGw)}));
+  EXPECT_FALSE(engine_.attachment(7)->ip);
+  Bytes ping = ethernet(kGwMac, kMac1, 0x0800, ipv4(a9, kGw, 1, icmp_echo(1, 1, {})));
+  EXPECT_EQ(send(7, ping, T0 + 1).reason, DropReason::AwaitingRegistry);
+  // Another VM name presenting an address leased elsewhere gets nothing.
+  auto other = send(2, ethernet(kBcast, kMac2, 0x0806, arp(1, kMac2, a9, MacAddr{}, kGw)), T0 + 1);
+  EXPECT_EQ(other.kind, FrameAction::Kind::Drop);
+  EXPECT_EQ(other.reason, DropReason::SpoofedIp);
+}
+
+// An attachment removed before its asks left (the daemon's attach failed
+// to bring the VIF up, or it was detached at once) takes them along: the
+// registry must not move a VM's lease to a node where the VM is not.
+TEST_F(RegistryModeTest, ARemovedAttachmentsMoveIsNotAskedFor) {
+  const Ipv4Addr a9 = ip(10, 128, 3, 9);
+  Lease elsewhere = granted(a9, kMac1, LeaseState::Bound, T0 + 3600, "node-a");
+  elsewhere.vm = "moved";
+  engine_.on_registry_lease(T0, elsewhere);
+  engine_.take_lease_asks();
+  engine_.add_attachment(7, "moved", std::nullopt, T0 + 1);
+  // Another VM's ask queued meanwhile still goes out.
+  send(1, dhcp_frame(kMac2, 1, kAny, kAll, kAny, true));
+  engine_.remove_attachment(7);
+  auto left = engine_.take_lease_asks();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].kind, LeaseAsk::Kind::Offer);
+  EXPECT_EQ(left[0].vm, "vm1");
+  // Attached again, it asks again.
+  engine_.add_attachment(8, "moved", std::nullopt, T0 + 2);
+  auto asks = engine_.take_lease_asks();
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(asks[0].kind, LeaseAsk::Kind::Bind);
+  EXPECT_EQ(asks[0].address, a9);
+}
+
 TEST_F(RegistryModeTest, RefusalTurnsAWaitingRequestIntoANak) {
   send(1, dhcp_frame(kMac1, 3, kAny, kAll, kAny, false, opt_addr(50, ip(10, 128, 3, 9))));
   auto nak = engine_.on_registry_refusal(T0, kMac1);

@@ -144,3 +144,40 @@ wn_finish() {
 # wn_json FILTER: reads JSON on stdin and prints the Python expression
 # FILTER applied to it as `d` (no jq dependency).
 wn_json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# --- an overlay: a CA, node certificates, an underlay bridge -----------------
+
+# wn_pki_init NAME: a CA in $WN_TMP/pki/ca (wownetctl from $BIN).
+wn_pki_init() { "$BIN/wownetctl" ca init --dir "$WN_TMP/pki/ca" --name "$1" --days 30 >/dev/null; }
+
+# wn_node_cert NODE: a key and a certificate signed by that CA in $WN_TMP/pki/NODE.
+wn_node_cert() {
+  "$BIN/wownetctl" cert request --dir "$WN_TMP/pki/$1" --name "$1" >/dev/null
+  "$BIN/wownetctl" ca sign --dir "$WN_TMP/pki/ca" --csr "$WN_TMP/pki/$1/node.csr" \
+    --out "$WN_TMP/pki/$1/node.crt" --days 10 >/dev/null
+}
+
+# wn_no_ipv6 NS: the namespace speaks IPv4 only.
+wn_no_ipv6() { ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; }
+
+# wn_underlay VAR: namespace "wan" with bridge br0 (192.0.2.1/24), IPv4 only;
+# its name goes to VAR.
+wn_underlay() {
+  wn_ns "$1" wan
+  local -n wan_=$1
+  wn_no_ipv6 "$wan_"
+  ip -n "$wan_" link add br0 type bridge
+  ip -n "$wan_" link set br0 up
+  ip -n "$wan_" addr add 192.0.2.1/24 dev br0
+}
+
+# wn_underlay_node VAR WAN NODE ADDRESS: namespace NODE on the underlay
+# bridge of WAN through its device "uplink" with ADDRESS/24; name to VAR.
+wn_underlay_node() {
+  wn_ns "$1" "$3"
+  local -n node_=$1
+  wn_no_ipv6 "$node_"
+  wn_veth "$node_" uplink "$2" "u-$3"
+  ip -n "$2" link set "u-$3" master br0
+  ip -n "$node_" addr add "$4/24" dev uplink
+}
