@@ -63,6 +63,7 @@ const std::map<std::string_view, std::string_view>& catalogue() {
       {"wownet_dns_dropped_total", "DNS messages dropped without an answer"},
       {"wownet_dns_servfail_total", "DNS queries answered SERVFAIL"},
       {"wownet_dns_badvers_total", "DNS queries answered BADVERS (EDNS version other than 0)"},
+      {"wownet_dns_truncated_total", "DNS answers cut to fit (TC set)"},
       // The overlay: sessions (PeerManager), registry client, relay, socket.
       {"wownet_overlay_malformed_total", "Overlay datagrams dropped as malformed"},
       {"wownet_overlay_unknown_receiver_total", "Data packets for no live session"},
