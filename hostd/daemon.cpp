@@ -545,9 +545,8 @@ void Daemon::status(control::Response& resp) {
   visit_counters(put(eng));
   engine_.dhcp_counters().visit(put(*s->mutable_dhcp()));
   engine_.dns_counters().visit(put(*s->mutable_dns()));
-  engine_.dns_tcp_counters().visit([&map = *s->mutable_dns()](const char* name, std::uint64_t v) {
-    map[std::string("tcp_") + name] = v;
-  });
+  engine_.dns_tcp_counters().visit(
+      [&map = *s->mutable_dns()](const char* name, std::uint64_t v) { map[std::string("tcp_") + name] = v; });
   s->set_role(overlay_ ? "" : "single-host");
   if (overlay_) overlay_->fill_status(*s);
   s->set_agent_reports(agent_reports_);

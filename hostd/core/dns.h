@@ -47,8 +47,8 @@ class NameDirectory {
 
 struct DnsCounters {
   std::uint64_t queries = 0, answered = 0, nxdomain = 0, refused = 0, formerr = 0, notimp = 0, dropped = 0;
-  std::uint64_t servfail = 0;  // a PTR target could not be encoded (invalid zone domain)
-  std::uint64_t badvers = 0;   // EDNS version other than 0 (RFC 6891 §6.1.3)
+  std::uint64_t servfail = 0;   // a PTR target could not be encoded (invalid zone domain)
+  std::uint64_t badvers = 0;    // EDNS version other than 0 (RFC 6891 §6.1.3)
   std::uint64_t truncated = 0;  // answered with TC set: the full response did not fit
   // Calls f(name, value) for every counter.
   template <typename F>

@@ -94,7 +94,8 @@ DnsTcpResponder::DnsTcpResponder(DnsTcpLimits limits) : limits_(limits), out_(st
 DnsTcpResponder::~DnsTcpResponder() = default;
 
 std::size_t DnsTcpResponder::open_connections() const {
-  return std::size_t(std::count_if(connections_.begin(), connections_.end(), [](const auto& c) { return c != nullptr; }));
+  return std::size_t(
+      std::count_if(connections_.begin(), connections_.end(), [](const auto& c) { return c != nullptr; }));
 }
 
 std::size_t DnsTcpResponder::connections_of(std::uint32_t attachment) const {
@@ -151,7 +152,7 @@ void DnsTcpResponder::emit(const Connection& c, std::uint32_t seq, std::uint8_t 
     t[21] = 4;
     store16(t + 22, limits_.mss);
   }
-  std::memcpy(t + header, data.data(), data.size());
+  if (!data.empty()) std::memcpy(t + header, data.data(), data.size());  // data() may be null when empty
   const std::size_t n = finish_tcp_frame(ByteSpan(frame.data(), frame.size()), c.ends.vm_mac, c.ends.gateway_mac,
                                          c.ends.gateway_ip, c.ends.vm_ip, header + data.size());
   out_->spans[out_->count++] = ConstByteSpan(frame.data(), n);
@@ -171,8 +172,8 @@ void DnsTcpResponder::emit_reset(const DnsTcpEndpoints& ends, std::uint16_t vm_p
     emit(c, tcp.ack, kTcpRst, {});
     return;
   }
-  c.rcv_nxt = tcp.seq + std::uint32_t(tcp.payload.size()) + ((tcp.flags & kTcpSyn) ? 1 : 0) +
-              ((tcp.flags & kTcpFin) ? 1 : 0);
+  c.rcv_nxt =
+      tcp.seq + std::uint32_t(tcp.payload.size()) + ((tcp.flags & kTcpSyn) ? 1 : 0) + ((tcp.flags & kTcpFin) ? 1 : 0);
   emit(c, 0, kTcpRst | kTcpAck, {});
 }
 
@@ -259,8 +260,8 @@ void DnsTcpResponder::answer_queries(Connection& c, const DnsZone& zone, const N
     // query waits, and with it the receive window, for the VM's ACKs.
     if (kSendBuffer - c.queued < 2 + kDnsMaxUdpSize) break;
     ByteSpan out(c.send.data() + c.queued + 2, kSendBuffer - c.queued - 2);
-    const std::size_t n = answer_dns_query(
-        zone, names, ConstByteSpan(c.receive.data() + pos + 2, length), out, dns_counters, DnsTransport::Tcp);
+    const std::size_t n = answer_dns_query(zone, names, ConstByteSpan(c.receive.data() + pos + 2, length), out,
+                                           dns_counters, DnsTransport::Tcp);
     if (n) {
       store16(c.send.data() + c.queued, std::uint16_t(n));
       c.queued += 2 + n;
@@ -334,7 +335,7 @@ void DnsTcpResponder::on_connection_segment(UnixTime now, Connection& c, const T
     const std::size_t offset = std::size_t(skip);
     const std::size_t fresh = offset < tcp.payload.size() ? tcp.payload.size() - offset : 0;
     const std::size_t taken = c.peer_fin ? 0 : std::min(fresh, c.receive_window());
-    std::memcpy(c.receive.data() + c.received, tcp.payload.data() + offset, taken);
+    if (taken) std::memcpy(c.receive.data() + c.received, tcp.payload.data() + offset, taken);
     c.received += taken;
     c.rcv_nxt += std::uint32_t(taken);
     if (fin && !c.peer_fin && offset <= tcp.payload.size() && taken == fresh) {

@@ -45,19 +45,19 @@ struct DnsTcpLimits {
 };
 
 struct DnsTcpCounters {
-  std::uint64_t segments = 0;          // segments to the gateway's port 53 that parsed
-  std::uint64_t connections = 0;       // SYNs accepted
-  std::uint64_t closed = 0;            // connections closed by FIN exchange
-  std::uint64_t queries = 0;           // messages taken off connections and answered
-  std::uint64_t refused_limit = 0;     // SYNs reset: the VM or the host is at its connection limit
-  std::uint64_t resets_sent = 0;       // RSTs sent (no connection, closed port, bad ACK, limits)
-  std::uint64_t resets_received = 0;   // connections the VM reset
-  std::uint64_t idle_resets = 0;       // connections reset after the idle timeout
-  std::uint64_t retransmits = 0;       // segments sent again on the timer
-  std::uint64_t timeouts = 0;          // connections reset after max_retransmits
-  std::uint64_t oversized = 0;         // connections reset for a query longer than the receive buffer
-  std::uint64_t out_of_order = 0;      // segments not at the expected sequence number (data not kept)
-  std::uint64_t closed_port = 0;       // segments to the gateway's other TCP ports (answered RST)
+  std::uint64_t segments = 0;         // segments to the gateway's port 53 that parsed
+  std::uint64_t connections = 0;      // SYNs accepted
+  std::uint64_t closed = 0;           // connections closed by FIN exchange
+  std::uint64_t queries = 0;          // messages taken off connections and answered
+  std::uint64_t refused_limit = 0;    // SYNs reset: the VM or the host is at its connection limit
+  std::uint64_t resets_sent = 0;      // RSTs sent (no connection, closed port, bad ACK, limits)
+  std::uint64_t resets_received = 0;  // connections the VM reset
+  std::uint64_t idle_resets = 0;      // connections reset after the idle timeout
+  std::uint64_t retransmits = 0;      // segments sent again on the timer
+  std::uint64_t timeouts = 0;         // connections reset after max_retransmits
+  std::uint64_t oversized = 0;        // connections reset for a query longer than the receive buffer
+  std::uint64_t out_of_order = 0;     // segments not at the expected sequence number (data not kept)
+  std::uint64_t closed_port = 0;      // segments to the gateway's other TCP ports (answered RST)
   template <typename F>
   void visit(F&& f) const {
     f("segments", segments), f("connections", connections), f("closed", closed), f("queries", queries);
@@ -103,8 +103,7 @@ class DnsTcpResponder {
   // answer_dns_query over `names`. Returns the frames to write to the VM,
   // in order (valid until the next call); possibly none.
   std::span<const ConstByteSpan> on_segment(UnixTime now, const DnsTcpEndpoints& ends, const TcpView& tcp,
-                                            const DnsZone& zone, const NameDirectory& names,
-                                            DnsCounters& dns_counters);
+                                            const DnsZone& zone, const NameDirectory& names, DnsCounters& dns_counters);
   // The answer to a TCP segment for a port with no listener: RST (RFC 793
   // §3.4, "Reset Generation"); none for a RST. Valid until the next call.
   std::span<const ConstByteSpan> reset(const DnsTcpEndpoints& ends, const TcpView& tcp);

@@ -62,9 +62,9 @@ Bytes tcp_segment(Ipv4Addr src, Ipv4Addr dst, std::uint16_t sport, std::uint16_t
 Bytes from_gateway(std::uint32_t seq, std::uint32_t ack, std::uint8_t flags, std::uint16_t window,
                    const Bytes& payload = {}, const Bytes& options = {}, Ipv4Addr vm = kVm, MacAddr mac = kVmMac,
                    std::uint16_t port = kPort) {
-  return ethernet(mac, kGwMac, 0x0800,
-                  ipv4_fragment(kGw, vm, 6, 0, 0x4000,
-                                tcp_segment(kGw, vm, 53, port, seq, ack, flags, window, payload, options)));
+  return ethernet(
+      mac, kGwMac, 0x0800,
+      ipv4_fragment(kGw, vm, 6, 0, 0x4000, tcp_segment(kGw, vm, 53, port, seq, ack, flags, window, payload, options)));
 }
 
 Bytes to_gateway(std::uint32_t seq, std::uint32_t ack, std::uint8_t flags, std::uint16_t window,
@@ -83,8 +83,7 @@ Bytes query(std::uint16_t id, const std::string& label = "web") {
   q.insert(q.end(), {3, 'w', 'o', 'w', 0, 0, 1, 0, 1});
   return q;
 }
-Bytes answer(std::uint16_t id, const std::string& label = "web",
-             Ipv4Addr addr = Ipv4Addr::from_octets(10, 128, 0, 7)) {
+Bytes answer(std::uint16_t id, const std::string& label = "web", Ipv4Addr addr = Ipv4Addr::from_octets(10, 128, 0, 7)) {
   Bytes a = query(id, label);
   a[2] = 0x85;  // QR, AA, RD
   a[7] = 1;     // ANCOUNT
@@ -341,8 +340,8 @@ TEST_F(DnsTcpTest, OutOfOrderDataIsNotKeptAndIsAcknowledgedAgain) {
   ASSERT_EQ(out.size(), 1u);
   out = feed(to_gateway(1001, iss + 1, ACK, 64240, q));
   ASSERT_EQ(out.size(), 1u);
-  EXPECT_EQ(out[0], from_gateway(iss + 1 + std::uint32_t(framed(answer(5)).size()), 1001 + std::uint32_t(q.size()),
-                                 ACK, 2048));
+  EXPECT_EQ(out[0],
+            from_gateway(iss + 1 + std::uint32_t(framed(answer(5)).size()), 1001 + std::uint32_t(q.size()), ACK, 2048));
   EXPECT_EQ(responder().counters().queries, 1u);
 }
 
@@ -378,7 +377,8 @@ TEST_F(DnsTcpTest, BadAckDuringHandshakeGetsRstAndKeepsTheConnection) {
 }
 
 TEST(ParseTcp, HeaderOptionsPayloadAndChecksum) {
-  const Bytes seg = tcp_segment(kVm, kGw, kPort, 53, 0x01020304, 0x0a0b0c0d, SYN | ACK, 0x1234, Bytes{9, 8, 7}, kMss1460);
+  const Bytes seg =
+      tcp_segment(kVm, kGw, kPort, 53, 0x01020304, 0x0a0b0c0d, SYN | ACK, 0x1234, Bytes{9, 8, 7}, kMss1460);
   const Bytes packet = ipv4(kVm, kGw, 6, seg);
   auto ip = parse_ipv4(packet);
   ASSERT_TRUE(ip);
@@ -475,8 +475,9 @@ TEST_F(DnsTcpEngineTest, QueryOverTcpGetsTheUdpAnswerInSeveralFrames) {
 TEST_F(DnsTcpEngineTest, OtherPortsGetRstAndBadChecksumsAreDropped) {
   auto out = send(to_gateway(1000, 0, SYN, 64240, {}, kMss1460, kPort, 80));
   ASSERT_EQ(out.size(), 1u);
-  Bytes expected = ethernet(kVmMac, kGwMac, 0x0800,
-                            ipv4_fragment(kGw, kVm, 6, 0, 0x4000, tcp_segment(kGw, kVm, 80, kPort, 0, 1001, RST | ACK, 0, {})));
+  Bytes expected =
+      ethernet(kVmMac, kGwMac, 0x0800,
+               ipv4_fragment(kGw, kVm, 6, 0, 0x4000, tcp_segment(kGw, kVm, 80, kPort, 0, 1001, RST | ACK, 0, {})));
   EXPECT_EQ(out[0], expected);
   EXPECT_EQ(engine_.dns_tcp_counters().closed_port, 1u);
 
