@@ -225,6 +225,7 @@ void Daemon::drain_tap(Attachment& a) {
       ++offload_mismatch_;  // cannot hand an offloaded frame to a plain TAP
     } else {
       write_frame(act.to, act.frame, false);  // already persisted above
+      for (ConstByteSpan more : act.more) write_frame(act.to, more, false);
     }
   }
 }
@@ -316,7 +317,15 @@ bool Daemon::write_frame_parts(AttachmentId to, const std::uint8_t* vnet_header,
 
 void Daemon::tick() {
   UnixTime now = wall_now();
-  if (now >= engine_.next_deadline()) engine_.on_timer(now);
+  if (now >= engine_.next_deadline()) {
+    // Retransmissions and resets of DNS-over-TCP connections.
+    struct TapWriter : TapFrameSink {
+      Daemon& daemon;
+      explicit TapWriter(Daemon& d) : daemon(d) {}
+      void frame(std::uint32_t to, ConstByteSpan f) override { daemon.write_frame(to, f, false); }
+    } writer(*this);
+    engine_.on_timer(now, &writer);
+  }
   if (now - last_repair_ >= kRepairInterval) {
     last_repair_ = now;
     for (auto& [id, a] : attachments_) {
@@ -543,6 +552,8 @@ void Daemon::status(control::Response& resp) {
   visit_counters(put(eng));
   engine_.dhcp_counters().visit(put(*s->mutable_dhcp()));
   engine_.dns_counters().visit(put(*s->mutable_dns()));
+  engine_.dns_tcp_counters().visit(
+      [&map = *s->mutable_dns()](const char* name, std::uint64_t v) { map[std::string("tcp_") + name] = v; });
   s->set_role(overlay_ ? "" : "single-host");
   if (overlay_) overlay_->fill_status(*s);
   s->set_agent_reports(agent_reports_);

@@ -63,6 +63,20 @@ const std::map<std::string_view, std::string_view>& catalogue() {
       {"wownet_dns_dropped_total", "DNS messages dropped without an answer"},
       {"wownet_dns_servfail_total", "DNS queries answered SERVFAIL"},
       {"wownet_dns_badvers_total", "DNS queries answered BADVERS (EDNS version other than 0)"},
+      {"wownet_dns_truncated_total", "DNS answers cut to fit (TC set)"},
+      {"wownet_dns_tcp_segments_total", "TCP segments from VMs to the gateway's DNS port"},
+      {"wownet_dns_tcp_connections_total", "DNS-over-TCP connections accepted"},
+      {"wownet_dns_tcp_closed_total", "DNS-over-TCP connections closed by FIN exchange"},
+      {"wownet_dns_tcp_queries_total", "DNS messages taken off TCP connections"},
+      {"wownet_dns_tcp_refused_limit_total", "DNS-over-TCP connections refused at the per-VM or host limit"},
+      {"wownet_dns_tcp_resets_sent_total", "TCP resets sent by the gateway"},
+      {"wownet_dns_tcp_resets_received_total", "DNS-over-TCP connections reset by the VM"},
+      {"wownet_dns_tcp_idle_resets_total", "DNS-over-TCP connections reset after the idle timeout"},
+      {"wownet_dns_tcp_retransmits_total", "DNS-over-TCP segments sent again on the retransmission timer"},
+      {"wownet_dns_tcp_timeouts_total", "DNS-over-TCP connections reset after too many retransmissions"},
+      {"wownet_dns_tcp_oversized_total", "DNS-over-TCP connections reset for a query longer than the buffer"},
+      {"wownet_dns_tcp_out_of_order_total", "DNS-over-TCP segments past the expected sequence number (not kept)"},
+      {"wownet_dns_tcp_closed_port_total", "TCP segments to the gateway's other ports (answered with a reset)"},
       // The overlay: sessions (PeerManager), registry client, relay, socket.
       {"wownet_overlay_malformed_total", "Overlay datagrams dropped as malformed"},
       {"wownet_overlay_unknown_receiver_total", "Data packets for no live session"},
@@ -195,6 +209,7 @@ void write_engine(util::PromText& out, const HostEngine& engine, UnixTime now) {
   drops(out, "wownet_engine_peer_drops_total", {}, c.peer_drops);
   engine.dhcp_counters().visit(counters(out, "dhcp"));
   engine.dns_counters().visit(counters(out, "dns"));
+  engine.dns_tcp_counters().visit(counters(out, "dns_tcp"));
   gauge(out, "wownet_leases_active", {}, double(engine.leases().active_count(now)));
   for (const auto& [id, a] : engine.attachments()) {
     a.counters.visit(counters(out, "attachment", {{"vm", a.vm}}));

@@ -300,19 +300,24 @@ void resolve(const DnsZone& zone, const NameDirectory& names, const WireName& qn
   r.rcode = kRcodeRefused;  // not ours, and we do not recurse
 }
 
-// Lays out the response (RFC 1035 §4.1). Sections that do not fit `limit`
-// are dropped from the end and TC is set (§4.2.1). Returns 0 if not even the
-// header fits.
+// Lays out the response (RFC 1035 §4.1). Sections that do not fit the
+// transport's limit or `out` are dropped from the end and TC is set
+// (§4.2.1); the OPT record goes last, after the question (RFC 6891 §7).
+// Returns 0 if not even the header fits.
 std::size_t write_reply(ConstByteSpan query, const WireName& qname, std::uint16_t qtype, std::uint16_t qclass,
-                        const Reply& r, const Edns& edns, std::uint32_t ttl, ByteSpan out) {
-  std::size_t limit = kDnsMaxUdpSize;
-  if (edns.present) limit = std::max<std::size_t>(limit, edns.udp_size);  // RFC 6891 §6.2.5: < 512 means 512
+                        const Reply& r, const Edns& edns, std::uint32_t ttl, DnsTransport transport, ByteSpan out,
+                        bool& truncated) {
+  std::size_t limit = kDnsMaxTcpSize;
+  if (transport == DnsTransport::Udp) {
+    limit = kDnsMaxUdpSize;
+    if (edns.present) limit = std::max<std::size_t>(limit, edns.udp_size);  // RFC 6891 §6.2.5: < 512 means 512
+  }
   limit = std::min(limit, out.size());
 
   std::size_t question_size = r.has_question ? qname.size + 4 : 0;
   std::size_t answer_size = r.answer_type == kTypeA ? 12 + 4 : r.answer_type == kTypePtr ? 12 + r.ptr_name_size : 0;
   std::size_t opt_size = edns.present ? kOptRecordSize : 0;
-  bool truncated = false;
+  truncated = false;
   if (kDnsHeaderSize + question_size + answer_size + opt_size > limit) {
     truncated = true;
     answer_size = 0;
@@ -421,7 +426,7 @@ bool is_valid_dns_domain(std::string_view domain) {
 }
 
 std::size_t answer_dns_query(const DnsZone& zone, const NameDirectory& names, ConstByteSpan query, ByteSpan out,
-                             DnsCounters& counters) {
+                             DnsCounters& counters, DnsTransport transport) {
   // RFC 1035 §4.1.1: a 12-byte header; QR=1 marks a response, which we never answer.
   if (query.size() < kDnsHeaderSize || (query[2] & 0x80) != 0) {
     ++counters.dropped;
@@ -458,8 +463,13 @@ std::size_t answer_dns_query(const DnsZone& zone, const NameDirectory& names, Co
   }
   count(r.rcode, counters);
 
-  const std::size_t size = write_reply(query, qname, qtype, qclass, r, edns, zone.ttl, out);
-  if (size == 0) ++counters.dropped;
+  bool truncated = false;
+  const std::size_t size = write_reply(query, qname, qtype, qclass, r, edns, zone.ttl, transport, out, truncated);
+  if (size == 0) {
+    ++counters.dropped;
+  } else if (truncated) {
+    ++counters.truncated;
+  }
   return size;
 }
 

@@ -19,6 +19,12 @@ inline constexpr std::uint16_t kDnsPort = 53;
 inline constexpr std::size_t kDnsHeaderSize = 12;
 inline constexpr std::size_t kDnsMaxUdpSize = 512;      // without EDNS (RFC 1035 §4.2.1)
 inline constexpr std::uint16_t kDnsEdnsUdpSize = 1232;  // what we advertise in OPT (RFC 6891)
+inline constexpr std::size_t kDnsMaxTcpSize = 65535;    // the 2-byte length prefix (RFC 1035 §4.2.2)
+
+// How the query came: over UDP the response is cut to 512 bytes, or to the
+// query's EDNS UDP size (RFC 1035 §4.2.1, RFC 6891 §6.2.5); over TCP only
+// the 65535-byte message limit applies (RFC 7766 §8).
+enum class DnsTransport : std::uint8_t { Udp, Tcp };
 
 struct DnsZone {
   std::string domain;  // lowercase, no trailing dot, e.g. "wow"
@@ -41,13 +47,15 @@ class NameDirectory {
 
 struct DnsCounters {
   std::uint64_t queries = 0, answered = 0, nxdomain = 0, refused = 0, formerr = 0, notimp = 0, dropped = 0;
-  std::uint64_t servfail = 0;  // a PTR target could not be encoded (invalid zone domain)
-  std::uint64_t badvers = 0;   // EDNS version other than 0 (RFC 6891 §6.1.3)
+  std::uint64_t servfail = 0;   // a PTR target could not be encoded (invalid zone domain)
+  std::uint64_t badvers = 0;    // EDNS version other than 0 (RFC 6891 §6.1.3)
+  std::uint64_t truncated = 0;  // answered with TC set: the full response did not fit
   // Calls f(name, value) for every counter.
   template <typename F>
   void visit(F&& f) const {
     f("queries", queries), f("answered", answered), f("nxdomain", nxdomain), f("refused", refused);
     f("formerr", formerr), f("notimp", notimp), f("dropped", dropped), f("servfail", servfail), f("badvers", badvers);
+    f("truncated", truncated);
   }
 };
 
@@ -62,9 +70,12 @@ std::optional<Ipv4Addr> parse_auto_name(std::string_view label, const Ipv4Prefix
 // single dots, no trailing dot, at most 253 characters (RFC 1035 §2.3.1, §2.3.4).
 bool is_valid_dns_domain(std::string_view domain);
 
-// Answers one DNS query message (a UDP payload). Writes the response into `out` and returns its size; 0 means
-// send nothing.
+// Answers one DNS query message (a UDP payload, or a TCP message without its
+// length prefix). Writes the response into `out` and returns its size; 0
+// means send nothing. A response larger than the transport's limit or
+// `out` loses whole sections from the end and has TC set (RFC 1035 §4.2.1,
+// RFC 2181 §9): header, question and OPT stay as long as they fit.
 std::size_t answer_dns_query(const DnsZone& zone, const NameDirectory& names, ConstByteSpan query, ByteSpan out,
-                             DnsCounters& counters);
+                             DnsCounters& counters, DnsTransport transport = DnsTransport::Udp);
 
 }  // namespace wownet

@@ -33,13 +33,21 @@ namespace {
 constexpr UnixTime kHousekeepingInterval = 30;
 
 bool is_dhcp_port(std::uint16_t port) { return port == kDhcpServerPort || port == kDhcpClientPort; }
+
+DnsTcpLimits dns_tcp_limits(const NetworkConfig& config) {
+  DnsTcpLimits l;
+  // What fits the VM's MTU after the IPv4 and TCP headers (RFC 9293 §3.7.1).
+  l.mss = std::uint16_t(std::clamp<int>(int(config.mtu) - 40, DnsTcpResponder::kMinMss, DnsTcpResponder::kMaxMss));
+  return l;
+}
 }  // namespace
 
 HostEngine::HostEngine(NetworkConfig config)
     : config_(std::move(config)),
       zone_{config_.domain, config_.network, config_.gateway, config_.dns_ttl},
       leases_(config_.network, config_.gateway),
-      dhcp_(config_, leases_) {}
+      dhcp_(config_, leases_),
+      dns_tcp_(dns_tcp_limits(config_)) {}
 
 void HostEngine::add_attachment(AttachmentId id, const std::string& vm, std::optional<MacAddr> mac, UnixTime now) {
   AttachmentState& att = attachments_[id];
@@ -87,6 +95,7 @@ void HostEngine::remove_attachment(AttachmentId id) {
     return (a.kind == LeaseAsk::Kind::Offer || a.kind == LeaseAsk::Kind::Bind) && a.vm == att.vm && a.mac == att.mac;
   });
   unbind(it->second);
+  dns_tcp_.forget(id);
   attachments_.erase(it);
   ++bindings_version_;
 }
@@ -334,6 +343,15 @@ FrameAction HostEngine::handle_ipv4(UnixTime now, AttachmentState& att, const Et
         return FrameAction::write(att.id, ConstByteSpan(reply_.data(), size));
       }
     }
+    if (ip->protocol == kIpProtoTcp && !ip->is_fragment) {
+      // DNS over TCP (RFC 7766) on port 53; any other port is closed: RST.
+      auto tcp = parse_tcp(*ip, !checksum_partial);
+      if (!tcp) return drop(&att, DropReason::Malformed);
+      const DnsTcpEndpoints ends{att.id, eth.src, ip->src, config_.gateway_mac, config_.gateway};
+      if (tcp->dst_port != kDnsPort) return FrameAction::write_all(att.id, dns_tcp_.reset(ends, *tcp));
+      leases_.set_now(now);
+      return FrameAction::write_all(att.id, dns_tcp_.on_segment(now, ends, *tcp, zone_, leases_, dns_counters_));
+    }
     return drop(&att, DropReason::GatewayService);
   }
 
@@ -492,7 +510,13 @@ void HostEngine::on_agent_host_name(UnixTime now, AttachmentId from, const std::
     leases_.set_host_name(*it->second.ip, name);
 }
 
-void HostEngine::on_timer(UnixTime now) {
+void HostEngine::on_timer(UnixTime now, TapFrameSink* out) {
+  if (dns_tcp_.next_deadline() <= now) {
+    struct Discard : TapFrameSink {
+      void frame(std::uint32_t, ConstByteSpan) override {}
+    } discard;
+    dns_tcp_.on_timer(now, out ? *out : discard);
+  }
   leases_.set_now(now);
   leases_.expire(now);
   UnixTime next = now + kHousekeepingInterval;

@@ -3,9 +3,11 @@
 // on_tap_frame() and carries out the returned action.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -14,6 +16,7 @@
 
 #include "core/dhcp.h"
 #include "core/dns.h"
+#include "core/dns_tcp.h"
 #include "core/lease_table.h"
 #include "core/network_config.h"
 #include "core/packet.h"
@@ -98,14 +101,25 @@ struct FrameAction {
   ConstByteSpan frame;  // WriteToTap: an Ethernet frame; SendToPeer: a bare IPv4 packet
   DropReason reason = DropReason::Malformed;
   std::string_view peer;  // SendToPeer: the node ID (valid until the next call)
+  // WriteToTap: further frames for the same attachment, to be written after
+  // `frame` and in this order (a TCP answer: data segments, FIN). Valid
+  // until the next call.
+  std::span<const ConstByteSpan> more;
 
   static FrameAction none() { return {}; }
-  static FrameAction drop(DropReason r) { return FrameAction{Kind::Drop, 0, {}, r, {}}; }
+  static FrameAction drop(DropReason r) { return FrameAction{Kind::Drop, 0, {}, r, {}, {}}; }
   static FrameAction write(AttachmentId to, ConstByteSpan f) {
-    return FrameAction{Kind::WriteToTap, to, f, DropReason::Malformed, {}};
+    return FrameAction{Kind::WriteToTap, to, f, DropReason::Malformed, {}, {}};
   }
   static FrameAction send(std::string_view peer, ConstByteSpan packet) {
-    return FrameAction{Kind::SendToPeer, 0, packet, DropReason::Malformed, peer};
+    return FrameAction{Kind::SendToPeer, 0, packet, DropReason::Malformed, peer, {}};
+  }
+  // Writes `frames` (none: nothing to do) to attachment `to`.
+  static FrameAction write_all(AttachmentId to, std::span<const ConstByteSpan> frames) {
+    if (frames.empty()) return none();
+    FrameAction a = write(to, frames.front());
+    a.more = frames.subspan(1);
+    return a;
   }
 };
 
@@ -167,10 +181,13 @@ class HostEngine {
   void on_frame_sent(AttachmentId to, std::size_t bytes);
   // Applies a host name the VM's agent reported.
   void on_agent_host_name(UnixTime now, AttachmentId from, const std::string& host_name);
-  // Expires leases and bindings; call at next_deadline() or sooner.
-  void on_timer(UnixTime now);
+  // Expires leases and bindings, retransmits DNS-over-TCP answers and
+  // closes idle DNS connections; call at next_deadline() or sooner. Frames
+  // for VMs go to `out` (without one they are lost, and the connections
+  // they belong to time out).
+  void on_timer(UnixTime now, TapFrameSink* out = nullptr);
   // When on_timer() next has work to do.
-  UnixTime next_deadline() const { return next_deadline_; }
+  UnixTime next_deadline() const { return std::min(next_deadline_, dns_tcp_.next_deadline()); }
 
   LeaseTable& leases() { return leases_; }
   const LeaseTable& leases() const { return leases_; }
@@ -178,6 +195,8 @@ class HostEngine {
   const EngineCounters& counters() const { return counters_; }
   const DhcpCounters& dhcp_counters() const { return dhcp_.counters(); }
   const DnsCounters& dns_counters() const { return dns_counters_; }
+  const DnsTcpCounters& dns_tcp_counters() const { return dns_tcp_.counters(); }
+  std::size_t dns_tcp_connections() const { return dns_tcp_.open_connections(); }
   // Increments whenever attachments' MACs or the lease table change.
   std::uint64_t state_version() const { return leases_.local_version() + bindings_version_; }
   // Increments when only lease expiries moved (renewals): worth saving soon,
@@ -222,6 +241,7 @@ class HostEngine {
   LeaseTable leases_;
   DhcpServer dhcp_;
   DnsCounters dns_counters_;
+  DnsTcpResponder dns_tcp_;
   EngineCounters counters_;
   std::unordered_map<AttachmentId, AttachmentState> attachments_;
   std::unordered_map<std::uint32_t, AttachmentId> route_;  // bound address -> attachment

@@ -75,6 +75,28 @@ std::optional<UdpView> parse_udp(const Ipv4View& ip, bool verify_checksum) {
   return v;
 }
 
+std::optional<TcpView> parse_tcp(const Ipv4View& ip, bool verify_checksum) {
+  if (ip.protocol != kIpProtoTcp || ip.is_fragment) return std::nullopt;
+  auto p = ip.payload;
+  if (p.size() < kTcpHeaderSize) return std::nullopt;
+  const std::size_t header = std::size_t(p[12] >> 4) * 4;
+  if (header < kTcpHeaderSize || header > p.size()) return std::nullopt;
+  if (verify_checksum) {
+    std::uint32_t sum = pseudo_header_sum(ip.src, ip.dst, kIpProtoTcp, p.size());
+    if (checksum_finish(checksum_add(sum, p)) != 0) return std::nullopt;
+  }
+  TcpView v;
+  v.src_port = load16(p.data());
+  v.dst_port = load16(p.data() + 2);
+  v.seq = load32(p.data() + 4);
+  v.ack = load32(p.data() + 8);
+  v.flags = p[13] & 0x3f;
+  v.window = load16(p.data() + 14);
+  v.options = p.subspan(kTcpHeaderSize, header - kTcpHeaderSize);
+  v.payload = p.subspan(header);
+  return v;
+}
+
 void write_ethernet_header(ByteSpan out, MacAddr dst, MacAddr src, std::uint16_t ethertype) {
   std::memcpy(out.data(), dst.bytes.data(), 6);
   std::memcpy(out.data() + 6, src.bytes.data(), 6);
@@ -113,6 +135,20 @@ std::size_t finish_udp_frame(ByteSpan out, MacAddr dst_mac, MacAddr src_mac, Ipv
   std::uint16_t sum =
       checksum_finish(checksum_add(pseudo_header_sum(src_ip, dst_ip, kIpProtoUdp, udp_len), {udp, udp_len}));
   store16(udp + 6, sum == 0 ? 0xffff : sum);
+  return kEthernetHeaderSize + total;
+}
+
+std::size_t finish_tcp_frame(ByteSpan out, MacAddr dst_mac, MacAddr src_mac, Ipv4Addr src_ip, Ipv4Addr dst_ip,
+                             std::size_t segment_size) {
+  const std::size_t total = kIpv4HeaderSize + segment_size;
+  if (out.size() < kEthernetHeaderSize + total || total > 0xffff || segment_size < kTcpHeaderSize) return 0;
+  write_ethernet_header(out, dst_mac, src_mac, kEtherTypeIpv4);
+  std::uint8_t* ip = out.data() + kEthernetHeaderSize;
+  write_ipv4_header(ip, src_ip, dst_ip, kIpProtoTcp, total);
+  std::uint8_t* tcp = ip + kIpv4HeaderSize;
+  store16(tcp + 16, 0);
+  store16(tcp + 16, checksum_finish(checksum_add(pseudo_header_sum(src_ip, dst_ip, kIpProtoTcp, segment_size),
+                                                 {tcp, segment_size})));
   return kEthernetHeaderSize + total;
 }
 

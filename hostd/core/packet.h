@@ -73,6 +73,25 @@ struct UdpView {
 // (the sender's NIC offload left it partial: virtio-net NEEDS_CSUM).
 std::optional<UdpView> parse_udp(const Ipv4View& ip, bool verify_checksum = true);
 
+inline constexpr std::size_t kTcpHeaderSize = 20;  // without options
+inline constexpr std::size_t kTcpOffset = kEthernetHeaderSize + kIpv4HeaderSize;
+inline constexpr std::uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04, kTcpPsh = 0x08, kTcpAck = 0x10;
+
+struct TcpView {
+  std::uint16_t src_port = 0;
+  std::uint16_t dst_port = 0;
+  std::uint32_t seq = 0;
+  std::uint32_t ack = 0;
+  std::uint8_t flags = 0;  // the low six bits: URG ACK PSH RST SYN FIN
+  std::uint16_t window = 0;
+  ConstByteSpan options;
+  ConstByteSpan payload;
+};
+// Parses a TCP header (RFC 793 §3.1) of an unfragmented IPv4 packet; nullopt
+// if the data offset is below 5 or past the segment, or the checksum is
+// wrong (unless `verify_checksum` is false: offload left it partial).
+std::optional<TcpView> parse_tcp(const Ipv4View& ip, bool verify_checksum = true);
+
 // Writes an Ethernet header at out[0..14).
 void write_ethernet_header(ByteSpan out, MacAddr dst, MacAddr src, std::uint16_t ethertype);
 
@@ -82,6 +101,14 @@ void write_ethernet_header(ByteSpan out, MacAddr dst, MacAddr src, std::uint16_t
 // is too small.
 std::size_t finish_udp_frame(ByteSpan out, MacAddr dst_mac, MacAddr src_mac, Ipv4Addr src_ip, Ipv4Addr dst_ip,
                              std::uint16_t src_port, std::uint16_t dst_port, std::size_t payload_size);
+
+// Builds a complete Ethernet/IPv4/TCP frame in `out` around a TCP header
+// and data that the caller has already written at
+// out[kTcpOffset..+segment_size), checksum field included (its value is
+// ignored). Fills in the IPv4 header and the TCP checksum. Returns the frame
+// size, or 0 if `out` is too small.
+std::size_t finish_tcp_frame(ByteSpan out, MacAddr dst_mac, MacAddr src_mac, Ipv4Addr src_ip, Ipv4Addr dst_ip,
+                             std::size_t segment_size);
 
 // Builds an Ethernet/ARP frame. Returns its size (42), or 0 if `out` is too small.
 std::size_t build_arp_frame(ByteSpan out, MacAddr eth_dst, std::uint16_t op, MacAddr sender_mac, Ipv4Addr sender_ip,

@@ -109,7 +109,7 @@ class DnsTest : public ::testing::Test {
 
   Bytes answer(const Bytes& query, std::size_t out_size = 1500) {
     Bytes out(out_size + 16, 0xee);  // guard bytes after `out_size` must stay untouched
-    std::size_t n = answer_dns_query(zone_, dir_, query, ByteSpan(out.data(), out_size), counters_);
+    std::size_t n = answer_dns_query(zone_, dir_, query, ByteSpan(out.data(), out_size), counters_, transport_);
     EXPECT_LE(n, out_size);
     for (std::size_t i = out_size; i < out.size(); ++i) EXPECT_EQ(out[i], 0xee);
     out.resize(n);
@@ -173,6 +173,7 @@ class DnsTest : public ::testing::Test {
   DnsZone zone_;
   FakeDirectory dir_;
   DnsCounters counters_;
+  DnsTransport transport_ = DnsTransport::Udp;
 };
 
 TEST_F(DnsTest, AutoNameResolvesToLeasedAddressByteExact) {
@@ -543,6 +544,77 @@ TEST_F(DnsTest, TruncatesToTheOutputBuffer) {
   EXPECT_EQ(d.qdcount, 0u);
 
   EXPECT_TRUE(answer(q, 11).empty());
+}
+
+// Every cut of a response is a well-formed message no larger than the room
+// it had: whole sections from the front, TC set exactly when something was
+// left out, the OPT record (last) kept while it fits (RFC 1035 §4.2.1, RFC
+// 6891 §7). Counted as truncated.
+TEST_F(DnsTest, EveryTruncationIsWellFormedAndFlagged) {
+  for (bool edns : {false, true}) {
+    for (const Bytes& q : {make_query("7.0.128.10.in-addr.arpa", kPtr, edns), make_query("web.wow", kA, edns)}) {
+      const Bytes full = answer(q);
+      ASSERT_FALSE(decode(full).tc);
+      const std::size_t question = question_of(q).size();
+      const std::size_t opt = edns ? 11 : 0;
+      for (std::size_t room = 0; room < full.size(); ++room) {
+        const std::uint64_t before = counters_.truncated;
+        const Bytes r = answer(q, room);
+        if (room < 12) {
+          EXPECT_TRUE(r.empty()) << room;
+          continue;
+        }
+        const Decoded d = decode(r);  // checks that every section is whole
+        EXPECT_TRUE(d.tc) << room;
+        EXPECT_EQ(counters_.truncated, before + 1) << room;
+        EXPECT_EQ(d.ancount, 0u) << room;  // the one answer is what did not fit
+        EXPECT_EQ(d.qdcount, room >= 12 + question ? 1u : 0u) << room;
+        EXPECT_EQ(d.arcount, edns && room >= 12 + question + opt ? 1u : 0u) << room;
+        EXPECT_EQ(d.id, 0x1234u);
+        EXPECT_EQ(d.rcode, 0u);
+      }
+    }
+  }
+}
+
+// The largest responses this server can give, a PTR to a 255-byte name for
+// the longest reverse name and an A record for a 255-byte name, fit in 512
+// bytes: over UDP nothing real is ever truncated, with or without EDNS, and
+// an EDNS size below 512 counts as 512 (RFC 6891 §6.2.5).
+TEST_F(DnsTest, LargestResponsesFitInTheUdpMinimum) {
+  zone_.domain =
+      std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." + std::string(50, 'd');
+  zone_.network = *Ipv4Prefix::parse("100.0.0.0/8");
+  zone_.gateway = ip("100.0.0.1");
+  dir_.leased = {ip("100.200.200.200").value};
+  Bytes q = make_query("200.200.200.100.in-addr.arpa", kPtr, true);
+  q[q.size() - 8] = 0;  // EDNS UDP size 0: means 512
+  q[q.size() - 7] = 0;
+  Bytes r = answer(q);
+  Decoded d = decode(r);
+  EXPECT_FALSE(d.tc);
+  EXPECT_EQ(d.rdata.size(), 255u);
+  EXPECT_EQ(r.size(), 12u + 34 + 12 + 255 + 11);
+
+  const std::string longest = "gateway." + zone_.domain;  // 8 + 242 characters: a 252-byte wire name
+  r = answer(make_query(longest, kA, true));
+  d = decode(r);
+  EXPECT_FALSE(d.tc);
+  EXPECT_EQ(d.ancount, 1u);
+  EXPECT_EQ(counters_.truncated, 0u);
+}
+
+// Over TCP the answers are the same bytes as over UDP; only the room given
+// limits them (the 512-byte rule is UDP's).
+TEST_F(DnsTest, TcpAnswersAreTheUdpAnswers) {
+  for (const Bytes& q : {make_query("web.wow", kA, true), make_query("7.0.128.10.in-addr.arpa", kPtr),
+                         make_query("nosuch.wow", kA), make_query("example.com", kA, true)}) {
+    transport_ = DnsTransport::Udp;
+    const Bytes udp = answer(q);
+    transport_ = DnsTransport::Tcp;
+    EXPECT_EQ(answer(q), udp);
+    EXPECT_TRUE(decode(answer(q, 20)).tc);
+  }
 }
 
 TEST_F(DnsTest, PtrTargetTooLongFallsBackToAutoNameThenServFail) {

@@ -58,14 +58,20 @@ inline void check_action(const HostEngine& engine, const FrameAction& a) {
       WOWNET_FUZZ_CHECK(a.frame.size() <= 65535 + kEthernetHeaderSize);
       const auto eth = parse_ethernet(a.frame);
       WOWNET_FUZZ_CHECK(eth);
+      for (ConstByteSpan more : a.more) {
+        for (std::uint8_t b : more) sum += b;
+        WOWNET_FUZZ_CHECK(more.size() <= 65535 + kEthernetHeaderSize);
+        WOWNET_FUZZ_CHECK(parse_ethernet(more).has_value());
+      }
       break;
     }
     case FrameAction::Kind::SendToPeer:
+      WOWNET_FUZZ_CHECK(a.more.empty());
       WOWNET_FUZZ_CHECK(!a.peer.empty() && a.peer != engine.self_node());
       WOWNET_FUZZ_CHECK(parse_ipv4(a.frame).has_value());
       break;
     case FrameAction::Kind::None:
-    case FrameAction::Kind::Drop: WOWNET_FUZZ_CHECK(a.frame.empty()); break;
+    case FrameAction::Kind::Drop: WOWNET_FUZZ_CHECK(a.frame.empty() && a.more.empty()); break;
   }
 }
 

@@ -156,6 +156,20 @@ void core_seeds() {
   reg = reg + Bytes{4, 0x04, 7} + chunk(std::string("x")) + Bytes{0x10, 0, 0} + Bytes{5, 2} + Bytes{7, 1};
   write("host_engine", "registry", reg);
 
+  // [op, port, flags, seq delta, ack delta, window(2), (SYN: mss(2)), chunk]: see dns_tcp_fuzz.cpp.
+  const Bytes q_web_tcp = Bytes{0, std::uint8_t(q_web.size())} + q_web;
+  const Bytes q_two = q_web_tcp + Bytes{0, std::uint8_t(q_auto.size())} + q_auto;
+  Bytes tcp_conn = Bytes{0, 0, 0x02, 0, 0, 0xff, 0xff, 0x05, 0xb4} + chunk(Bytes{});  // SYN
+  tcp_conn = tcp_conn + Bytes{0, 0, 0x10, 0, 0, 0xff, 0xff} + chunk(Bytes{});         // ACK
+  tcp_conn = tcp_conn + Bytes{0, 0, 0x18, 0, 0, 0xff, 0xff} + chunk(Bytes(q_two.begin(), q_two.begin() + 5));
+  tcp_conn = tcp_conn + Bytes{0, 0, 0x18, 0, 0, 0xff, 0xff} + chunk(Bytes(q_two.begin() + 5, q_two.end()));
+  tcp_conn = tcp_conn + Bytes{6, 1};                                           // a retransmission
+  tcp_conn = tcp_conn + Bytes{0, 0, 0x11, 0, 0, 0xff, 0xff} + chunk(Bytes{});  // FIN
+  tcp_conn = tcp_conn + Bytes{0, 0, 0x10, 0, 0, 0xff, 0xff} + chunk(Bytes{});  // ACK of our FIN
+  write("dns_tcp", "query-split-pipelined-fin", tcp_conn);
+  write("dns_tcp", "closed-port", Bytes{0x80, 1, 0x02, 0, 0, 0x10, 0, 0x02, 0x00} + chunk(Bytes{}));
+  write("dns_tcp", "idle", Bytes{0, 4, 0x02, 0, 0, 0, 100, 0, 64} + chunk(Bytes{}) + Bytes{6, 15});
+
   write("peer_packet", "from-n1", Bytes{0} + from_remote);
   write("peer_packet", "from-n1-tcp", Bytes{1} + ipv4(kRemote, kVm1, 6, tcp(10)));
 

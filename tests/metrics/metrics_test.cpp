@@ -33,6 +33,7 @@ TEST(Metrics, EveryVisitedCounterIsDocumented) {
   expect_documented(EngineCounters{}, "engine");
   expect_documented(DhcpCounters{}, "dhcp");
   expect_documented(DnsCounters{}, "dns");
+  expect_documented(DnsTcpCounters{}, "dns_tcp");
   expect_documented(AttachmentCounters{}, "attachment");
   expect_documented(overlay::PeerManager::Counters{}, "overlay");
   expect_documented(overlay::PeerManager::PeerStats{}, "peer");
