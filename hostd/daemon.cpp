@@ -394,9 +394,6 @@ bool Daemon::save_state() {
     if (const AttachmentState* s = engine_.attachment(id); s && s->mac) r->set_mac(s->mac->to_string());
   }
   for (const Lease& l : engine_.leases().snapshot()) {
-    // Other nodes' leases are the registry's to keep: a host restarting
-    // gets them again from the registry.
-    if (!engine_.leases().is_local(l)) continue;
     auto* r = st.add_leases();
     r->set_address(l.address.to_string());
     if (l.state != LeaseState::Declined) r->set_mac(l.mac.to_string());

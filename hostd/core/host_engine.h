@@ -198,7 +198,7 @@ class HostEngine {
   const DnsTcpCounters& dns_tcp_counters() const { return dns_tcp_.counters(); }
   std::size_t dns_tcp_connections() const { return dns_tcp_.open_connections(); }
   // Increments whenever attachments' MACs or the lease table change.
-  std::uint64_t state_version() const { return leases_.local_version() + bindings_version_; }
+  std::uint64_t state_version() const { return leases_.version() + bindings_version_; }
   // Increments when only lease expiries moved (renewals): worth saving soon,
   // not before the reply.
   std::uint64_t expiry_version() const { return leases_.expiry_version(); }

@@ -99,9 +99,8 @@ std::optional<Ipv4Addr> LeaseTable::choose(MacAddr mac, std::optional<Ipv4Addr> 
 void LeaseTable::erase(std::map<std::uint32_t, Lease>::iterator it) {
   auto m = by_mac_.find(it->second.mac);
   if (m != by_mac_.end() && m->second == it->first) by_mac_.erase(m);
-  const bool local = is_local(it->second);
   by_address_.erase(it);
-  changed(local);
+  ++version_;
 }
 
 const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, const std::string& host_name,
@@ -136,7 +135,6 @@ const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, 
       return e;
     }
   }
-  const bool was_local = existing != by_address_.end() && is_local(existing->second);
   Lease& l = by_address_[addr.value];
   if (l.mac != mac || l.address != addr) l.registry_expiry = 0;  // a new lease: the registry knows nothing of it
   l.address = addr;
@@ -148,7 +146,7 @@ const Lease& LeaseTable::put(Ipv4Addr addr, MacAddr mac, const std::string& vm, 
   l.origin = origin;
   l.node = node;
   if (state != LeaseState::Declined) by_mac_[mac] = addr.value;
-  changed(was_local || is_local(l));
+  ++version_;
   return l;
 }
 
@@ -166,20 +164,18 @@ void LeaseTable::apply(const Lease& lease) {
     auto m = by_mac_.find(it->second.mac);
     if (m != by_mac_.end() && m->second == lease.address.value) by_mac_.erase(m);
   }
-  auto existing = by_address_.find(lease.address.value);
-  const bool was_local = existing != by_address_.end() && is_local(existing->second);
   Lease& l = by_address_[lease.address.value];
   l = lease;
   l.registry_expiry = lease.expiry;
   by_mac_[lease.mac] = lease.address.value;
-  changed(was_local || is_local(l));
+  ++version_;
 }
 
 bool LeaseTable::release(Ipv4Addr addr, MacAddr mac, UnixTime now) {
   auto it = by_address_.find(addr.value);
   if (it == by_address_.end() || it->second.mac != mac || !it->second.active(now)) return false;
   it->second.expiry = now;
-  changed(is_local(it->second));
+  ++version_;
   return true;
 }
 
@@ -190,7 +186,7 @@ void LeaseTable::decline(Ipv4Addr addr, UnixTime until) {
   l.address = addr;
   l.expiry = until;
   l.state = LeaseState::Declined;
-  changed(true);
+  ++version_;
 }
 
 bool LeaseTable::reserved_for_other_vm(MacAddr mac, const std::string& vm, UnixTime now) const {
@@ -216,7 +212,7 @@ bool LeaseTable::set_host_name(Ipv4Addr addr, const std::string& host_name) {
   if (!name_available(host_name, it->second.mac, now_)) return false;
   if (it->second.host_name != host_name) {
     it->second.host_name = host_name;
-    changed(is_local(it->second));
+    ++version_;
   }
   return true;
 }
@@ -255,7 +251,7 @@ void LeaseTable::restore(const std::vector<Lease>& leases) {
       put(l.address, l.mac, l.vm, l.host_name, l.expiry, l.state, l.origin, l.node);
     }
   }
-  changed(true);
+  ++version_;
 }
 
 std::size_t LeaseTable::active_count(UnixTime now) const {

@@ -116,14 +116,6 @@ class LeaseTable final : public NameDirectory {
   // that only move an expiry bump expiry_version() instead.
   std::uint64_t version() const { return version_; }
   std::uint64_t expiry_version() const { return expiry_version_; }
-  // Like version(), for changes of this node's own records only (see
-  // set_local_node): what a host must persist. Other nodes' records, which
-  // a host caches from the registry, are the registry's to keep.
-  std::uint64_t local_version() const { return local_version_; }
-  // Records of `node` (and records naming no node) are this node's own.
-  // Empty (the default): every record is.
-  void set_local_node(std::string node) { local_node_ = std::move(node); }
-  bool is_local(const Lease& l) const { return local_node_.empty() || l.node.empty() || l.node == local_node_; }
 
   // NameDirectory, answered at set_now() time.
   std::optional<Ipv4Addr> find_host_name(std::string_view name) const override;
@@ -132,18 +124,12 @@ class LeaseTable final : public NameDirectory {
 
  private:
   void erase(std::map<std::uint32_t, Lease>::iterator it);
-  void changed(bool local) {
-    ++version_;
-    if (local) ++local_version_;
-  }
 
   Ipv4Prefix network_;
   Ipv4Addr gateway_;
   UnixTime now_ = 0;
   std::uint64_t version_ = 0;
   std::uint64_t expiry_version_ = 0;
-  std::uint64_t local_version_ = 0;
-  std::string local_node_;
   std::map<std::uint32_t, Lease> by_address_;
   std::map<MacAddr, std::uint32_t> by_mac_;
 };

@@ -912,28 +912,6 @@ TEST_F(RegistryModeTest, AttachingAMigratedVmMovesItsLeaseBeforeItSpeaks) {
   EXPECT_TRUE(engine_.take_lease_asks().empty());
 }
 
-// A host persists what it must: its attachments and its own VMs' leases.
-// Other nodes' leases that the registry pushes to it change no state to
-// save. (Every push once changed the state version, so every lease
-// granted anywhere in the network made every host rewrite and fsync a
-// state file holding the whole network's leases, and a DHCP reply waited
-// for that save.)
-TEST_F(RegistryModeTest, OtherNodesLeasesAreNotStateToPersist) {
-  const std::uint64_t v0 = engine_.state_version();
-  engine_.on_registry_lease(T0, granted(ip(10, 128, 3, 9), kMac2, LeaseState::Bound, T0 + 3600, "node-a"));
-  engine_.on_registry_lease(T0, granted(ip(10, 128, 3, 10), kMac3, LeaseState::Bound, T0 + 3600, "node-b"));
-  EXPECT_EQ(engine_.state_version(), v0);
-  EXPECT_FALSE(engine_.leases().is_local(*engine_.leases().find(ip(10, 128, 3, 9))));
-  // One of ours does.
-  engine_.on_registry_lease(T0, granted(ip(10, 128, 3, 11), kMac1, LeaseState::Bound, T0 + 3600));
-  EXPECT_NE(engine_.state_version(), v0);
-  EXPECT_TRUE(engine_.leases().is_local(*engine_.leases().find(ip(10, 128, 3, 11))));
-  // And so does one of ours moving away (the VM migrated).
-  const std::uint64_t v1 = engine_.state_version();
-  engine_.on_registry_lease(T0 + 1, granted(ip(10, 128, 3, 11), kMac1, LeaseState::Bound, T0 + 3600, "node-b"));
-  EXPECT_NE(engine_.state_version(), v1);
-}
-
 // A migrated VM's ARP for the gateway, sent before the registry's grant
 // of the move arrives, is answered: its sender address is the VM's own
 // lease (same MAC, same VM name). (It was dropped as spoofed, and the VM
