@@ -395,13 +395,15 @@ TEST(ParseTcp, HeaderOptionsPayloadAndChecksum) {
 
   Bytes bad = seg;
   bad.back() ^= 1;
-  auto bad_ip = parse_ipv4(ipv4(kVm, kGw, 6, bad));
+  const Bytes bad_packet = ipv4(kVm, kGw, 6, bad);  // outlives the view parsed from it
+  auto bad_ip = parse_ipv4(bad_packet);
   EXPECT_FALSE(parse_tcp(*bad_ip));
   EXPECT_TRUE(parse_tcp(*bad_ip, false));  // offload left the checksum partial
 
   // Every truncation: too short for the header or its options is refused.
   for (std::size_t n = 0; n < seg.size(); ++n) {
-    auto cut_ip = parse_ipv4(ipv4(kVm, kGw, 6, slice(seg, 0, n)));
+    const Bytes cut_packet = ipv4(kVm, kGw, 6, slice(seg, 0, n));
+    auto cut_ip = parse_ipv4(cut_packet);
     ASSERT_TRUE(cut_ip);
     EXPECT_EQ(parse_tcp(*cut_ip, false).has_value(), n >= 24) << n;
   }
