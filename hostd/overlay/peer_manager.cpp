@@ -414,7 +414,7 @@ struct PeerManager::Impl final : SessionHost {
     for (const auto& [id, p] : peers) {
       if (p.queue.empty() || p.current != nullptr) continue;
       t = std::min(t, p.nowhere_to_go(sessions) ? p.waiting_since_ms + config.resolve_wait_ms
-                                                 : p.handshake_due(sessions, config.relay_after_ms));
+                                                : p.handshake_due(sessions, config.relay_after_ms));
     }
     for (const auto& c : connects)
       if (!sessions.live_at(c.endpoint)) t = std::min(t, c.retry_at_ms);
