@@ -133,7 +133,10 @@ class PeerManager {
   // oldest is dropped and counted) and starts a handshake to the node's
   // known endpoints unless one is running or failed less than
   // retry_after_ms ago. False (counted as no_endpoint) if there is no
-  // session and no known endpoint; false also if sealing failed.
+  // session and no known endpoint: the packet is queued all the same and
+  // waits up to resolve_wait_ms for set_endpoints or set_relay (the
+  // caller asks the registry), then is dropped; false also if sealing
+  // failed.
   bool send_packet(std::int64_t now_ms, std::string_view node_id, ConstByteSpan ip_packet, PeerOutput& out);
 
   // As send_packet, for a control message over DTLS (unreliable: the caller
