@@ -241,6 +241,7 @@ void OverlayService::on_enroll_datagram(const overlay::UdpEndpoint& from, ConstB
 
 void OverlayService::stop() {
   timer_.cancel();
+  if (peers_) peers_->close_all(now_ms(), *this);  // peers learn at once that we are gone
   socket_.close();
 }
 

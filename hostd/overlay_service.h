@@ -94,6 +94,13 @@ class OverlayService : public overlay::PeerOutput {
   // The peers, for wownetctl peers.
   void fill_peers(control::PeerList& out) const;
   void fill_status(control::Status& out) const;
+  // The registry's node records (a rendezvous only): false with `error`
+  // set on a host.
+  bool fill_nodes(control::NodeList& out, std::string& error) const;
+  // Which way traffic to `target` (VM name, host name, overlay address,
+  // node name or node ID) goes from here; false with `error` set if
+  // nothing by that name is known.
+  bool fill_path(const std::string& target, control::PathInfo& out, std::string& error) const;
   // The overlay's Prometheus metrics: its counters and gauges (the same as
   // fill_status), per peer node, the registry's, latency histograms.
   void write_metrics(util::PromText& out) const;

@@ -170,6 +170,38 @@ void print_peers(const wownet::control::PeerList& l) {
   }
 }
 
+void print_nodes(const wownet::control::NodeList& l) {
+  std::int64_t now = std::time(nullptr);
+  std::printf("%-16s %-34s %-7s %-10s %6s %-22s %s\n", "NODE", "ID", "STATE", "SEEN", "LEASES", "REFLEXIVE",
+              "LOCAL ENDPOINTS");
+  for (const auto& n : l.nodes()) {
+    std::string local;
+    for (const auto& e : n.local_endpoints()) local += (local.empty() ? "" : " ") + e;
+    std::printf("%-16s %-34s %-7s %-10s %6u %-22s %s\n", dash(n.node_name()), n.node_id().c_str(),
+                n.online() ? "online" : "offline", n.last_seen_unix() ? ago(n.last_seen_unix(), now).c_str() : "-",
+                n.active_leases(), dash(n.reflexive()), local.empty() ? "-" : local.c_str());
+  }
+}
+
+void print_path(const wownet::control::PathInfo& p) {
+  std::string what = p.target();
+  if (!p.address().empty() && p.address() != p.target()) what += " (" + p.address() + ")";
+  if (p.path() == "local") {
+    std::printf("%s: local, a VM of this host\n", what.c_str());
+    return;
+  }
+  std::printf("%s: on node %s (%s)\n", what.c_str(), p.node_name().c_str(), p.node_id().c_str());
+  if (p.path() == "none") {
+    std::printf("path none: no session yet (the first packet asks the registry and starts one)\n");
+    return;
+  }
+  const auto& peer = p.peer();
+  std::printf("path %s", p.path().c_str());
+  if (p.path() == "relayed") std::printf(" via %s", peer.relay().c_str());
+  std::printf(", endpoint %s, rtt %s\n", peer.endpoint().c_str(),
+              peer.rtt_ms() < 0 ? "unknown" : (std::to_string(peer.rtt_ms()) + " ms (last keepalive)").c_str());
+}
+
 void print_map(const char* title, const google::protobuf::Map<std::string, std::uint64_t>& m) {
   std::printf("%s:", title);
   std::map<std::string, std::uint64_t> sorted(m.begin(), m.end());
@@ -218,6 +250,8 @@ void print_reply(const Response& resp, bool json) {
     if (resp.has_peers()) body = &resp.peers();
     if (resp.has_pending()) body = &resp.pending();
     if (resp.has_log_level()) body = &resp.log_level();
+    if (resp.has_nodes()) body = &resp.nodes();
+    if (resp.has_path()) body = &resp.path();
     if (body)
       std::printf("%s\n", wownet::json::print(*body).c_str());
     else
@@ -232,6 +266,10 @@ void print_reply(const Response& resp, bool json) {
     print_status(resp.status());
   else if (resp.has_peers())
     print_peers(resp.peers());
+  else if (resp.has_nodes())
+    print_nodes(resp.nodes());
+  else if (resp.has_path())
+    print_path(resp.path());
   else if (resp.has_pending()) {
     std::printf("%-32s  %-20s  %-22s  %s\n", "ID", "NAME", "FROM", "SUBMITTED");
     std::int64_t now = std::time(nullptr);
@@ -300,6 +338,10 @@ int main(int argc, char** argv) {
   auto* leases = app.add_subcommand("leases", "show address leases");
   app.add_subcommand("status", "show hostd status and counters (the default)");
   auto* peers = app.add_subcommand("peers", "show the overlay's peer nodes");
+  auto* nodes = app.add_subcommand("nodes", "on a rendezvous: every node of the network, online or not");
+  std::string target;
+  auto* path = app.add_subcommand("path", "which way traffic to a VM or node goes: local, direct or relayed");
+  path->add_option("TARGET", target, "VM name, host name, overlay address, node name or node ID")->required();
   auto* version = app.add_subcommand("version", "show the versions of wownetctl and wownet-hostd");
   std::string log_level;
   auto* log_level_cmd = app.add_subcommand("log-level", "show or set hostd's log level (until restart or SIGHUP)");
@@ -354,6 +396,10 @@ int main(int argc, char** argv) {
     req.mutable_leases();
   } else if (peers->parsed()) {
     req.mutable_peers();
+  } else if (nodes->parsed()) {
+    req.mutable_nodes();
+  } else if (path->parsed()) {
+    req.mutable_path()->set_target(target);
   } else if (log_level_cmd->parsed()) {
     req.mutable_log_level()->set_level(log_level);
   } else {

@@ -591,6 +591,19 @@ void PeerManager::recheck(std::int64_t now_ms, PeerOutput& out) {
   }
 }
 
+void PeerManager::close_all(std::int64_t now_ms, PeerOutput& out) {
+  Impl& m = *impl_;
+  Impl::Scope scope(m, now_ms, &out);
+  try {
+    m.connects.clear();
+    for (std::size_t i = 0; i < m.sessions.all().size(); ++i) {
+      Session& s = *m.sessions.all()[i];
+      if (!s.dead()) s.close("shutting down", m);
+    }
+  } catch (...) {
+  }
+}
+
 std::vector<PeerManager::PeerStats> PeerManager::peers() const {
   std::vector<PeerStats> list;
   try {

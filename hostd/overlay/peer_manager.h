@@ -185,6 +185,10 @@ class PeerManager {
   // update) and closes those that now fail; a node left without a keyed
   // session gets peer_down with the verifier's reason.
   void recheck(std::int64_t now_ms, PeerOutput& out);
+  // Shutting down: sends close_notify on every session (so that peers
+  // learn at once that this node is gone instead of after dead_after_ms),
+  // ends them (peer_down for nodes that were up) and stops connecting.
+  void close_all(std::int64_t now_ms, PeerOutput& out);
 
   using PeerStats = overlay::PeerStats;
   // Every node known from a session, set_endpoints or queued traffic, by node id.

@@ -1708,5 +1708,30 @@ TEST_F(PeerManagerTest, KeepaliveMovesAControlOnlySessionAfterRebinding) {
   EXPECT_EQ(a.controls.back().second.request_id(), 7u);
 }
 
+TEST_F(PeerManagerTest, CloseAllTellsEveryPeerAtOnce) {
+  Node& a = node("node-a", ep(1, 4000));
+  Node& b = node("node-b", ep(2, 5000));
+  Node& c = node("node-c", ep(3, 6000));
+  a.knows(b);
+  a.knows(c);
+  ASSERT_TRUE(a.send(b, packet(1)));
+  ASSERT_TRUE(a.send(c, packet(2)));
+  net_.deliver();
+  ASSERT_EQ(b.seqs_from(a).size(), 1u);
+  ASSERT_EQ(c.seqs_from(a).size(), 1u);
+
+  // a shuts down: b and c end their sessions as soon as the close_notify
+  // arrives, long before dead_after_ms of silence would.
+  a.pm->close_all(net_.now, a);
+  EXPECT_EQ(a.downs.size(), 2u);
+  net_.deliver();
+  ASSERT_EQ(b.downs.size(), 1u);
+  EXPECT_EQ(b.downs[0].node_id, a.id);
+  EXPECT_EQ(b.downs[0].at, net_.now);
+  ASSERT_EQ(c.downs.size(), 1u);
+  EXPECT_EQ(c.downs[0].node_id, a.id);
+  EXPECT_EQ(a.pm->keyed_sessions(), 0u);
+}
+
 }  // namespace
 }  // namespace wownet::overlay
