@@ -327,11 +327,12 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "print exactly one JSON document, also on error");
   app.add_flag("--version", client_version, "print wownetctl's version and exit");
 
-  std::string ifname, vm, agent_if, name;
-  auto* attach = app.add_subcommand("attach", "attach a VM interface (VIF) to the overlay");
+  std::string ifname, vm, agent_if, mac, name;
+  auto* attach = app.add_subcommand("attach", "attach a VM interface (VIF, veth or TAP) to the overlay");
   attach->add_option("IFNAME", ifname, "the VM's interface on this host")->required();
   attach->add_option("--vm", vm, "VM name (default: IFNAME)");
   attach->add_option("--agent-if", agent_if, "host end of the VM's host-only agent channel");
+  attach->add_option("--mac", mac, "the VM's MAC, policed from the first frame (default: learned)");
   auto* detach = app.add_subcommand("detach", "detach a VM and remove its bridge and TAP");
   detach->add_option("NAME", name, "VM name or VIF")->required();
   auto* list = app.add_subcommand("list", "show attachments");
@@ -388,6 +389,7 @@ int main(int argc, char** argv) {
     req.mutable_attach()->set_ifname(ifname);
     req.mutable_attach()->set_vm(vm);
     req.mutable_attach()->set_agent_ifname(agent_if);
+    req.mutable_attach()->set_mac(mac);
   } else if (detach->parsed()) {
     req.mutable_detach()->set_name(name);
   } else if (list->parsed()) {
