@@ -271,7 +271,11 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
       r.fail("overlay.cipher", "expected \"aes-256-gcm\" or \"chacha20-poly1305\"");
       return std::nullopt;
     }
+    // An enrolling host without a cert path gets one in the state dir
+    // (complete_config), which the systemd unit lets hostd write.
+    const bool cert_default = o.cert.empty() && !o.csr.empty() && !o.rendezvous;
     for (auto [key, value] : {std::pair{"cert", &o.cert}, {"key", &o.key}, {"ca", &o.ca}}) {
+      if (value == &o.cert && cert_default) continue;
       if (value->empty() || (*value)[0] != '/') {
         r.fail(std::string("overlay.") + key, "expected the absolute path of a PEM file");
         return std::nullopt;
@@ -303,6 +307,11 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
   }
   if (!error.empty()) return std::nullopt;
   return c;
+}
+
+void complete_config(HostdConfig& c) {
+  OverlayConfig& o = c.overlay;
+  if (o.enabled && o.cert.empty() && !o.csr.empty() && !o.rendezvous) o.cert = c.state_dir + "/node.crt";
 }
 
 std::optional<ConfigEndpoint> parse_endpoint(std::string_view s) {

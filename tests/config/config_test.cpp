@@ -372,5 +372,25 @@ TEST_F(OverlayConfigTest, BadValuesNameTheKey) {
   expect_error("[overlay]\nrole = \"rendezvous\"\n" + files + "listen = \"nowhere\"\n", "overlay.listen", "ADDRESS");
   expect_error("[overlay]\nrole = \"rendezvous\"\n" + files + "crl_refresh = 0\n", "overlay.crl_refresh", "from 1");
 }
+
+TEST_F(OverlayConfigTest, AnEnrollingHostsCertificateDefaultsToTheStateDir) {
+  const std::string host =
+      "[overlay]\nrendezvous = [\"192.0.2.1:7700\"]\nkey = \"/k\"\nca = \"/ca\"\ncsr = \"/node.csr\"\n";
+  auto c = load("[hostd]\nstate_dir = \"/srv/wn\"\n" + host);
+  ASSERT_TRUE(c) << error_;
+  EXPECT_EQ(c->overlay.cert, "");
+  c->state_dir = "/var/lib/other";  // as --state-dir would
+  complete_config(*c);
+  EXPECT_EQ(c->overlay.cert, "/var/lib/other/node.crt");
+  // A cert path given stays; without a CSR, or on a rendezvous, it is required.
+  c = load(host + "cert = \"/etc/wownet/node.crt\"\n");
+  ASSERT_TRUE(c) << error_;
+  complete_config(*c);
+  EXPECT_EQ(c->overlay.cert, "/etc/wownet/node.crt");
+  expect_error("[overlay]\nrendezvous = [\"192.0.2.1:7700\"]\nkey = \"/k\"\nca = \"/ca\"\n", "overlay.cert",
+               "absolute");
+  expect_error("[overlay]\nrole = \"rendezvous\"\nkey = \"/k\"\nca = \"/ca\"\ncsr = \"/c\"\n", "overlay.cert",
+               "absolute");
+}
 }  // namespace
 }  // namespace wownet

@@ -51,7 +51,8 @@ control::Response reply_to(const control::Request& req) {
     case control::Request::kList:
     case control::Request::kLeases:
     case control::Request::kStatus:
-    case control::Request::kPeers: resp.set_code(control::OK); break;
+    case control::Request::kPeers:
+    case control::Request::kReload: resp.set_code(control::OK); break;
     case control::Request::kVersion:
       resp.set_code(control::OK);
       resp.mutable_version()->set_version("0.0.0");
