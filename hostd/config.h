@@ -62,8 +62,12 @@ struct HostdConfig {
 };
 
 // Reads and validates a config file. On error returns nullopt and sets
-// `error` to one line naming the file, the key and what was expected.
-std::optional<HostdConfig> load_config(const std::string& path, std::string& error);
+// `error` to one line naming the file, the key and what was expected (the
+// first problem found); with `all_errors`, every problem found goes there,
+// one line each (each table is checked even when an earlier one failed;
+// within a table the first problem ends its check).
+std::optional<HostdConfig> load_config(const std::string& path, std::string& error,
+                                       std::vector<std::string>* all_errors = nullptr);
 
 // Fills the defaults that depend on other keys, once the command line's
 // overrides are in: an enrolling host (overlay.csr) without overlay.cert

@@ -42,7 +42,8 @@ struct Checker {
     }
     if (is_private && (st.st_mode & 077) != 0) {
       add(key, path,
-          "mode " + octal_mode(st.st_mode) + " lets group or others read the private key; expected 0600 or stricter (chmod 600 " + path + ")");
+          "mode " + octal_mode(st.st_mode) +
+              " lets group or others read the private key; expected 0600 or stricter (chmod 600 " + path + ")");
       return false;
     }
     return true;
@@ -63,8 +64,7 @@ struct Checker {
     fs::path up = p.parent_path();
     while (!up.empty() && up != up.parent_path() && !fs::exists(up, ec)) up = up.parent_path();
     if (up.empty()) up = "/";
-    if (!fs::is_directory(up, ec))
-      return add(key, path, "cannot be created: " + up.string() + " is not a directory");
+    if (!fs::is_directory(up, ec)) return add(key, path, "cannot be created: " + up.string() + " is not a directory");
     if (::access(up.c_str(), W_OK | X_OK) != 0)
       return add(key, path, "cannot be created: " + up.string() + ": " + std::strerror(errno));
   }
@@ -92,8 +92,7 @@ std::vector<std::string> check_config_files(const HostdConfig& c) {
   if (!o.crl.empty()) check.file("overlay.crl", o.crl);
   if (!o.ca_dir.empty()) {
     check.directory("overlay.ca_dir", o.ca_dir);
-    if (std::filesystem::is_directory(o.ca_dir, ec))
-      check.file("overlay.ca_dir", o.ca_dir + "/ca.key", true);
+    if (std::filesystem::is_directory(o.ca_dir, ec)) check.file("overlay.ca_dir", o.ca_dir + "/ca.key", true);
   }
   return errors;
 }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <vector>
 #include "io/asio.h"
 
 #include "config.h"
@@ -89,9 +90,11 @@ int main(int argc, char** argv) {
   wownet::HostdConfig config;
   if (!config_path.empty()) {
     std::string error;
-    auto loaded = wownet::load_config(config_path, error);
+    std::vector<std::string> all;  // --check-config reports every problem
+    auto loaded = wownet::load_config(config_path, error, check_only ? &all : nullptr);
     if (!loaded) {
-      std::fprintf(stderr, "wownet-hostd: %s\n", error.c_str());
+      if (all.empty()) all.push_back(error);
+      for (const auto& e : all) std::fprintf(stderr, "wownet-hostd: %s\n", e.c_str());
       return 2;
     }
     config = *loaded;

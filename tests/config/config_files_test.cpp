@@ -69,8 +69,8 @@ TEST_F(ConfigFilesTest, EveryProblemIsReportedNotOnlyTheFirst) {
   config_.state_dir = dir_ + "/blocker/state";  // under a regular file: cannot be created
   const std::vector<std::string> errors = check_config_files(config_);
   ASSERT_EQ(errors.size(), 5u) << ::testing::PrintToString(errors);
-  EXPECT_EQ(errors[0], "hostd.state_dir " + dir_ + "/blocker/state: cannot be created: " + dir_ +
-                           "/blocker is not a directory");
+  EXPECT_EQ(errors[0],
+            "hostd.state_dir " + dir_ + "/blocker/state: cannot be created: " + dir_ + "/blocker is not a directory");
   EXPECT_EQ(errors[1], "overlay.ca " + dir_ + "/missing-ca.crt: No such file or directory");
   EXPECT_EQ(errors[2].rfind("overlay.key " + config_.overlay.key + ": mode 0604", 0), 0u) << errors[2];
   EXPECT_EQ(errors[3], "overlay.cert " + dir_ + "/missing.crt: No such file or directory");
@@ -79,8 +79,8 @@ TEST_F(ConfigFilesTest, EveryProblemIsReportedNotOnlyTheFirst) {
 
 TEST_F(ConfigFilesTest, StateDirThatIsAFileIsAnError) {
   config_.state_dir = put("state", 0644);
-  EXPECT_EQ(check_config_files(config_), std::vector<std::string>{"hostd.state_dir " + config_.state_dir +
-                                                                   ": not a directory"});
+  EXPECT_EQ(check_config_files(config_),
+            std::vector<std::string>{"hostd.state_dir " + config_.state_dir + ": not a directory"});
 }
 
 TEST_F(ConfigFilesTest, EnrollmentNeedsTheCsrAndAPlaceForTheCertificate) {

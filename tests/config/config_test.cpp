@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "config.h"
 
@@ -250,6 +251,17 @@ TEST_F(ConfigTest, UnreadableFile) {
 
 TEST_F(ConfigTest, FirstErrorWins) {
   expect_error("[hostd]\nlog_level = \"loud\"\n[network]\nmtu = 1\n", "hostd.log_level", "expected one of");
+}
+
+TEST_F(ConfigTest, EveryTablesProblemIsListedWhenAsked) {
+  path_ = write("[hostd]\nlog_level = \"loud\"\n[network]\nmtu = 1\n[dns]\nttl = -1\n[agent]\nport = 7\n");
+  std::vector<std::string> all;
+  EXPECT_FALSE(load_config(path_, error_, &all));
+  ASSERT_EQ(all.size(), 3u) << ::testing::PrintToString(all);
+  EXPECT_EQ(error_, all[0]);
+  EXPECT_EQ(all[0].rfind(path_ + ": hostd.log_level: ", 0), 0u) << all[0];
+  EXPECT_EQ(all[1].rfind(path_ + ": network.mtu: ", 0), 0u) << all[1];
+  EXPECT_EQ(all[2].rfind(path_ + ": dns.ttl: ", 0), 0u) << all[2];
 }
 
 // The shipped example loads, and says the truth: with every commented-out
