@@ -180,7 +180,11 @@ int main(int argc, char** argv) {
       return;
     }
     if (sig == SIGHUP) {
+      // systemctl reload (ExecReload= sends SIGHUP): the manager sees the
+      // reload begin and end; without NOTIFY_SOCKET these do nothing.
+      sd_notify(0, "RELOADING=1");
       (void)daemon.reload("SIGHUP");  // it logs what it did
+      sd_notify(0, "READY=1");
     } else {
       spdlog::info("signal {} ({}) ignored", sig, sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
     }

@@ -30,6 +30,8 @@ command -v unshare >/dev/null || { echo "missing tool: unshare (util-linux)"; ex
 # --- the unit's writable paths ----------------------------------------------------
 unit_values() { sed -n "s/^$1=//p" "$UNIT"; }
 wn_eq "the unit protects the file system" "$(unit_values ProtectSystem)" strict
+wn_eq "systemctl reload sends SIGHUP (tests/netns/test_reload.sh tests what it does)" \
+  "$(unit_values ExecReload)" '/bin/kill -HUP $MAINPID'
 WRITABLE=()
 for d in $(unit_values StateDirectory); do WRITABLE+=("/var/lib/$d"); done
 for d in $(unit_values RuntimeDirectory); do WRITABLE+=("/run/$d"); done
