@@ -17,7 +17,8 @@
 # A rendezvous holding the CA (ca_dir in its state dir, as hostd.toml
 # suggests) and a host with only a key and a CSR (no cert path: it defaults
 # to the state dir): the host submits, the admin approves, the host writes
-# its certificate and joins.
+# its certificate and joins. Then the admin revokes it, and a reload of the
+# rendezvous takes the new CRL at once and drops the host.
 #
 # Needs root. Run through ctest (label netns) or directly with
 # WOWNET_BIN=build/bin WOWNET_SOURCE=.
@@ -95,6 +96,8 @@ cert = "$ETC_RV/node.crt"
 key = "$ETC_RV/node.key"
 ca = "$ETC_RV/ca.crt"
 ca_dir = "$CA_DIR"
+crl = "$CA_DIR/crl.pem"
+crl_refresh = 86400
 EOF
 cat >"$ETC_HA/hostd.toml" <<EOF
 [hostd]
@@ -158,6 +161,16 @@ HOSTD[hosta]=$WN_LAST_PID
 wn_check "after a restart hosta joins with the stored certificate" wn_wait_for 20 "hosta registered again" \
   grep -q "registered; the rendezvous sees us" "$WN_TMP/hostd-hosta2.log"
 wn_check_not "without enrolling again" grep -q "submitting" "$WN_TMP/hostd-hosta2.log"
+
+# --- the rendezvous re-reads its CRL on a reload (crl_refresh is a day) ---------------------
+"$BIN/wownetctl" ca revoke --dir "$CA_DIR" --cert "$CERT" >/dev/null
+before=$(wc -l <"$WN_TMP/hostd-rv.log")
+json=$(CTL rv reload --json)
+wn_check "wownetctl reload on the rendezvous takes the new CRL ($json)" \
+  jq -e '(.applied | map(select(startswith("CRL ") and contains("crl.pem"))) | length == 1) and (.refused == [])' \
+  <<<"$json"
+wn_check "and the revoked host loses its session at once" wn_wait_for 10 "hosta down" \
+  bash -c "tail -n +$((before + 1)) '$WN_TMP/hostd-rv.log' | grep -q 'peer hosta (.*) down: .*revoked'"
 
 for n in rv hosta; do wn_stop "${HOSTD[$n]}"; done
 wn_finish
