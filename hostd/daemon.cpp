@@ -440,6 +440,7 @@ void Daemon::handle(const control::Request& req, control::Response& resp) {
     }
     case control::Request::kVersion: answer_version(resp); break;
     case control::Request::kLogLevel: answer_log_level(req.log_level(), resp); break;
+    case control::Request::kReload: answer_reload(resp); break;
     case control::Request::kCaPending:
     case control::Request::kCaDecide: {
       EnrollmentDesk* desk = overlay_ ? overlay_->desk() : nullptr;

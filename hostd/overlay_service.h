@@ -74,6 +74,11 @@ class OverlayService : public overlay::PeerOutput {
   // one-line `error` on failure.
   bool start(std::string& error);
   void stop();
+  // After a config reload (the config this service reads already holds the
+  // new live keys; `old` is the one before): applies the relay settings and
+  // the rendezvous list, and re-reads the CRL file, adding what it did to
+  // `applied` and what it could not to `refused`.
+  void apply_reload(const HostdConfig& old, std::vector<std::string>& applied, std::vector<std::string>& refused);
   // The CA desk of a rendezvous with [overlay] ca_dir, else null.
   EnrollmentDesk* desk() { return desk_.get(); }
   const std::string& node_id() const { return node_id_; }
@@ -126,6 +131,8 @@ class OverlayService : public overlay::PeerOutput {
   std::string peer_label(std::string_view node_id) const;
   void learn_name(std::string_view node_id, std::string_view node_name);
   void persist_crl();
+  // Re-reads [overlay] crl (if set) and takes it if it changed.
+  void reload_crl(std::vector<std::string>& applied, std::vector<std::string>& refused);
   bool start_sessions(std::string& error);
   void on_enroll_datagram(const overlay::UdpEndpoint& from, ConstByteSpan data);
   void read_socket();

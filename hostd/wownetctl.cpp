@@ -252,6 +252,7 @@ void print_reply(const Response& resp, bool json) {
     if (resp.has_log_level()) body = &resp.log_level();
     if (resp.has_nodes()) body = &resp.nodes();
     if (resp.has_path()) body = &resp.path();
+    if (resp.has_reload()) body = &resp.reload();
     if (body)
       std::printf("%s\n", wownet::json::print(*body).c_str());
     else
@@ -282,6 +283,12 @@ void print_reply(const Response& resp, bool json) {
       std::printf("log level %s\n", l.level().c_str());
     else
       std::printf("log level %s -> %s\n", l.old_level().c_str(), l.level().c_str());
+  } else if (resp.has_reload()) {
+    const auto& r = resp.reload();
+    std::printf("reloaded %s\n", r.config().c_str());
+    for (const auto& a : r.applied()) std::printf("applied: %s\n", a.c_str());
+    for (const auto& x : r.refused()) std::printf("refused: %s\n", x.c_str());
+    if (r.applied().empty() && r.refused().empty()) std::printf("no changes\n");
   } else if (resp.has_attachment()) {
     wownet::control::AttachmentList one;
     *one.add_attachments() = resp.attachment();
@@ -345,9 +352,12 @@ int main(int argc, char** argv) {
   path->add_option("TARGET", target, "VM name, host name, overlay address, node name or node ID")->required();
   auto* version = app.add_subcommand("version", "show the versions of wownetctl and wownet-hostd");
   std::string log_level;
-  auto* log_level_cmd = app.add_subcommand("log-level", "show or set hostd's log level (until restart or SIGHUP)");
+  auto* log_level_cmd =
+      app.add_subcommand("log-level", "show or set hostd's log level (until restart, or a reload that changes it)");
   log_level_cmd->add_option("LEVEL", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  auto* reload = app.add_subcommand(
+      "reload", "re-read hostd's config file and CRL, as SIGHUP does: apply what can change live, list the rest");
   int exit_code = 0;
   wownet::add_ca_commands(app, exit_code, json);
   // Online CA work, on a rendezvous that holds the CA: through its hostd.
@@ -404,6 +414,8 @@ int main(int argc, char** argv) {
     req.mutable_path()->set_target(target);
   } else if (log_level_cmd->parsed()) {
     req.mutable_log_level()->set_level(log_level);
+  } else if (reload->parsed()) {
+    req.mutable_reload();
   } else {
     req.mutable_status();  // `status`, or no command at all
   }

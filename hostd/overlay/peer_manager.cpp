@@ -506,6 +506,8 @@ void PeerManager::disconnect(const UdpEndpoint& to) {
   std::erase_if(impl_->connects, [&](const auto& c) { return c.endpoint == to; });
 }
 
+void PeerManager::set_relay_after_ms(std::int64_t ms) { impl_->settings.config.relay_after_ms = ms; }
+
 void PeerManager::set_endpoints(std::string_view node_id, std::vector<UdpEndpoint> endpoints) {
   Impl& m = *impl_;
   try {

@@ -151,6 +151,8 @@ class PeerManager {
   void connect(std::int64_t now_ms, const UdpEndpoint& to, PeerOutput& out);
   // Stops what connect() started keeping up (live sessions stay).
   void disconnect(const UdpEndpoint& to);
+  // Changes relay_after_ms (PeerConfig) from now on: a config reload.
+  void set_relay_after_ms(std::int64_t ms);
 
   // Where a node can be reached (e.g. from the registry); the first is tried
   // first, the next after a failed handshake (then the endpoint it was last

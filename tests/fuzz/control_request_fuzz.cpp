@@ -58,6 +58,7 @@ control::Response reply_to(const control::Request& req) {
       resp.set_code(control::NOT_FOUND);
       resp.set_message("no VM, address or node named " + req.path().target());
       break;
+    case control::Request::kReload: resp.set_code(control::OK); break;
     case control::Request::kVersion:
       resp.set_code(control::OK);
       resp.mutable_version()->set_version("0.0.0");
