@@ -55,6 +55,7 @@ bool Daemon::start(std::string& error) {
   }
   try {
     links_ = std::make_unique<io::LinkManager>();
+    reaper_ = make_reaper();
   } catch (const std::system_error& e) {
     error = std::string("netlink: ") + e.what();
     return false;

@@ -18,6 +18,7 @@
 #include "io/agent_channel.h"
 #include "io/control_server.h"
 #include "io/link_manager.h"
+#include "io/link_reaper.h"
 #include "io/metrics_server.h"
 #include "io/state_store.h"
 #include "io/tap_device.h"
@@ -90,6 +91,7 @@ class Daemon : public OverlayService::TapSink {
   // Creates or adopts the bridge and TAP of `a` and starts reading. Returns
   // an empty string on success, else why not.
   std::string bring_up(Attachment& a, bool adopt);
+  static std::unique_ptr<io::LinkReaper> make_reaper();
   void tear_down(Attachment& a, bool delete_bridge);
   void remove_strays();
   // Writes a frame to an attachment's TAP (with a zero virtio-net header
@@ -142,6 +144,7 @@ class Daemon : public OverlayService::TapSink {
   HostEngine engine_;
   io::StateStore store_;
   std::unique_ptr<io::LinkManager> links_;
+  std::unique_ptr<io::LinkReaper> reaper_;  // removes detached VMs' links off the io thread
   io::ControlServer control_;
   io::AgentChannel agent_channel_;
   std::unique_ptr<OverlayService> overlay_;

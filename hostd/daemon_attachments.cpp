@@ -3,6 +3,8 @@
 // channel (reports admitted at a limited rate).
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <regex>
 
 #include "daemon.h"
@@ -26,7 +28,43 @@ bool is_ours(const std::string& name, AttachmentId* id) {
   return true;
 }
 
+// How the reaper removes links: a LinkManager of its own (opened on its
+// thread: one is not thread-safe), failures logged.
+io::LinkReaper::Ops reaper_ops() {
+  auto links = std::make_shared<std::unique_ptr<io::LinkManager>>();
+  auto get = [links]() -> io::LinkManager* {
+    if (!*links) {
+      try {
+        *links = std::make_unique<io::LinkManager>();
+      } catch (const std::exception& e) {
+        spdlog::warn("removing a detached VM's links: netlink: {}", e.what());
+        return nullptr;
+      }
+    }
+    return links->get();
+  };
+  io::LinkReaper::Ops ops;
+  ops.close_fd = [](int fd) { ::close(fd); };  // the last descriptor: the TAP goes
+  ops.release = [get](const std::string& port, const std::string& bridge) {
+    io::LinkManager* l = get();
+    std::error_code ec;
+    auto p = l ? l->find(port, ec) : std::nullopt;
+    if (!p || p->master_ifindex == 0) return;
+    auto master = l->find(p->master_ifindex, ec);
+    if (master && master->name == bridge) l->clear_master(port);
+  };
+  ops.delete_link = [get](const std::string& name) {
+    io::LinkManager* l = get();
+    if (!l) return;
+    if (auto ec = l->delete_link(name); ec && ec != std::errc::no_such_device)
+      spdlog::warn("cannot delete {}: {}", name, ec.message());
+  };
+  return ops;
+}
+
 }  // namespace
+
+std::unique_ptr<io::LinkReaper> Daemon::make_reaper() { return std::make_unique<io::LinkReaper>(reaper_ops()); }
 
 // --- attachments -----------------------------------------------------------
 
@@ -86,6 +124,16 @@ std::string Daemon::bring_up(Attachment& a, bool adopt) {
   if (!a.agent_ifname.empty()) {
     auto agent_if = links_->find(a.agent_ifname, ec);
     a.agent_ifindex = agent_if ? agent_if->ifindex : 0;
+    // A VM-facing device of the host's own stack: reports arrive as UDP
+    // broadcasts, nothing else is needed. No IPv6 (no link-local address to
+    // reach host services at, no router advertisements taken from the VM),
+    // no ARP answers for the host's addresses, no multicast.
+    if (agent_if) {
+      if (auto e = links_->disable_ipv6(a.agent_ifname))
+        spdlog::warn("agent channel {}: cannot disable IPv6: {}", a.agent_ifname, e.message());
+      if (auto e = links_->silence(a.agent_ifname))
+        spdlog::warn("agent channel {}: cannot turn ARP off: {}", a.agent_ifname, e.message());
+    }
   }
   if (!a.stream) {
     bool vnet = a.tap_device.offloads();
@@ -111,23 +159,21 @@ std::string Daemon::bring_up(Attachment& a, bool adopt) {
 }
 
 void Daemon::tear_down(Attachment& a, bool delete_bridge) {
+  int tap_fd = -1;
   if (a.stream) {
-    boost::system::error_code ignored;
-    a.stream->close(ignored);  // closing the last descriptor removes the TAP
+    tap_fd = a.stream->release();  // pending reads end with operation_aborted
     a.stream.reset();
   }
   a.tap_device.close();
   if (a.id < tap_fd_.size()) tap_fd_[a.id] = -1;
   a.state = "down";
   a.mtu = 0;
-  if (delete_bridge && links_) {
-    std::error_code ec;
-    if (auto vif = links_->find(a.vif, ec); vif && vif->master_ifindex != 0) {
-      auto master = links_->find(vif->master_ifindex, ec);
-      if (master && master->name == a.bridge) links_->clear_master(a.vif);
-    }
-    links_->delete_link(a.tap);
-    links_->delete_link(a.bridge);
+  if (delete_bridge && reaper_) {
+    // Closing the last descriptor removes the TAP; the kernel's unregister
+    // work happens on the reaper's thread, not this one.
+    reaper_->retire(io::LinkReaper::Job{tap_fd, a.vif, a.bridge, {a.tap, a.bridge}});
+  } else if (tap_fd >= 0) {
+    ::close(tap_fd);
   }
 }
 
@@ -150,8 +196,13 @@ Daemon::Attachment* Daemon::find_attachment(const std::string& name) {
 }
 
 AttachmentId Daemon::next_id() const {
+  // Not the links of an attachment still being removed either.
+  const auto taken = [this](AttachmentId id) {
+    return attachments_.count(id) != 0 ||
+           (reaper_ && (reaper_->pending("wnb" + std::to_string(id)) || reaper_->pending("wnt" + std::to_string(id))));
+  };
   AttachmentId id = 1;
-  while (attachments_.count(id)) ++id;
+  while (taken(id)) ++id;
   return id;
 }
 
@@ -187,6 +238,8 @@ void Daemon::attach(const control::AttachRequest& req, control::Response& resp) 
                        "MAC must be a unicast address like 52:54:00:12:34:56, not '" +
                            std::string(io::truncate_utf8(req.mac(), 32)) + "'");
   }
+  // The same VIF back right after its detach: its old bridge lets go first.
+  if (reaper_ && reaper_->pending(ifname)) reaper_->wait_for(ifname);
   std::error_code ec;
   auto link = links_->find(ifname, ec);
   if (ec) return set_error(resp, control::INTERNAL, "netlink: " + ec.message());

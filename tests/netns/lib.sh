@@ -78,6 +78,9 @@ wn_veth() {
 wn_spawn() {
   local name=$1
   shift
+  # The log exists when this returns (the child opens it only once it
+  # runs): a caller that reads it at once must not find it missing.
+  : >>"$WN_TMP/$name.log"
   "$@" >>"$WN_TMP/$name.log" 2>&1 &
   WN_LAST_PID=$!
   WN_PIDS+=("$WN_LAST_PID")

@@ -84,13 +84,16 @@ wn_check "vm1 pings vm2 with 8000-byte packets" wn_wait_for 10 "large ping" \
   ip netns exec "${VM[1]}" ping -c 1 -W 1 -s 8000 10.128.0.52
 
 # --- agent reports: claims, and floods ----------------------------------------
+# As wownet-agent sends them: broadcast on the channel NIC (the host's end
+# answers no ARP, so a unicast to its address never leaves the VM).
 send_report() {  # send_report VM-INDEX COUNT PAYLOAD-PYTHON-EXPR
   ip netns exec "${VM[$1]}" python3 -c "
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth1')
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 for _ in range($2):
-    s.sendto(b'WNA1' + $3, ('169.254.$1.1', 6570))"
+    s.sendto(b'WNA1' + $3, ('255.255.255.255', 6570))"
 }
 # host_name "claimer", address 10.128.0.99 (not vm1's)
 send_report 1 1 "b'\x12\x07claimer\x22\x0b10.128.0.99'"

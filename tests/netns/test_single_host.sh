@@ -116,6 +116,14 @@ wn_check "agent reports reach hostd with host names" wn_wait_for 15 "agent host 
   "${CTL[*]} list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); \
    names=sorted(a[\"agent\"][\"host_name\"] for a in d[\"attachments\"] if a[\"agent\"]); \
    sys.exit(0 if names==[\"alpha\",\"bravo\",\"charlie\"] else 1)'"
+# The agent channel is a VM-facing device of the host's own stack: hostd
+# takes IPv6 and ARP off it, so a VM finds no link-local address and gets
+# no ARP answer for the host's address there (reports still arrive).
+wn_eq "no IPv6 address on the host's end of vm1's agent channel" \
+  "$(ip -n "$H" -6 -o addr show dev ch1 | wc -l)" 0
+wn_check "ARP off on the host's end of vm1's agent channel" bash -c "ip -n $H -o link show dev ch1 | grep -q NOARP"
+wn_check_not "vm1 cannot reach the host's address on its agent channel" \
+  ip netns exec "${VM[1]}" ping -c 2 -W 1 169.254.1.1
 age=$("${CTL[@]}" list --json | wn_json 'max(a["agent"]["age_seconds"] for a in d["attachments"] if a["agent"])')
 wn_check "last agent reports are fresh (max age ${age}s)" [ "$age" -le 5 ]
 
