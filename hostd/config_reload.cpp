@@ -105,7 +105,9 @@ ReloadPlan plan_reload(const HostdConfig& running, HostdConfig fresh) {
   d.key("overlay.udp_gro", &C::overlay, &O::udp_gro, false);
   plan.crl |= d.key("overlay.crl", &C::overlay, &O::crl, true);
   d.key("overlay.crl_refresh", &C::overlay, &O::crl_refresh, true);
-  plan.relay |= d.key("overlay.relay", &C::overlay, &O::relay, true);
+  // A rendezvous tells hosts whether it relays only when they register.
+  plan.relay |= d.key("overlay.relay", &C::overlay, &O::relay, !registry_here,
+                      "needs a restart on a rendezvous: hosts learn it when they register");
   plan.relay |= d.key("overlay.relay_after", &C::overlay, &O::relay_after, true);
   plan.relay |= d.key("overlay.direct_retry", &C::overlay, &O::direct_retry, true);
   plan.relay |= d.key("overlay.punch_ttl", &C::overlay, &O::punch_ttl, true);

@@ -16,6 +16,11 @@ void OverlayService::apply_reload(const HostdConfig& old, std::vector<std::strin
   nat_.set_options(overlay::NatTraversal::Options{std::uint8_t(o.punch_ttl), std::int64_t(o.direct_retry) * 1000});
   if (peers_) {
     peers_->set_relay_after_ms(std::int64_t(o.relay_after) * 1000);
+    if (o.relay_after == 0 && old.overlay.relay_after != 0) {
+      // 0: never relay. Peers already offered the relay would otherwise try
+      // it at once (after 0 s of waiting for a direct session).
+      for (const auto& p : peers_->peers()) peers_->set_relay(p.node_id, std::nullopt);
+    }
     overlay::Relay::Limits limits;
     limits.forwarding = o.rendezvous && o.relay;
     relay_.configure(node_id_, limits);

@@ -137,12 +137,15 @@ TEST(ConfigReloadTest, LeaseTimeIsRefusedOnARendezvous) {
   fresh.network.lease_time = 600;
   fresh.overlay.relay = false;
   ReloadPlan p = plan_reload(running, fresh);
-  EXPECT_EQ(p.refused, std::vector<std::string>{"network.lease_time 3600 -> 600 (needs a restart on a rendezvous, "
-                                                "whose registry holds it)"});
-  EXPECT_EQ(p.applied, std::vector<std::string>{"overlay.relay true -> false"});
+  EXPECT_EQ(p.refused, (std::vector<std::string>{"network.lease_time 3600 -> 600 (needs a restart on a rendezvous, "
+                                                 "whose registry holds it)",
+                                                 "overlay.relay true -> false (needs a restart on a rendezvous: hosts "
+                                                 "learn it when they register)"}));
+  EXPECT_TRUE(p.applied.empty());
   EXPECT_EQ(p.next.network.lease_time, 3600u);
+  EXPECT_TRUE(p.next.overlay.relay);
   EXPECT_FALSE(p.engine);
-  EXPECT_TRUE(p.relay);
+  EXPECT_FALSE(p.relay);
   // A single host (no overlay) keeps its own leases: lease_time is live.
   HostdConfig single, single2;
   single2.network.lease_time = 600;
