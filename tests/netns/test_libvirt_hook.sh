@@ -119,6 +119,10 @@ wn_check "wn-old is no longer a bridge port" bash -c "! ip -n $H -o link show wn
 wn_check "started for the VM attached without its agent channel exits 0" hook web1 started begin <<<"$DOMAIN_XML"
 wn_eq "it is re-attached with the channel" "$(count):$(vm_field web1 vif):$(vm_field web1 agent_ifname)" \
   "1:['wn-web1']:['wnc-web1']"
+"${CTL[@]}" detach web1 >/dev/null
+"${CTL[@]}" attach wn-web1 --vm web1 --mac 52:54:00:4a:10:0f --agent-if wnc-web1 >/dev/null
+wn_check "started for the VM attached with another MAC exits 0" hook web1 started begin <<<"$DOMAIN_XML"
+wn_eq "it is re-attached with the domain's MAC" "$(count):$(vm_field web1 mac)" "1:['$MAC']"
 wn_eq "its state" "$(vm_field web1 state)" "['up']"
 
 # The first frame with another source MAC is already a spoofed one.
