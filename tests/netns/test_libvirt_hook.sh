@@ -79,6 +79,12 @@ for call in "prepare begin" "start begin" "migrate begin" "restore begin" "stopp
   wn_eq "hook '$call': exit 0, no output" "$rc:$out" "0:"
 done
 wn_eq "nothing attached before 'started'" "$(count)" 0
+# Without wownetctl (package removed, the hook left as a conffile): nothing.
+for call in "started begin" "reconnect begin" "stopped end" "release end"; do
+  # shellcheck disable=SC2086
+  out=$(ip netns exec "$H" env WOWNETCTL="$WN_TMP/no-wownetctl" sh "$HOOK" web1 $call - <<<"$DOMAIN_XML" 2>&1) && rc=0 || rc=$?
+  wn_eq "no wownetctl: '$call' exits 0 silently" "$rc:$out" "0:"
+done
 # A domain without wownet NICs never reaches wownetctl (a failing one here).
 plain=$(sed "s/wn-web1/vnet7/; s/wnc-web1/vnet8/" <<<"$DOMAIN_XML")
 wn_check "a domain without wn- NICs: started exits 0 without asking hostd" \
@@ -93,6 +99,31 @@ wn_eq "its state" "$(vm_field web1 state)" "['up']"
 wn_eq "the channel TAP was brought up" "$(ip -n "$H" -o link show wnc-web1 | grep -c '[<,]UP[,>]')" 1
 wn_check "reconnect begin (libvirtd restarted) keeps the attachment" hook web1 reconnect begin <<<"$DOMAIN_XML"
 wn_eq "still one attachment" "$(count)" 1
+wn_eq "the agent channel's host end has no IPv6 address" "$(ip -n "$H" -6 -o addr show dev wnc-web1)" ""
+wn_eq "and IPv6 is off on it" "$(ip netns exec "$H" cat /proc/sys/net/ipv6/conf/wnc-web1/disable_ipv6)" 1
+# hostd restores its attachments from its state file (after a host reboot
+# the TAPs come back with the same names): started again must keep it.
+out=$(hook web1 started begin <<<"$DOMAIN_XML" 2>&1) && rc=0 || rc=$?
+wn_eq "started again for an attached domain (restored state): exit 0" "$rc:$out" "0:"
+wn_eq "still one attachment, the same" "$(count):$(vm_field web1 vif):$(vm_field web1 agent_ifname)" "1:['wn-web1']:['wnc-web1']"
+# The VM attached with another VIF, or without its agent channel: replaced.
+ip -n "$H" link add wn-old type veth peer name wn-old-p
+"${CTL[@]}" detach web1 >/dev/null
+"${CTL[@]}" attach wn-old --vm web1 --mac "$MAC" >/dev/null
+wn_check "started for a VM attached under another VIF exits 0" hook web1 started begin <<<"$DOMAIN_XML"
+wn_eq "it is re-attached with wn-web1 and its channel" \
+  "$(count):$(vm_field web1 vif):$(vm_field web1 agent_ifname)" "1:['wn-web1']:['wnc-web1']"
+wn_check "wn-old is no longer a bridge port" bash -c "! ip -n $H -o link show wn-old | grep -q master"
+"${CTL[@]}" detach web1 >/dev/null
+"${CTL[@]}" attach wn-web1 --vm web1 --mac "$MAC" >/dev/null
+wn_check "started for the VM attached without its agent channel exits 0" hook web1 started begin <<<"$DOMAIN_XML"
+wn_eq "it is re-attached with the channel" "$(count):$(vm_field web1 vif):$(vm_field web1 agent_ifname)" \
+  "1:['wn-web1']:['wnc-web1']"
+"${CTL[@]}" detach web1 >/dev/null
+"${CTL[@]}" attach wn-web1 --vm web1 --mac 52:54:00:4a:10:0f --agent-if wnc-web1 >/dev/null
+wn_check "started for the VM attached with another MAC exits 0" hook web1 started begin <<<"$DOMAIN_XML"
+wn_eq "it is re-attached with the domain's MAC" "$(count):$(vm_field web1 mac)" "1:['$MAC']"
+wn_eq "its state" "$(vm_field web1 state)" "['up']"
 
 # The first frame with another source MAC is already a spoofed one.
 dropped() { "${CTL[@]}" list --json | wn_json "d['attachments'][0]['counters']['drops'].get('$1', 0)"; }
@@ -156,7 +187,17 @@ out=$(ip netns exec "$H" env WOWNET_SOCKET="$WN_TMP/nosuch.sock" WOWNETCTL="$BIN
   sh "$HOOK" web1 started begin - <<<"$DOMAIN_XML" 2>&1) && rc=0 || rc=$?
 wn_check "hostd unreachable: started fails (exit $rc) with wownetctl's reason" \
   bash -c "[ $rc = 1 ] && grep -q 'cannot connect to wownet-hostd' <<<'$out'"
+# libvirt kills a running domain whose reconnect hook fails: never fail it.
+out=$(ip netns exec "$H" env WOWNET_SOCKET="$WN_TMP/nosuch.sock" WOWNETCTL="$BIN/wownetctl" \
+  sh "$HOOK" web1 reconnect begin - <<<"$DOMAIN_XML" 2>&1) && rc=0 || rc=$?
+wn_check "hostd not running: reconnect exits 0 (exit $rc), says why on stderr" \
+  bash -c "[ $rc = 0 ] && grep -q 'cannot connect to wownet-hostd' <<<'$out'"
 badmac=$(sed "s/$MAC/01:00:5e:00:00:01/" <<<"$DOMAIN_XML")
+out=$(hook web1 reconnect begin <<<"$badmac" 2>&1) && rc=0 || rc=$?
+wn_check "hostd refuses: reconnect exits 0 (exit $rc), says why" \
+  bash -c "[ $rc = 0 ] && grep -q 'MAC must be a unicast address' <<<'$out'"
+out=$(hook web1 reconnect begin <<<"$two" 2>&1) && rc=0 || rc=$?
+wn_eq "two wn- NICs: reconnect exits 0, says why" "$rc:$out" "0:wownet: more than one wn- interface; hostd takes one overlay NIC per VM"
 out=$(hook web1 started begin <<<"$badmac" 2>&1) && rc=0 || rc=$?
 wn_check "a multicast MAC is refused (exit $rc)" bash -c "[ $rc = 1 ] && grep -q 'MAC must be a unicast address' <<<'$out'"
 wn_eq "nothing attached after the failures" "$(count)" 0

@@ -2,7 +2,8 @@
 # packaging/debian/wownet.postrm: `purge` removes /var/lib/wownet and the
 # bridges hostd leaves behind (wnb + 1 to 6 digits), and nothing else: not
 # other bridges or links, not other state dirs; `remove` removes nothing;
-# with DPKG_ROOT (dpkg --root) only the state under that root goes. Runs the
+# with DPKG_ROOT (dpkg --root) only the state under that root goes; a CA
+# directory (holding ca.key) under /var/lib/wownet is kept. Runs the
 # script in a network namespace and a private mount namespace whose /var/lib
 # is a tmpfs, so the host's own /var/lib and links are never touched.
 #
@@ -53,5 +54,20 @@ wn_eq "purge: only hostd's bridges removed" "$(links)" "br0 vif1.0 vif1.0p wnb w
 wn_check "the VIF of a removed bridge is left, no longer a port" bash -c "! ip -n $P -o link show vif1.0 | grep -q master"
 left=$(in_root "rm -rf /var/lib/wownet; sh $POSTRM purge")
 wn_eq "purge again (nothing left to do) succeeds" "$left" "./other ./other/file ./wownet-agent ./wownet-agent/dhclient.leases "
+
+# A rendezvous host's CA kept under the state dir (hostd.toml's ca_dir), at
+# any depth: kept, with a note; the rest of the state goes.
+left=$(in_root "mkdir -p /var/lib/wownet/ca /var/lib/wownet/sub/ca2 /var/lib/wownet/.hidden
+  echo key >/var/lib/wownet/ca/ca.key; echo crt >/var/lib/wownet/ca/ca.crt
+  echo key >/var/lib/wownet/sub/ca2/ca.key; echo x >/var/lib/wownet/.hidden/x
+  sh $POSTRM purge >$WN_TMP/note")
+wn_eq "purge: CA directories kept, the rest of the state removed" "$left" \
+  "./other ./other/file ./wownet ./wownet-agent ./wownet-agent/dhclient.leases ./wownet/ca ./wownet/ca/ca.crt ./wownet/ca/ca.key ./wownet/sub ./wownet/sub/ca2 ./wownet/sub/ca2/ca.key "
+wn_check "purge: a note says where the CA was kept ($(head -1 "$WN_TMP/note"))" \
+  bash -c "grep -q 'kept the certificate authority in /var/lib/wownet/ca ' $WN_TMP/note && grep -q '/var/lib/wownet/sub/ca2 ' $WN_TMP/note"
+left=$(in_root "echo key >/var/lib/wownet/ca.key; sh $POSTRM purge >$WN_TMP/note")
+wn_eq "purge: a state dir that is itself the CA's is kept" "$left" \
+  "./other ./other/file ./wownet ./wownet-agent ./wownet-agent/dhclient.leases ./wownet/ca.key ./wownet/state.txt ./wownet/sub ./wownet/sub/x "
+wn_check "with a note" grep -q 'kept /var/lib/wownet: ' "$WN_TMP/note"
 
 wn_finish

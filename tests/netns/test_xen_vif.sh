@@ -61,7 +61,7 @@ vif() {
   d=${d%%.*}
   n=${n%%-*}
   ip netns exec "$H" env PATH="$STUBS:$PATH" vif="$dev" XENBUS_PATH="backend/vif/$d/$n" \
-    WOWNETCTL="$BIN/wownetctl" WOWNET_SOCKET="${VIF_SOCKET:-$SOCK}" WOWNET_AGENT_WAIT="${VIF_WAIT:-10}" \
+    WOWNETCTL="${VIF_CTL:-$BIN/wownetctl}" WOWNET_SOCKET="${VIF_SOCKET:-$SOCK}" WOWNET_AGENT_WAIT="${VIF_WAIT:-10}" \
     bash "$SCRIPT" "$@"
 }
 # domain D NAME: its xenstore nodes, overlay vif D.0, agent channel vif D.1.
@@ -85,6 +85,9 @@ ip -n "$VM5" link set eth1 up
 wn_check "online of the agent channel vif5.1 succeeds" vif vif5.1 online type_if=vif
 wn_eq "vif5.1 hotplug-status" "$(xs_read backend/vif/5/1/hotplug-status)" connected
 wn_check "vif5.1 was brought up" is_up vif5.1
+no_ipv6() { ip netns exec "$H" cat "/proc/sys/net/ipv6/conf/$1/disable_ipv6"; }
+wn_eq "IPv6 is off on vif5.1 (dotted name)" "$(no_ipv6 vif5.1)" 1
+wn_eq "vif5.1 has no IPv6 address" "$(ip -n "$H" -6 -o addr show dev vif5.1)" ""
 wn_eq "the agent channel alone attaches nothing" "$(count)" 0
 wn_check "online of the overlay vif5.0 succeeds" vif vif5.0 online type_if=vif
 wn_eq "vif5.0 hotplug-status" "$(xs_read backend/vif/5/0/hotplug-status)" connected
@@ -110,6 +113,7 @@ wn_check "online of vif6.0 waits for its agent channel vif6.1" vif vif6.0 online
 wait "$LATE"
 wn_eq "vm name from 'db 2--incoming' (migration suffix dropped)" "$(vm_field db-2 agent_ifname)" "['vif6.1']"
 wn_check "vif6.1 was brought up" is_up vif6.1
+wn_eq "IPv6 is off on vif6.1" "$(no_ipv6 vif6.1)" 1
 wn_check "online of vif6.1 afterwards succeeds" vif vif6.1 online type_if=vif
 wn_eq "two attachments" "$(count)" 2
 
@@ -136,6 +140,28 @@ wn_check "an HVM guest's emulated NIC (type_if=tap) is left alone" vif vif7.0-em
 wn_eq "still two attachments" "$(count)" 2
 wn_check "with both vifs in place, vif7.0 attaches" vif vif7.0 online type_if=vif
 wn_eq "vm lonely's agent channel" "$(vm_field lonely agent_ifname)" "['vif7.1']"
+
+# Without wownetctl (package removed, script left as a conffile).
+VIF_CTL=$WN_TMP/no-wownetctl vif vif7.0 online type_if=vif 2>/dev/null && rc=0 || rc=$?
+wn_check "no wownetctl: online fails (exit $rc), hotplug-error says so" \
+  bash -c "[ $rc = 1 ] && grep -q 'no-wownetctl is not installed' <<<'$(xs_read backend/vif/7/0/hotplug-error)'"
+out=$(VIF_CTL=$WN_TMP/no-wownetctl vif vif7.0 offline type_if=vif 2>&1) && rc=0 || rc=$?
+wn_eq "no wownetctl: offline exits 0 silently" "$rc:$out" "0:"
+wn_eq "and leaves lonely attached" "$(vm_field lonely vif)" "['vif7.0']"
+
+# --- stale attachments (hostd was down at offline, or restored them) -------------------
+wn_ns VM8 vm8
+domain 8 fresh
+wn_veth "$H" vif8.0 "$VM8" eth0
+ip link add vif8.1 netns "$H" type veth peer name eth1 netns "$VM8"
+"${CTL[@]}" attach vif8.0 --vm ghost >/dev/null
+wn_check "online of a vif that is another VM's VIF in hostd succeeds" vif vif8.0 online type_if=vif
+wn_eq "vm fresh has vif8.0, ghost is gone" "$(vm_field fresh vif):$(vm_field ghost vif)" "['vif8.0']:['absent']"
+n=$(count)
+wn_check "online again with hostd's attachment of the same VM and vif (restored) succeeds" \
+  vif vif8.0 online type_if=vif
+wn_eq "still vm fresh on vif8.0 with its channel, no new attachment" \
+  "$(count):$(vm_field fresh vif):$(vm_field fresh agent_ifname)" "$n:['vif8.0']:['vif8.1']"
 
 # --- offline -------------------------------------------------------------------------
 wn_check "offline of the agent channel vif5.1 succeeds" vif vif5.1 offline type_if=vif
