@@ -34,7 +34,9 @@ struct Recorder {
   LinkReaper::Ops ops() {
     LinkReaper::Ops o;
     o.close_fd = [this](int fd) { record("close " + std::to_string(fd)); };
-    o.release = [this](const std::string& port, const std::string& bridge) { record("release " + port + " " + bridge); };
+    o.release = [this](const std::string& port, const std::string& bridge) {
+      record("release " + port + " " + bridge);
+    };
     o.delete_link = [this](const std::string& name) { record("delete " + name); };
     return o;
   }
