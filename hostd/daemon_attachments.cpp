@@ -45,14 +45,6 @@ io::LinkReaper::Ops reaper_ops() {
   };
   io::LinkReaper::Ops ops;
   ops.close_fd = [](int fd) { ::close(fd); };  // the last descriptor: the TAP goes
-  ops.release = [get](const std::string& port, const std::string& bridge) {
-    io::LinkManager* l = get();
-    std::error_code ec;
-    auto p = l ? l->find(port, ec) : std::nullopt;
-    if (!p || p->master_ifindex == 0) return;
-    auto master = l->find(p->master_ifindex, ec);
-    if (master && master->name == bridge) l->clear_master(port);
-  };
   ops.delete_link = [get](const std::string& name) {
     io::LinkManager* l = get();
     if (!l) return;
@@ -169,9 +161,15 @@ void Daemon::tear_down(Attachment& a, bool delete_bridge) {
   a.state = "down";
   a.mtu = 0;
   if (delete_bridge && reaper_) {
-    // Closing the last descriptor removes the TAP; the kernel's unregister
-    // work happens on the reaper's thread, not this one.
-    reaper_->retire(io::LinkReaper::Job{tap_fd, a.vif, a.bridge, {a.tap, a.bridge}});
+    // The VIF is free when the detach is answered (a hypervisor may reuse
+    // it at once); closing the last descriptor removes the TAP, and that
+    // and the bridge's unregister work happen on the reaper's thread.
+    std::error_code ec;
+    if (auto vif = links_->find(a.vif, ec); vif && vif->master_ifindex != 0) {
+      auto master = links_->find(vif->master_ifindex, ec);
+      if (master && master->name == a.bridge) links_->clear_master(a.vif);
+    }
+    reaper_->retire(io::LinkReaper::Job{tap_fd, {a.tap, a.bridge}});
   } else if (tap_fd >= 0) {
     ::close(tap_fd);
   }
@@ -238,8 +236,6 @@ void Daemon::attach(const control::AttachRequest& req, control::Response& resp) 
                        "MAC must be a unicast address like 52:54:00:12:34:56, not '" +
                            std::string(io::truncate_utf8(req.mac(), 32)) + "'");
   }
-  // The same VIF back right after its detach: its old bridge lets go first.
-  if (reaper_ && reaper_->pending(ifname)) reaper_->wait_for(ifname);
   std::error_code ec;
   auto link = links_->find(ifname, ec);
   if (ec) return set_error(resp, control::INTERNAL, "netlink: " + ec.message());

@@ -23,7 +23,7 @@ void LinkReaper::retire(Job job) {
 }
 
 bool LinkReaper::names(const Job& j, const std::string& name) {
-  return j.release_port == name || std::find(j.links.begin(), j.links.end(), name) != j.links.end();
+  return std::find(j.links.begin(), j.links.end(), name) != j.links.end();
 }
 
 bool LinkReaper::pending(const std::string& name) const {
@@ -60,7 +60,6 @@ void LinkReaper::run() {
     const Job& job = running_.back();
     lock.unlock();
     if (job.tap_fd >= 0) ops_.close_fd(job.tap_fd);
-    if (!job.release_port.empty()) ops_.release(job.release_port, job.release_from);
     for (const auto& name : job.links) ops_.delete_link(name);
     lock.lock();
     running_.clear();

@@ -6,8 +6,7 @@
 // thread only hands over the TAP descriptor and the link names.
 //
 // Names still being removed are "pending": the daemon does not give them
-// to a new attachment, and an attach that needs one of them (the same VIF
-// coming back) waits for it with wait_for().
+// to a new attachment (wait_for() waits for one).
 #pragma once
 
 #include <condition_variable>
@@ -25,15 +24,12 @@ class LinkReaper {
  public:
   struct Job {
     int tap_fd = -1;                 // closed first (removes a non-persistent TAP); -1: none
-    std::string release_port;        // a port to release from `release_from` (if still its master), or empty
-    std::string release_from;        // that bridge
     std::vector<std::string> links;  // deleted in this order (missing ones are fine)
   };
   // How the worker does its work (hostd: a LinkManager of the worker's own,
   // failures logged; tests: recorders). Called on the worker thread only.
   struct Ops {
     std::function<void(int fd)> close_fd;
-    std::function<void(const std::string& port, const std::string& bridge)> release;
     std::function<void(const std::string& name)> delete_link;
   };
 
@@ -45,7 +41,7 @@ class LinkReaper {
 
   // Queues a job; returns at once.
   void retire(Job job);
-  // True while a queued or running job names `name` (a link or the port).
+  // True while a queued or running job names `name`.
   bool pending(const std::string& name) const;
   // Blocks until no queued or running job names `name`.
   void wait_for(const std::string& name);
