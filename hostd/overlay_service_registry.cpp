@@ -57,7 +57,7 @@ void OverlayService::peer_up(std::string_view node_id, std::string_view node_nam
     e->set_address(a.to_string());
     e->set_port(config_.overlay.listen.port);
   }
-  peers_->send_control(now_ms(), id, reg, *this);
+  with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.send_control(now_ms(), id, reg, box); });
   // Send what waited for a rendezvous, and re-assert what the VMs here hold.
   overlay::Actions out;
   registry_client_.on_rendezvous_up(now_ms(), id, out);
@@ -110,7 +110,9 @@ void OverlayService::send_outgoing(const void* outgoing_vector) {
     if (o.node_id == node_id_) {
       handle_registry_message(node_id_, o.message);
     } else {
-      peers_->send_control(now_ms(), o.node_id, o.message, *this);
+      with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) {
+        return pm.send_control(now_ms(), o.node_id, o.message, box);
+      });
     }
   }
   if (registry_) sync_from_registry();
@@ -155,7 +157,10 @@ void OverlayService::send_to_registry(overlay::NodeMessage message) {
     return;
   }
   const std::string_view to = registry_client_.current();
-  if (!to.empty()) peers_->send_control(now_ms(), to, message, *this);  // else asked again later
+  if (!to.empty())
+    with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) {
+      return pm.send_control(now_ms(), to, message, box);
+    });  // else asked again later
 }
 
 void OverlayService::flush_lease_asks() {
@@ -209,7 +214,7 @@ void OverlayService::handle_registry_message(const std::string& from, const over
       crl_pem_ = m.crl().pem();
       spdlog::info("CRL {} from the registry", trust_->crl_number());
       persist_crl();
-      peers_->recheck(now_ms(), *this);
+      with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
       break;
     }
     case overlay::NodeMessage::kPunch: {
@@ -251,7 +256,7 @@ void OverlayService::handle_registry_message(const std::string& from, const over
 void OverlayService::refresh_crl() {
   // A rendezvous reads the CA's CRL file and hands it to every host.
   if (!registry_ || config_.overlay.crl.empty()) {
-    peers_->recheck(now_ms(), *this);
+    with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
     return;
   }
   std::string pem, error;
@@ -267,7 +272,7 @@ void OverlayService::refresh_crl() {
     if (!registry_->set_crl(pem, out, error)) spdlog::warn("cannot store the CRL: {}", error);
     send_outgoing(&out);
   }
-  peers_->recheck(now_ms(), *this);
+  with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
 }
 
 }  // namespace wownet

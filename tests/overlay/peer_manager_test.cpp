@@ -173,9 +173,58 @@ class FakeNetwork {
 };
 
 // ---------------------------------------------------------------------------
+// The test side of a PeerManager call's actions: out() lends an Outbox for
+// one call, and the actions are carried out, in order, by the handlers at
+// the end of the full expression (after the call has returned).
+
+class ActionSink {
+ public:
+  virtual ~ActionSink() = default;
+  virtual void send_datagram(const UdpEndpoint& to, ConstByteSpan datagram) = 0;
+  virtual void deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset, std::size_t length) = 0;
+  virtual void deliver_control(std::string_view node_id, const NodeMessage& message) = 0;
+  virtual void peer_up(std::string_view node_id, std::string_view node_name, const UdpEndpoint& endpoint) = 0;
+  virtual void peer_down(std::string_view node_id, std::string_view reason) = 0;
+
+  class Lent {
+   public:
+    explicit Lent(ActionSink& sink) : sink_(sink) { sink_.box_.clear(); }
+    ~Lent() { sink_.carry_out(); }
+    Lent(const Lent&) = delete;
+    Lent& operator=(const Lent&) = delete;
+    operator Outbox&() { return sink_.box_; }  // NOLINT(google-explicit-constructor)
+
+   private:
+    ActionSink& sink_;
+  };
+  Lent out() { return Lent(*this); }
+
+ private:
+  void carry_out() {
+    for (const Action& a : box_.actions) {
+      if (const auto* s = std::get_if<SendDatagram>(&a)) {
+        send_datagram(s->to, s->bytes);
+      } else if (const auto* d = std::get_if<DeliverPacket>(&a)) {
+        deliver_packet(d->node_id, d->buffer, d->offset, d->length);
+      } else if (const auto* c = std::get_if<DeliverControl>(&a)) {
+        deliver_control(c->node_id, *c->message);
+      } else if (const auto* u = std::get_if<PeerUp>(&a)) {
+        peer_up(u->node_id, u->node_name, u->endpoint);
+      } else if (const auto* g = std::get_if<PeerDown>(&a)) {
+        peer_down(g->node_id, g->reason);
+      } else {
+        ADD_FAILURE() << "PeerManager returned an action it never returns";
+      }
+    }
+    box_.clear();
+  }
+  Outbox box_;
+};
+
+// ---------------------------------------------------------------------------
 // A node: identity, trust store, PeerManager and everything it reported.
 
-class Node : public PeerOutput {
+class Node : public ActionSink {
  public:
   struct Delivery {
     std::string node_id;
@@ -205,13 +254,13 @@ class Node : public PeerOutput {
     pm = std::make_unique<PeerManager>(SessionSettings{&*ctx, make_verifier(this->trust), nullptr, this->name, config},
                                        [this] { return rng_(); });
     net.attach(endpoint, FakeNetwork::Participant{
-                             [this](const UdpEndpoint& from, Bytes& d) { pm->on_datagram(net_.now, from, d, *this); },
-                             [this] { return pm->next_deadline_ms(); }, [this] { pm->on_timer(net_.now, *this); }});
+                             [this](const UdpEndpoint& from, Bytes& d) { pm->on_datagram(net_.now, from, d, out()); },
+                             [this] { return pm->next_deadline_ms(); }, [this] { pm->on_timer(net_.now, out()); }});
   }
   ~Node() override { net_.detach(endpoint); }
 
-  bool send(const Node& to, const Bytes& p) { return pm->send_packet(net_.now, to.id, p, *this); }
-  bool send_control(const Node& to, const NodeMessage& m) { return pm->send_control(net_.now, to.id, m, *this); }
+  bool send(const Node& to, const Bytes& p) { return pm->send_packet(net_.now, to.id, p, out()); }
+  bool send_control(const Node& to, const NodeMessage& m) { return pm->send_control(net_.now, to.id, m, out()); }
   void knows(const Node& other) { pm->set_endpoints(other.id, {other.endpoint}); }
 
   std::vector<std::uint32_t> seqs_from(const Node& n) const {
@@ -230,7 +279,7 @@ class Node : public PeerOutput {
     return s && s->established;
   }
 
-  // PeerOutput
+  // ActionSink
   void send_datagram(const UdpEndpoint& to, ConstByteSpan datagram) override { net_.send(endpoint, to, datagram); }
   void deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset, std::size_t length) override {
     EXPECT_GE(offset, 14u);
@@ -339,7 +388,7 @@ class PeerManagerTest : public ::testing::Test {
     return {};
   }
 
-  void inject(Node& at, const UdpEndpoint& from, Bytes d) { at.pm->on_datagram(net_.now, from, d, at); }
+  void inject(Node& at, const UdpEndpoint& from, Bytes d) { at.pm->on_datagram(net_.now, from, d, at.out()); }
 
   std::string root_, ca_;
   FakeNetwork net_;
@@ -816,13 +865,13 @@ TEST_F(PeerManagerTest, RevokedPeerGoesDownOnRecheck) {
   net_.run_for(1'000);
 
   // Nothing changed: recheck keeps everyone.
-  a.pm->recheck(net_.now, a);
+  a.pm->recheck(net_.now, a.out());
   EXPECT_TRUE(a.downs.empty());
 
   ASSERT_TRUE(crypto::ca_revoke(ca_, identities_["node-b"].cert_file, kT0s + 1).ok);
   std::string error;
   ASSERT_TRUE(a.trust->update_crl(slurp(ca_ + "/crl.pem"), error)) << error;
-  a.pm->recheck(net_.now, a);
+  a.pm->recheck(net_.now, a.out());
   ASSERT_EQ(a.downs.size(), 1u);
   EXPECT_EQ(a.downs[0].node_id, b.id);
   EXPECT_NE(a.downs[0].reason.find("revoked"), std::string::npos) << a.downs[0].reason;
@@ -880,8 +929,8 @@ TEST_F(PeerManagerTest, NatRebindingMovesThePeer) {
 TEST_F(PeerManagerTest, ConnectLearnsNodeIdAndKeepsTheSession) {
   Node& a = node("node-a", ep(1, 4000));
   Node& r = node("rendezvous", ep(8, 7000));
-  a.pm->connect(net_.now, r.endpoint, a);
-  a.pm->connect(net_.now, r.endpoint, a);  // idempotent
+  a.pm->connect(net_.now, r.endpoint, a.out());
+  a.pm->connect(net_.now, r.endpoint, a.out());  // idempotent
   net_.deliver();
   ASSERT_EQ(a.ups.size(), 1u);
   EXPECT_EQ(a.ups[0].node_id, r.id);
@@ -1121,7 +1170,7 @@ TEST_F(PeerManagerTest, RawPeerProtocolChecks) {
   ASSERT_TRUE(raw.session->export_keys(c2s, s2c));
   crypto::DataOpener opener(crypto::Cipher::ChaCha20Poly1305, s2c, 77);
   crypto::DataSealer sealer(crypto::Cipher::Aes256Gcm, c2s, a_index);
-  ASSERT_TRUE(a.pm->send_packet(net_.now, ir.id, packet(8), a));
+  ASSERT_TRUE(a.pm->send_packet(net_.now, ir.id, packet(8), a.out()));
   net_.deliver();
   ASSERT_EQ(raw.data.size(), 1u);
   Bytes plain(raw.data[0].size());
@@ -1191,9 +1240,9 @@ TEST_F(PeerManagerTest, NodeNameFromCertificate) {
   Node& b = *nodes_.emplace_back(
       std::make_unique<Node>(net_, "liar", ep(2, 5000), ib.dtls, trust(ca_), PeerConfig{}, 3, ib.id));
   b.pm->set_endpoints(a.id, {a.endpoint});
-  net_.attach(a.endpoint,
-              FakeNetwork::Participant{[&](const UdpEndpoint& from, Bytes& d) { pm.on_datagram(net_.now, from, d, a); },
-                                       [&] { return pm.next_deadline_ms(); }, [&] { pm.on_timer(net_.now, a); }});
+  net_.attach(a.endpoint, FakeNetwork::Participant{
+                              [&](const UdpEndpoint& from, Bytes& d) { pm.on_datagram(net_.now, from, d, a.out()); },
+                              [&] { return pm.next_deadline_ms(); }, [&] { pm.on_timer(net_.now, a.out()); }});
   ASSERT_TRUE(b.send(a, packet(1)));
   net_.deliver();
   ASSERT_EQ(a.ups.size(), 1u);
@@ -1394,7 +1443,7 @@ namespace {
 
 // Sends and receives without allocating itself: the datagram goes into a
 // buffer sized beforehand.
-class Wire : public PeerOutput {
+class Wire : public ActionSink {
  public:
   Wire() : last(2048) {}
   void send_datagram(const UdpEndpoint&, ConstByteSpan d) override {
@@ -1419,16 +1468,16 @@ TEST_F(PeerManagerTest, SteadyStateDataPathDoesNotAllocate) {
   Wire wire;
   const Bytes p = packet(7, 1400);
   // Warm up (first use of every buffer).
-  ASSERT_TRUE(a.pm->send_packet(net_.now, b.id, p, wire));
-  b.pm->on_datagram(net_.now, a.endpoint, ByteSpan(wire.last.data(), wire.size), wire);
+  ASSERT_TRUE(a.pm->send_packet(net_.now, b.id, p, wire.out()));
+  b.pm->on_datagram(net_.now, a.endpoint, ByteSpan(wire.last.data(), wire.size), wire.out());
   ASSERT_EQ(wire.delivered, 1u);
 
   const std::size_t before = g_allocations;
   for (int i = 0; i < 1000; ++i) {
-    a.pm->send_packet(net_.now, b.id, p, wire);
-    b.pm->on_datagram(net_.now, a.endpoint, ByteSpan(wire.last.data(), wire.size), wire);
-    b.pm->send_packet(net_.now, a.id, p, wire);
-    a.pm->on_datagram(net_.now, b.endpoint, ByteSpan(wire.last.data(), wire.size), wire);
+    a.pm->send_packet(net_.now, b.id, p, wire.out());
+    b.pm->on_datagram(net_.now, a.endpoint, ByteSpan(wire.last.data(), wire.size), wire.out());
+    b.pm->send_packet(net_.now, a.id, p, wire.out());
+    a.pm->on_datagram(net_.now, b.endpoint, ByteSpan(wire.last.data(), wire.size), wire.out());
   }
   const std::size_t allocations = g_allocations - before;
   EXPECT_EQ(allocations, 0u);
@@ -1495,11 +1544,11 @@ TEST_F(RelayTest, RelayAfterDirectFailsThenDirectTakesOver) {
   // The direct path opens (the far NAT was asked to open): it takes over on
   // both sides and the relayed session is retired.
   direct_blocked = false;
-  EXPECT_TRUE(a.pm->try_direct(net_.now, b.id, a));
+  EXPECT_TRUE(a.pm->try_direct(net_.now, b.id, a.out()));
   net_.deliver();
   EXPECT_FALSE(a.stats_of(b)->relayed);
   EXPECT_FALSE(b.stats_of(a)->relayed);
-  EXPECT_FALSE(a.pm->try_direct(net_.now, b.id, a)) << "direct already keyed";
+  EXPECT_FALSE(a.pm->try_direct(net_.now, b.id, a.out())) << "direct already keyed";
   const std::size_t relayed_before = relayed_datagrams;
   ASSERT_TRUE(a.send(b, packet(3)));
   ASSERT_TRUE(b.send(a, packet(4)));
@@ -1552,7 +1601,7 @@ TEST_F(RelayTest, NoDirectEndpointGoesThroughTheRelayAtOnce) {
   EXPECT_EQ(b.pm->node_at(a_via_relay), a.id);
   EXPECT_EQ(b.pm->node_at(a.endpoint), "");
   // No direct endpoint: nothing to try.
-  EXPECT_FALSE(a.pm->try_direct(net_.now, b.id, a));
+  EXPECT_FALSE(a.pm->try_direct(net_.now, b.id, a.out()));
 }
 
 TEST_F(RelayTest, RelayedSessionNeverDisplacesADirectOne) {
@@ -1563,7 +1612,7 @@ TEST_F(RelayTest, RelayedSessionNeverDisplacesADirectOne) {
   establish(a, b);
   // A relayed session keyed later (e.g. started by the far side before the
   // direct one opened) does not take over.
-  a.pm->connect(net_.now, b_via_relay, a);
+  a.pm->connect(net_.now, b_via_relay, a.out());
   net_.deliver();
   net_.run_for(1'000);
   EXPECT_FALSE(a.stats_of(b)->relayed);
