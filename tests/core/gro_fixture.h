@@ -87,7 +87,8 @@ inline Bytes pattern(std::size_t n, std::uint8_t salt) {
 
 // A stream of `sizes.size()` segments of one flow: sequence numbers and IP
 // identifications follow on, the data is a pattern; `last_flags` on the last.
-inline std::vector<Seg> stream(const Seg& first, const std::vector<std::size_t>& sizes, std::uint8_t last_flags = kAck) {
+inline std::vector<Seg> stream(const Seg& first, const std::vector<std::size_t>& sizes,
+                               std::uint8_t last_flags = kAck) {
   std::vector<Seg> out;
   Seg s = first;
   for (std::size_t i = 0; i < sizes.size(); ++i) {

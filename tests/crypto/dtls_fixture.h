@@ -78,7 +78,7 @@ inline void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
 
 // A certificate for `key`, signed by issuer (self-signed if issuer is null).
 inline X509Ptr make_cert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, long serial,
-                  long not_before, long not_after, bool ca) {
+                         long not_before, long not_after, bool ca) {
   X509Ptr cert(X509_new());
   X509_set_version(cert.get(), 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial);

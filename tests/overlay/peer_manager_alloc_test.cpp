@@ -5,7 +5,6 @@
 
 #include "peer_manager_fixture.h"
 
-
 // Counts heap allocations, for the steady-state data path check below.
 namespace {
 std::size_t g_allocations = 0;

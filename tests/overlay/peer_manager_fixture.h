@@ -399,7 +399,6 @@ class PeerManagerTest : public ::testing::Test {
   std::vector<std::unique_ptr<Node>> nodes_;
 };
 
-
 // ---------------------------------------------------------------------------
 // Relayed paths: A names "B through the relay" 0.0.0.1:1, B names "A through
 // the relay" 0.0.0.2:1; the router carries what is sent to those names.
@@ -427,6 +426,5 @@ class RelayTest : public PeerManagerTest {
     };
   }
 };
-
 
 }  // namespace wownet::overlay::test

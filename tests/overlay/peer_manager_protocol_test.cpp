@@ -297,8 +297,6 @@ TEST_F(PeerManagerTest, DeadlinesAreConsistent) {
   EXPECT_LE(a.pm->next_deadline_ms(), net_.now + PeerConfig{}.keepalive_ms);
 }
 
-
-
 // OpenSSL 3.0 ends a DTLS session on a protected record shorter than the
 // AEAD's nonce and tag; anyone can forge one from the peer's address. The
 // layer does not let them reach the session.

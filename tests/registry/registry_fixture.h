@@ -52,5 +52,4 @@ class RegistryTest : public ::testing::Test {
   Registry reg_;
 };
 
-
 }  // namespace wownet::registry::test
