@@ -17,6 +17,17 @@ class RegistryModeTest : public HostEngineTest {
     l.expiry = expiry;
     return l;
   }
+  // VM "moved", whose lease of `a` (MAC kMac1) names node-a, is attached
+  // here as attachment 7 at T0 + 1; returns that lease. Asks queued before
+  // the attachment are taken.
+  Lease attach_migrated(Ipv4Addr a) {
+    Lease elsewhere = granted(a, kMac1, LeaseState::Bound, T0 + 3600, "node-a");
+    elsewhere.vm = "moved";
+    engine_.on_registry_lease(T0, elsewhere);
+    engine_.take_lease_asks();
+    engine_.add_attachment(7, "moved", std::nullopt, T0 + 1);
+    return elsewhere;
+  }
 };
 
 TEST_F(RegistryModeTest, DiscoverWaitsForTheRegistryThenOffers) {
@@ -191,11 +202,7 @@ TEST_F(RegistryModeTest, AMigratedVmsFirstFrameMovesItsLeaseHere) {
 // for it is delivered here before it sends anything.
 TEST_F(RegistryModeTest, AttachingAMigratedVmMovesItsLeaseBeforeItSpeaks) {
   const Ipv4Addr a9 = ip(10, 128, 3, 9);
-  Lease elsewhere = granted(a9, kMac1, LeaseState::Bound, T0 + 3600, "node-a");
-  elsewhere.vm = "moved";
-  engine_.on_registry_lease(T0, elsewhere);
-  engine_.take_lease_asks();
-  engine_.add_attachment(7, "moved", std::nullopt, T0 + 1);
+  Lease elsewhere = attach_migrated(a9);
   EXPECT_EQ(engine_.attachment(7)->mac, kMac1);
   auto asks = engine_.take_lease_asks();
   ASSERT_EQ(asks.size(), 1u);
@@ -219,11 +226,7 @@ TEST_F(RegistryModeTest, AttachingAMigratedVmMovesItsLeaseBeforeItSpeaks) {
 // Its IP packets still wait for the grant.
 TEST_F(RegistryModeTest, AMigratedVmsArpIsAnsweredWhileItsMoveIsAskedFor) {
   const Ipv4Addr a9 = ip(10, 128, 3, 9);
-  Lease elsewhere = granted(a9, kMac1, LeaseState::Bound, T0 + 3600, "node-a");
-  elsewhere.vm = "moved";
-  engine_.on_registry_lease(T0, elsewhere);
-  engine_.take_lease_asks();
-  engine_.add_attachment(7, "moved", std::nullopt, T0 + 1);
+  Lease elsewhere = attach_migrated(a9);
   auto a = send(7, ethernet(kBcast, kMac1, 0x0806, arp(1, kMac1, a9, MacAddr{}, kGw)), T0 + 1);
   ASSERT_EQ(a.kind, FrameAction::Kind::WriteToTap);
   Bytes f = out(a);
@@ -242,11 +245,7 @@ TEST_F(RegistryModeTest, AMigratedVmsArpIsAnsweredWhileItsMoveIsAskedFor) {
 // registry must not move a VM's lease to a node where the VM is not.
 TEST_F(RegistryModeTest, ARemovedAttachmentsMoveIsNotAskedFor) {
   const Ipv4Addr a9 = ip(10, 128, 3, 9);
-  Lease elsewhere = granted(a9, kMac1, LeaseState::Bound, T0 + 3600, "node-a");
-  elsewhere.vm = "moved";
-  engine_.on_registry_lease(T0, elsewhere);
-  engine_.take_lease_asks();
-  engine_.add_attachment(7, "moved", std::nullopt, T0 + 1);
+  Lease elsewhere = attach_migrated(a9);
   // Another VM's ask queued meanwhile still goes out.
   send(1, dhcp_frame(kMac2, 1, kAny, kAll, kAny, true));
   engine_.remove_attachment(7);

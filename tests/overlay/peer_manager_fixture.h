@@ -425,6 +425,17 @@ class RelayTest : public PeerManagerTest {
       return std::pair{to, from};
     };
   }
+
+  // Nodes A and B wired through the relay; A knows B's direct endpoint
+  // (with `knows_direct`) and B's relayed one.
+  std::pair<Node&, Node&> relayed_pair(bool knows_direct = true) {
+    Node& a = node("node-a", ep(1, 4000));
+    Node& b = node("node-b", ep(2, 5000));
+    wire(a, b);
+    if (knows_direct) a.knows(b);
+    a.pm->set_relay(b.id, b_via_relay);
+    return {a, b};
+  }
 };
 
 }  // namespace wownet::overlay::test

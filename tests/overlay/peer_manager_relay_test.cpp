@@ -9,11 +9,7 @@ namespace {
 TEST_F(RelayTest, RelayAfterDirectFailsThenDirectTakesOver) {
   EXPECT_TRUE(b_via_relay.relayed());
   EXPECT_FALSE(ep(1, 1).relayed());
-  Node& a = node("node-a", ep(1, 4000));
-  Node& b = node("node-b", ep(2, 5000));
-  wire(a, b);
-  a.knows(b);
-  a.pm->set_relay(b.id, b_via_relay);
+  auto [a, b] = relayed_pair();
   ASSERT_TRUE(a.send(b, packet(1)));
   // The direct handshake gets no answer; the relay is not tried before
   // relay_after_ms.
@@ -62,11 +58,7 @@ TEST_F(RelayTest, RelayAfterDirectFailsThenDirectTakesOver) {
 }
 
 TEST_F(RelayTest, SlowDirectPathStillTakesOverOnceItOpens) {
-  Node& a = node("node-a", ep(1, 4000));
-  Node& b = node("node-b", ep(2, 5000));
-  wire(a, b);
-  a.knows(b);
-  a.pm->set_relay(b.id, b_via_relay);
+  auto [a, b] = relayed_pair();
   ASSERT_TRUE(a.send(b, packet(1)));
   net_.run_for(3'500);
   ASSERT_TRUE(a.is_up(b));
@@ -81,10 +73,7 @@ TEST_F(RelayTest, SlowDirectPathStillTakesOverOnceItOpens) {
 }
 
 TEST_F(RelayTest, NoDirectEndpointGoesThroughTheRelayAtOnce) {
-  Node& a = node("node-a", ep(1, 4000));
-  Node& b = node("node-b", ep(2, 5000));
-  wire(a, b);
-  a.pm->set_relay(b.id, b_via_relay);
+  auto [a, b] = relayed_pair(false);
   ASSERT_TRUE(a.send(b, packet(1)));
   net_.deliver();
   ASSERT_TRUE(a.is_up(b));
