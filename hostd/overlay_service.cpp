@@ -547,7 +547,7 @@ void OverlayService::tick_second() {
   if (registry_) {
     std::vector<registry::Outgoing> out;
     registry_->on_timer(now, out);
-    send_outgoing(&out);
+    send_outgoing(out);
   } else if (rendezvous_up_.empty()) {
     for (const auto& e : config_.overlay.rendezvous_nodes)
       with_peers(

@@ -46,6 +46,7 @@ namespace wownet {
 namespace registry {
 class Registry;
 class RegistryStore;
+struct Outgoing;
 }  // namespace registry
 
 class OverlayService {
@@ -141,7 +142,9 @@ class OverlayService {
   void refresh_crl();
   void send_to_registry(overlay::NodeMessage message);
   void handle_registry_message(const std::string& from, const overlay::NodeMessage& m);
-  void send_outgoing(const void* outgoing_vector);
+  // Sends what the registry queued: to its nodes over their sessions, to
+  // this node's own VMs directly.
+  void send_outgoing(const std::vector<registry::Outgoing>& out);
   void sync_from_registry();
   std::int64_t now_ms() const;
   UnixTime now_s() const;

@@ -41,7 +41,7 @@ void OverlayService::peer_up(std::string_view node_id, std::string_view node_nam
   if (registry_) {
     std::vector<registry::Outgoing> out;
     registry_->on_node_up(now_s(), id, std::string(node_name), ep.address.to_string(), ep.port, out);
-    send_outgoing(&out);
+    send_outgoing(out);
     return;
   }
   bool is_rendezvous = false;
@@ -90,7 +90,7 @@ void OverlayService::deliver_control(std::string_view node_id, const overlay::No
     if (message.has_resolve()) refresh_reflexive(from);
     std::vector<registry::Outgoing> out;
     registry_->on_message(now_s(), from, message, out);
-    send_outgoing(&out);
+    send_outgoing(out);
     return;
   }
   if (!rendezvous_up_.count(from)) return;  // only the registry speaks for the registry
@@ -104,8 +104,7 @@ void OverlayService::persist_crl() {
   if (auto ec = util::write_file_atomic(path, crl_pem_, 0644)) spdlog::warn("cannot write {}: {}", path, ec.message());
 }
 
-void OverlayService::send_outgoing(const void* outgoing_vector) {
-  const auto& out = *static_cast<const std::vector<registry::Outgoing>*>(outgoing_vector);
+void OverlayService::send_outgoing(const std::vector<registry::Outgoing>& out) {
   for (const auto& o : out) {
     if (o.node_id == node_id_) {
       handle_registry_message(node_id_, o.message);
@@ -153,7 +152,7 @@ void OverlayService::send_to_registry(overlay::NodeMessage message) {
       return;
     }
     handle_registry_message(node_id_, reply);
-    send_outgoing(&out);
+    send_outgoing(out);
     return;
   }
   const std::string_view to = registry_client_.current();
@@ -270,7 +269,7 @@ void OverlayService::refresh_crl() {
     spdlog::info("CRL {} loaded from {}", trust_->crl_number(), config_.overlay.crl);
     std::vector<registry::Outgoing> out;
     if (!registry_->set_crl(pem, out, error)) spdlog::warn("cannot store the CRL: {}", error);
-    send_outgoing(&out);
+    send_outgoing(out);
   }
   with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
 }
