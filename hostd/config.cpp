@@ -16,10 +16,13 @@ namespace {
 
 struct Reader {
   const std::string& file;
-  std::string& error;
+  std::string& error;             // the first problem
+  std::vector<std::string>* all;  // every problem, if wanted
 
   bool fail(const std::string& key, const std::string& what) {
-    if (error.empty()) error = file + ": " + key + ": " + what;
+    std::string line = file + ": " + key + ": " + what;
+    if (error.empty()) error = line;
+    if (all) all->push_back(std::move(line));
     return false;
   }
 
@@ -94,7 +97,8 @@ bool is_valid_log_level(const std::string& level) {
   return levels.count(level) != 0;
 }
 
-std::optional<HostdConfig> load_config(const std::string& path, std::string& error) {
+std::optional<HostdConfig> load_config(const std::string& path, std::string& error,
+                                       std::vector<std::string>* all_errors) {
   // toml::parse_file would report a missing file as "path:0:0: ..." and read
   // a directory as an empty file, i.e. as all defaults.
   std::error_code fs_error;
@@ -117,192 +121,225 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
     return std::nullopt;
   }
   HostdConfig c;
-  Reader r{path, error};
-  if (!r.only_keys(root, "", {"hostd", "network", "dns", "agent", "overlay", "metrics"})) return std::nullopt;
+  Reader r{path, error, all_errors};
+  r.only_keys(root, "", {"hostd", "network", "dns", "agent", "overlay", "metrics"});
 
-  if (const toml::table* t = r.table(root, "hostd")) {
-    if (!r.only_keys(*t, "hostd", {"state_dir", "control_socket", "log_level"})) return std::nullopt;
-    if (!r.get_string(*t, "hostd", "state_dir", c.state_dir) ||
-        !r.get_string(*t, "hostd", "control_socket", c.control_socket) ||
-        !r.get_string(*t, "hostd", "log_level", c.log_level))
-      return std::nullopt;
-    if (!is_valid_log_level(c.log_level)) {
-      r.fail("hostd.log_level", "expected one of trace, debug, info, warn, error, critical, off");
-      return std::nullopt;
+  // Each table on its own: a problem in one does not hide those of the next.
+  const auto parse_hostd = [&]() -> bool {
+    if (const toml::table* t = r.table(root, "hostd")) {
+      if (!r.only_keys(*t, "hostd", {"state_dir", "control_socket", "log_level"})) return false;
+      if (!r.get_string(*t, "hostd", "state_dir", c.state_dir) ||
+          !r.get_string(*t, "hostd", "control_socket", c.control_socket) ||
+          !r.get_string(*t, "hostd", "log_level", c.log_level))
+        return false;
+      if (!is_valid_log_level(c.log_level)) {
+        r.fail("hostd.log_level", "expected one of trace, debug, info, warn, error, critical, off");
+        return false;
+      }
+      if (c.state_dir.empty() || c.state_dir[0] != '/') {
+        r.fail("hostd.state_dir", "expected an absolute path");
+        return false;
+      }
+      if (c.control_socket.empty() || c.control_socket[0] != '/' || c.control_socket.size() > 100) {
+        r.fail("hostd.control_socket", "expected an absolute path of at most 100 characters");
+        return false;
+      }
     }
-    if (c.state_dir.empty() || c.state_dir[0] != '/') {
-      r.fail("hostd.state_dir", "expected an absolute path");
-      return std::nullopt;
-    }
-    if (c.control_socket.empty() || c.control_socket[0] != '/' || c.control_socket.size() > 100) {
-      r.fail("hostd.control_socket", "expected an absolute path of at most 100 characters");
-      return std::nullopt;
-    }
-  }
-  if (!error.empty()) return std::nullopt;
+    return true;
+  };
+  parse_hostd();
 
-  if (const toml::table* t = r.table(root, "network")) {
-    if (!r.only_keys(*t, "network",
-                     {"prefix", "gateway", "gateway_mac", "domain", "mtu", "lease_time", "learn_static"}))
-      return std::nullopt;
-    std::string prefix, gateway, mac;
-    NetworkConfig& n = c.network;
-    if (!r.get_string(*t, "network", "prefix", prefix) || !r.get_string(*t, "network", "gateway", gateway) ||
-        !r.get_string(*t, "network", "gateway_mac", mac) || !r.get_string(*t, "network", "domain", n.domain) ||
-        !r.get_int(*t, "network", "mtu", n.mtu, 576, 9000) ||
-        !r.get_int(*t, "network", "lease_time", n.lease_time, 10, 365 * 86400) ||
-        !r.get_bool(*t, "network", "learn_static", n.learn_static))
-      return std::nullopt;
-    if (t->contains("prefix")) {
-      auto p = Ipv4Prefix::parse(prefix);
-      if (!p || p->length < 8 || p->length > 30) {
-        r.fail("network.prefix", "expected a network address with a length from 8 to 30, like \"10.128.0.0/9\"");
-        return std::nullopt;
-      }
-      n.network = *p;
-      if (!t->contains("gateway")) n.gateway = Ipv4Addr{p->network.value + 1};
-    }
-    if (t->contains("gateway")) {
-      auto g = Ipv4Addr::parse(gateway);
-      if (!g) {
-        r.fail("network.gateway", "expected an IPv4 address like \"10.128.0.1\"");
-        return std::nullopt;
-      }
-      n.gateway = *g;
-    }
-    if (!n.network.is_host(n.gateway)) {
-      r.fail("network.gateway", "expected a host address inside network.prefix " + n.network.to_string());
-      return std::nullopt;
-    }
-    if (t->contains("gateway_mac")) {
-      auto m = MacAddr::parse(mac);
-      if (!m || m->is_multicast() || m->is_zero()) {
-        r.fail("network.gateway_mac", "expected a unicast MAC address like \"02:77:6e:00:00:01\"");
-        return std::nullopt;
-      }
-      n.gateway_mac = *m;
-    }
-    for (char& ch : n.domain) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-    if (!valid_domain(n.domain)) {
-      r.fail("network.domain", "expected a DNS domain of letters, digits and '-', like \"wow\"");
-      return std::nullopt;
-    }
-  }
-  if (!error.empty()) return std::nullopt;
-
-  if (const toml::table* t = r.table(root, "dns")) {
-    if (!r.only_keys(*t, "dns", {"ttl"}) || !r.get_int(*t, "dns", "ttl", c.network.dns_ttl, 0, 86400))
-      return std::nullopt;
-  }
-  if (!error.empty()) return std::nullopt;
-  if (const toml::table* t = r.table(root, "agent")) {
-    if (!r.only_keys(*t, "agent", {"port"}) || !r.get_int(*t, "agent", "port", c.agent_port, 1, 65535))
-      return std::nullopt;
-  }
-  if (!error.empty()) return std::nullopt;
-
-  if (const toml::table* t = r.table(root, "metrics")) {
-    std::string listen;
-    if (!r.only_keys(*t, "metrics", {"listen"}) || !r.get_string(*t, "metrics", "listen", listen)) return std::nullopt;
-    if (!listen.empty()) {
-      auto e = parse_endpoint(listen);
-      if (!e) {
-        r.fail("metrics.listen",
-               "expected ADDRESS:PORT like \"127.0.0.1:9770\" (an IPv4 address, a port from 1 to 65535)");
-        return std::nullopt;
-      }
-      c.metrics.listen = *e;
-      c.metrics.enabled = true;
-    }
-  }
-  if (!error.empty()) return std::nullopt;
-
-  if (const toml::table* t = r.table(root, "overlay")) {
-    OverlayConfig& o = c.overlay;
-    std::string role = "host", listen;
-    if (!r.only_keys(*t, "overlay",
-                     {"role", "listen", "rendezvous", "cert", "key", "ca", "crl", "cipher", "crl_refresh", "keepalive",
-                      "node_name", "csr", "ca_dir", "relay", "relay_after", "direct_retry", "punch_ttl", "udp_gso",
-                      "udp_gro"}) ||
-        !r.get_bool(*t, "overlay", "udp_gso", o.udp_gso) || !r.get_bool(*t, "overlay", "udp_gro", o.udp_gro) ||
-        !r.get_string(*t, "overlay", "csr", o.csr) || !r.get_string(*t, "overlay", "ca_dir", o.ca_dir) ||
-        !r.get_string(*t, "overlay", "role", role) || !r.get_string(*t, "overlay", "listen", listen) ||
-        !r.get_string(*t, "overlay", "cert", o.cert) || !r.get_string(*t, "overlay", "key", o.key) ||
-        !r.get_string(*t, "overlay", "ca", o.ca) || !r.get_string(*t, "overlay", "crl", o.crl) ||
-        !r.get_string(*t, "overlay", "cipher", o.cipher) || !r.get_string(*t, "overlay", "node_name", o.node_name) ||
-        !r.get_int(*t, "overlay", "crl_refresh", o.crl_refresh, 1, 86400) ||
-        !r.get_int(*t, "overlay", "keepalive", o.keepalive, 1, 3600) || !r.get_bool(*t, "overlay", "relay", o.relay) ||
-        !r.get_int(*t, "overlay", "relay_after", o.relay_after, 0, 3600) ||
-        !r.get_int(*t, "overlay", "direct_retry", o.direct_retry, 5, 86400) ||
-        !r.get_int(*t, "overlay", "punch_ttl", o.punch_ttl, 0, 255))
-      return std::nullopt;
-    if (role != "host" && role != "rendezvous") {
-      r.fail("overlay.role", "expected \"host\" or \"rendezvous\"");
-      return std::nullopt;
-    }
-    o.rendezvous = role == "rendezvous";
-    bool configured = o.rendezvous || !o.cert.empty() || !o.key.empty() || !o.ca.empty() || t->get("rendezvous");
-    if (!configured) return c;  // an empty [overlay]: single-host mode
-    if (!listen.empty()) {
-      auto e = parse_endpoint(listen);
-      if (!e) {
-        r.fail("overlay.listen", "expected ADDRESS:PORT like \"0.0.0.0:7700\"");
-        return std::nullopt;
-      }
-      o.listen = *e;
-    }
-    if (const toml::node* n = t->get("rendezvous")) {
-      const toml::array* arr = n->as_array();
-      if (!arr) {
-        r.fail("overlay.rendezvous", "expected a list of \"ADDRESS:PORT\" strings");
-        return std::nullopt;
-      }
-      for (const toml::node& item : *arr) {
-        auto v = item.value<std::string>();
-        auto e = v ? parse_endpoint(*v) : std::nullopt;
-        if (!item.is_string() || !e || e->address.is_zero()) {
-          r.fail("overlay.rendezvous", "expected a list of \"ADDRESS:PORT\" strings, like [\"192.0.2.10:7700\"]");
-          return std::nullopt;
+  // Each table on its own: a problem in one does not hide those of the next.
+  const auto parse_network = [&]() -> bool {
+    if (const toml::table* t = r.table(root, "network")) {
+      if (!r.only_keys(*t, "network",
+                       {"prefix", "gateway", "gateway_mac", "domain", "mtu", "lease_time", "learn_static"}))
+        return false;
+      std::string prefix, gateway, mac;
+      NetworkConfig& n = c.network;
+      if (!r.get_string(*t, "network", "prefix", prefix) || !r.get_string(*t, "network", "gateway", gateway) ||
+          !r.get_string(*t, "network", "gateway_mac", mac) || !r.get_string(*t, "network", "domain", n.domain) ||
+          !r.get_int(*t, "network", "mtu", n.mtu, 576, 9000) ||
+          !r.get_int(*t, "network", "lease_time", n.lease_time, 10, 365 * 86400) ||
+          !r.get_bool(*t, "network", "learn_static", n.learn_static))
+        return false;
+      if (t->contains("prefix")) {
+        auto p = Ipv4Prefix::parse(prefix);
+        if (!p || p->length < 8 || p->length > 30) {
+          r.fail("network.prefix", "expected a network address with a length from 8 to 30, like \"10.128.0.0/9\"");
+          return false;
         }
-        o.rendezvous_nodes.push_back(*e);
+        n.network = *p;
+        if (!t->contains("gateway")) n.gateway = Ipv4Addr{p->network.value + 1};
+      }
+      if (t->contains("gateway")) {
+        auto g = Ipv4Addr::parse(gateway);
+        if (!g) {
+          r.fail("network.gateway", "expected an IPv4 address like \"10.128.0.1\"");
+          return false;
+        }
+        n.gateway = *g;
+      }
+      if (!n.network.is_host(n.gateway)) {
+        r.fail("network.gateway", "expected a host address inside network.prefix " + n.network.to_string());
+        return false;
+      }
+      if (t->contains("gateway_mac")) {
+        auto m = MacAddr::parse(mac);
+        if (!m || m->is_multicast() || m->is_zero()) {
+          r.fail("network.gateway_mac", "expected a unicast MAC address like \"02:77:6e:00:00:01\"");
+          return false;
+        }
+        n.gateway_mac = *m;
+      }
+      for (char& ch : n.domain) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+      if (!valid_domain(n.domain)) {
+        r.fail("network.domain", "expected a DNS domain of letters, digits and '-', like \"wow\"");
+        return false;
       }
     }
-    if (o.cipher != "aes-256-gcm" && o.cipher != "chacha20-poly1305") {
-      r.fail("overlay.cipher", "expected \"aes-256-gcm\" or \"chacha20-poly1305\"");
-      return std::nullopt;
+    return true;
+  };
+  parse_network();
+
+  // Each table on its own: a problem in one does not hide those of the next.
+  const auto parse_dns = [&]() -> bool {
+    if (const toml::table* t = r.table(root, "dns")) {
+      if (!r.only_keys(*t, "dns", {"ttl"}) || !r.get_int(*t, "dns", "ttl", c.network.dns_ttl, 0, 86400)) return false;
     }
-    for (auto [key, value] : {std::pair{"cert", &o.cert}, {"key", &o.key}, {"ca", &o.ca}}) {
-      if (value->empty() || (*value)[0] != '/') {
-        r.fail(std::string("overlay.") + key, "expected the absolute path of a PEM file");
-        return std::nullopt;
+    return true;
+  };
+  parse_dns();
+  // Each table on its own: a problem in one does not hide those of the next.
+  const auto parse_agent = [&]() -> bool {
+    if (const toml::table* t = r.table(root, "agent")) {
+      if (!r.only_keys(*t, "agent", {"port"}) || !r.get_int(*t, "agent", "port", c.agent_port, 1, 65535)) return false;
+    }
+    return true;
+  };
+  parse_agent();
+
+  // Each table on its own: a problem in one does not hide those of the next.
+  const auto parse_metrics = [&]() -> bool {
+    if (const toml::table* t = r.table(root, "metrics")) {
+      std::string listen;
+      if (!r.only_keys(*t, "metrics", {"listen"}) || !r.get_string(*t, "metrics", "listen", listen)) return false;
+      if (!listen.empty()) {
+        auto e = parse_endpoint(listen);
+        if (!e) {
+          r.fail("metrics.listen",
+                 "expected ADDRESS:PORT like \"127.0.0.1:9770\" (an IPv4 address, a port from 1 to 65535)");
+          return false;
+        }
+        c.metrics.listen = *e;
+        c.metrics.enabled = true;
       }
     }
-    if (!o.crl.empty() && o.crl[0] != '/') {
-      r.fail("overlay.crl", "expected the absolute path of a PEM file");
-      return std::nullopt;
+    return true;
+  };
+  parse_metrics();
+
+  // Each table on its own: a problem in one does not hide those of the next.
+  const auto parse_overlay = [&]() -> bool {
+    if (const toml::table* t = r.table(root, "overlay")) {
+      OverlayConfig& o = c.overlay;
+      std::string role = "host", listen;
+      if (!r.only_keys(*t, "overlay",
+                       {"role", "listen", "rendezvous", "cert", "key", "ca", "crl", "cipher", "crl_refresh",
+                        "keepalive", "node_name", "csr", "ca_dir", "relay", "relay_after", "direct_retry", "punch_ttl",
+                        "udp_gso", "udp_gro"}) ||
+          !r.get_bool(*t, "overlay", "udp_gso", o.udp_gso) || !r.get_bool(*t, "overlay", "udp_gro", o.udp_gro) ||
+          !r.get_string(*t, "overlay", "csr", o.csr) || !r.get_string(*t, "overlay", "ca_dir", o.ca_dir) ||
+          !r.get_string(*t, "overlay", "role", role) || !r.get_string(*t, "overlay", "listen", listen) ||
+          !r.get_string(*t, "overlay", "cert", o.cert) || !r.get_string(*t, "overlay", "key", o.key) ||
+          !r.get_string(*t, "overlay", "ca", o.ca) || !r.get_string(*t, "overlay", "crl", o.crl) ||
+          !r.get_string(*t, "overlay", "cipher", o.cipher) || !r.get_string(*t, "overlay", "node_name", o.node_name) ||
+          !r.get_int(*t, "overlay", "crl_refresh", o.crl_refresh, 1, 86400) ||
+          !r.get_int(*t, "overlay", "keepalive", o.keepalive, 1, 3600) ||
+          !r.get_bool(*t, "overlay", "relay", o.relay) ||
+          !r.get_int(*t, "overlay", "relay_after", o.relay_after, 0, 3600) ||
+          !r.get_int(*t, "overlay", "direct_retry", o.direct_retry, 5, 86400) ||
+          !r.get_int(*t, "overlay", "punch_ttl", o.punch_ttl, 0, 255))
+        return false;
+      if (role != "host" && role != "rendezvous") {
+        r.fail("overlay.role", "expected \"host\" or \"rendezvous\"");
+        return false;
+      }
+      o.rendezvous = role == "rendezvous";
+      bool configured = o.rendezvous || !o.cert.empty() || !o.key.empty() || !o.ca.empty() || t->get("rendezvous");
+      if (!configured) return true;  // an empty [overlay]: single-host mode
+      if (!listen.empty()) {
+        auto e = parse_endpoint(listen);
+        if (!e) {
+          r.fail("overlay.listen", "expected ADDRESS:PORT like \"0.0.0.0:7700\"");
+          return false;
+        }
+        o.listen = *e;
+      }
+      if (const toml::node* n = t->get("rendezvous")) {
+        const toml::array* arr = n->as_array();
+        if (!arr) {
+          r.fail("overlay.rendezvous", "expected a list of \"ADDRESS:PORT\" strings");
+          return false;
+        }
+        for (const toml::node& item : *arr) {
+          auto v = item.value<std::string>();
+          auto e = v ? parse_endpoint(*v) : std::nullopt;
+          if (!item.is_string() || !e || e->address.is_zero()) {
+            r.fail("overlay.rendezvous", "expected a list of \"ADDRESS:PORT\" strings, like [\"192.0.2.10:7700\"]");
+            return false;
+          }
+          o.rendezvous_nodes.push_back(*e);
+        }
+      }
+      if (o.cipher != "aes-256-gcm" && o.cipher != "chacha20-poly1305") {
+        r.fail("overlay.cipher", "expected \"aes-256-gcm\" or \"chacha20-poly1305\"");
+        return false;
+      }
+      // An enrolling host without a cert path gets one in the state dir
+      // (complete_config), which the systemd unit lets hostd write.
+      const bool cert_default = o.cert.empty() && !o.csr.empty() && !o.rendezvous;
+      for (auto [key, value] : {std::pair{"cert", &o.cert}, {"key", &o.key}, {"ca", &o.ca}}) {
+        if (value == &o.cert && cert_default) continue;
+        if (value->empty() || (*value)[0] != '/') {
+          r.fail(std::string("overlay.") + key, "expected the absolute path of a PEM file");
+          return false;
+        }
+      }
+      if (!o.crl.empty() && o.crl[0] != '/') {
+        r.fail("overlay.crl", "expected the absolute path of a PEM file");
+        return false;
+      }
+      if (!o.csr.empty() && o.csr[0] != '/') {
+        r.fail("overlay.csr", "expected the absolute path of a PEM file");
+        return false;
+      }
+      if (!o.ca_dir.empty() && (o.ca_dir[0] != '/' || !o.rendezvous)) {
+        r.fail("overlay.ca_dir", "expected the absolute path of a CA directory, on a rendezvous");
+        return false;
+      }
+      if (o.rendezvous_nodes.size() > 1) {
+        // Several rendezvous would each keep their own registry; sharing one
+        // (etcd) is not built yet.
+        r.fail("overlay.rendezvous", "expected one rendezvous endpoint (several are not supported yet)");
+        return false;
+      }
+      if (!o.rendezvous && o.rendezvous_nodes.empty()) {
+        r.fail("overlay.rendezvous", "a host needs at least one rendezvous endpoint (or role = \"rendezvous\")");
+        return false;
+      }
+      o.enabled = true;
     }
-    if (!o.csr.empty() && o.csr[0] != '/') {
-      r.fail("overlay.csr", "expected the absolute path of a PEM file");
-      return std::nullopt;
-    }
-    if (!o.ca_dir.empty() && (o.ca_dir[0] != '/' || !o.rendezvous)) {
-      r.fail("overlay.ca_dir", "expected the absolute path of a CA directory, on a rendezvous");
-      return std::nullopt;
-    }
-    if (o.rendezvous_nodes.size() > 1) {
-      // Several rendezvous would each keep their own registry; sharing one
-      // (etcd) is not built yet.
-      r.fail("overlay.rendezvous", "expected one rendezvous endpoint (several are not supported yet)");
-      return std::nullopt;
-    }
-    if (!o.rendezvous && o.rendezvous_nodes.empty()) {
-      r.fail("overlay.rendezvous", "a host needs at least one rendezvous endpoint (or role = \"rendezvous\")");
-      return std::nullopt;
-    }
-    o.enabled = true;
-  }
+    return true;
+  };
+  parse_overlay();
   if (!error.empty()) return std::nullopt;
   return c;
+}
+
+void complete_config(HostdConfig& c) {
+  OverlayConfig& o = c.overlay;
+  if (o.enabled && o.cert.empty() && !o.csr.empty() && !o.rendezvous) o.cert = c.state_dir + "/node.crt";
 }
 
 std::optional<ConfigEndpoint> parse_endpoint(std::string_view s) {

@@ -28,6 +28,7 @@ struct OverlayConfig {
   ConfigEndpoint listen{Ipv4Addr{0}, 7700};
   std::vector<ConfigEndpoint> rendezvous_nodes;  // where hosts register
   std::string cert, key, ca, crl;                // PEM files; crl optional (a rendezvous re-reads it)
+                                                 // cert: <state_dir>/node.crt for a host with csr (complete_config)
   std::string cipher = "aes-256-gcm";
   std::uint32_t crl_refresh = 60;   // seconds between CRL checks
   std::uint32_t keepalive = 10;     // seconds
@@ -46,6 +47,8 @@ struct OverlayConfig {
 struct MetricsConfig {
   bool enabled = false;
   ConfigEndpoint listen{Ipv4Addr{0x7f000001}, 9770};  // 127.0.0.1:9770
+  // Off is off, whatever listen says.
+  bool operator==(const MetricsConfig& o) const { return enabled == o.enabled && (!enabled || listen == o.listen); }
 };
 
 struct HostdConfig {
@@ -59,8 +62,24 @@ struct HostdConfig {
 };
 
 // Reads and validates a config file. On error returns nullopt and sets
-// `error` to one line naming the file, the key and what was expected.
-std::optional<HostdConfig> load_config(const std::string& path, std::string& error);
+// `error` to one line naming the file, the key and what was expected (the
+// first problem found); with `all_errors`, every problem found goes there,
+// one line each (each table is checked even when an earlier one failed;
+// within a table the first problem ends its check).
+std::optional<HostdConfig> load_config(const std::string& path, std::string& error,
+                                       std::vector<std::string>* all_errors = nullptr);
+
+// Fills the defaults that depend on other keys, once the command line's
+// overrides are in: an enrolling host (overlay.csr) without overlay.cert
+// writes its certificate to <state_dir>/node.crt.
+void complete_config(HostdConfig& c);
+
+// What --check-config checks beyond the file's syntax: every file the
+// config names exists and is readable, private keys are not readable by
+// group or others (0600 or stricter), the directories hostd writes exist
+// or can be created. One line per problem, all of them, each naming the
+// key, the path and what is wrong; empty if nothing is.
+std::vector<std::string> check_config_files(const HostdConfig& c);
 
 // Validates values that may also come from the command line.
 bool is_valid_log_level(const std::string& level);

@@ -425,8 +425,22 @@ void Daemon::handle(const control::Request& req, control::Response& resp) {
     case control::Request::kLeases: leases(resp); break;
     case control::Request::kStatus: status(resp); break;
     case control::Request::kPeers: peers(resp); break;
+    case control::Request::kNodes:
+    case control::Request::kPath: {
+      if (!overlay_) {
+        set_error(resp, control::FAILED_PRECONDITION,
+                  "this hostd runs without the overlay (no [overlay] in its config)");
+        break;
+      }
+      std::string error;
+      const bool ok = req.has_nodes() ? overlay_->fill_nodes(*resp.mutable_nodes(), error)
+                                      : overlay_->fill_path(req.path().target(), *resp.mutable_path(), error);
+      if (!ok) set_error(resp, req.has_nodes() ? control::FAILED_PRECONDITION : control::NOT_FOUND, error);
+      break;
+    }
     case control::Request::kVersion: answer_version(resp); break;
     case control::Request::kLogLevel: answer_log_level(req.log_level(), resp); break;
+    case control::Request::kReload: answer_reload(resp); break;
     case control::Request::kCaPending:
     case control::Request::kCaDecide: {
       EnrollmentDesk* desk = overlay_ ? overlay_->desk() : nullptr;

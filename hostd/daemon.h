@@ -5,6 +5,7 @@
 
 #include <sys/uio.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,6 +41,24 @@ class Daemon : public OverlayService::TapSink {
   // Answers one control request.
   void handle(const control::Request& req, control::Response& resp);
 
+  // Reads the config file again (validated, with the command line's
+  // overrides applied); nullopt with a one-line `error` if it does not load.
+  using ConfigLoader = std::function<std::optional<HostdConfig>(std::string& error)>;
+  // `file` names the config file in reports; without a loader there is
+  // nothing to reload.
+  void set_config_loader(std::string file, ConfigLoader loader) {
+    config_file_ = std::move(file);
+    config_loader_ = std::move(loader);
+  }
+  struct ReloadResult {
+    std::string error;  // non-empty: refused whole, nothing changed
+    std::vector<std::string> applied, refused;
+  };
+  // SIGHUP, systemctl reload, wownetctl reload: re-reads the config and the
+  // CRL, applies what can change live (config_reload.h) and logs a line
+  // per refused key and one summary; `trigger` names the cause in the log.
+  ReloadResult reload(const std::string& trigger);
+
  private:
   struct Attachment {
     AttachmentId id = 0;
@@ -62,6 +81,10 @@ class Daemon : public OverlayService::TapSink {
   void leases(control::Response& resp);
   void status(control::Response& resp);
   void peers(control::Response& resp);
+  void answer_reload(control::Response& resp);
+  // Opens the metrics endpoint of `next` in place of the running one;
+  // false (the running one kept) with `error` if it cannot listen.
+  bool move_metrics(const MetricsConfig& next, std::string& error);
   void fill(const Attachment& a, control::Attachment& out, UnixTime now) const;
 
   // Creates or adopts the bridge and TAP of `a` and starts reading. Returns
@@ -114,6 +137,8 @@ class Daemon : public OverlayService::TapSink {
 
   boost::asio::io_context& io_;
   HostdConfig config_;
+  std::string config_file_;
+  ConfigLoader config_loader_;
   HostEngine engine_;
   io::StateStore store_;
   std::unique_ptr<io::LinkManager> links_;

@@ -179,11 +179,22 @@ void Daemon::attach(const control::AttachRequest& req, control::Response& resp) 
         return set_error(resp, control::ALREADY_EXISTS, *name + " is already the agent channel of vm " + a->vm);
     }
   }
+  std::optional<MacAddr> mac;
+  if (!req.mac().empty()) {
+    mac = MacAddr::parse(req.mac());
+    if (!mac || mac->is_zero() || mac->is_multicast())
+      return set_error(resp, control::INVALID_ARGUMENT,
+                       "MAC must be a unicast address like 52:54:00:12:34:56, not '" +
+                           std::string(io::truncate_utf8(req.mac(), 32)) + "'");
+  }
   std::error_code ec;
   auto link = links_->find(ifname, ec);
   if (ec) return set_error(resp, control::INTERNAL, "netlink: " + ec.message());
   if (!link) return set_error(resp, control::NOT_FOUND, "no interface named " + ifname);
-  if (!link->is_ethernet || link->kind == "bridge" || link->kind == "tun")
+  // A TAP that a hypervisor holds (qemu's, for libvirt's <interface
+  // type='ethernet'>) is the VM's NIC like a Xen VIF or a veth; a TUN (no
+  // Ethernet) is not.
+  if (!link->is_ethernet || link->kind == "bridge")
     return set_error(resp, control::INVALID_ARGUMENT,
                      ifname + " is not an Ethernet VM interface" + (link->kind.empty() ? "" : " (" + link->kind + ")"));
   if (link->master_ifindex != 0) {
@@ -207,7 +218,12 @@ void Daemon::attach(const control::AttachRequest& req, control::Response& resp) 
   a->agent_ifname = req.agent_ifname();
   a->bridge = "wnb" + std::to_string(a->id);
   a->tap = "wnt" + std::to_string(a->id);
-  engine_.add_attachment(a->id, a->vm, std::nullopt, wall_now());
+  engine_.add_attachment(a->id, a->vm, mac, wall_now());
+  if (const AttachmentState* s = engine_.attachment(a->id); mac && (!s || s->mac != mac)) {
+    // Another attached VM has it, or an active lease keeps it for another VM name.
+    engine_.remove_attachment(a->id);
+    return set_error(resp, control::ALREADY_EXISTS, "MAC " + mac->to_string() + " belongs to another VM");
+  }
   std::string why = bring_up(*a, false);
   if (!why.empty()) {
     tear_down(*a, true);

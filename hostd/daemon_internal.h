@@ -1,5 +1,5 @@
 // Helpers shared by the Daemon's source files (daemon.cpp,
-// daemon_attachments.cpp). Not for use elsewhere.
+// daemon_attachments.cpp, daemon_reload.cpp). Not for use elsewhere.
 #pragma once
 
 #include <ctime>

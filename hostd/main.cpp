@@ -8,8 +8,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <optional>
+#include <vector>
 #include "io/asio.h"
 
 #include "config.h"
@@ -17,6 +19,7 @@
 #include "io/instance_lock.h"
 #include "logging.h"
 #include "util/repeat_limiter.h"
+#include "util/rlimit.h"
 
 namespace {
 
@@ -73,12 +76,25 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (!log_level.empty() && !wownet::is_valid_log_level(log_level)) {
+    std::fprintf(stderr, "wownet-hostd: --log-level: expected trace, debug, info, warn, error, critical or off\n");
+    return 2;
+  }
+  // The command line's values win over the file's, at start and at every reload.
+  const auto apply_command_line = [&](wownet::HostdConfig& c) {
+    if (!state_dir.empty()) c.state_dir = state_dir;
+    if (!control_socket.empty()) c.control_socket = control_socket;
+    if (!log_level.empty()) c.log_level = log_level;
+    wownet::complete_config(c);
+  };
   wownet::HostdConfig config;
   if (!config_path.empty()) {
     std::string error;
-    auto loaded = wownet::load_config(config_path, error);
+    std::vector<std::string> all;  // --check-config reports every problem
+    auto loaded = wownet::load_config(config_path, error, check_only ? &all : nullptr);
     if (!loaded) {
-      std::fprintf(stderr, "wownet-hostd: %s\n", error.c_str());
+      if (all.empty()) all.push_back(error);
+      for (const auto& e : all) std::fprintf(stderr, "wownet-hostd: %s\n", e.c_str());
       return 2;
     }
     config = *loaded;
@@ -86,16 +102,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "wownet-hostd: --check-config needs --config FILE\n");
     return 2;
   }
-  if (!state_dir.empty()) config.state_dir = state_dir;
-  if (!control_socket.empty()) config.control_socket = control_socket;
-  if (!log_level.empty()) {
-    if (!wownet::is_valid_log_level(log_level)) {
-      std::fprintf(stderr, "wownet-hostd: --log-level: expected trace, debug, info, warn, error, critical or off\n");
+  apply_command_line(config);
+  if (check_only) {
+    const std::vector<std::string> problems = wownet::check_config_files(config);
+    for (const auto& p : problems) std::fprintf(stderr, "wownet-hostd: %s: %s\n", config_path.c_str(), p.c_str());
+    if (!problems.empty()) {
+      std::fprintf(stderr, "wownet-hostd: %s: %zu error%s\n", config_path.c_str(), problems.size(),
+                   problems.size() == 1 ? "" : "s");
       return 2;
     }
-    config.log_level = log_level;
-  }
-  if (check_only) {
     std::printf("%s: ok (network %s, gateway %s, domain %s, mtu %u)\n", config_path.c_str(),
                 config.network.network.to_string().c_str(), config.network.gateway.to_string().c_str(),
                 config.network.domain.c_str(), unsigned(config.network.mtu));
@@ -114,6 +129,11 @@ int main(int argc, char** argv) {
   spdlog::set_formatter(logging::make_formatter(priorities || logging::stderr_is_journal()));
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   std::signal(SIGPIPE, SIG_IGN);
+  if (const util::NofileLimit nofile = util::raise_nofile_limit(); nofile.error)
+    spdlog::warn("cannot raise the open-files limit from {} to {}: {}", nofile.before, nofile.hard,
+                 std::strerror(nofile.error));
+  else
+    spdlog::debug("open-files limit {} (was {}, hard limit {})", nofile.after, nofile.before, nofile.hard);
   google::protobuf::SetLogHandler(&protobuf_log);
 
   // Signals that would otherwise end the daemon without a word are caught
@@ -138,6 +158,12 @@ int main(int argc, char** argv) {
   }
 
   wownet::Daemon daemon(io, config);
+  if (!config_path.empty())
+    daemon.set_config_loader(config_path, [&config_path, apply_command_line](std::string& error) {
+      auto fresh = wownet::load_config(config_path, error);
+      if (fresh) apply_command_line(*fresh);
+      return fresh;
+    });
   std::string error;
   if (!daemon.start(error)) {
     spdlog::critical("{}", error);
@@ -154,19 +180,11 @@ int main(int argc, char** argv) {
       return;
     }
     if (sig == SIGHUP) {
-      // The log level applies at once; every other key needs a restart.
-      std::string why;
-      std::optional<wownet::HostdConfig> fresh;
-      if (!config_path.empty()) fresh = wownet::load_config(config_path, why);
-      if (config_path.empty()) {
-        spdlog::info("SIGHUP: no config file to re-read; running on as before");
-      } else if (!fresh) {
-        spdlog::error("SIGHUP: {}; running on with the previous configuration", why);
-      } else {
-        if (log_level.empty()) spdlog::set_level(spdlog::level::from_str(fresh->log_level));
-        spdlog::info("SIGHUP: re-read {}: log level {}; other changes take effect at the next restart", config_path,
-                     spdlog::level::to_string_view(spdlog::get_level()));
-      }
+      // systemctl reload (ExecReload= sends SIGHUP): the manager sees the
+      // reload begin and end; without NOTIFY_SOCKET these do nothing.
+      sd_notify(0, "RELOADING=1");
+      (void)daemon.reload("SIGHUP");  // it logs what it did
+      sd_notify(0, "READY=1");
     } else {
       spdlog::info("signal {} ({}) ignored", sig, sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
     }

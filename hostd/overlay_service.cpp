@@ -243,6 +243,10 @@ void OverlayService::on_enroll_datagram(const overlay::UdpEndpoint& from, ConstB
 
 void OverlayService::stop() {
   timer_.cancel();
+  if (peers_)
+    with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) {
+      pm.close_all(now_ms(), box);
+    });  // peers learn at once that we are gone
   socket_.close();
 }
 

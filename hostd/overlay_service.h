@@ -76,6 +76,11 @@ class OverlayService {
   // one-line `error` on failure.
   bool start(std::string& error);
   void stop();
+  // After a config reload (the config this service reads already holds the
+  // new live keys; `old` is the one before): applies the relay settings and
+  // the rendezvous list, and re-reads the CRL file, adding what it did to
+  // `applied` and what it could not to `refused`.
+  void apply_reload(const HostdConfig& old, std::vector<std::string>& applied, std::vector<std::string>& refused);
   // The CA desk of a rendezvous with [overlay] ca_dir, else null.
   EnrollmentDesk* desk() { return desk_.get(); }
   const std::string& node_id() const { return node_id_; }
@@ -96,6 +101,13 @@ class OverlayService {
   // The peers, for wownetctl peers.
   void fill_peers(control::PeerList& out) const;
   void fill_status(control::Status& out) const;
+  // The registry's node records (a rendezvous only): false with `error`
+  // set on a host.
+  bool fill_nodes(control::NodeList& out, std::string& error) const;
+  // Which way traffic to `target` (VM name, host name, overlay address,
+  // node name or node ID) goes from here; false with `error` set if
+  // nothing by that name is known.
+  bool fill_path(const std::string& target, control::PathInfo& out, std::string& error) const;
   // The overlay's Prometheus metrics: its counters and gauges (the same as
   // fill_status), per peer node, the registry's, latency histograms.
   void write_metrics(util::PromText& out) const;
@@ -130,6 +142,8 @@ class OverlayService {
   std::string peer_label(std::string_view node_id) const;
   void learn_name(std::string_view node_id, std::string_view node_name);
   void persist_crl();
+  // Re-reads [overlay] crl (if set) and takes it if it changed.
+  void reload_crl(std::vector<std::string>& applied, std::vector<std::string>& refused);
   bool start_sessions(std::string& error);
   void on_enroll_datagram(const overlay::UdpEndpoint& from, ConstByteSpan data);
   void read_socket();

@@ -1,6 +1,10 @@
-// OverlayService's reports: the peer list and the status counters that
-// the control socket hands out.
+// OverlayService's reports: the peer list, the status counters, the
+// registry's nodes and the path to a VM or node that the control socket
+// hands out.
 #include "overlay_service.h"
+
+#include <map>
+#include <optional>
 
 #include "metrics.h"
 #include "registry/registry.h"
@@ -97,6 +101,85 @@ void OverlayService::write_metrics(util::PromText& out) const {
   }
   metrics::histogram(out, "wownet_peer_handshake_seconds", peers_->counters().handshake_ms);
   metrics::histogram(out, "wownet_peer_rtt_seconds", peers_->counters().rtt_ms);
+}
+
+bool OverlayService::fill_nodes(control::NodeList& out, std::string& error) const {
+  if (!registry_) {
+    error = "only a rendezvous keeps the node registry: run `wownetctl nodes` on one";
+    return false;
+  }
+  const UnixTime now = now_s();
+  std::map<std::string, std::uint32_t> leases;
+  for (const Lease& l : registry_->leases().snapshot())
+    if (l.active(now)) ++leases[l.node];
+  for (const auto& [id, n] : registry_->nodes()) {
+    auto* r = out.add_nodes();
+    r->set_node_id(id);
+    r->set_node_name(n.name);
+    r->set_online(n.online);
+    r->set_last_seen_unix(n.last_seen);
+    if (!n.reflexive.address.empty()) r->set_reflexive(n.reflexive.address + ":" + std::to_string(n.reflexive.port));
+    for (const auto& e : n.local_endpoints) r->add_local_endpoints(e.address + ":" + std::to_string(e.port));
+    r->set_active_leases(leases[id]);
+  }
+  return true;
+}
+
+bool OverlayService::fill_path(const std::string& target, control::PathInfo& out, std::string& error) const {
+  out.set_target(target);
+  const UnixTime now = now_s();
+  const LeaseTable& table = registry_ ? registry_->leases() : engine_.leases();
+  const std::string domain = "." + engine_.config().domain;
+  std::string short_name = target;
+  if (short_name.size() > domain.size() && short_name.ends_with(domain))
+    short_name.resize(short_name.size() - domain.size());
+  std::optional<Lease> lease;
+  if (const auto addr = Ipv4Addr::parse(target)) {
+    if (const Lease* l = table.find_active(*addr, now)) lease = *l;
+    if (!lease) {
+      error = "no active lease for " + target;
+      return false;
+    }
+  } else {
+    for (const Lease& l : table.snapshot())
+      if (l.active(now) && (l.vm == target || (!l.host_name.empty() && l.host_name == short_name))) lease = l;
+  }
+  std::string node;
+  if (lease) {
+    out.set_address(lease->address.to_string());
+    out.set_vm(lease->vm);
+    node = lease->node;
+  }
+  const auto peers = peers_ ? peers_->peers() : std::vector<overlay::PeerManager::PeerStats>{};
+  if (!lease) {
+    for (const auto& p : peers)
+      if (p.node_id == target || (!p.node_name.empty() && p.node_name == target)) node = p.node_id;
+    if (node.empty() && registry_)
+      for (const auto& [id, n] : registry_->nodes())
+        if (id == target || n.name == target) node = id;
+    if (node.empty()) {
+      error = "no VM, address or node named " + target;
+      return false;
+    }
+  }
+  out.set_node_id(node);
+  if (node.empty() || node == node_id_) {
+    out.set_node_id(node_id_);
+    out.set_node_name(node_name_);
+    out.set_path("local");
+    return true;
+  }
+  out.set_path("none");
+  control::PeerList list;
+  fill_peers(list);
+  for (const auto& p : list.peers()) {
+    if (p.node_id() != node) continue;
+    out.set_node_name(p.node_name());
+    *out.mutable_peer() = p;
+    if (p.established()) out.set_path(p.path());
+  }
+  if (out.node_name().empty()) out.set_node_name(peer_label(node));
+  return true;
 }
 
 }  // namespace wownet

@@ -170,6 +170,38 @@ void print_peers(const wownet::control::PeerList& l) {
   }
 }
 
+void print_nodes(const wownet::control::NodeList& l) {
+  std::int64_t now = std::time(nullptr);
+  std::printf("%-16s %-34s %-7s %-10s %6s %-22s %s\n", "NODE", "ID", "STATE", "SEEN", "LEASES", "REFLEXIVE",
+              "LOCAL ENDPOINTS");
+  for (const auto& n : l.nodes()) {
+    std::string local;
+    for (const auto& e : n.local_endpoints()) local += (local.empty() ? "" : " ") + e;
+    std::printf("%-16s %-34s %-7s %-10s %6u %-22s %s\n", dash(n.node_name()), n.node_id().c_str(),
+                n.online() ? "online" : "offline", n.last_seen_unix() ? ago(n.last_seen_unix(), now).c_str() : "-",
+                n.active_leases(), dash(n.reflexive()), local.empty() ? "-" : local.c_str());
+  }
+}
+
+void print_path(const wownet::control::PathInfo& p) {
+  std::string what = p.target();
+  if (!p.address().empty() && p.address() != p.target()) what += " (" + p.address() + ")";
+  if (p.path() == "local") {
+    std::printf("%s: local, a VM of this host\n", what.c_str());
+    return;
+  }
+  std::printf("%s: on node %s (%s)\n", what.c_str(), p.node_name().c_str(), p.node_id().c_str());
+  if (p.path() == "none") {
+    std::printf("path none: no session yet (the first packet asks the registry and starts one)\n");
+    return;
+  }
+  const auto& peer = p.peer();
+  std::printf("path %s", p.path().c_str());
+  if (p.path() == "relayed") std::printf(" via %s", peer.relay().c_str());
+  std::printf(", endpoint %s, rtt %s\n", peer.endpoint().c_str(),
+              peer.rtt_ms() < 0 ? "unknown" : (std::to_string(peer.rtt_ms()) + " ms (last keepalive)").c_str());
+}
+
 void print_map(const char* title, const google::protobuf::Map<std::string, std::uint64_t>& m) {
   std::printf("%s:", title);
   std::map<std::string, std::uint64_t> sorted(m.begin(), m.end());
@@ -218,6 +250,9 @@ void print_reply(const Response& resp, bool json) {
     if (resp.has_peers()) body = &resp.peers();
     if (resp.has_pending()) body = &resp.pending();
     if (resp.has_log_level()) body = &resp.log_level();
+    if (resp.has_nodes()) body = &resp.nodes();
+    if (resp.has_path()) body = &resp.path();
+    if (resp.has_reload()) body = &resp.reload();
     if (body)
       std::printf("%s\n", wownet::json::print(*body).c_str());
     else
@@ -232,6 +267,10 @@ void print_reply(const Response& resp, bool json) {
     print_status(resp.status());
   else if (resp.has_peers())
     print_peers(resp.peers());
+  else if (resp.has_nodes())
+    print_nodes(resp.nodes());
+  else if (resp.has_path())
+    print_path(resp.path());
   else if (resp.has_pending()) {
     std::printf("%-32s  %-20s  %-22s  %s\n", "ID", "NAME", "FROM", "SUBMITTED");
     std::int64_t now = std::time(nullptr);
@@ -244,6 +283,12 @@ void print_reply(const Response& resp, bool json) {
       std::printf("log level %s\n", l.level().c_str());
     else
       std::printf("log level %s -> %s\n", l.old_level().c_str(), l.level().c_str());
+  } else if (resp.has_reload()) {
+    const auto& r = resp.reload();
+    std::printf("reloaded %s\n", r.config().c_str());
+    for (const auto& a : r.applied()) std::printf("applied: %s\n", a.c_str());
+    for (const auto& x : r.refused()) std::printf("refused: %s\n", x.c_str());
+    if (r.applied().empty() && r.refused().empty()) std::printf("no changes\n");
   } else if (resp.has_attachment()) {
     wownet::control::AttachmentList one;
     *one.add_attachments() = resp.attachment();
@@ -289,22 +334,30 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "print exactly one JSON document, also on error");
   app.add_flag("--version", client_version, "print wownetctl's version and exit");
 
-  std::string ifname, vm, agent_if, name;
-  auto* attach = app.add_subcommand("attach", "attach a VM interface (VIF) to the overlay");
+  std::string ifname, vm, agent_if, mac, name;
+  auto* attach = app.add_subcommand("attach", "attach a VM interface (VIF, veth or TAP) to the overlay");
   attach->add_option("IFNAME", ifname, "the VM's interface on this host")->required();
   attach->add_option("--vm", vm, "VM name (default: IFNAME)");
   attach->add_option("--agent-if", agent_if, "host end of the VM's host-only agent channel");
+  attach->add_option("--mac", mac, "the VM's MAC, policed from the first frame (default: learned)");
   auto* detach = app.add_subcommand("detach", "detach a VM and remove its bridge and TAP");
   detach->add_option("NAME", name, "VM name or VIF")->required();
   auto* list = app.add_subcommand("list", "show attachments");
   auto* leases = app.add_subcommand("leases", "show address leases");
   app.add_subcommand("status", "show hostd status and counters (the default)");
   auto* peers = app.add_subcommand("peers", "show the overlay's peer nodes");
+  auto* nodes = app.add_subcommand("nodes", "on a rendezvous: every node of the network, online or not");
+  std::string target;
+  auto* path = app.add_subcommand("path", "which way traffic to a VM or node goes: local, direct or relayed");
+  path->add_option("TARGET", target, "VM name, host name, overlay address, node name or node ID")->required();
   auto* version = app.add_subcommand("version", "show the versions of wownetctl and wownet-hostd");
   std::string log_level;
-  auto* log_level_cmd = app.add_subcommand("log-level", "show or set hostd's log level (until restart or SIGHUP)");
+  auto* log_level_cmd =
+      app.add_subcommand("log-level", "show or set hostd's log level (until restart, or a reload that changes it)");
   log_level_cmd->add_option("LEVEL", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  auto* reload = app.add_subcommand(
+      "reload", "re-read hostd's config file and CRL, as SIGHUP does: apply what can change live, list the rest");
   int exit_code = 0;
   wownet::add_ca_commands(app, exit_code, json);
   // Online CA work, on a rendezvous that holds the CA: through its hostd.
@@ -346,6 +399,7 @@ int main(int argc, char** argv) {
     req.mutable_attach()->set_ifname(ifname);
     req.mutable_attach()->set_vm(vm);
     req.mutable_attach()->set_agent_ifname(agent_if);
+    req.mutable_attach()->set_mac(mac);
   } else if (detach->parsed()) {
     req.mutable_detach()->set_name(name);
   } else if (list->parsed()) {
@@ -354,8 +408,14 @@ int main(int argc, char** argv) {
     req.mutable_leases();
   } else if (peers->parsed()) {
     req.mutable_peers();
+  } else if (nodes->parsed()) {
+    req.mutable_nodes();
+  } else if (path->parsed()) {
+    req.mutable_path()->set_target(target);
   } else if (log_level_cmd->parsed()) {
     req.mutable_log_level()->set_level(log_level);
+  } else if (reload->parsed()) {
+    req.mutable_reload();
   } else {
     req.mutable_status();  // `status`, or no command at all
   }

@@ -24,6 +24,12 @@ fi
 rm -rf "$src/debian"
 cp -a "$root/packaging/debian" "$src/debian"
 
+# On every core unless DEB_BUILD_OPTIONS already says (dh builds and
+# debian/rules runs the unit tests with parallel=N).
+if [[ " ${DEB_BUILD_OPTIONS:-} " != *" parallel="* ]]; then
+  export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }parallel=$(nproc)"
+fi
+echo "DEB_BUILD_OPTIONS=$DEB_BUILD_OPTIONS"
 (cd "$src" && dpkg-buildpackage -us -uc -b "$@")
 
 mkdir -p "$out"

@@ -19,6 +19,8 @@ PACKAGES=(
   prometheus
   # man pages (packaging/man, scdoc into roff) and their test (man-db, groff)
   scdoc man-db groff-base
+  # the systemd units' test (systemd-analyze verify; the units are not started)
+  systemd
 )
 
 if [[ $(id -u) != 0 ]]; then

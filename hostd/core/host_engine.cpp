@@ -49,6 +49,13 @@ HostEngine::HostEngine(NetworkConfig config)
       dhcp_(config_, leases_),
       dns_tcp_(dns_tcp_limits(config_)) {}
 
+void HostEngine::update_live_settings(const NetworkConfig& c) {
+  config_.lease_time = c.lease_time;
+  config_.learn_static = c.learn_static;
+  config_.dns_ttl = c.dns_ttl;
+  zone_.ttl = c.dns_ttl;
+}
+
 void HostEngine::add_attachment(AttachmentId id, const std::string& vm, std::optional<MacAddr> mac, UnixTime now) {
   AttachmentState& att = attachments_[id];
   att.id = id;

@@ -192,6 +192,10 @@ class HostEngine {
   LeaseTable& leases() { return leases_; }
   const LeaseTable& leases() const { return leases_; }
   const NetworkConfig& config() const { return config_; }
+  // Takes the settings that may change while hostd runs (a config reload)
+  // from `c`: lease_time (for leases granted or renewed from now on),
+  // learn_static and dns_ttl. The rest of `c` is ignored.
+  void update_live_settings(const NetworkConfig& c);
   const EngineCounters& counters() const { return counters_; }
   const DhcpCounters& dhcp_counters() const { return dhcp_.counters(); }
   const DnsCounters& dns_counters() const { return dns_counters_; }

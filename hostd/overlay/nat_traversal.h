@@ -45,6 +45,8 @@ class NatTraversal {
   static constexpr std::int64_t kNever = INT64_MAX;
 
   NatTraversal(Options options, Random random) : options_(options), random_(std::move(random)) {}
+  // New options from now on (a config reload); attempts already waiting keep their times.
+  void set_options(Options options) { options_ = options; }
 
   // A Punch for node `node_id` at `endpoints`: probes (SendDatagram with
   // the punch TTL) and SetPeerPath.

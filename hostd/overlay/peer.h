@@ -95,6 +95,11 @@ class Peer {
   // After the sending session ended: the best remaining keyed session of
   // the node takes over (see better()), or none.
   void choose_current(const SessionTable& table);
+  // No sending session, no endpoint or relay to try and no handshake
+  // running: queued traffic waits for the registry to name an endpoint.
+  bool nowhere_to_go(const SessionTable& table) const {
+    return current == nullptr && !next_endpoint() && !relay && !in_progress(table);
+  }
   // Nothing refers to the node any more: it can be forgotten.
   bool unused() const { return sessions == 0 && !up && queue.empty() && endpoints.empty() && !relay; }
 

@@ -19,6 +19,10 @@ struct PeerConfig {
   std::int64_t retire_after_ms = 10'000;  // an old session's grace period once a newer one is keyed
   std::int64_t hello_retry_ms = 1'000;    // first Hello retransmission (doubling, at most keepalive_ms)
   std::int64_t relay_after_ms = 3'000;    // traffic waiting this long for a direct session also tries the relay
+  // Traffic for a node with no known endpoint (nor relay) waits this long
+  // for the registry to say where the node is, then is dropped (counted
+  // as queue_drops).
+  std::int64_t resolve_wait_ms = 5'000;
   // A sending session that has received nothing (not even a keepalive) for
   // this long ends early (the path broke: NAT rebinding, new uplink) so
   // that traffic finds a new one; 0: only dead_after_ms applies.

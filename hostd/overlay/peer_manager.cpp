@@ -244,8 +244,12 @@ struct PeerManager::Impl final : SessionHost {
     if (p != nullptr && p->current != nullptr) {
       return control ? p->current->send_message(now, bytes, *this) : seal_and_send(*p->current, bytes);
     }
-    if (p == nullptr || (!p->next_endpoint() && !p->relay && !p->in_progress(sessions))) {
+    if (p == nullptr || p->nowhere_to_go(sessions)) {
+      // The caller asks the registry; the traffic waits for its answer
+      // (set_endpoints or set_relay) up to resolve_wait_ms.
       ++counters.no_endpoint;
+      Peer& q = p != nullptr ? *p : peer_entry(node_id);
+      counters.queue_drops += q.enqueue(control, bytes, config.queue_limit, now);
       return false;
     }
     counters.queue_drops += p->enqueue(control, bytes, config.queue_limit, now);
@@ -372,8 +376,17 @@ struct PeerManager::Impl final : SessionHost {
       Session& s = *sessions.all()[i];
       if (!s.dead()) tick_session(s);
     }
-    for (auto& [id, p] : peers)
-      if (!p.queue.empty() && p.current == nullptr) maybe_start_handshake(p);
+    for (auto& [id, p] : peers) {
+      if (p.queue.empty() || p.current != nullptr) continue;
+      if (!p.nowhere_to_go(sessions)) {
+        maybe_start_handshake(p);
+      } else if (now >= p.waiting_since_ms + config.resolve_wait_ms) {  // the registry did not say where it is
+        counters.queue_drops += p.queue.size();
+        p.queue.clear();
+        p.waiting_since_ms = kNever;
+        forget_needed = true;
+      }
+    }
     for (std::size_t i = 0; i < connects.size(); ++i) {
       const ConnectTarget t = connects[i];
       if (!sessions.live_at(t.endpoint) && now >= t.retry_at_ms) start_client(t.endpoint, "");
@@ -388,8 +401,11 @@ struct PeerManager::Impl final : SessionHost {
       t = std::min(t, s.next_deadline(sending(s)));
       if (s.keyed() && sending(s)) t = std::min(t, s.peer->rekey_due(sessions, config.rekey_after_ms));
     }
-    for (const auto& [id, p] : peers)
-      if (!p.queue.empty() && p.current == nullptr) t = std::min(t, p.handshake_due(sessions, config.relay_after_ms));
+    for (const auto& [id, p] : peers) {
+      if (p.queue.empty() || p.current != nullptr) continue;
+      t = std::min(t, p.nowhere_to_go(sessions) ? p.waiting_since_ms + config.resolve_wait_ms
+                                                : p.handshake_due(sessions, config.relay_after_ms));
+    }
     for (const auto& c : connects)
       if (!sessions.live_at(c.endpoint)) t = std::min(t, c.retry_at_ms);
     return t;
@@ -469,6 +485,8 @@ void PeerManager::disconnect(const UdpEndpoint& to) {
   std::erase_if(impl_->connects, [&](const auto& c) { return c.endpoint == to; });
 }
 
+void PeerManager::set_relay_after_ms(std::int64_t ms) { impl_->settings.config.relay_after_ms = ms; }
+
 void PeerManager::set_endpoints(std::string_view node_id, std::vector<UdpEndpoint> endpoints) {
   Impl& m = *impl_;
   try {
@@ -545,6 +563,18 @@ void PeerManager::recheck(std::int64_t now_ms, Outbox& out) {
   Impl& m = *impl_;
   m.run(now_ms, out, false, [&] {
     m.recheck();
+    return true;
+  });
+}
+
+void PeerManager::close_all(std::int64_t now_ms, Outbox& out) {
+  Impl& m = *impl_;
+  m.run(now_ms, out, false, [&] {
+    m.connects.clear();
+    for (std::size_t i = 0; i < m.sessions.all().size(); ++i) {
+      Session& s = *m.sessions.all()[i];
+      if (!s.dead()) s.close("shutting down", m);
+    }
     return true;
   });
 }

@@ -115,7 +115,10 @@ class PeerManager {
   // oldest is dropped and counted) and starts a handshake to the node's
   // known endpoints unless one is running or failed less than
   // retry_after_ms ago. False (counted as no_endpoint) if there is no
-  // session and no known endpoint; false also if sealing failed.
+  // session and no known endpoint: the packet is queued all the same and
+  // waits up to resolve_wait_ms for set_endpoints or set_relay (the
+  // caller asks the registry), then is dropped; false also if sealing
+  // failed.
   bool send_packet(std::int64_t now_ms, std::string_view node_id, ConstByteSpan ip_packet, Outbox& out);
 
   // As send_packet, for a control message over DTLS (unreliable: the caller
@@ -130,6 +133,8 @@ class PeerManager {
   void connect(std::int64_t now_ms, const UdpEndpoint& to, Outbox& out);
   // Stops what connect() started keeping up (live sessions stay).
   void disconnect(const UdpEndpoint& to);
+  // Changes relay_after_ms (PeerConfig) from now on: a config reload.
+  void set_relay_after_ms(std::int64_t ms);
 
   // Where a node can be reached (e.g. from the registry); the first is tried
   // first, the next after a failed handshake (then the endpoint it was last
@@ -164,6 +169,10 @@ class PeerManager {
   // update) and closes those that now fail; a node left without a keyed
   // session gets PeerDown with the verifier's reason.
   void recheck(std::int64_t now_ms, Outbox& out);
+  // Shutting down: sends close_notify on every session (so that peers
+  // learn at once that this node is gone instead of after dead_after_ms),
+  // ends them (PeerDown for nodes that were up) and stops connecting.
+  void close_all(std::int64_t now_ms, Outbox& out);
 
   using PeerStats = overlay::PeerStats;
   // Every node known from a session, set_endpoints or queued traffic, by node id.

@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "config.h"
 
@@ -252,6 +253,17 @@ TEST_F(ConfigTest, FirstErrorWins) {
   expect_error("[hostd]\nlog_level = \"loud\"\n[network]\nmtu = 1\n", "hostd.log_level", "expected one of");
 }
 
+TEST_F(ConfigTest, EveryTablesProblemIsListedWhenAsked) {
+  path_ = write("[hostd]\nlog_level = \"loud\"\n[network]\nmtu = 1\n[dns]\nttl = -1\n[agent]\nport = 7\n");
+  std::vector<std::string> all;
+  EXPECT_FALSE(load_config(path_, error_, &all));
+  ASSERT_EQ(all.size(), 3u) << ::testing::PrintToString(all);
+  EXPECT_EQ(error_, all[0]);
+  EXPECT_EQ(all[0].rfind(path_ + ": hostd.log_level: ", 0), 0u) << all[0];
+  EXPECT_EQ(all[1].rfind(path_ + ": network.mtu: ", 0), 0u) << all[1];
+  EXPECT_EQ(all[2].rfind(path_ + ": dns.ttl: ", 0), 0u) << all[2];
+}
+
 // The shipped example loads, and says the truth: with every commented-out
 // key uncommented it still loads, to exactly the defaults.
 TEST_F(ConfigTest, ExampleConfigDocumentsEveryKeyWithItsDefault) {
@@ -371,6 +383,26 @@ TEST_F(OverlayConfigTest, BadValuesNameTheKey) {
   expect_error("[overlay]\nrole = \"rendezvous\"\n" + files + "cipher = \"rot13\"\n", "overlay.cipher", "expected");
   expect_error("[overlay]\nrole = \"rendezvous\"\n" + files + "listen = \"nowhere\"\n", "overlay.listen", "ADDRESS");
   expect_error("[overlay]\nrole = \"rendezvous\"\n" + files + "crl_refresh = 0\n", "overlay.crl_refresh", "from 1");
+}
+
+TEST_F(OverlayConfigTest, AnEnrollingHostsCertificateDefaultsToTheStateDir) {
+  const std::string host =
+      "[overlay]\nrendezvous = [\"192.0.2.1:7700\"]\nkey = \"/k\"\nca = \"/ca\"\ncsr = \"/node.csr\"\n";
+  auto c = load("[hostd]\nstate_dir = \"/srv/wn\"\n" + host);
+  ASSERT_TRUE(c) << error_;
+  EXPECT_EQ(c->overlay.cert, "");
+  c->state_dir = "/var/lib/other";  // as --state-dir would
+  complete_config(*c);
+  EXPECT_EQ(c->overlay.cert, "/var/lib/other/node.crt");
+  // A cert path given stays; without a CSR, or on a rendezvous, it is required.
+  c = load(host + "cert = \"/etc/wownet/node.crt\"\n");
+  ASSERT_TRUE(c) << error_;
+  complete_config(*c);
+  EXPECT_EQ(c->overlay.cert, "/etc/wownet/node.crt");
+  expect_error("[overlay]\nrendezvous = [\"192.0.2.1:7700\"]\nkey = \"/k\"\nca = \"/ca\"\n", "overlay.cert",
+               "absolute");
+  expect_error("[overlay]\nrole = \"rendezvous\"\nkey = \"/k\"\nca = \"/ca\"\ncsr = \"/c\"\n", "overlay.cert",
+               "absolute");
 }
 }  // namespace
 }  // namespace wownet

@@ -51,7 +51,14 @@ control::Response reply_to(const control::Request& req) {
     case control::Request::kList:
     case control::Request::kLeases:
     case control::Request::kStatus:
-    case control::Request::kPeers: resp.set_code(control::OK); break;
+    case control::Request::kPeers:
+    case control::Request::kNodes: resp.set_code(control::OK); break;
+    case control::Request::kPath:
+      // hostd/overlay_service_status.cpp: an unknown target is echoed.
+      resp.set_code(control::NOT_FOUND);
+      resp.set_message("no VM, address or node named " + req.path().target());
+      break;
+    case control::Request::kReload: resp.set_code(control::OK); break;
     case control::Request::kVersion:
       resp.set_code(control::OK);
       resp.mutable_version()->set_version("0.0.0");

@@ -147,7 +147,7 @@ kill -HUP "$HOSTD"
 kill -USR1 "$HOSTD"
 sleep 0.5
 wn_check "SIGHUP and SIGUSR1 leave hostd running" kill -0 "$HOSTD"
-wn_check "SIGHUP re-read the config: log level debug" grep -q "SIGHUP: re-read .*log level debug" "$LOG"
+wn_check "SIGHUP re-read the config: log level debug" grep -q "reload (SIGHUP) of .*: applied hostd.log_level \"info\" -> \"debug\"" "$LOG"
 wn_check "hostd still answers after the signals" "${CTL[@]}" status
 FIRST=$HOSTD
 start_hostd hostd2

@@ -73,7 +73,7 @@ wn_eq "the level stayed warn" "$(jq -r .level <<<"$out")" "warn"
 echo 'log_level = ' >>"$CONFIG"
 kill -HUP "$HOSTD"
 wn_check "journal: a broken config on SIGHUP is an error line (<3>)" \
-  wn_wait_for 5 "SIGHUP error" grep -q '^<3>error SIGHUP: ' "$LOG"
+  wn_wait_for 5 "SIGHUP error" grep -q '^<3>error reload (SIGHUP): ' "$LOG"
 printf '[hostd]\nlog_level = "info"\n' >"$CONFIG"
 
 # --- repeats: 30 identical debug lines, most within one window ----------------------

@@ -21,9 +21,12 @@ TEST_F(PeerManagerTest, QueuedPacketHandshakeAndDelivery) {
   Node& b = node("node-b", ep(2, 5000));
   const Bytes p = packet(42, 100);
 
-  // No endpoint known: refused and counted.
-  EXPECT_FALSE(a.send(b, p));
+  // No endpoint known: false (the caller asks the registry) and counted,
+  // but the packet waits for the answer instead of being lost.
+  const Bytes early = packet(41, 100);
+  EXPECT_FALSE(a.send(b, early));
   EXPECT_EQ(a.pm->counters().no_endpoint, 1u);
+  EXPECT_TRUE(net_.log.empty());
 
   a.knows(b);
   ASSERT_TRUE(a.send(b, p));
@@ -32,10 +35,12 @@ TEST_F(PeerManagerTest, QueuedPacketHandshakeAndDelivery) {
   EXPECT_TRUE(b.delivered.empty());
   net_.deliver();  // no timer needed
 
-  ASSERT_EQ(b.delivered.size(), 1u);
+  ASSERT_EQ(b.delivered.size(), 2u);
   EXPECT_EQ(b.delivered[0].node_id, a.id);
-  EXPECT_EQ(b.delivered[0].packet, p);
+  EXPECT_EQ(b.delivered[0].packet, early);
   EXPECT_EQ(b.delivered[0].offset, 16u);
+  EXPECT_EQ(b.delivered[1].packet, p);
+  EXPECT_EQ(a.pm->counters().queue_drops, 0u);
   ASSERT_EQ(a.ups.size(), 1u);
   EXPECT_EQ(a.ups[0].node_id, b.id);
   EXPECT_EQ(a.ups[0].node_name, "node-b");
@@ -51,7 +56,7 @@ TEST_F(PeerManagerTest, QueuedPacketHandshakeAndDelivery) {
     ASSERT_TRUE(b.send(a, packet(1000 + i, 1400)));
   }
   net_.deliver();
-  EXPECT_EQ(b.seqs_from(a).size(), 21u);
+  EXPECT_EQ(b.seqs_from(a).size(), 22u);
   ASSERT_EQ(a.seqs_from(b).size(), 20u);
   EXPECT_EQ(a.seqs_from(b).back(), 1020u);
   EXPECT_EQ(a.delivered.back().packet, packet(1020, 1400));
@@ -61,7 +66,7 @@ TEST_F(PeerManagerTest, QueuedPacketHandshakeAndDelivery) {
   EXPECT_TRUE(sa->established);
   EXPECT_EQ(sa->node_name, "node-b");
   EXPECT_EQ(sa->endpoint, b.endpoint);
-  EXPECT_EQ(sa->tx_packets, 21u);
+  EXPECT_EQ(sa->tx_packets, 22u);
   EXPECT_EQ(sa->rx_packets, 20u);
   EXPECT_EQ(sa->rx_bytes, 20u * 1400);
   EXPECT_EQ(sa->last_handshake_ms, kT0);
@@ -75,6 +80,37 @@ TEST_F(PeerManagerTest, QueuedPacketHandshakeAndDelivery) {
   }
   EXPECT_TRUE(a.downs.empty());
   EXPECT_TRUE(b.downs.empty());
+}
+
+TEST_F(PeerManagerTest, TrafficForAnUnresolvedNodeWaitsForTheRegistryThenIsDropped) {
+  Node& a = node("node-a", ep(1, 4000));
+  Node& b = node("node-b", ep(2, 5000));
+  const std::int64_t wait = PeerConfig{}.resolve_wait_ms;
+
+  // Answered in time: everything queued goes out once the endpoint is known,
+  // without another send to trigger it (the timer starts the handshake).
+  EXPECT_FALSE(a.send(b, packet(1)));
+  EXPECT_FALSE(a.send(b, packet(2)));
+  EXPECT_EQ(a.pm->counters().no_endpoint, 2u);
+  EXPECT_EQ(a.pm->next_deadline_ms(), net_.now + wait);
+  net_.run_for(wait / 2);
+  a.knows(b);
+  net_.run_for(100);
+  EXPECT_EQ(b.seqs_from(a), (std::vector<std::uint32_t>{1, 2}));
+  EXPECT_EQ(a.pm->counters().queue_drops, 0u);
+
+  // Never answered: dropped and counted after resolve_wait_ms, and the
+  // node is forgotten (no timer left for it).
+  Node& c = node("node-c", ep(3, 6000));
+  EXPECT_FALSE(a.send(c, packet(3)));
+  net_.run_for(wait - 1);
+  EXPECT_EQ(a.pm->counters().queue_drops, 0u);
+  net_.run_for(2);
+  EXPECT_EQ(a.pm->counters().queue_drops, 1u);
+  EXPECT_FALSE(a.stats_of(c)) << "a node nothing refers to any more is forgotten";
+  a.knows(c);
+  net_.run_for(1000);
+  EXPECT_TRUE(c.delivered.empty()) << "dropped traffic must not be sent later";
 }
 
 TEST_F(PeerManagerTest, QueueLimitDropsOldest) {
@@ -348,6 +384,31 @@ TEST_F(PeerManagerTest, RekeyAfterPacketCount) {
   EXPECT_EQ(a.pm->counters().handshakes, 2u);
   EXPECT_EQ(a.seqs_from(b).size(), 60u);
   EXPECT_EQ(b.pm->counters().handshake_failures, 0u);
+}
+
+TEST_F(PeerManagerTest, CloseAllTellsEveryPeerAtOnce) {
+  Node& a = node("node-a", ep(1, 4000));
+  Node& b = node("node-b", ep(2, 5000));
+  Node& c = node("node-c", ep(3, 6000));
+  a.knows(b);
+  a.knows(c);
+  ASSERT_TRUE(a.send(b, packet(1)));
+  ASSERT_TRUE(a.send(c, packet(2)));
+  net_.deliver();
+  ASSERT_EQ(b.seqs_from(a).size(), 1u);
+  ASSERT_EQ(c.seqs_from(a).size(), 1u);
+
+  // a shuts down: b and c end their sessions as soon as the close_notify
+  // arrives, long before dead_after_ms of silence would.
+  a.pm->close_all(net_.now, a.out());
+  EXPECT_EQ(a.downs.size(), 2u);
+  net_.deliver();
+  ASSERT_EQ(b.downs.size(), 1u);
+  EXPECT_EQ(b.downs[0].node_id, a.id);
+  EXPECT_EQ(b.downs[0].at, net_.now);
+  ASSERT_EQ(c.downs.size(), 1u);
+  EXPECT_EQ(c.downs[0].node_id, a.id);
+  EXPECT_EQ(a.pm->keyed_sessions(), 0u);
 }
 
 }  // namespace

@@ -1,0 +1,91 @@
+// HostEngine::update_live_settings (a config reload): the DNS TTL, the
+// lease time of the next DHCP reply and learn_static change in a running
+// engine; the rest of the config does not.
+#include <gtest/gtest.h>
+
+#include "core/host_engine.h"
+#include "test_frames.h"
+
+namespace wownet {
+namespace {
+
+using namespace wownet::test;
+
+constexpr UnixTime T0 = 1'700'000'000;
+const MacAddr kGwMac{{0x02, 0x77, 0x6e, 0x00, 0x00, 0x01}};
+const MacAddr kMac1{{0x52, 0x54, 0x00, 0x00, 0x00, 0x01}};
+const MacAddr kMac2{{0x52, 0x54, 0x00, 0x00, 0x00, 0x02}};
+const Ipv4Addr kGw = Ipv4Addr::from_octets(10, 128, 0, 1);
+
+class EngineLiveSettingsTest : public ::testing::Test {
+ protected:
+  EngineLiveSettingsTest() : engine_(NetworkConfig{}) {
+    engine_.add_attachment(1, "vm1", std::nullopt, T0);
+    engine_.add_attachment(2, "vm2", std::nullopt, T0);
+  }
+  FrameAction send(AttachmentId from, Bytes frame) {
+    buffer_ = std::move(frame);
+    return engine_.on_tap_frame(T0, from, ByteSpan(buffer_.data(), buffer_.size()));
+  }
+  // The lease time (option 51) of the OFFER to a DISCOVER from `mac`.
+  std::uint32_t offered_lease_time(AttachmentId att, MacAddr mac) {
+    Bytes d =
+        ethernet(MacAddr::broadcast(), mac, 0x0800,
+                 ipv4(Ipv4Addr{0}, Ipv4Addr{0xffffffff}, 17, udp(68, 67, dhcp(1, 7, mac, Ipv4Addr{0}, true, {}))));
+    FrameAction a = send(att, d);
+    if (a.kind != FrameAction::Kind::WriteToTap) return 0;
+    Bytes f(a.frame.begin(), a.frame.end());
+    for (std::size_t i = 42 + 240; i + 1 < f.size() && f[i] != 255;) {
+      if (f[i] == 0) {
+        ++i;
+        continue;
+      }
+      if (f[i] == 51 && f[i + 1] == 4) return (f[i + 2] << 24) | (f[i + 3] << 16) | (f[i + 4] << 8) | f[i + 5];
+      i += 2 + f[i + 1];
+    }
+    return 0;
+  }
+  // The TTL of the A answer for gateway.wow, asked from `src` on attachment 1.
+  std::uint32_t gateway_ttl(Ipv4Addr src) {
+    Bytes q = {0x12, 0x34, 0x01, 0x00, 0,   1, 0,   0,   0,   0, 0, 0, 7, 'g', 'a',
+               't',  'e',  'w',  'a',  'y', 3, 'w', 'o', 'w', 0, 0, 1, 0, 1};
+    FrameAction a = send(1, ethernet(kGwMac, kMac1, 0x0800, ipv4(src, kGw, 17, udp(40000, 53, q))));
+    if (a.kind != FrameAction::Kind::WriteToTap) return ~0u;
+    Bytes f(a.frame.begin(), a.frame.end());
+    const std::size_t t = f.size() - 10;  // TTL, RDLENGTH, then the 4-byte address
+    return (std::uint32_t(f[t]) << 24) | (f[t + 1] << 16) | (f[t + 2] << 8) | f[t + 3];
+  }
+
+  HostEngine engine_;
+  Bytes buffer_;
+};
+
+TEST_F(EngineLiveSettingsTest, DnsTtlLeaseTimeAndLearnStaticChangeLive) {
+  const Ipv4Addr vm1 = Ipv4Addr::from_octets(10, 128, 0, 50);
+  // vm1 is learned from its traffic (learn_static is on by default).
+  send(1, ethernet(kGwMac, kMac1, 0x0800, ipv4(vm1, kGw, 1, icmp_echo(1, 1, {}))));
+  EXPECT_EQ(gateway_ttl(vm1), 60u);
+  EXPECT_EQ(offered_lease_time(2, kMac2), 3600u);
+
+  NetworkConfig changed;
+  changed.dns_ttl = 5;
+  changed.lease_time = 120;
+  changed.learn_static = false;
+  changed.domain = "other";  // not live: ignored
+  changed.network = *Ipv4Prefix::parse("10.0.0.0/8");
+  engine_.update_live_settings(changed);
+  EXPECT_EQ(gateway_ttl(vm1), 5u);  // still answered under "wow"
+  EXPECT_EQ(offered_lease_time(2, kMac2), 120u);
+  EXPECT_EQ(engine_.config().domain, "wow");
+  EXPECT_EQ(engine_.config().network.to_string(), "10.128.0.0/9");
+  // learn_static off: a new static VM is no longer learned.
+  engine_.remove_attachment(2);
+  engine_.add_attachment(3, "vm3", std::nullopt, T0);
+  const Ipv4Addr vm3 = Ipv4Addr::from_octets(10, 128, 0, 70);
+  FrameAction a = send(3, ethernet(kGwMac, kMac2, 0x0800, ipv4(vm3, kGw, 1, icmp_echo(1, 1, {}))));
+  EXPECT_NE(a.kind, FrameAction::Kind::WriteToTap);
+  EXPECT_EQ(engine_.leases().find(vm3), nullptr);
+}
+
+}  // namespace
+}  // namespace wownet
