@@ -120,7 +120,6 @@ measure() {  # client-ns server-ns server-ip: the result of this path
   [[ -n $rtt ]] || na "no ping RTT"
   python3 -c "print(f'{$bps/1e9:.2f} {$bps8/1e9:.2f} $rtt')" >"$RESULT/$KEY"
 }
-no_ipv6() { ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; }
 
 # Two hosts on an underlay link, one VM behind each: namespaces H1 H2 V1 V2.
 topology() {  # prefix
@@ -128,7 +127,7 @@ topology() {  # prefix
   wn_ns "H2" "$1-h2"
   wn_ns "V1" "$1-v1"
   wn_ns "V2" "$1-v2"
-  for ns in "$H1" "$H2" "$V1" "$V2"; do no_ipv6 "$ns"; done
+  for ns in "$H1" "$H2" "$V1" "$V2"; do wn_no_ipv6 "$ns"; done
   wn_veth "$H1" wan "$H2" wan
   ip -n "$H1" addr add 192.0.2.1/24 dev wan
   ip -n "$H2" addr add 192.0.2.2/24 dev wan
@@ -301,7 +300,7 @@ wownet_path() {  # direct|relayed
   need dhclient
   topology "wn$mode"
   wn_ns RV "wn$mode-rv"
-  no_ipv6 "$RV"
+  wn_no_ipv6 "$RV"
   wn_veth "$RV" wan "$H1" wanr
   ip -n "$H1" link add br0 type bridge
   ip -n "$H1" link set wan master br0
@@ -318,29 +317,13 @@ wownet_path() {  # direct|relayed
     ip netns exec "$H2" iptables -A OUTPUT -p udp -d 192.0.2.1 -j DROP
     ip netns exec "$H2" iptables -A INPUT -p udp -s 192.0.2.1 -j DROP
   fi
-  local pki=$WN_TMP/pki
-  "$BIN/wownetctl" ca init --dir "$pki/ca" --name bench >/dev/null
-  for n in rv h1 h2; do
-    "$BIN/wownetctl" cert request --dir "$pki/$n" --name "$n" >/dev/null
-    "$BIN/wownetctl" ca sign --dir "$pki/ca" --csr "$pki/$n/node.csr" --out "$pki/$n/node.crt" >/dev/null
-  done
+  wn_pki_init bench
+  for n in rv h1 h2; do wn_node_cert "$n"; done
   declare -A addr=([rv]=192.0.2.10 [h1]=192.0.2.1 [h2]=192.0.2.2) ns=([rv]=$RV [h1]=$H1 [h2]=$H2)
   for n in rv h1 h2; do
     role=host
     [[ $n == rv ]] && role=rendezvous
-    cat >"$WN_TMP/$n.toml" <<TOML
-[hostd]
-state_dir = "$WN_TMP/state-$n"
-control_socket = "$WN_TMP/$n.sock"
-log_level = "warn"
-[overlay]
-role = "$role"
-listen = "${addr[$n]}:7700"
-rendezvous = ["192.0.2.10:7700"]
-cert = "$pki/$n/node.crt"
-key = "$pki/$n/node.key"
-ca = "$pki/ca/ca.crt"
-TOML
+    wn_overlay_config "$n" "$role" "${addr[$n]}" warn
     wn_spawn "hostd-$n" ip netns exec "${ns[$n]}" "$BIN/wownet-hostd" --config "$WN_TMP/$n.toml"
     wn_wait_for 10 "hostd $n" ip netns exec "${ns[$n]}" "$BIN/wownetctl" --socket "$WN_TMP/$n.sock" status ||
       na "hostd $n did not start"

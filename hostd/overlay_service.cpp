@@ -185,7 +185,9 @@ bool OverlayService::start_sessions(std::string& error) {
     if (!crl_pem_.empty() && !registry_->set_crl(crl_pem_, out, error)) return false;
     sync_from_registry();
   } else {
-    for (const auto& e : o.rendezvous_nodes) peers_->connect(now_ms(), to_endpoint(e), *this);
+    for (const auto& e : o.rendezvous_nodes)
+      with_peers(
+          [&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.connect(now_ms(), to_endpoint(e), box); });
   }
   spdlog::info("overlay up: node {} ({}), {} on {}:{}", node_name_, node_id_, o.rendezvous ? "rendezvous" : "host",
                o.listen.address.to_string(), o.listen.port);
@@ -241,7 +243,10 @@ void OverlayService::on_enroll_datagram(const overlay::UdpEndpoint& from, ConstB
 
 void OverlayService::stop() {
   timer_.cancel();
-  if (peers_) peers_->close_all(now_ms(), *this);  // peers learn at once that we are gone
+  if (peers_)
+    with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) {
+      pm.close_all(now_ms(), box);
+    });  // peers learn at once that we are gone
   socket_.close();
 }
 
@@ -286,7 +291,10 @@ void OverlayService::on_datagram(const overlay::UdpEndpoint& ep, ByteSpan data) 
     case wire::DatagramType::Relayed: carry_out(relay_.on_relayed(ep, data, our_relay_)); break;
     case wire::DatagramType::Probe: ++stray_probes_; break;  // meant to die on the way; never answered
     default:
-      if (peers_) peers_->on_datagram(now_ms(), ep, data, *this);  // data, DTLS, or counted as malformed
+      if (peers_)
+        with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) {
+          return pm.on_datagram(now_ms(), ep, data, box);
+        });  // data, DTLS, or counted as malformed
       break;
   }
 }
@@ -350,17 +358,34 @@ void OverlayService::carry_out(const overlay::Action& action) {
     if (socket_.set_ttl(send->ttl)) return;
     send_datagram(send->to, send->bytes);
     (void)socket_.set_ttl(0);
+  } else if (const auto* packet = std::get_if<overlay::DeliverPacket>(&action)) {
+    deliver_packet(packet->node_id, packet->buffer, packet->offset, packet->length);
+  } else if (const auto* message = std::get_if<overlay::DeliverControl>(&action)) {
+    if (message->message) deliver_control(message->node_id, *message->message);
+  } else if (const auto* up = std::get_if<overlay::PeerUp>(&action)) {
+    peer_up(up->node_id, up->node_name, up->endpoint);
+  } else if (const auto* down = std::get_if<overlay::PeerDown>(&action)) {
+    peer_down(down->node_id, down->reason);
   } else if (const auto* deliver = std::get_if<overlay::DeliverDatagram>(&action)) {
-    if (peers_) peers_->on_datagram(now_ms(), deliver->from, deliver->bytes, *this);
+    if (peers_)
+      with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) {
+        return pm.on_datagram(now_ms(), deliver->from, deliver->bytes, box);
+      });
   } else if (const auto* control = std::get_if<overlay::SendControl>(&action)) {
     overlay::NodeMessage m;
-    if (peers_ && m.ParseFromString(control->message)) peers_->send_control(now_ms(), control->node_id, m, *this);
+    if (peers_ && m.ParseFromString(control->message))
+      with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) {
+        return pm.send_control(now_ms(), control->node_id, m, box);
+      });
   } else if (const auto* path = std::get_if<overlay::SetPeerPath>(&action)) {
     if (!peers_) return;
     peers_->set_endpoints(path->node_id, path->endpoints);
     if (path->offer_relay) offer_relay(path->node_id);
   } else if (const auto* direct = std::get_if<overlay::TryDirect>(&action)) {
-    if (peers_) peers_->try_direct(now_ms(), direct->node_id, *this);
+    if (peers_)
+      with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) {
+        return pm.try_direct(now_ms(), direct->node_id, box);
+      });
   } else if (const auto* resolve = std::get_if<overlay::ResolveNode>(&action)) {
     overlay::Actions out;
     registry_client_.resolve(now_ms(), resolve->node_id, std::nullopt, out);
@@ -415,7 +440,9 @@ void OverlayService::refresh_reflexive(const std::string& node) {
 
 void OverlayService::send_packet(std::string_view node, ConstByteSpan packet, Ipv4Addr destination) {
   if (!peers_) return;
-  if (peers_->send_packet(now_ms(), node, packet, *this)) return;
+  if (with_peers(
+          [&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.send_packet(now_ms(), node, packet, box); }))
+    return;
   // No known endpoint for that node yet: ask the registry where it is.
   ++unresolved_;
   if (registry_) {
@@ -495,7 +522,7 @@ void OverlayService::on_timer() {
     overlay::Actions out;
     nat_.on_timer(now_ms(), out);
     carry_out(out);
-    peers_->on_timer(now_ms(), *this);
+    with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.on_timer(now_ms(), box); });
   }
   UnixTime now = now_s();
   if (now != last_second_) {
@@ -524,9 +551,11 @@ void OverlayService::tick_second() {
   if (registry_) {
     std::vector<registry::Outgoing> out;
     registry_->on_timer(now, out);
-    send_outgoing(&out);
+    send_outgoing(out);
   } else if (rendezvous_up_.empty()) {
-    for (const auto& e : config_.overlay.rendezvous_nodes) peers_->connect(now_ms(), to_endpoint(e), *this);
+    for (const auto& e : config_.overlay.rendezvous_nodes)
+      with_peers(
+          [&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.connect(now_ms(), to_endpoint(e), box); });
   } else {
     overlay::Actions out;
     registry_client_.on_timer(now_ms(), out);

@@ -23,6 +23,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "config.h"
@@ -45,9 +46,10 @@ namespace wownet {
 namespace registry {
 class Registry;
 class RegistryStore;
+struct Outgoing;
 }  // namespace registry
 
-class OverlayService : public overlay::PeerOutput {
+class OverlayService {
  public:
   // Where frames for the VMs go: the attachments' TAPs.
   class TapSink {
@@ -67,7 +69,7 @@ class OverlayService : public overlay::PeerOutput {
   };
 
   OverlayService(boost::asio::io_context& io, const HostdConfig& config, HostEngine& engine, TapSink& taps);
-  ~OverlayService() override;
+  ~OverlayService();
 
   // Loads the identity and trust store, opens the socket, restores the
   // registry (rendezvous) and starts registering (host). False with a
@@ -110,17 +112,26 @@ class OverlayService : public overlay::PeerOutput {
   // fill_status), per peer node, the registry's, latency histograms.
   void write_metrics(util::PromText& out) const;
 
-  // overlay::PeerOutput
-  void send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan datagram) override;
-  void deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset, std::size_t length) override;
-  void deliver_control(std::string_view node_id, const overlay::NodeMessage& message) override;
-  void peer_up(std::string_view node_id, std::string_view node_name, const overlay::UdpEndpoint& endpoint) override;
-  void peer_down(std::string_view node_id, std::string_view reason) override;
+  // Sends one UDP datagram (to a relayed path: through the relay).
+  void send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan datagram);
 
  private:
   // Carries out what an overlay piece returned.
   void carry_out(const overlay::Action& action);
   void carry_out(const overlay::Actions& actions);
+  // Runs call(PeerManager&, Outbox&) and carries out the actions it left in
+  // the Outbox; returns what the call returned. A call made while carrying
+  // out another's (a control message answered at once) gets an Outbox of
+  // its own, so the first call's datagrams stay valid.
+  template <typename Call>
+  auto with_peers(Call&& call);
+  std::vector<std::unique_ptr<overlay::Outbox>> outboxes_;
+  std::size_t outbox_depth_ = 0;
+  // What PeerManager reports (DeliverPacket, DeliverControl, PeerUp, PeerDown).
+  void deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset, std::size_t length);
+  void deliver_control(std::string_view node_id, const overlay::NodeMessage& message);
+  void peer_up(std::string_view node_id, std::string_view node_name, const overlay::UdpEndpoint& endpoint);
+  void peer_down(std::string_view node_id, std::string_view reason);
   // Gives `node` a path through our relay, if we have one and relaying is on.
   void offer_relay(const std::string& node);
   void on_resolved(const overlay::Resolved& r);
@@ -145,7 +156,9 @@ class OverlayService : public overlay::PeerOutput {
   void refresh_crl();
   void send_to_registry(overlay::NodeMessage message);
   void handle_registry_message(const std::string& from, const overlay::NodeMessage& m);
-  void send_outgoing(const void* outgoing_vector);
+  // Sends what the registry queued: to its nodes over their sessions, to
+  // this node's own VMs directly.
+  void send_outgoing(const std::vector<registry::Outgoing>& out);
   void sync_from_registry();
   std::int64_t now_ms() const;
   UnixTime now_s() const;
@@ -235,5 +248,27 @@ class OverlayService : public overlay::PeerOutput {
   std::uint64_t send_errors_ = 0, tap_errors_ = 0, unresolved_ = 0;
   std::uint64_t stray_probes_ = 0;
 };
+
+template <typename Call>
+auto OverlayService::with_peers(Call&& call) {
+  if (outbox_depth_ == outboxes_.size()) outboxes_.push_back(std::make_unique<overlay::Outbox>());
+  overlay::Outbox& box = *outboxes_[outbox_depth_];
+  box.clear();
+  struct Depth {
+    std::size_t& depth;
+    explicit Depth(std::size_t& d) : depth(d) { ++depth; }
+    ~Depth() { --depth; }
+    Depth(const Depth&) = delete;
+    Depth& operator=(const Depth&) = delete;
+  } depth(outbox_depth_);
+  if constexpr (std::is_void_v<decltype(call(*peers_, box))>) {
+    call(*peers_, box);
+    carry_out(box.actions);
+  } else {
+    auto result = call(*peers_, box);
+    carry_out(box.actions);
+    return result;
+  }
+}
 
 }  // namespace wownet

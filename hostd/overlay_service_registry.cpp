@@ -41,7 +41,7 @@ void OverlayService::peer_up(std::string_view node_id, std::string_view node_nam
   if (registry_) {
     std::vector<registry::Outgoing> out;
     registry_->on_node_up(now_s(), id, std::string(node_name), ep.address.to_string(), ep.port, out);
-    send_outgoing(&out);
+    send_outgoing(out);
     return;
   }
   bool is_rendezvous = false;
@@ -57,7 +57,7 @@ void OverlayService::peer_up(std::string_view node_id, std::string_view node_nam
     e->set_address(a.to_string());
     e->set_port(config_.overlay.listen.port);
   }
-  peers_->send_control(now_ms(), id, reg, *this);
+  with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.send_control(now_ms(), id, reg, box); });
   // Send what waited for a rendezvous, and re-assert what the VMs here hold.
   overlay::Actions out;
   registry_client_.on_rendezvous_up(now_ms(), id, out);
@@ -90,7 +90,7 @@ void OverlayService::deliver_control(std::string_view node_id, const overlay::No
     if (message.has_resolve()) refresh_reflexive(from);
     std::vector<registry::Outgoing> out;
     registry_->on_message(now_s(), from, message, out);
-    send_outgoing(&out);
+    send_outgoing(out);
     return;
   }
   if (!rendezvous_up_.count(from)) return;  // only the registry speaks for the registry
@@ -104,13 +104,14 @@ void OverlayService::persist_crl() {
   if (auto ec = util::write_file_atomic(path, crl_pem_, 0644)) spdlog::warn("cannot write {}: {}", path, ec.message());
 }
 
-void OverlayService::send_outgoing(const void* outgoing_vector) {
-  const auto& out = *static_cast<const std::vector<registry::Outgoing>*>(outgoing_vector);
+void OverlayService::send_outgoing(const std::vector<registry::Outgoing>& out) {
   for (const auto& o : out) {
     if (o.node_id == node_id_) {
       handle_registry_message(node_id_, o.message);
     } else {
-      peers_->send_control(now_ms(), o.node_id, o.message, *this);
+      with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) {
+        return pm.send_control(now_ms(), o.node_id, o.message, box);
+      });
     }
   }
   if (registry_) sync_from_registry();
@@ -151,11 +152,14 @@ void OverlayService::send_to_registry(overlay::NodeMessage message) {
       return;
     }
     handle_registry_message(node_id_, reply);
-    send_outgoing(&out);
+    send_outgoing(out);
     return;
   }
   const std::string_view to = registry_client_.current();
-  if (!to.empty()) peers_->send_control(now_ms(), to, message, *this);  // else asked again later
+  if (!to.empty())
+    with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) {
+      return pm.send_control(now_ms(), to, message, box);
+    });  // else asked again later
 }
 
 void OverlayService::flush_lease_asks() {
@@ -209,7 +213,7 @@ void OverlayService::handle_registry_message(const std::string& from, const over
       crl_pem_ = m.crl().pem();
       spdlog::info("CRL {} from the registry", trust_->crl_number());
       persist_crl();
-      peers_->recheck(now_ms(), *this);
+      with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
       break;
     }
     case overlay::NodeMessage::kPunch: {
@@ -251,7 +255,7 @@ void OverlayService::handle_registry_message(const std::string& from, const over
 void OverlayService::refresh_crl() {
   // A rendezvous reads the CA's CRL file and hands it to every host.
   if (!registry_ || config_.overlay.crl.empty()) {
-    peers_->recheck(now_ms(), *this);
+    with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
     return;
   }
   std::string pem, error;
@@ -265,9 +269,9 @@ void OverlayService::refresh_crl() {
     spdlog::info("CRL {} loaded from {}", trust_->crl_number(), config_.overlay.crl);
     std::vector<registry::Outgoing> out;
     if (!registry_->set_crl(pem, out, error)) spdlog::warn("cannot store the CRL: {}", error);
-    send_outgoing(&out);
+    send_outgoing(out);
   }
-  peers_->recheck(now_ms(), *this);
+  with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
 }
 
 }  // namespace wownet

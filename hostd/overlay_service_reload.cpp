@@ -52,7 +52,9 @@ void OverlayService::apply_reload(const HostdConfig& old, std::vector<std::strin
     }
     if (peers_)
       for (const ConfigEndpoint& e : o.rendezvous_nodes)
-        if (!listed(old.overlay.rendezvous_nodes, e)) peers_->connect(now_ms(), to_endpoint(e), *this);
+        if (!listed(old.overlay.rendezvous_nodes, e))
+          with_peers(
+              [&](overlay::PeerManager& pm, overlay::Outbox& box) { pm.connect(now_ms(), to_endpoint(e), box); });
   }
   reload_crl(applied, refused);
   arm_timer();
@@ -77,11 +79,11 @@ void OverlayService::reload_crl(std::vector<std::string>& applied, std::vector<s
   if (registry_) {
     std::vector<registry::Outgoing> out;
     if (!registry_->set_crl(pem, out, error)) spdlog::warn("cannot store the CRL: {}", error);
-    send_outgoing(&out);
+    send_outgoing(out);
   } else {
     persist_crl();
   }
-  if (peers_) peers_->recheck(now_ms(), *this);
+  if (peers_) with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { pm.recheck(now_ms(), box); });
 }
 
 }  // namespace wownet

@@ -18,8 +18,6 @@ namespace {
 using Bytes = std::vector<std::uint8_t>;
 using Session = PeerSession;
 
-// An IPv4 packet of any size fits without growing the seal buffer.
-constexpr std::size_t kSealBufferSize = 65535 + crypto::kDataOverhead;
 // Server sessions in the handshake at once (each needs a valid cookie, so
 // an address the client really owns).
 constexpr std::size_t kMaxHandshaking = 1024;
@@ -38,7 +36,7 @@ struct ConnectTarget {
 
 struct PeerManager::Impl final : SessionHost {
   Impl(SessionSettings s, std::function<std::uint32_t()> rng)
-      : settings(std::move(s)), config(settings.config), sessions(std::move(rng)), seal_buffer(kSealBufferSize) {}
+      : settings(std::move(s)), config(settings.config), sessions(std::move(rng)) {}
 
   SessionSettings settings;
   const PeerConfig& config;
@@ -47,43 +45,34 @@ struct PeerManager::Impl final : SessionHost {
   std::map<std::string, Peer, std::less<>> peers;
   std::vector<ConnectTarget> connects;
   Counters counters;
-  Bytes seal_buffer;
 
-  // The call being processed (set by Scope).
+  // The call being processed (set by run()).
   std::int64_t now = 0;
-  PeerOutput* out = nullptr;
-  int depth = 0;
+  Outbox* out = nullptr;
   bool forget_needed = false;  // a node may be unused now (sweep forgets it)
 
-  // Sets the call's time and output; the outermost one sweeps dead sessions
-  // and unused nodes at the end, so that no Session or Peer disappears under a caller that a
-  // PeerOutput callback re-entered.
-  class Scope {
-   public:
-    Scope(Impl& impl, std::int64_t now_ms, PeerOutput* output)
-        : impl_(impl), saved_now_(impl.now), saved_out_(impl.out) {
-      impl.now = now_ms;
-      impl.out = output;
-      ++impl.depth;
+  // Runs one public call `f` at `now_ms`, its actions going to `o`, then
+  // sweeps dead sessions and unused nodes: deferred to the end of the call
+  // so that no Session or Peer disappears under a loop. Returns f's result,
+  // or `failed` if it threw (out of memory: the call's work is lost).
+  template <typename R, typename F>
+  R run(std::int64_t now_ms, Outbox& o, R failed, F&& f) {
+    now = now_ms;
+    out = &o;
+    R result = failed;
+    try {
+      result = f();
+    } catch (...) {
     }
-    ~Scope() {
-      impl_.now = saved_now_;
-      impl_.out = saved_out_;
-      if (--impl_.depth == 0) impl_.sweep();
-    }
-    Scope(const Scope&) = delete;
-    Scope& operator=(const Scope&) = delete;
-
-   private:
-    Impl& impl_;
-    std::int64_t saved_now_;
-    PeerOutput* saved_out_;
-  };
+    sweep();
+    out = nullptr;
+    return result;
+  }
 
   // -------------------------------------------------------------------------
   // SessionHost
 
-  void send_datagram(const UdpEndpoint& to, ConstByteSpan datagram) override { out->send_datagram(to, datagram); }
+  void send_datagram(const UdpEndpoint& to, ConstByteSpan datagram) override { out->send(to, datagram); }
 
   std::uint32_t on_established(Session& s) override {
     ++counters.handshakes;
@@ -126,11 +115,13 @@ struct PeerManager::Impl final : SessionHost {
     flush_queue(p);
     if (!p.up && p.current != nullptr) {
       p.up = true;
-      out->peer_up(p.node_id, p.node_name, p.current->endpoint());
+      out->actions.emplace_back(PeerUp{p.node_id, p.node_name, p.current->endpoint()});
     }
   }
 
-  void on_control(Session& s, const NodeMessage& m) override { out->deliver_control(s.node_id(), m); }
+  void on_control(Session& s, const NodeMessage& m) override {
+    out->actions.emplace_back(DeliverControl{s.node_id(), std::make_shared<const NodeMessage>(m)});
+  }
 
   void on_rtt(Session& s, std::int64_t rtt_ms) override {
     s.peer->rtt_ms = rtt_ms;
@@ -150,7 +141,7 @@ struct PeerManager::Impl final : SessionHost {
     if (p.current == nullptr && p.up) {
       p.up = false;
       p.last_error = reason;
-      out->peer_down(p.node_id, reason);
+      out->actions.emplace_back(PeerDown{p.node_id, reason});
     }
   }
 
@@ -237,11 +228,10 @@ struct PeerManager::Impl final : SessionHost {
 
   bool seal_and_send(Session& s, ConstByteSpan packet) {
     Peer& p = *s.peer;
-    const std::size_t need = packet.size() + crypto::kDataOverhead;
-    if (seal_buffer.size() < need) seal_buffer.resize(need);
-    const std::size_t n = s.seal(now, packet, seal_buffer);
+    const ByteSpan sealed = out->room(packet.size() + crypto::kDataOverhead);
+    const std::size_t n = s.seal(now, packet, sealed);
     if (n == 0) return false;
-    out->send_datagram(s.endpoint(), ConstByteSpan(seal_buffer.data(), n));
+    out->actions.emplace_back(SendDatagram{s.endpoint(), sealed.first(n)});
     ++p.tx_packets;
     p.tx_bytes += packet.size();
     if (s.wants_rekey()) start_rekey(p);
@@ -304,7 +294,7 @@ struct PeerManager::Impl final : SessionHost {
     // A relayed path and a direct one never turn into each other.
     if (from != s.endpoint() && from.relayed() == s.relayed() && s.is_newest(d)) roam(s, from);
     if (r.size == 0) return;  // a bare keepalive
-    out->deliver_packet(s.node_id(), d, crypto::kDataHeaderSize, r.size);
+    out->actions.emplace_back(DeliverPacket{s.node_id(), d, crypto::kDataHeaderSize, r.size});
   }
 
   // -------------------------------------------------------------------------
@@ -324,7 +314,7 @@ struct PeerManager::Impl final : SessionHost {
     if (hs != nullptr && hs->is_client() && !hs->yields_to(d)) return;
     Bytes reply;
     auto created = Session::server(settings, from, d, now, reply);
-    if (!reply.empty()) out->send_datagram(from, reply);
+    if (!reply.empty()) out->send(from, reply);
     if (!created) {
       if (reply.empty()) ++counters.malformed;
       return;
@@ -455,55 +445,44 @@ PeerManager::PeerManager(SessionSettings settings, std::function<std::uint32_t()
 
 PeerManager::~PeerManager() = default;
 
-void PeerManager::on_datagram(std::int64_t now_ms, const UdpEndpoint& from, ByteSpan datagram, PeerOutput& out) {
+void PeerManager::on_datagram(std::int64_t now_ms, const UdpEndpoint& from, ByteSpan datagram, Outbox& out) {
   Impl& m = *impl_;
-  Impl::Scope scope(m, now_ms, &out);
-  try {
+  m.run(now_ms, out, false, [&] {
     switch (wire::classify(datagram)) {
       case wire::DatagramType::Data: m.on_data(from, datagram); break;
       case wire::DatagramType::Dtls: m.on_dtls(from, datagram); break;
       default: ++m.counters.malformed; break;
     }
-  } catch (...) {  // out of memory: the datagram is lost
-  }
+    return true;
+  });
 }
 
-bool PeerManager::send_packet(std::int64_t now_ms, std::string_view node_id, ConstByteSpan ip_packet, PeerOutput& out) {
+bool PeerManager::send_packet(std::int64_t now_ms, std::string_view node_id, ConstByteSpan ip_packet, Outbox& out) {
   Impl& m = *impl_;
-  Impl::Scope scope(m, now_ms, &out);
-  try {
-    return m.send_or_queue(node_id, false, ip_packet);
-  } catch (...) {
-    return false;
-  }
+  return m.run(now_ms, out, false, [&] { return m.send_or_queue(node_id, false, ip_packet); });
 }
 
-bool PeerManager::send_control(std::int64_t now_ms, std::string_view node_id, const NodeMessage& message,
-                               PeerOutput& out) {
+bool PeerManager::send_control(std::int64_t now_ms, std::string_view node_id, const NodeMessage& message, Outbox& out) {
   Impl& m = *impl_;
-  Impl::Scope scope(m, now_ms, &out);
-  try {
+  return m.run(now_ms, out, false, [&] {
     if (message.has_hello() || message.has_keepalive()) return false;
     std::string bytes;
     if (!message.SerializeToString(&bytes) || bytes.empty() || bytes.size() > crypto::kDtlsMaxMessage) return false;
     return m.send_or_queue(node_id, true, bytes_of(bytes));
-  } catch (...) {
-    return false;
-  }
+  });
 }
 
-void PeerManager::connect(std::int64_t now_ms, const UdpEndpoint& to, PeerOutput& out) {
+void PeerManager::connect(std::int64_t now_ms, const UdpEndpoint& to, Outbox& out) {
   Impl& m = *impl_;
-  Impl::Scope scope(m, now_ms, &out);
-  try {
+  m.run(now_ms, out, false, [&] {
     auto it = std::find_if(m.connects.begin(), m.connects.end(), [&](const auto& c) { return c.endpoint == to; });
     if (it == m.connects.end()) {
       m.connects.push_back(ConnectTarget{to, kLongAgo});
       it = m.connects.end() - 1;
     }
     if (!m.sessions.live_at(to) && now_ms >= it->retry_at_ms) m.start_client(to, "");
-  } catch (...) {
-  }
+    return true;
+  });
 }
 
 void PeerManager::disconnect(const UdpEndpoint& to) {
@@ -523,7 +502,7 @@ void PeerManager::set_endpoints(std::string_view node_id, std::vector<UdpEndpoin
           p->queue.clear();
         }
         m.forget_needed = true;
-        if (m.depth == 0) m.sweep();
+        m.sweep();
       }
       return;
     }
@@ -543,7 +522,7 @@ void PeerManager::set_relay(std::string_view node_id, std::optional<UdpEndpoint>
       if (Peer* p = m.find_peer(node_id)) {
         p->relay.reset();
         m.forget_needed = true;
-        if (m.depth == 0) m.sweep();
+        m.sweep();
       }
       return;
     }
@@ -552,19 +531,16 @@ void PeerManager::set_relay(std::string_view node_id, std::optional<UdpEndpoint>
   }
 }
 
-bool PeerManager::try_direct(std::int64_t now_ms, std::string_view node_id, PeerOutput& out) {
+bool PeerManager::try_direct(std::int64_t now_ms, std::string_view node_id, Outbox& out) {
   Impl& m = *impl_;
-  Impl::Scope scope(m, now_ms, &out);
-  try {
+  return m.run(now_ms, out, false, [&] {
     Peer* p = m.find_peer(node_id);
     if (p == nullptr || (p->current != nullptr && !p->current->relayed()) || p->in_progress(m.sessions, false))
       return false;
     const auto ep = p->next_endpoint();
     if (!ep || m.sessions.handshaking_at(*ep) != nullptr) return false;
     return m.start_client(*ep, p->node_id) != nullptr;
-  } catch (...) {
-    return false;
-  }
+  });
 }
 
 std::string_view PeerManager::node_at(const UdpEndpoint& endpoint) const {
@@ -577,37 +553,34 @@ std::optional<UdpEndpoint> PeerManager::endpoint_of(std::string_view node_id) co
   return it->second.current->endpoint();
 }
 
-void PeerManager::on_timer(std::int64_t now_ms, PeerOutput& out) {
+void PeerManager::on_timer(std::int64_t now_ms, Outbox& out) {
   Impl& m = *impl_;
-  Impl::Scope scope(m, now_ms, &out);
-  try {
+  m.run(now_ms, out, false, [&] {
     m.on_timer();
-  } catch (...) {
-  }
+    return true;
+  });
 }
 
 std::int64_t PeerManager::next_deadline_ms() const { return impl_->next_deadline(); }
 
-void PeerManager::recheck(std::int64_t now_ms, PeerOutput& out) {
+void PeerManager::recheck(std::int64_t now_ms, Outbox& out) {
   Impl& m = *impl_;
-  Impl::Scope scope(m, now_ms, &out);
-  try {
+  m.run(now_ms, out, false, [&] {
     m.recheck();
-  } catch (...) {
-  }
+    return true;
+  });
 }
 
-void PeerManager::close_all(std::int64_t now_ms, PeerOutput& out) {
+void PeerManager::close_all(std::int64_t now_ms, Outbox& out) {
   Impl& m = *impl_;
-  Impl::Scope scope(m, now_ms, &out);
-  try {
+  m.run(now_ms, out, false, [&] {
     m.connects.clear();
     for (std::size_t i = 0; i < m.sessions.all().size(); ++i) {
       Session& s = *m.sessions.all()[i];
       if (!s.dead()) s.close("shutting down", m);
     }
-  } catch (...) {
-  }
+    return true;
+  });
 }
 
 std::vector<PeerManager::PeerStats> PeerManager::peers() const {

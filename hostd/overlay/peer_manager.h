@@ -1,8 +1,11 @@
 // Node-to-node session layer, sans-I/O: every node has one UDP socket; the io
-// layer hands each datagram it reads to PeerManager::on_datagram and sends
-// what PeerOutput::send_datagram asks for. Time comes in as milliseconds on a
-// monotonic clock of the caller's choosing; nothing here reads a clock, opens
-// a socket or starts a thread. Not thread-safe: one thread drives it.
+// layer hands each datagram it reads to PeerManager::on_datagram and carries
+// out the Actions (overlay/action.h) that every call appends to the caller's
+// Outbox: SendDatagram, DeliverPacket, DeliverControl, PeerUp, PeerDown.
+// Nothing calls back, so the caller may call again while carrying them out
+// (with another Outbox). Time comes in as milliseconds on a monotonic clock
+// of the caller's choosing; nothing here reads a clock, opens a socket or
+// starts a thread. Not thread-safe: one thread drives it.
 //
 // Between two nodes: a DTLS 1.2 session (crypto::DtlsSession, mutual X.509
 // authentication; the peer's node id is the verified certificate's id)
@@ -27,7 +30,7 @@
 // Hello.request_id is a set of flags: 1 = "answer with your Hello", 2 =
 // "this session replaces our keyed one" (set by the DTLS client of a
 // rekey). With the peer's Hello the session is keyed: queued traffic is
-// flushed and peer_up called. Idle keyed sessions exchange keepalives
+// flushed and PeerUp reported. Idle keyed sessions exchange keepalives
 // (request ids: odd from the DTLS client, even from the server; the reply
 // echoes the id and gives the RTT); nothing received for dead_after_ms ends
 // a session. The DTLS client rekeys after rekey_after_ms (either side after
@@ -77,6 +80,7 @@
 
 #include "core/packet.h"
 #include "core/types.h"
+#include "overlay/action.h"
 #include "overlay/endpoint.h"
 #include "overlay/latency_histogram.h"
 #include "overlay/peer_stats.h"
@@ -85,28 +89,6 @@ namespace wownet::overlay {
 
 class NodeMessage;       // proto/overlay.proto
 struct SessionSettings;  // overlay/session_settings.h
-
-// What the session layer asks of the io layer (and of fakes in tests). Called
-// synchronously from inside PeerManager calls; must not throw. All but
-// send_datagram may call back into the PeerManager (e.g. send_control from
-// deliver_control).
-class PeerOutput {
- public:
-  virtual ~PeerOutput() = default;
-  // Sends one UDP datagram.
-  virtual void send_datagram(const UdpEndpoint& to, ConstByteSpan datagram) = 0;
-  // A data packet from an authenticated peer: the bare IPv4 packet is at
-  // buffer[offset, offset + length) and at least 14 bytes before offset are
-  // free (for an Ethernet header). The buffer is the one passed to
-  // on_datagram, valid only during the call.
-  virtual void deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset, std::size_t length) = 0;
-  // A control message other than Hello and Keepalive from an authenticated peer.
-  virtual void deliver_control(std::string_view node_id, const NodeMessage& message) = 0;
-  // The node has a keyed session now (it had none).
-  virtual void peer_up(std::string_view node_id, std::string_view node_name, const UdpEndpoint& endpoint) = 0;
-  // The node's last keyed session ended.
-  virtual void peer_down(std::string_view node_id, std::string_view reason) = 0;
-};
 
 class PeerManager {
  public:
@@ -124,9 +106,9 @@ class PeerManager {
   PeerManager& operator=(const PeerManager&) = delete;
 
   // Handles one datagram read from the socket. A valid data packet is
-  // decrypted in place and handed to deliver_packet (offset 16); the
+  // decrypted in place and reported as DeliverPacket (offset 16); the
   // datagram's bytes may be modified either way. Failures are counted.
-  void on_datagram(std::int64_t now_ms, const UdpEndpoint& from, ByteSpan datagram, PeerOutput& out);
+  void on_datagram(std::int64_t now_ms, const UdpEndpoint& from, ByteSpan datagram, Outbox& out);
 
   // Seals and sends an IPv4 packet to node `node_id` on its newest keyed
   // session. Without one, queues it (at most queue_limit per node; the
@@ -137,18 +119,18 @@ class PeerManager {
   // waits up to resolve_wait_ms for set_endpoints or set_relay (the
   // caller asks the registry), then is dropped; false also if sealing
   // failed.
-  bool send_packet(std::int64_t now_ms, std::string_view node_id, ConstByteSpan ip_packet, PeerOutput& out);
+  bool send_packet(std::int64_t now_ms, std::string_view node_id, ConstByteSpan ip_packet, Outbox& out);
 
   // As send_packet, for a control message over DTLS (unreliable: the caller
   // retries by request_id). False also if it does not serialize to 1 to
   // crypto::kDtlsMaxMessage bytes, or is a Hello or Keepalive.
-  bool send_control(std::int64_t now_ms, std::string_view node_id, const NodeMessage& m, PeerOutput& out);
+  bool send_control(std::int64_t now_ms, std::string_view node_id, const NodeMessage& m, Outbox& out);
 
   // Starts (or keeps) a session to an endpoint whose node id is not known
-  // yet (e.g. a configured rendezvous); peer_up reports the id once keyed.
+  // yet (e.g. a configured rendezvous); PeerUp reports the id once keyed.
   // Persistent: whenever no session with that endpoint is live, a new
   // handshake starts (no more often than retry_after_ms after a failure).
-  void connect(std::int64_t now_ms, const UdpEndpoint& to, PeerOutput& out);
+  void connect(std::int64_t now_ms, const UdpEndpoint& to, Outbox& out);
   // Stops what connect() started keeping up (live sessions stay).
   void disconnect(const UdpEndpoint& to);
   // Changes relay_after_ms (PeerConfig) from now on: a config reload.
@@ -168,7 +150,7 @@ class PeerManager {
   // Starts a handshake to the node's next direct endpoint now, unless one
   // is running or a direct session is keyed: after the far side was asked
   // to open its NAT toward us. False if nothing was started.
-  bool try_direct(std::int64_t now_ms, std::string_view node_id, PeerOutput& out);
+  bool try_direct(std::int64_t now_ms, std::string_view node_id, Outbox& out);
   // The node whose keyed session uses `endpoint`; empty if none. Valid
   // until the next call that may change sessions.
   std::string_view node_at(const UdpEndpoint& endpoint) const;
@@ -177,7 +159,7 @@ class PeerManager {
 
   // Runs retransmissions, Hello retries, keepalives, rekeys, retirements,
   // dead-peer detection and pending handshakes that are due at `now_ms`.
-  void on_timer(std::int64_t now_ms, PeerOutput& out);
+  void on_timer(std::int64_t now_ms, Outbox& out);
   // When on_timer next has something to do (possibly already past, then
   // call on_timer now); kNoDeadline if nothing is armed. Ask again after
   // every other call.
@@ -185,12 +167,12 @@ class PeerManager {
 
   // Re-verifies every session's peer certificate at `now_ms` (after a CRL
   // update) and closes those that now fail; a node left without a keyed
-  // session gets peer_down with the verifier's reason.
-  void recheck(std::int64_t now_ms, PeerOutput& out);
+  // session gets PeerDown with the verifier's reason.
+  void recheck(std::int64_t now_ms, Outbox& out);
   // Shutting down: sends close_notify on every session (so that peers
   // learn at once that this node is gone instead of after dead_after_ms),
-  // ends them (peer_down for nodes that were up) and stops connecting.
-  void close_all(std::int64_t now_ms, PeerOutput& out);
+  // ends them (PeerDown for nodes that were up) and stops connecting.
+  void close_all(std::int64_t now_ms, Outbox& out);
 
   using PeerStats = overlay::PeerStats;
   // Every node known from a session, set_endpoints or queued traffic, by node id.

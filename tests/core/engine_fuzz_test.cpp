@@ -11,18 +11,13 @@
 #include "core/dhcp.h"
 #include "core/host_engine.h"
 #include "core/packet.h"
-#include "test_frames.h"
+#include "host_engine_fixture.h"  // addresses and MACs
 
 namespace wownet {
 namespace {
 
 using namespace wownet::test;
-
-constexpr UnixTime T0 = 1'700'000'000;
-const MacAddr kGwMac{{0x02, 0x77, 0x6e, 0x00, 0x00, 0x01}};
-const MacAddr kMac1{{0x52, 0x54, 0x00, 0x00, 0x00, 0x01}};
-const MacAddr kMac2{{0x52, 0x54, 0x00, 0x00, 0x00, 0x02}};
-const Ipv4Addr kGw = Ipv4Addr::from_octets(10, 128, 0, 1);
+using engine_test::kGw, engine_test::kGwMac, engine_test::kMac1, engine_test::kMac2, engine_test::T0;
 
 std::vector<Bytes> seeds(Ipv4Addr a1, Ipv4Addr a2) {
   Bytes dns_q = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 1, 'x', 3, 'w', 'o', 'w', 0, 0, 1, 0, 1};

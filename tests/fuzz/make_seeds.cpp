@@ -221,7 +221,7 @@ void overlay_seeds() {
   const auto& w = overlay_world();
   auto pm = make_peer_manager(w.b, "node-b", 3);
   RecordingOutput out;
-  pm->connect(kOverlayT0, ov::UdpEndpoint{Ipv4Addr::from_octets(192, 0, 2, 1), 7700}, out);
+  pm->connect(kOverlayT0, ov::UdpEndpoint{Ipv4Addr::from_octets(192, 0, 2, 1), 7700}, out.box());
   if (!out.sent.empty()) {
     // A ClientHello from a stranger's endpoint (op 1) and from node-b's (op 0).
     write("overlay_datagram", "client-hello", Bytes{0, 1, 0} + chunk(out.sent[0].bytes));

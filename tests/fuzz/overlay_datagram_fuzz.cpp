@@ -40,9 +40,9 @@ struct KeyedPair {
       out_a.sent.clear();
       out_b.sent.clear();
       for (auto& d : from_a)
-        if (d.to == kEpB) b->on_datagram(now, kEpA, d.bytes, out_b);
+        if (d.to == kEpB) b->on_datagram(now, kEpA, d.bytes, out_b.box());
       for (auto& d : from_b)
-        if (d.to == kEpA) a->on_datagram(now, kEpB, d.bytes, out_a);
+        if (d.to == kEpA) a->on_datagram(now, kEpB, d.bytes, out_a.box());
     }
   }
 };
@@ -56,7 +56,7 @@ KeyedPair& keyed_pair() {
     p->b->set_endpoints(w.a.id, {kEpA});
     std::vector<std::uint8_t> ip(40, 0);
     ip[0] = 0x45;
-    if (!p->b->send_packet(p->now, w.a.id, ip, p->out_b)) overlay_setup_failed("send_packet");
+    if (!p->b->send_packet(p->now, w.a.id, ip, p->out_b.box())) overlay_setup_failed("send_packet");
     p->deliver();
     if (p->out_a.ups != 1 || p->out_b.ups != 1) overlay_setup_failed("no keyed session between node-a and node-b");
     return p;
@@ -69,12 +69,12 @@ void fresh(FuzzReader& in, std::uint8_t mode) {
   auto pm = make_peer_manager(w.a, "node-a", 7);
   RecordingOutput out;
   std::int64_t now = kOverlayT0;
-  if (mode & 2) pm->connect(now, kEpB, out);
+  if (mode & 2) pm->connect(now, kEpB, out.box());
   if (mode & 4) {
     pm->set_endpoints(w.b.id, {kEpB});
     std::vector<std::uint8_t> ip(28, 0);
     ip[0] = 0x45;
-    (void)pm->send_packet(now, w.b.id, ip, out);
+    (void)pm->send_packet(now, w.b.id, ip, out.box());
   }
   for (int steps = 0; !in.empty() && steps < 32; ++steps) {
     const std::uint8_t op = in.u8();
@@ -82,10 +82,10 @@ void fresh(FuzzReader& in, std::uint8_t mode) {
     std::vector<std::uint8_t> bytes = in.chunk_copy();
     if (op & 0x80) {
       now += std::int64_t(arg) * 100;
-      if (pm->next_deadline_ms() <= now) pm->on_timer(now, out);
+      if (pm->next_deadline_ms() <= now) pm->on_timer(now, out.box());
       continue;
     }
-    pm->on_datagram(now, kFrom[op & 3], bytes, out);
+    pm->on_datagram(now, kFrom[op & 3], bytes, out.box());
     out.sent.clear();
   }
   (void)pm->peers();
@@ -101,25 +101,26 @@ void keyed(FuzzReader& in) {
     p.out_a.sent.clear();
     p.out_b.sent.clear();
     switch (op % 4) {
-      case 0: p.a->on_datagram(p.now, kFrom[(op >> 2) & 3], bytes, p.out_a); break;
+      case 0: p.a->on_datagram(p.now, kFrom[(op >> 2) & 3], bytes, p.out_a.box()); break;
       case 1:
       case 2: {
         bool sent;
         if (op % 4 == 1) {
-          sent = p.b->send_packet(p.now, w.a.id, bytes, p.out_b);
+          sent = p.b->send_packet(p.now, w.a.id, bytes, p.out_b.box());
         } else {
           overlay::NodeMessage m;
-          sent = m.ParseFromArray(bytes.data(), int(bytes.size())) && p.b->send_control(p.now, w.a.id, m, p.out_b);
+          sent =
+              m.ParseFromArray(bytes.data(), int(bytes.size())) && p.b->send_control(p.now, w.a.id, m, p.out_b.box());
         }
         const std::uint16_t pos = in.u16();
         if (!sent) break;
         for (auto& d : p.out_b.sent) {
           if (!d.bytes.empty()) d.bytes[pos % d.bytes.size()] ^= arg;
-          p.a->on_datagram(p.now, kEpB, d.bytes, p.out_a);
+          p.a->on_datagram(p.now, kEpB, d.bytes, p.out_a.box());
         }
         break;
       }
-      case 3: p.a->on_datagram(p.now, kEpB, bytes, p.out_a); break;
+      case 3: p.a->on_datagram(p.now, kEpB, bytes, p.out_a.box()); break;
     }
   }
   p.out_a.sent.clear();

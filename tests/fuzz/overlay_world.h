@@ -1,6 +1,6 @@
 // Two node identities from one CA, made once per process in a temporary
-// directory (removed again), and a PeerOutput that records what a
-// PeerManager asks for. For the overlay fuzz target and its seed writer.
+// directory (removed again), and a RecordingOutput that records what a
+// PeerManager's actions ask for. For the overlay fuzz target and its seed writer.
 #pragma once
 
 #include <unistd.h>
@@ -12,6 +12,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "crypto/dtls.h"
@@ -95,35 +96,58 @@ inline const OverlayWorld& overlay_world() {
   return *world;
 }
 
-// Records datagrams to send; checks what is delivered.
-class RecordingOutput final : public overlay::PeerOutput {
+// Records datagrams to send; checks what is delivered. box() lends an
+// Outbox for one PeerManager call; its actions are recorded at the end of
+// the full expression.
+class RecordingOutput final {
  public:
   struct Sent {
     overlay::UdpEndpoint to;
     std::vector<std::uint8_t> bytes;
   };
-  void send_datagram(const overlay::UdpEndpoint& to, ConstByteSpan datagram) override {
-    WOWNET_FUZZ_CHECK(!datagram.empty());
-    sent.push_back(Sent{to, {datagram.begin(), datagram.end()}});
-  }
-  void deliver_packet(std::string_view node_id, ByteSpan buffer, std::size_t offset, std::size_t length) override {
-    WOWNET_FUZZ_CHECK(!node_id.empty());
-    WOWNET_FUZZ_CHECK(offset >= 14 && offset <= buffer.size() && length <= buffer.size() - offset);
-    for (std::size_t i = offset - 14; i < offset + length; ++i) buffer[i] ^= 0;  // every byte ours to touch
-    ++packets;
-  }
-  void deliver_control(std::string_view node_id, const overlay::NodeMessage&) override {
-    WOWNET_FUZZ_CHECK(!node_id.empty());
-    ++controls;
-  }
-  void peer_up(std::string_view node_id, std::string_view, const overlay::UdpEndpoint&) override {
-    WOWNET_FUZZ_CHECK(!node_id.empty());
-    ++ups;
-  }
-  void peer_down(std::string_view, std::string_view) override { ++downs; }
+  class Lent {
+   public:
+    explicit Lent(RecordingOutput& r) : r_(r) { r_.box_.clear(); }
+    ~Lent() { r_.record(); }
+    Lent(const Lent&) = delete;
+    Lent& operator=(const Lent&) = delete;
+    operator overlay::Outbox&() { return r_.box_; }  // NOLINT(google-explicit-constructor)
+
+   private:
+    RecordingOutput& r_;
+  };
+  Lent box() { return Lent(*this); }
 
   std::vector<Sent> sent;
   std::size_t packets = 0, controls = 0, ups = 0, downs = 0;
+
+ private:
+  void record() {
+    for (const overlay::Action& a : box_.actions) {
+      if (const auto* s = std::get_if<overlay::SendDatagram>(&a)) {
+        WOWNET_FUZZ_CHECK(!s->bytes.empty());
+        sent.push_back(Sent{s->to, {s->bytes.begin(), s->bytes.end()}});
+      } else if (const auto* d = std::get_if<overlay::DeliverPacket>(&a)) {
+        WOWNET_FUZZ_CHECK(!d->node_id.empty());
+        WOWNET_FUZZ_CHECK(d->offset >= 14 && d->offset <= d->buffer.size() &&
+                          d->length <= d->buffer.size() - d->offset);
+        for (std::size_t i = d->offset - 14; i < d->offset + d->length; ++i) d->buffer[i] ^= 0;  // every byte ours
+        ++packets;
+      } else if (const auto* c = std::get_if<overlay::DeliverControl>(&a)) {
+        WOWNET_FUZZ_CHECK(!c->node_id.empty() && c->message != nullptr);
+        ++controls;
+      } else if (const auto* u = std::get_if<overlay::PeerUp>(&a)) {
+        WOWNET_FUZZ_CHECK(!u->node_id.empty());
+        ++ups;
+      } else if (std::holds_alternative<overlay::PeerDown>(a)) {
+        ++downs;
+      } else {
+        WOWNET_FUZZ_CHECK(false);  // PeerManager returns no other action
+      }
+    }
+    box_.clear();
+  }
+  overlay::Outbox box_;
 };
 
 // A PeerManager with identity `who` and a deterministic index generator.

@@ -150,14 +150,54 @@ wn_json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 # --- an overlay: a CA, node certificates, an underlay bridge -----------------
 
-# wn_pki_init NAME: a CA in $WN_TMP/pki/ca (wownetctl from $BIN).
-wn_pki_init() { "$BIN/wownetctl" ca init --dir "$WN_TMP/pki/ca" --name "$1" --days 30 >/dev/null; }
+# wn_pki_init NAME [CA]: a CA called NAME in $WN_TMP/pki/CA (default "ca";
+# wownetctl from $BIN).
+wn_pki_init() { "$BIN/wownetctl" ca init --dir "$WN_TMP/pki/${2:-ca}" --name "$1" --days 30 >/dev/null; }
 
-# wn_node_cert NODE: a key and a certificate signed by that CA in $WN_TMP/pki/NODE.
+# wn_node_cert NODE [CA]: a key and a certificate signed by CA (default the
+# network's, "ca") in $WN_TMP/pki/NODE.
 wn_node_cert() {
   "$BIN/wownetctl" cert request --dir "$WN_TMP/pki/$1" --name "$1" >/dev/null
-  "$BIN/wownetctl" ca sign --dir "$WN_TMP/pki/ca" --csr "$WN_TMP/pki/$1/node.csr" \
+  "$BIN/wownetctl" ca sign --dir "$WN_TMP/pki/${2:-ca}" --csr "$WN_TMP/pki/$1/node.csr" \
     --out "$WN_TMP/pki/$1/node.crt" --days 10 >/dev/null
+}
+
+# wn_overlay_config NODE ROLE ADDRESS LOG_LEVEL: $WN_TMP/NODE.toml for an
+# overlay node (ROLE host or rendezvous) listening on ADDRESS:7700, with
+# the rendezvous at 192.0.2.10:7700, the certificate of wn_node_cert NODE
+# and the control socket $WN_TMP/NODE.sock. Lines appended to the file go
+# into its [overlay] table.
+wn_overlay_config() {
+  cat >"$WN_TMP/$1.toml" <<TOML
+[hostd]
+state_dir = "$WN_TMP/state-$1"
+control_socket = "$WN_TMP/$1.sock"
+log_level = "$4"
+[overlay]
+role = "$2"
+listen = "$3:7700"
+rendezvous = ["192.0.2.10:7700"]
+cert = "$WN_TMP/pki/$1/node.crt"
+key = "$WN_TMP/pki/$1/node.key"
+ca = "$WN_TMP/pki/ca/ca.crt"
+TOML
+}
+
+# wn_check_iperf WHAT CLIENT_NS SERVER_NS SERVER_IP: a 2 s iperf3 run from
+# CLIENT_NS to a server in SERVER_NS; passes (rate in the check's name) if
+# it moved more than 1 Mbit/s.
+wn_check_iperf() {
+  local what=$1 bps server
+  wn_spawn iperf3-server ip netns exec "$3" iperf3 -s -1
+  server=$WN_LAST_PID
+  sleep 0.5
+  if ip netns exec "$2" iperf3 -c "$4" -t 2 -J >"$WN_TMP/iperf.json" 2>&1; then
+    bps=$(wn_json 'int(d["end"]["sum_received"]["bits_per_second"])' <"$WN_TMP/iperf.json")
+    wn_check "$what ($((bps / 1000000)) Mbit/s)" [ "$bps" -gt 1000000 ]
+  else
+    wn_fail "$what"
+  fi
+  wn_stop "$server"
 }
 
 # wn_no_ipv6 NS: the namespace speaks IPv4 only.

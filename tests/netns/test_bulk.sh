@@ -27,7 +27,6 @@ done
 BULK_MB=${BULK_MB:-200}
 TRANSFER_TIMEOUT=45  # per transfer: a stall fails the case, not the whole ctest run
 CTL() { local n=$1; shift; ip netns exec "${NODE_NS[$n]}" "$BIN/wownetctl" --socket "$WN_TMP/$n.sock" "$@"; }
-no_ipv6() { ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; }
 
 # --- nodes: the rendezvous and four pairs of hosts ------------------------------
 # pair: "first second path offloads"
@@ -41,23 +40,11 @@ for pair in "${PAIRS[@]}"; do
     NODES+=("$n")
   done
 done
-PKI=$WN_TMP/pki
-"$BIN/wownetctl" ca init --dir "$PKI/ca" --name "bulk test" --days 30 >/dev/null
+wn_pki_init "bulk test"
+wn_underlay WAN
 for n in "${NODES[@]}"; do
-  "$BIN/wownetctl" cert request --dir "$PKI/$n" --name "$n" >/dev/null
-  "$BIN/wownetctl" ca sign --dir "$PKI/ca" --csr "$PKI/$n/node.csr" --out "$PKI/$n/node.crt" --days 10 >/dev/null
-done
-
-wn_ns WAN wan
-no_ipv6 "$WAN"
-ip -n "$WAN" link add br0 type bridge
-ip -n "$WAN" link set br0 up
-for n in "${NODES[@]}"; do
-  wn_ns NODE_NS[$n] "$n"
-  no_ipv6 "${NODE_NS[$n]}"
-  wn_veth "${NODE_NS[$n]}" uplink "$WAN" "u-$n"
-  ip -n "$WAN" link set "u-$n" master br0
-  ip -n "${NODE_NS[$n]}" addr add "${NODE_IP[$n]}/24" dev uplink
+  wn_node_cert "$n"
+  wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"
 done
 
 for pair in "${PAIRS[@]}"; do
@@ -81,19 +68,7 @@ OFFLOADS[rv]=on
 for n in "${NODES[@]}"; do
   role=host
   [[ $n == rv ]] && role=rendezvous
-  cat >"$WN_TMP/$n.toml" <<TOML
-[hostd]
-state_dir = "$WN_TMP/state-$n"
-control_socket = "$WN_TMP/$n.sock"
-log_level = "info"
-[overlay]
-role = "$role"
-listen = "${NODE_IP[$n]}:7700"
-rendezvous = ["192.0.2.10:7700"]
-cert = "$PKI/$n/node.crt"
-key = "$PKI/$n/node.key"
-ca = "$PKI/ca/ca.crt"
-TOML
+  wn_overlay_config "$n" "$role" "${NODE_IP[$n]}" info
   [[ ${OFFLOADS[$n]} == off ]] && printf 'udp_gso = false\nudp_gro = false\n' >>"$WN_TMP/$n.toml"
   wn_spawn "hostd-$n" ip netns exec "${NODE_NS[$n]}" "$BIN/wownet-hostd" --config "$WN_TMP/$n.toml"
   wn_wait_for 10 "hostd $n" CTL "$n" status
@@ -103,7 +78,7 @@ done
 declare -A VM IP
 for n in "${NODES[@]:1}"; do
   wn_ns VM[$n] "vm-$n"
-  no_ipv6 "${VM[$n]}"
+  wn_no_ipv6 "${VM[$n]}"
   wn_veth "${NODE_NS[$n]}" vif "${VM[$n]}" eth0
   CTL "$n" attach vif --vm "vm-$n" >/dev/null
   wn_spawn "dhclient-$n" ip netns exec "${VM[$n]}" dhclient -4 -d -pf "$WN_TMP/vm-$n.pid" -lf "$WN_TMP/vm-$n.leases" eth0

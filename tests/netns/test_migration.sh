@@ -42,22 +42,8 @@ for n in rv hosta hostb hostc; do
   wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"
   role=host
   [[ $n == rv ]] && role=rendezvous
-  cat >"$WN_TMP/$n.toml" <<TOML
-[hostd]
-state_dir = "$WN_TMP/state-$n"
-control_socket = "$WN_TMP/$n.sock"
-log_level = "debug"
-[network]
-lease_time = 600
-[overlay]
-role = "$role"
-listen = "${NODE_IP[$n]}:7700"
-rendezvous = ["192.0.2.10:7700"]
-cert = "$WN_TMP/pki/$n/node.crt"
-key = "$WN_TMP/pki/$n/node.key"
-ca = "$WN_TMP/pki/ca/ca.crt"
-keepalive = 2
-TOML
+  wn_overlay_config "$n" "$role" "${NODE_IP[$n]}" debug
+  printf 'keepalive = 2\n[network]\nlease_time = 600\n' >>"$WN_TMP/$n.toml"
   wn_spawn "hostd-$n" ip netns exec "${NODE_NS[$n]}" "$BIN/wownet-hostd" --config "$WN_TMP/$n.toml"
   wn_wait_for 10 "hostd $n" CTL "$n" status
   NODE_ID[$n]=$(CTL "$n" status --json | wn_json 'd["node_id"]')

@@ -17,14 +17,10 @@ CTL() { local ns=$1; shift; ip netns exec "$ns" "$BIN/wownetctl" --socket "$WN_T
 
 # --- PKI ------------------------------------------------------------------------
 PKI=$WN_TMP/pki
-"$BIN/wownetctl" ca init --dir "$PKI/ca" --name "test network" --days 30 >/dev/null
-"$BIN/wownetctl" ca init --dir "$PKI/otherca" --name "someone else" --days 30 >/dev/null
-make_node() {  # name ca
-  "$BIN/wownetctl" cert request --dir "$PKI/$1" --name "$1" >/dev/null
-  "$BIN/wownetctl" ca sign --dir "$PKI/$2" --csr "$PKI/$1/node.csr" --out "$PKI/$1/node.crt" --days 10 >/dev/null
-}
-for n in rv hosta hostb revoked; do make_node "$n" ca; done
-make_node rogue otherca
+wn_pki_init "test network"
+wn_pki_init "someone else" otherca
+for n in rv hosta hostb revoked; do wn_node_cert "$n"; done
+wn_node_cert rogue otherca
 # Signed by the network's CA, but expired yesterday.
 "$BIN/wownetctl" cert request --dir "$PKI/expired" --name expired >/dev/null
 openssl x509 -req -in "$PKI/expired/node.csr" -CA "$PKI/ca/ca.crt" -CAkey "$PKI/ca/ca.key" -set_serial 4242 \
@@ -32,22 +28,13 @@ openssl x509 -req -in "$PKI/expired/node.csr" -CA "$PKI/ca/ca.crt" -CAkey "$PKI/
 "$BIN/wownetctl" ca revoke --dir "$PKI/ca" --cert "$PKI/revoked/node.crt" >/dev/null
 
 # --- underlay: a bridge in namespace "wan", each node on it ---------------------
-wn_ns WAN wan
 # The underlay speaks IPv4 only, so its capture shows nothing but wownet.
-no_ipv6() { ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; }
-no_ipv6 "$WAN"
-ip -n "$WAN" link add br0 type bridge
-ip -n "$WAN" link set br0 up
-ip -n "$WAN" addr add 192.0.2.1/24 dev br0
+wn_underlay WAN
 declare -A NODE_NS NODE_IP
 NODE_IP=([rv]=192.0.2.10 [hosta]=192.0.2.11 [hostb]=192.0.2.12 [rogue]=192.0.2.13 [revoked]=192.0.2.14
   [expired]=192.0.2.15 [hostc]=192.0.2.16 [intruder]=192.0.2.17)
 for n in rv hosta hostb rogue revoked expired hostc intruder; do
-  wn_ns NODE_NS[$n] "$n"
-  no_ipv6 "${NODE_NS[$n]}"
-  wn_veth "${NODE_NS[$n]}" uplink "$WAN" "u-$n"
-  ip -n "$WAN" link set "u-$n" master br0
-  ip -n "${NODE_NS[$n]}" addr add "${NODE_IP[$n]}/24" dev uplink
+  wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"
 done
 
 write_config() {  # name role
@@ -139,16 +126,7 @@ wn_check "a1 pings b1 across the overlay" wn_wait_for 20 "a1 -> b1" \
 wn_check "b1 pings a2" ip netns exec "${VM[b1]}" ping -c 3 -i 0.2 -W 2 "${IP[a2]}"
 # A recognisable payload that must never appear on the underlay.
 ip netns exec "${VM[a1]}" ping -c 5 -i 0.2 -W 2 -p 574f574e45545345435245545041594c "${IP[b1]}" >/dev/null || true
-wn_spawn iperf3-server ip netns exec "${VM[b1]}" iperf3 -s -1
-IPERF=$WN_LAST_PID
-sleep 0.5
-if ip netns exec "${VM[a1]}" iperf3 -c "${IP[b1]}" -t 2 -J >"$WN_TMP/iperf.json" 2>&1; then
-  bps=$(wn_json 'int(d["end"]["sum_received"]["bits_per_second"])' <"$WN_TMP/iperf.json")
-  wn_check "iperf3 a1 -> b1 across hosts ($((bps / 1000000)) Mbit/s)" [ "$bps" -gt 1000000 ]
-else
-  wn_fail "iperf3 a1 -> b1 across hosts"
-fi
-wn_stop "$IPERF"
+wn_check_iperf "iperf3 a1 -> b1 across hosts" "${VM[a1]}" "${VM[b1]}" "${IP[b1]}"
 super_frames=$(CTL "${NODE_NS[hostb]}" status --json | wn_json "int(d.get('overlay',{}).get('gro_super_frames',0))")
 wn_check "host B hands received TCP segments to b1 as coalesced frames ($super_frames)" [ "$super_frames" -gt 0 ]
 # Bytes arrive intact through coalescing: a file across the overlay, by hash.

@@ -146,16 +146,7 @@ wn_check "vm1 pings vm2" ip netns exec "${VM[1]}" ping -c 3 -i 0.2 -W 2 "${IP[2]
 wn_check "vm2 pings vm3" ip netns exec "${VM[2]}" ping -c 3 -i 0.2 -W 2 "${IP[3]}"
 wn_check "vm1 pings the gateway" ip netns exec "${VM[1]}" ping -c 2 -i 0.2 -W 2 10.128.0.1
 wn_check "vm3 pings vm1 by name" ip netns exec "${VM[3]}" ping -c 2 -i 0.2 -W 2 alpha.wow
-wn_spawn iperf3-server ip netns exec "${VM[2]}" iperf3 -s -1
-IPERF_SERVER=$WN_LAST_PID
-sleep 0.5
-if ip netns exec "${VM[1]}" iperf3 -c "${IP[2]}" -t 2 -J >"$WN_TMP/iperf.json" 2>&1; then
-  bps=$(wn_json 'int(d["end"]["sum_received"]["bits_per_second"])' <"$WN_TMP/iperf.json")
-  wn_check "iperf3 vm1 -> vm2 moves data ($((bps / 1000000)) Mbit/s)" [ "$bps" -gt 1000000 ]
-else
-  wn_fail "iperf3 vm1 -> vm2"
-fi
-wn_stop "$IPERF_SERVER"
+wn_check_iperf "iperf3 vm1 -> vm2 moves data" "${VM[1]}" "${VM[2]}" "${IP[2]}"
 
 # --- a statically configured VM is learned from its traffic ------------------
 ip -n "$VM4" addr add 10.128.0.77/9 dev eth0
