@@ -48,9 +48,19 @@ struct MetricsConfig {
   ConfigEndpoint listen{Ipv4Addr{0x7f000001}, 9770};  // 127.0.0.1:9770
 };
 
+// Where a rendezvous keeps the registry ([registry]).
+struct RegistryConfig {
+  enum class Backend { Sqlite, Etcd };
+  Backend backend = Backend::Sqlite;   // sqlite: STATE_DIR/registry.db, this rendezvous alone
+  std::vector<std::string> endpoints;  // etcd client URLs: http://HOST:PORT or https://HOST:PORT
+  std::string prefix = "/wownet/";     // every key of the registry starts with it
+  std::string cert, key, ca;           // PEM files for TLS to etcd; cert and key together
+};
+
 struct HostdConfig {
   NetworkConfig network;
   OverlayConfig overlay;
+  RegistryConfig registry;
   MetricsConfig metrics;
   std::string state_dir = "/var/lib/wownet";
   std::string control_socket = "/run/wownet/hostd.sock";

@@ -15,10 +15,13 @@
 #include <sstream>
 
 #include <unistd.h>
+#include "io/etcd_client.h"
 #include "overlay/peer_label.h"
 #include "overlay/session_settings.h"
 #include "registry/registry.h"
+#include "registry/registry_etcd.h"
 #include "registry/registry_store.h"
+#include "registry_etcd_io.h"
 
 namespace wownet {
 namespace {
@@ -173,22 +176,54 @@ bool OverlayService::start_sessions(std::string& error) {
 
   engine_.use_registry(node_id_);
   if (o.rendezvous) {
-    store_ = registry::RegistryStore::open(config_.state_dir + "/registry.db", error);
-    if (!store_) return false;
-    registry_ = std::make_unique<registry::Registry>(config_.network, store_.get());
-    registry_->set_relay(o.relay);
-    std::vector<registry::Endpoint> self_endpoints;
-    if (!o.listen.address.is_zero()) self_endpoints.push_back({o.listen.address.to_string(), o.listen.port});
-    registry_->set_self(node_id_, node_name_, self_endpoints);
-    if (!registry_->restore(now_s(), error)) return false;
-    std::vector<registry::Outgoing> out;
-    if (!crl_pem_.empty() && !registry_->set_crl(crl_pem_, out, error)) return false;
+    if (!start_registry(error)) return false;
     sync_from_registry();
   } else {
     for (const auto& e : o.rendezvous_nodes) peers_->connect(now_ms(), to_endpoint(e), *this);
   }
   spdlog::info("overlay up: node {} ({}), {} on {}:{}", node_name_, node_id_, o.rendezvous ? "rendezvous" : "host",
                o.listen.address.to_string(), o.listen.port);
+  return true;
+}
+
+bool OverlayService::start_registry(std::string& error) {
+  const OverlayConfig& o = config_.overlay;
+  const RegistryConfig& rc = config_.registry;
+  const bool etcd = rc.backend == RegistryConfig::Backend::Etcd;
+  if (etcd) {
+    io::EtcdOptions eo;
+    eo.endpoints = rc.endpoints;
+    eo.cert = rc.cert;
+    eo.key = rc.key;
+    eo.ca = rc.ca;
+    etcd_client_ = io::EtcdClient::create(io_, eo, error);
+    if (!etcd_client_) {
+      error = "registry: " + error;
+      return false;
+    }
+    etcd_kv_ = std::make_unique<EtcdKvStore>(io_, *etcd_client_);
+  } else {
+    store_ = registry::RegistryStore::open(config_.state_dir + "/registry.db", error);
+    if (!store_) return false;
+  }
+  registry_ = std::make_unique<registry::Registry>(config_.network, store_.get());
+  if (etcd) registry_->share_commits();
+  registry_->set_relay(o.relay);
+  std::vector<registry::Endpoint> self_endpoints;
+  if (!o.listen.address.is_zero()) self_endpoints.push_back({o.listen.address.to_string(), o.listen.port});
+  registry_->set_self(node_id_, node_name_, self_endpoints);
+  if (!etcd && !registry_->restore(now_s(), error)) return false;
+  std::vector<registry::Outgoing> out;
+  if (!crl_pem_.empty() && !registry_->set_crl(crl_pem_, out, error)) return false;
+  if (etcd) {
+    // Loads the shared registry and follows it; lease requests wait (the
+    // hosts ask again) until it is loaded.
+    shared_ = std::make_unique<registry::SharedRegistry>(
+        *registry_, *etcd_kv_, rc.prefix, [this] { return now_s(); },
+        [this](std::vector<registry::Outgoing>& late) { send_outgoing(&late); });
+    shared_->start();
+    spdlog::info("registry in etcd at {} under {}", etcd_client_->current_endpoint(), rc.prefix);
+  }
   return true;
 }
 
@@ -522,7 +557,7 @@ void OverlayService::tick_second() {
   if (!peers_) return;
   if (registry_) {
     std::vector<registry::Outgoing> out;
-    registry_->on_timer(now, out);
+    if (!shared_ || shared_->loaded()) registry_->on_timer(now, out);
     send_outgoing(&out);
   } else if (rendezvous_up_.empty()) {
     for (const auto& e : config_.overlay.rendezvous_nodes) peers_->connect(now_ms(), to_endpoint(e), *this);

@@ -7,6 +7,7 @@
 #include "overlay/peer_label.h"
 #include "overlay_service.h"
 #include "registry/registry.h"
+#include "registry/registry_etcd.h"
 #include "util/file_io.h"
 
 namespace wownet {
@@ -73,7 +74,10 @@ void OverlayService::peer_up(std::string_view node_id, std::string_view node_nam
 void OverlayService::peer_down(std::string_view node_id, std::string_view reason) {
   std::string id(node_id);
   spdlog::info("peer {} down: {}", peer_label(id), reason);
-  if (registry_) registry_->on_node_down(now_s(), id);
+  if (registry_) {
+    registry_->on_node_down(now_s(), id);
+    if (shared_) shared_->flush();
+  }
   const bool was_rendezvous = rendezvous_up_.erase(id) != 0;
   registry_client_.on_rendezvous_down(id);
   if (!registry_ && !was_rendezvous && !rendezvous_up_.empty()) {
@@ -87,6 +91,9 @@ void OverlayService::peer_down(std::string_view node_id, std::string_view reason
 void OverlayService::deliver_control(std::string_view node_id, const overlay::NodeMessage& message) {
   std::string from(node_id);
   if (registry_) {
+    // On etcd, lease requests wait for the shared registry to be loaded
+    // (the host asks again).
+    if (shared_ && !shared_->loaded() && (message.has_lease_request() || message.has_lease_release())) return;
     if (message.has_resolve()) refresh_reflexive(from);
     std::vector<registry::Outgoing> out;
     registry_->on_message(now_s(), from, message, out);
@@ -113,7 +120,10 @@ void OverlayService::send_outgoing(const void* outgoing_vector) {
       peers_->send_control(now_ms(), o.node_id, o.message, *this);
     }
   }
-  if (registry_) sync_from_registry();
+  if (registry_) {
+    if (shared_) shared_->flush();
+    sync_from_registry();
+  }
 }
 
 void OverlayService::sync_from_registry() {
@@ -140,11 +150,15 @@ void OverlayService::send_to_registry(overlay::NodeMessage message) {
     overlay::NodeMessage reply;
     reply.set_request_id(message.request_id());
     UnixTime now = now_s();
-    if (message.has_lease_request()) {
-      *reply.mutable_lease_reply() = registry_->request_local(now, message.lease_request(), out);
-    } else if (message.has_lease_release()) {
-      *reply.mutable_lease_reply() = registry_->release_local(now, message.lease_release(), out);
-    } else if (message.has_resolve()) {
+    if (message.has_lease_request() || message.has_lease_release()) {
+      // The reply comes to this node through `out` (at once, or when etcd
+      // has written the change).
+      if (shared_ && !shared_->loaded()) return;  // asked again later
+      registry_->on_local_message(now, message, out);
+      send_outgoing(&out);
+      return;
+    }
+    if (message.has_resolve()) {
       std::string error;
       if (!registry_->resolve(now, message.resolve().address(), *reply.mutable_resolved(), error)) return;
     } else {

@@ -125,23 +125,22 @@ void EtcdClient::Core::open(const std::shared_ptr<Job>& job, std::function<void(
       [self, job, conn, then, failed](const beast::error_code& ec, tcp::resolver::results_type results) {
         if (job->finished || self->closed) return;
         if (ec) return failed("resolve", ec);
-        conn->lowest().async_connect(
-            results, [self, job, conn, then, failed](const beast::error_code& cec, const tcp::endpoint&) {
-              if (job->finished || self->closed) return;
-              if (cec) return failed("connect", cec);
-              beast::error_code ignored;
-              conn->lowest().socket().set_option(tcp::no_delay(true), ignored);
-              if (!conn->tls) return then({});
-              const std::string& host = self->endpoints[conn->endpoint].host;
-              SSL_set_tlsext_host_name(conn->tls->native_handle(), host.c_str());
-              conn->tls->set_verify_callback(ssl::host_name_verification(host));
-              conn->tls->async_handshake(ssl::stream_base::client,
-                                         [self, job, then, failed](const beast::error_code& hec) {
-                                           if (job->finished || self->closed) return;
-                                           if (hec) return failed("TLS handshake", hec);
-                                           then({});
-                                         });
-            });
+        conn->lowest().async_connect(results, [self, job, conn, then, failed](const beast::error_code& cec,
+                                                                              const tcp::endpoint&) {
+          if (job->finished || self->closed) return;
+          if (cec) return failed("connect", cec);
+          beast::error_code ignored;
+          conn->lowest().socket().set_option(tcp::no_delay(true), ignored);
+          if (!conn->tls) return then({});
+          const std::string& host = self->endpoints[conn->endpoint].host;
+          SSL_set_tlsext_host_name(conn->tls->native_handle(), host.c_str());
+          conn->tls->set_verify_callback(ssl::host_name_verification(host));
+          conn->tls->async_handshake(ssl::stream_base::client, [self, job, then, failed](const beast::error_code& hec) {
+            if (job->finished || self->closed) return;
+            if (hec) return failed("TLS handshake", hec);
+            then({});
+          });
+        });
       });
 }
 
@@ -158,8 +157,9 @@ void EtcdClient::Core::submit(std::string target, std::string body, RawHandler d
   call->timer.async_wait([self, call](const beast::error_code& ec) {
     if (ec || call->finished || self->closed) return;
     ++self->counters.timeouts;
-    self->finish(call, error_of(EtcdErrorKind::Timeout, "no answer to " + call->target + " within " +
-                                                            std::to_string(self->options.timeout.count()) + " ms"),
+    self->finish(call,
+                 error_of(EtcdErrorKind::Timeout, "no answer to " + call->target + " within " +
+                                                      std::to_string(self->options.timeout.count()) + " ms"),
                  0, {});
   });
   queue.push_back(call);
@@ -218,9 +218,9 @@ void EtcdClient::Core::send(const std::shared_ptr<Job>& job) {
       return self->connect(call);
     }
     if (ec == http::error::body_limit)
-      return self->finish(call, error_of(EtcdErrorKind::Malformed, "answer larger than " +
-                                                                       std::to_string(self->options.max_answer_bytes) +
-                                                                       " bytes"),
+      return self->finish(call,
+                          error_of(EtcdErrorKind::Malformed,
+                                   "answer larger than " + std::to_string(self->options.max_answer_bytes) + " bytes"),
                           0, {});
     if (ec == http::error::bad_version || ec == http::error::bad_status || ec == http::error::bad_field ||
         ec == http::error::bad_chunk || ec == http::error::bad_line_ending || ec == http::error::bad_content_length ||
@@ -230,8 +230,8 @@ void EtcdClient::Core::send(const std::shared_ptr<Job>& job) {
     // Calls that follow try the next endpoint first.
     if (self->current == call->conn->endpoint) self->current = (self->current + 1) % self->endpoints.size();
     self->finish(call,
-                 error_of(EtcdErrorKind::ConnectionLost, self->endpoints[call->conn->endpoint].to_string() + ": " +
-                                                             what + ": " + ec.message()),
+                 error_of(EtcdErrorKind::ConnectionLost,
+                          self->endpoints[call->conn->endpoint].to_string() + ": " + what + ": " + ec.message()),
                  0, {});
   };
   conn->with_stream([&](auto& stream) {
@@ -313,8 +313,7 @@ void EtcdClient::txn(const etcdserverpb::TxnRequest& r, Handler<etcdserverpb::Tx
   core_->submit("/v3/kv/txn", etcd_encode(r), decode_into(&core_->counters, std::move(done)));
 }
 
-void EtcdClient::lease_grant(const etcdserverpb::LeaseGrantRequest& r,
-                             Handler<etcdserverpb::LeaseGrantResponse> done) {
+void EtcdClient::lease_grant(const etcdserverpb::LeaseGrantRequest& r, Handler<etcdserverpb::LeaseGrantResponse> done) {
   core_->submit("/v3/lease/grant", etcd_encode(r), decode_into(&core_->counters, std::move(done)));
 }
 

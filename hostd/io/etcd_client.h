@@ -39,8 +39,8 @@
 namespace wownet::io {
 
 struct EtcdOptions {
-  std::vector<std::string> endpoints;  // http://HOST:PORT or https://HOST:PORT
-  std::string cert, key, ca;           // PEM files; https endpoints need ca (cert and key optional, together)
+  std::vector<std::string> endpoints;       // http://HOST:PORT or https://HOST:PORT
+  std::string cert, key, ca;                // PEM files; https endpoints need ca (cert and key optional, together)
   std::chrono::milliseconds timeout{3000};  // per call: queueing, connecting, sending and the answer
   std::size_t max_connections = 8;
   std::size_t max_answer_bytes = std::size_t(256) << 20;

@@ -129,14 +129,15 @@ EtcdError etcd_decode_answer(unsigned http_status, std::string_view body, pb::Me
     etcdserverpb::GatewayError ge;
     if (parse_json(body, ge, detail) && (ge.code() != 0 || !ge.message().empty() || !ge.error().empty())) {
       const std::string& text = ge.message().empty() ? ge.error() : ge.message();
-      return make_error(EtcdErrorKind::Gateway, "etcd: " + excerpt(text, 200) + " (code " + std::to_string(ge.code()) + ")",
-                        http_status, ge.code());
+      return make_error(EtcdErrorKind::Gateway,
+                        "etcd: " + excerpt(text, 200) + " (code " + std::to_string(ge.code()) + ")", http_status,
+                        ge.code());
     }
     return make_error(EtcdErrorKind::Http, "HTTP " + std::to_string(http_status) + ": " + excerpt(body), http_status);
   }
   if (!parse_json(body, out, detail))
-    return make_error(EtcdErrorKind::Malformed, "not a " + out.GetDescriptor()->name() + " (" + excerpt(detail) +
-                                                    "): " + excerpt(body));
+    return make_error(EtcdErrorKind::Malformed,
+                      "not a " + out.GetDescriptor()->name() + " (" + excerpt(detail) + "): " + excerpt(body));
   if (!has_header(out))
     return make_error(EtcdErrorKind::Malformed, out.GetDescriptor()->name() + " without a header: " + excerpt(body));
   return {};
@@ -152,8 +153,8 @@ EtcdError etcd_decode_stream_line(std::string_view line, pb::Message& out) {
   const pb::FieldDescriptor* error = d->FindFieldByName("error");
   if (error && r->HasField(out, error)) {
     const auto& e = static_cast<const etcdserverpb::GatewayStreamError&>(r->GetMessage(out, error));
-    return make_error(EtcdErrorKind::Gateway, "etcd: " + excerpt(e.message(), 200) + " (code " +
-                                                  std::to_string(e.grpc_code()) + ")",
+    return make_error(EtcdErrorKind::Gateway,
+                      "etcd: " + excerpt(e.message(), 200) + " (code " + std::to_string(e.grpc_code()) + ")",
                       unsigned(e.http_code()), e.grpc_code());
   }
   if (!result || !r->HasField(out, result) || !has_header(r->GetMessage(out, result)))

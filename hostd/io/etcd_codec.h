@@ -32,8 +32,8 @@ enum class EtcdErrorKind : std::uint8_t {
 
 struct EtcdError {
   EtcdErrorKind kind = EtcdErrorKind::None;
-  std::string message;     // one line, for logs and status
-  int grpc_code = 0;       // Gateway: etcd's gRPC status code
+  std::string message;       // one line, for logs and status
+  int grpc_code = 0;         // Gateway: etcd's gRPC status code
   unsigned http_status = 0;  // Http, Gateway: the HTTP status
   explicit operator bool() const { return kind != EtcdErrorKind::None; }
 };

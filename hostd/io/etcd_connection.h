@@ -84,8 +84,7 @@ struct EtcdClient::Core : std::enable_shared_from_this<EtcdClient::Core> {
   void pump();
   void connect(const std::shared_ptr<etcd_detail::Job>& call);
   void send(const std::shared_ptr<etcd_detail::Job>& call);
-  void finish(const std::shared_ptr<etcd_detail::Job>& call, const EtcdError& error, unsigned status,
-              std::string body);
+  void finish(const std::shared_ptr<etcd_detail::Job>& call, const EtcdError& error, unsigned status, std::string body);
   void track(const std::shared_ptr<etcd_detail::Job>& job);
   void shutdown();
 

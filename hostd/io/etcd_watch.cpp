@@ -50,7 +50,8 @@ struct EtcdWatch::State : etcd_detail::Job {
         EtcdError e;
         e.kind = EtcdErrorKind::Gateway;
         e.message = "watch canceled by etcd: " + (w.cancel_reason().empty() ? "no reason given" : w.cancel_reason());
-        if (w.compact_revision() != 0) e.message += " (compacted at revision " + std::to_string(w.compact_revision()) + ")";
+        if (w.compact_revision() != 0)
+          e.message += " (compacted at revision " + std::to_string(w.compact_revision()) + ")";
         end(e);
         return false;
       }
@@ -75,9 +76,9 @@ void read_stream(const std::shared_ptr<EtcdWatch::State>& w) {
     http::async_read_some(stream, w->conn->buffer, *w->parser, [w](const beast::error_code& ec, std::size_t) {
       if (w->finished || w->core->closed) return;
       if (w->overflow)
-        return w->end(watch_error(EtcdErrorKind::Malformed, "watch message larger than " +
-                                                                std::to_string(w->core->options.max_answer_bytes) +
-                                                                " bytes"));
+        return w->end(
+            watch_error(EtcdErrorKind::Malformed,
+                        "watch message larger than " + std::to_string(w->core->options.max_answer_bytes) + " bytes"));
       if (ec) return w->end(watch_error(EtcdErrorKind::ConnectionLost, "watch stream: " + ec.message()));
       // An answer that is not chunked carries its lines in the body.
       w->pending += w->parser->get().body();
@@ -109,8 +110,8 @@ std::unique_ptr<EtcdWatch> EtcdClient::watch(const etcdserverpb::WatchCreateRequ
   w->timer.async_wait([w](const beast::error_code& ec) {
     if (ec || w->finished || w->header_seen || w->core->closed) return;
     ++w->core->counters.timeouts;
-    w->end(watch_error(EtcdErrorKind::Timeout, "no watch answer within " +
-                                                   std::to_string(w->core->options.timeout.count()) + " ms"));
+    w->end(watch_error(EtcdErrorKind::Timeout,
+                       "no watch answer within " + std::to_string(w->core->options.timeout.count()) + " ms"));
   });
   core->open(w, [w](const EtcdError& e) {
     if (e) return w->end(e);

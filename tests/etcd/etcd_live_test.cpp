@@ -123,7 +123,8 @@ TEST_F(EtcdLive, LeaseGrantKeepaliveAndExpiry) {
   ASSERT_FALSE(put("/t/alive", "x", grant.id()).first);
   etcdserverpb::LeaseKeepAliveRequest k;
   k.set_id(grant.id());
-  auto [ke, kept] = call<etcdserverpb::LeaseKeepAliveResponse>([&](auto h) { client_->lease_keepalive(k, std::move(h)); });
+  auto [ke, kept] =
+      call<etcdserverpb::LeaseKeepAliveResponse>([&](auto h) { client_->lease_keepalive(k, std::move(h)); });
   ASSERT_FALSE(ke) << ke.message;
   EXPECT_EQ(kept.id(), grant.id());
   EXPECT_GT(kept.ttl(), 0);
@@ -132,7 +133,8 @@ TEST_F(EtcdLive, LeaseGrantKeepaliveAndExpiry) {
   while (range("/t/alive").second.kvs_size() != 0 && std::chrono::steady_clock::now() < stop)
     std::this_thread::sleep_for(100ms);
   EXPECT_EQ(range("/t/alive").second.kvs_size(), 0);
-  auto [ke2, gone] = call<etcdserverpb::LeaseKeepAliveResponse>([&](auto h) { client_->lease_keepalive(k, std::move(h)); });
+  auto [ke2, gone] =
+      call<etcdserverpb::LeaseKeepAliveResponse>([&](auto h) { client_->lease_keepalive(k, std::move(h)); });
   ASSERT_FALSE(ke2) << ke2.message;
   EXPECT_EQ(gone.ttl(), 0);
 }

@@ -18,8 +18,9 @@ using namespace std::chrono_literals;
 const std::string kHeader = R"("header":{"cluster_id":"1","member_id":"2","revision":"9","raft_term":"2"})";
 
 std::string http_answer(const std::string& body, unsigned status = 200, bool close = false) {
-  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(body.size()) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n" + body;
+  return "HTTP/1.1 " + std::to_string(status) +
+         " X\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         (close ? "\r\nConnection: close" : "") + "\r\n\r\n" + body;
 }
 
 std::string chunk(const std::string& data) {
@@ -267,9 +268,12 @@ TEST_F(EtcdClientTest, RefusesBadOptions) {
 
 TEST_F(EtcdClientTest, WatchDeliversLinesThenReportsTheEnd) {
   ScriptedServer s(io_);
-  const std::string created = R"({"result":{)" + kHeader + R"(,"created":true}})" "\n";
-  const std::string event =
-      R"({"result":{)" + kHeader + R"(,"events":[{"kv":{"key":"YQ==","mod_revision":"9","value":"Yg=="}}]}})" "\n";
+  const std::string created = R"({"result":{)" + kHeader +
+                              R"(,"created":true}})"
+                              "\n";
+  const std::string event = R"({"result":{)" + kHeader +
+                            R"(,"events":[{"kv":{"key":"YQ==","mod_revision":"9","value":"Yg=="}}]}})"
+                            "\n";
   // The event arrives split over two chunks.
   s.add(Kind::AnswerThenClose, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(created) +
                                    chunk(event.substr(0, 30)) + chunk(event.substr(30)) + "0\r\n\r\n");

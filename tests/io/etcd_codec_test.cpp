@@ -87,8 +87,9 @@ TEST(EtcdCodec, ReportsEveryBadAnswer) {
   EXPECT_EQ(e.kind, EtcdErrorKind::Malformed);
   EXPECT_NE(e.message.find("without a header"), std::string::npos) << e.message;
   // etcd's own error, and a plain HTTP error.
-  e = etcd_decode_answer(400, R"({"error":"etcdserver: mvcc: required revision has been compacted",)"
-                              R"("message":"etcdserver: mvcc: required revision has been compacted","code":11})",
+  e = etcd_decode_answer(400,
+                         R"({"error":"etcdserver: mvcc: required revision has been compacted",)"
+                         R"("message":"etcdserver: mvcc: required revision has been compacted","code":11})",
                          r);
   EXPECT_EQ(e.kind, EtcdErrorKind::Gateway);
   EXPECT_EQ(e.grpc_code, 11);
