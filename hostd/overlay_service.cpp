@@ -555,6 +555,17 @@ void OverlayService::tick_second() {
     return;
   }
   if (!peers_) return;
+  if (shared_ && shared_->reachable() != etcd_reachable_) {
+    // One line per change, not per failed call.
+    etcd_reachable_ = shared_->reachable();
+    if (etcd_reachable_) {
+      spdlog::info("registry: etcd reachable at {}, revision {}", etcd_client_->current_endpoint(),
+                   shared_->revision());
+    } else {
+      spdlog::warn("registry: etcd unreachable: {}; lease requests are refused until it is back",
+                   shared_->last_error());
+    }
+  }
   if (registry_) {
     std::vector<registry::Outgoing> out;
     if (!shared_ || shared_->loaded()) registry_->on_timer(now, out);

@@ -195,6 +195,7 @@ class OverlayService : public overlay::PeerOutput {
   std::unique_ptr<EtcdKvStore> etcd_kv_;
   std::unique_ptr<registry::SharedRegistry> shared_;
   bool start_registry(std::string& error);
+  bool etcd_reachable_ = false;  // as last logged
   std::string node_id_, node_name_;
   std::string crl_pem_;
   std::unique_ptr<EnrollmentDesk> desk_;
