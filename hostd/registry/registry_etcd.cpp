@@ -95,7 +95,7 @@ bool SharedRegistry::observe(const std::string& key, bool present, std::int64_t 
   k.mod = present ? mod : 0;
   k.seen = seen;
   k.value = present ? value : std::string{};
-  return changed || seen == 0;
+  return changed;
 }
 
 void SharedRegistry::fail(const std::string& error) {
@@ -155,15 +155,13 @@ void SharedRegistry::load() {
     std::vector<Outgoing> out;
     const UnixTime now = clock_();
     if (!loaded_) {
-      std::vector<Lease> list;
-      for (auto& [addr, l] : leases)
-        if (l) list.push_back(*l);
-      registry_.load_shared(now, list, nodes, crl);
+      // Hosts whose sessions came up before the load (etcd was down) got
+      // an empty table: the leases reach them as updates.
+      registry_.load_shared(now, {}, nodes, crl);
       loaded_ = true;
-    } else {
-      registry_.apply_shared(now, leases, out);
-      for (const NodeInfo& n : nodes) registry_.apply_shared_node(n);
     }
+    registry_.apply_shared(now, leases, out);
+    for (const NodeInfo& n : nodes) registry_.apply_shared_node(n);
     revision_ = rev;
     follow();
     if (!out.empty()) sink_(out);

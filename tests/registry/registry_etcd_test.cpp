@@ -260,6 +260,27 @@ TEST_F(RegistryEtcdTest, ARestartedRendezvousLoadsTheSharedRegistry) {
   EXPECT_FALSE(c.reg.node("host-a")->online);  // not a session with c
 }
 
+TEST_F(RegistryEtcdTest, HostsUpBeforeTheFirstLoadGetTheTableOnceItIsIn) {
+  a_->send(offer(1, "52:54:00:00:0a:01", "vm-1", "alpha"));
+  etcd_.run();
+  ASSERT_TRUE(a_->replies().at(0).ok());
+  // A rendezvous that starts while etcd is down: its host comes up first.
+  etcd_.set_available(false);
+  Rendezvous c(etcd_, "rdv-c", "host-c");
+  etcd_.run();
+  EXPECT_FALSE(c.shared->loaded());
+  c.up();
+  c.out.clear();
+  etcd_.set_available(true);
+  etcd_.run_timers();
+  ASSERT_TRUE(c.shared->loaded());
+  bool pushed = false;
+  for (const Outgoing& o : c.out)
+    if (o.node_id == "host-c" && o.message.has_lease_update())
+      for (const auto& u : o.message.lease_update().leases()) pushed |= u.host_name() == "alpha";
+  EXPECT_TRUE(pushed);
+}
+
 TEST(RegistryEtcdValues, RoundTripAndRefuseGarbage) {
   Lease l;
   l.address = *Ipv4Addr::parse("10.128.0.9");
