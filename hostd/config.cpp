@@ -365,8 +365,8 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
       return std::nullopt;
     }
     if (o.rendezvous_nodes.size() > 1) {
-      // Several rendezvous would each keep their own registry; sharing one
-      // (etcd) is not built yet.
+      // Rendezvous may share one registry (etcd), but a host that fails
+      // over between them is not built yet.
       r.fail("overlay.rendezvous", "expected one rendezvous endpoint (several are not supported yet)");
       return std::nullopt;
     }
