@@ -125,22 +125,24 @@ void EtcdClient::Core::open(const std::shared_ptr<Job>& job, std::function<void(
       [self, job, conn, then, failed](const beast::error_code& ec, tcp::resolver::results_type results) {
         if (job->finished || self->closed) return;
         if (ec) return failed("resolve", ec);
-        conn->lowest().async_connect(results, [self, job, conn, then, failed](const beast::error_code& cec,
-                                                                              const tcp::endpoint&) {
-          if (job->finished || self->closed) return;
-          if (cec) return failed("connect", cec);
-          beast::error_code ignored;
-          conn->lowest().socket().set_option(tcp::no_delay(true), ignored);
-          if (!conn->tls) return then({});
-          const std::string& host = self->endpoints[conn->endpoint].host;
-          SSL_set_tlsext_host_name(conn->tls->native_handle(), host.c_str());
-          conn->tls->set_verify_callback(ssl::host_name_verification(host));
-          conn->tls->async_handshake(ssl::stream_base::client, [self, job, then, failed](const beast::error_code& hec) {
-            if (job->finished || self->closed) return;
-            if (hec) return failed("TLS handshake", hec);
-            then({});
-          });
-        });
+        conn->lowest().async_connect(
+            results, [self, job, conn, then, failed](const beast::error_code& cec, const tcp::endpoint&) {
+              if (job->finished || self->closed) return;
+              if (cec) return failed("connect", cec);
+              beast::error_code ignored;
+              conn->lowest().socket().set_option(tcp::no_delay(true), ignored);
+              if (!conn->tls) return then({});
+              const std::string& host = self->endpoints[conn->endpoint].host;
+              SSL_set_tlsext_host_name(conn->tls->native_handle(), host.c_str());
+              conn->tls->set_verify_callback(ssl::host_name_verification(host));
+              conn->tls->async_handshake(ssl::stream_base::client,
+                                         [self, job, conn, then, failed](const beast::error_code& hec) {
+                                           (void)conn;  // alive until the handshake ends
+                                           if (job->finished || self->closed) return;
+                                           if (hec) return failed("TLS handshake", hec);
+                                           then({});
+                                         });
+            });
       });
 }
 
@@ -239,16 +241,18 @@ void EtcdClient::Core::send(const std::shared_ptr<Job>& job) {
       if (call->finished || self->closed) return;
       if (ec) return lost("sending", ec);
       conn->with_stream([&](auto& s) {
-        http::async_read(s, conn->buffer, *call->parser, [self, call, lost](const beast::error_code& rec, std::size_t) {
-          if (call->finished || self->closed) return;
-          if (rec) return lost("reading the answer", rec);
-          auto& answer = call->parser->get();
-          const bool keep = answer.keep_alive();
-          unsigned status = answer.result_int();
-          std::string body = std::move(answer.body());
-          if (!keep) call->conn->close();
-          self->finish(call, {}, status, std::move(body));
-        });
+        http::async_read(s, conn->buffer, *call->parser,
+                         [self, call, conn, lost](const beast::error_code& rec, std::size_t) {
+                           (void)conn;  // alive until the read ends
+                           if (call->finished || self->closed) return;
+                           if (rec) return lost("reading the answer", rec);
+                           auto& answer = call->parser->get();
+                           const bool keep = answer.keep_alive();
+                           unsigned status = answer.result_int();
+                           std::string body = std::move(answer.body());
+                           if (!keep) call->conn->close();
+                           self->finish(call, {}, status, std::move(body));
+                         });
       });
     });
   });

@@ -26,6 +26,9 @@ using RawHandler = std::function<void(const EtcdError&, unsigned status, std::st
 
 namespace etcd_detail {
 
+// Every pending operation's handler holds the connection (shared_ptr),
+// since the stream and buffer it works on live here: a call that ends
+// early (timeout) drops its own reference at once.
 struct Connection {
   Connection(asio::io_context& io, std::size_t index, ssl::context* tls_context) : endpoint(index), resolver(io) {
     if (tls_context) {
