@@ -90,6 +90,80 @@ bool valid_domain(const std::string& d) {
   }
 }
 
+// True for http://HOST:PORT or https://HOST:PORT (HOST: letters, digits,
+// '.', '-', or a bracketed IPv6 address; PORT 1-65535; no path).
+bool valid_etcd_url(const std::string& url) {
+  std::string_view rest(url);
+  if (rest.rfind("http://", 0) == 0) {
+    rest.remove_prefix(7);
+  } else if (rest.rfind("https://", 0) == 0) {
+    rest.remove_prefix(8);
+  } else {
+    return false;
+  }
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  auto colon = rest.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view host = rest.substr(0, colon), port = rest.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.back() != ']' || host.size() < 3) return false;
+    host = host.substr(1, host.size() - 2);
+  }
+  for (char ch : host)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-' && ch != ':' && ch != '_') return false;
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
+  const unsigned p = unsigned(std::stoul(std::string(port)));
+  return p >= 1 && p <= 65535;
+}
+
+// [registry]: the backend and, for etcd, where and how to reach it.
+bool read_registry(Reader& r, const toml::table& t, HostdConfig& c) {
+  RegistryConfig& g = c.registry;
+  std::string backend = "sqlite";
+  if (!r.only_keys(t, "registry", {"backend", "endpoints", "prefix", "cert", "key", "ca"}) ||
+      !r.get_string(t, "registry", "backend", backend) || !r.get_string(t, "registry", "prefix", g.prefix) ||
+      !r.get_string(t, "registry", "cert", g.cert) || !r.get_string(t, "registry", "key", g.key) ||
+      !r.get_string(t, "registry", "ca", g.ca))
+    return false;
+  if (backend != "sqlite" && backend != "etcd") return r.fail("registry.backend", "expected \"sqlite\" or \"etcd\"");
+  g.backend = backend == "etcd" ? RegistryConfig::Backend::Etcd : RegistryConfig::Backend::Sqlite;
+  if (const toml::node* n = t.get("endpoints")) {
+    const toml::array* list = n->as_array();
+    if (!list) return r.fail("registry.endpoints", "expected a list of etcd URLs like [\"http://127.0.0.1:2379\"]");
+    for (const toml::node& item : *list) {
+      auto v = item.value<std::string>();
+      if (!item.is_string() || !v || !valid_etcd_url(*v))
+        return r.fail("registry.endpoints",
+                      "expected a list of etcd URLs, http://HOST:PORT or https://HOST:PORT, like "
+                      "[\"http://127.0.0.1:2379\"]");
+      g.endpoints.push_back(*v);
+    }
+  }
+  if (g.backend == RegistryConfig::Backend::Sqlite) {
+    // etcd's keys at their defaults are fine (the example file shows them).
+    const RegistryConfig d;
+    for (const auto& [key, set] : {std::pair<const char*, bool>{"endpoints", !g.endpoints.empty()},
+                                   {"prefix", g.prefix != d.prefix},
+                                   {"cert", !g.cert.empty()},
+                                   {"key", !g.key.empty()},
+                                   {"ca", !g.ca.empty()}})
+      if (set) return r.fail(std::string("registry.") + key, "only with backend = \"etcd\"");
+    return true;
+  }
+  if (!c.overlay.rendezvous) return r.fail("registry.backend", "\"etcd\" is for a rendezvous (overlay.role)");
+  if (g.endpoints.empty()) return r.fail("registry.endpoints", "backend = \"etcd\" needs at least one endpoint");
+  if (g.prefix.empty() || g.prefix.front() != '/' || g.prefix.back() != '/' || g.prefix.size() > 200 ||
+      g.prefix.find_first_of(" \t\r\n") != std::string::npos)
+    return r.fail("registry.prefix", "expected a key prefix that starts and ends with '/', like \"/wownet/\"");
+  for (const auto& [key, value] :
+       {std::pair<const char*, const std::string*>{"cert", &g.cert}, {"key", &g.key}, {"ca", &g.ca}}) {
+    if (!value->empty() && value->front() != '/')
+      return r.fail(std::string("registry.") + key, "expected the absolute path of a PEM file");
+  }
+  if (g.cert.empty() != g.key.empty()) return r.fail("registry.cert", "cert and key go together");
+  return true;
+}
+
 }  // namespace
 
 bool is_valid_log_level(const std::string& level) {
@@ -122,7 +196,7 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
   }
   HostdConfig c;
   Reader r{path, error, all_errors};
-  r.only_keys(root, "", {"hostd", "network", "dns", "agent", "overlay", "metrics"});
+  r.only_keys(root, "", {"hostd", "network", "dns", "agent", "overlay", "metrics", "registry"});
 
   // Each table on its own: a problem in one does not hide those of the next.
   const auto parse_hostd = [&]() -> bool {
@@ -319,8 +393,8 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
         return false;
       }
       if (o.rendezvous_nodes.size() > 1) {
-        // Several rendezvous would each keep their own registry; sharing one
-        // (etcd) is not built yet.
+        // Rendezvous may share one registry (etcd), but a host that fails
+        // over between them is not built yet.
         r.fail("overlay.rendezvous", "expected one rendezvous endpoint (several are not supported yet)");
         return false;
       }
@@ -333,6 +407,10 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
     return true;
   };
   parse_overlay();
+  if (!error.empty()) return std::nullopt;
+  if (const toml::table* t = r.table(root, "registry")) {
+    if (!read_registry(r, *t, c)) return std::nullopt;
+  }
   if (!error.empty()) return std::nullopt;
   return c;
 }

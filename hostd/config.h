@@ -51,9 +51,20 @@ struct MetricsConfig {
   bool operator==(const MetricsConfig& o) const { return enabled == o.enabled && (!enabled || listen == o.listen); }
 };
 
+// Where a rendezvous keeps the registry ([registry]).
+struct RegistryConfig {
+  enum class Backend { Sqlite, Etcd };
+  Backend backend = Backend::Sqlite;   // sqlite: STATE_DIR/registry.db, this rendezvous alone
+  std::vector<std::string> endpoints;  // etcd client URLs: http://HOST:PORT or https://HOST:PORT
+  std::string prefix = "/wownet/";     // every key of the registry starts with it
+  std::string cert, key, ca;           // PEM files for TLS to etcd; cert and key together
+  bool operator==(const RegistryConfig&) const = default;
+};
+
 struct HostdConfig {
   NetworkConfig network;
   OverlayConfig overlay;
+  RegistryConfig registry;
   MetricsConfig metrics;
   std::string state_dir = "/var/lib/wownet";
   std::string control_socket = "/run/wownet/hostd.sock";

@@ -21,6 +21,12 @@ std::string show(const std::vector<ConfigEndpoint>& list) {
   return out + "]";
 }
 std::string show(const MetricsConfig& m) { return m.enabled ? show(m.listen) : "off"; }
+std::string show(const RegistryConfig& r) {
+  if (r.backend == RegistryConfig::Backend::Sqlite) return "sqlite";
+  std::string out = "etcd " + r.prefix + " [";
+  for (const auto& e : r.endpoints) out += (out.back() == '[' ? "" : ", ") + e;
+  return out + "]";
+}
 
 struct Differ {
   ReloadPlan& plan;
@@ -76,6 +82,7 @@ ReloadPlan plan_reload(const HostdConfig& running, HostdConfig fresh) {
   plan.engine |= d.key("dns.ttl", &C::network, &N::dns_ttl, true);
   d.key("agent.port", &C::agent_port, false);
   plan.metrics = d.key("metrics.listen", &C::metrics, true);
+  d.key("registry", &C::registry, false);
 
   // Turning the overlay on or off, or changing the role, is one refusal:
   // the other [overlay] keys mean nothing across it.

@@ -15,10 +15,13 @@
 #include <sstream>
 
 #include <unistd.h>
+#include "io/etcd_client.h"
 #include "overlay/peer_label.h"
 #include "overlay/session_settings.h"
 #include "registry/registry.h"
+#include "registry/registry_etcd.h"
 #include "registry/registry_store.h"
+#include "registry_etcd_io.h"
 
 namespace wownet {
 namespace {
@@ -173,16 +176,7 @@ bool OverlayService::start_sessions(std::string& error) {
 
   engine_.use_registry(node_id_);
   if (o.rendezvous) {
-    store_ = registry::RegistryStore::open(config_.state_dir + "/registry.db", error);
-    if (!store_) return false;
-    registry_ = std::make_unique<registry::Registry>(config_.network, store_.get());
-    registry_->set_relay(o.relay);
-    std::vector<registry::Endpoint> self_endpoints;
-    if (!o.listen.address.is_zero()) self_endpoints.push_back({o.listen.address.to_string(), o.listen.port});
-    registry_->set_self(node_id_, node_name_, self_endpoints);
-    if (!registry_->restore(now_s(), error)) return false;
-    std::vector<registry::Outgoing> out;
-    if (!crl_pem_.empty() && !registry_->set_crl(crl_pem_, out, error)) return false;
+    if (!start_registry(error)) return false;
     sync_from_registry();
   } else {
     for (const auto& e : o.rendezvous_nodes)
@@ -548,9 +542,20 @@ void OverlayService::tick_second() {
     return;
   }
   if (!peers_) return;
+  if (shared_ && shared_->reachable() != etcd_reachable_) {
+    // One line per change, not per failed call.
+    etcd_reachable_ = shared_->reachable();
+    if (etcd_reachable_) {
+      spdlog::info("registry: etcd reachable at {}, revision {}", etcd_client_->current_endpoint(),
+                   shared_->revision());
+    } else {
+      spdlog::warn("registry: etcd unreachable: {}; lease requests are refused until it is back",
+                   shared_->last_error());
+    }
+  }
   if (registry_) {
     std::vector<registry::Outgoing> out;
-    registry_->on_timer(now, out);
+    if (!shared_ || shared_->loaded()) registry_->on_timer(now, out);
     send_outgoing(out);
   } else if (rendezvous_up_.empty()) {
     for (const auto& e : config_.overlay.rendezvous_nodes)

@@ -47,7 +47,12 @@ namespace registry {
 class Registry;
 class RegistryStore;
 struct Outgoing;
+class SharedRegistry;
 }  // namespace registry
+namespace io {
+class EtcdClient;
+}  // namespace io
+class EtcdKvStore;
 
 class OverlayService {
  public:
@@ -210,6 +215,14 @@ class OverlayService {
   std::unique_ptr<overlay::PeerManager> peers_;
   std::unique_ptr<registry::RegistryStore> store_;
   std::unique_ptr<registry::Registry> registry_;
+  // [registry] backend = "etcd": the client, the registry's store on it,
+  // and what keeps registry_ in step with etcd (destroyed in this order's
+  // reverse: shared_ first).
+  std::unique_ptr<io::EtcdClient> etcd_client_;
+  std::unique_ptr<EtcdKvStore> etcd_kv_;
+  std::unique_ptr<registry::SharedRegistry> shared_;
+  bool start_registry(std::string& error);
+  bool etcd_reachable_ = false;  // as last logged
   std::string node_id_, node_name_;
   std::string crl_pem_;
   std::unique_ptr<EnrollmentDesk> desk_;

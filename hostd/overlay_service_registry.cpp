@@ -3,10 +3,14 @@
 // else the rendezvous' over the overlay), leases, punches and the CRL.
 #include <spdlog/spdlog.h>
 
+#include "io/etcd_client.h"
 #include "io/local_addresses.h"
 #include "overlay/peer_label.h"
 #include "overlay_service.h"
 #include "registry/registry.h"
+#include "registry/registry_etcd.h"
+#include "registry/registry_store.h"
+#include "registry_etcd_io.h"
 #include "util/file_io.h"
 
 namespace wownet {
@@ -23,6 +27,49 @@ std::optional<Lease> from_wire(const overlay::Lease& w) {
 std::string OverlayService::peer_label(std::string_view node_id) const {
   auto it = peer_names_.find(node_id);
   return overlay::peer_label(it == peer_names_.end() ? std::string_view{} : std::string_view(it->second), node_id);
+}
+
+// The registry this rendezvous keeps: SQLite in the state directory, or
+// shared with other rendezvous in etcd.
+bool OverlayService::start_registry(std::string& error) {
+  const OverlayConfig& o = config_.overlay;
+  const RegistryConfig& rc = config_.registry;
+  const bool etcd = rc.backend == RegistryConfig::Backend::Etcd;
+  if (etcd) {
+    io::EtcdOptions eo;
+    eo.endpoints = rc.endpoints;
+    eo.cert = rc.cert;
+    eo.key = rc.key;
+    eo.ca = rc.ca;
+    etcd_client_ = io::EtcdClient::create(io_, eo, error);
+    if (!etcd_client_) {
+      error = "registry: " + error;
+      return false;
+    }
+    etcd_kv_ = std::make_unique<EtcdKvStore>(io_, *etcd_client_);
+  } else {
+    store_ = registry::RegistryStore::open(config_.state_dir + "/registry.db", error);
+    if (!store_) return false;
+  }
+  registry_ = std::make_unique<registry::Registry>(config_.network, store_.get());
+  if (etcd) registry_->share_commits();
+  registry_->set_relay(o.relay);
+  std::vector<registry::Endpoint> self_endpoints;
+  if (!o.listen.address.is_zero()) self_endpoints.push_back({o.listen.address.to_string(), o.listen.port});
+  registry_->set_self(node_id_, node_name_, self_endpoints);
+  if (!etcd && !registry_->restore(now_s(), error)) return false;
+  std::vector<registry::Outgoing> out;
+  if (!crl_pem_.empty() && !registry_->set_crl(crl_pem_, out, error)) return false;
+  if (etcd) {
+    // Loads the shared registry and follows it; lease requests wait (the
+    // hosts ask again) until it is loaded.
+    shared_ = std::make_unique<registry::SharedRegistry>(
+        *registry_, *etcd_kv_, rc.prefix, [this] { return now_s(); },
+        [this](std::vector<registry::Outgoing>& late) { send_outgoing(late); });
+    shared_->start();
+    spdlog::info("registry in etcd at {} under {}", etcd_client_->current_endpoint(), rc.prefix);
+  }
+  return true;
 }
 
 void OverlayService::learn_name(std::string_view node_id, std::string_view node_name) {
@@ -73,7 +120,10 @@ void OverlayService::peer_up(std::string_view node_id, std::string_view node_nam
 void OverlayService::peer_down(std::string_view node_id, std::string_view reason) {
   std::string id(node_id);
   spdlog::info("peer {} down: {}", peer_label(id), reason);
-  if (registry_) registry_->on_node_down(now_s(), id);
+  if (registry_) {
+    registry_->on_node_down(now_s(), id);
+    if (shared_) shared_->flush();
+  }
   const bool was_rendezvous = rendezvous_up_.erase(id) != 0;
   registry_client_.on_rendezvous_down(id);
   if (!registry_ && !was_rendezvous && !rendezvous_up_.empty()) {
@@ -87,6 +137,9 @@ void OverlayService::peer_down(std::string_view node_id, std::string_view reason
 void OverlayService::deliver_control(std::string_view node_id, const overlay::NodeMessage& message) {
   std::string from(node_id);
   if (registry_) {
+    // On etcd, lease requests wait for the shared registry to be loaded
+    // (the host asks again).
+    if (shared_ && !shared_->loaded() && (message.has_lease_request() || message.has_lease_release())) return;
     if (message.has_resolve()) refresh_reflexive(from);
     std::vector<registry::Outgoing> out;
     registry_->on_message(now_s(), from, message, out);
@@ -114,7 +167,10 @@ void OverlayService::send_outgoing(const std::vector<registry::Outgoing>& out) {
       });
     }
   }
-  if (registry_) sync_from_registry();
+  if (registry_) {
+    if (shared_) shared_->flush();
+    sync_from_registry();
+  }
 }
 
 void OverlayService::sync_from_registry() {
@@ -141,11 +197,15 @@ void OverlayService::send_to_registry(overlay::NodeMessage message) {
     overlay::NodeMessage reply;
     reply.set_request_id(message.request_id());
     UnixTime now = now_s();
-    if (message.has_lease_request()) {
-      *reply.mutable_lease_reply() = registry_->request_local(now, message.lease_request(), out);
-    } else if (message.has_lease_release()) {
-      *reply.mutable_lease_reply() = registry_->release_local(now, message.lease_release(), out);
-    } else if (message.has_resolve()) {
+    if (message.has_lease_request() || message.has_lease_release()) {
+      // The reply comes to this node through `out` (at once, or when etcd
+      // has written the change).
+      if (shared_ && !shared_->loaded()) return;  // asked again later
+      registry_->on_local_message(now, message, out);
+      send_outgoing(out);
+      return;
+    }
+    if (message.has_resolve()) {
       std::string error;
       if (!registry_->resolve(now, message.resolve().address(), *reply.mutable_resolved(), error)) return;
     } else {

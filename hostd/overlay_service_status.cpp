@@ -6,8 +6,10 @@
 #include <map>
 #include <optional>
 
+#include "io/etcd_client.h"
 #include "metrics.h"
 #include "registry/registry.h"
+#include "registry/registry_etcd.h"
 
 namespace wownet {
 
@@ -68,6 +70,26 @@ void OverlayService::fill_status(control::Status& s) const {
   const auto put = [&o](const char* name, std::uint64_t v) { o[name] = v; };
   visit_gauges(put);
   visit_counters(put);
+  if (!registry_) return;
+  auto& r = *s.mutable_registry();
+  const auto put_registry = [&r](const char* name, std::uint64_t v) { r[name] = v; };
+  registry_->counters().visit(put_registry);
+  if (!shared_) {
+    s.set_registry_backend("sqlite");
+    return;
+  }
+  s.set_registry_backend("etcd");
+  shared_->counters().visit(put_registry);
+  put_registry("commits_in_flight", registry_->commits_in_flight());
+  if (!shared_->loaded()) {
+    s.set_registry_state("loading from " + etcd_client_->current_endpoint() +
+                         (shared_->last_error().empty() ? "" : ": " + shared_->last_error()));
+  } else if (shared_->reachable()) {
+    s.set_registry_state("reachable at " + etcd_client_->current_endpoint() + ", revision " +
+                         std::to_string(shared_->revision()));
+  } else {
+    s.set_registry_state("unreachable: " + shared_->last_error());
+  }
 }
 
 void OverlayService::write_metrics(util::PromText& out) const {
@@ -75,6 +97,7 @@ void OverlayService::write_metrics(util::PromText& out) const {
   visit_gauges(metrics::gauges(out, "overlay"));
   if (registry_) {
     registry_->counters().visit(metrics::counters(out, "registry"));
+    if (shared_) shared_->counters().visit(metrics::counters(out, "registry"));
     std::uint64_t online = 0, offline = 0;
     for (const auto& [id, n] : registry_->nodes()) ++(n.online ? online : offline);
     metrics::gauge(out, "wownet_registry_nodes", {{"state", "online"}}, double(online));

@@ -226,6 +226,10 @@ void print_status(const wownet::control::Status& s) {
   print_map("dns", s.dns());
   print_map("engine", s.engine());
   if (!s.overlay().empty()) print_map("overlay", s.overlay());
+  if (!s.registry_backend().empty())
+    std::printf("registry %s%s%s\n", s.registry_backend().c_str(), s.registry_state().empty() ? "" : ": ",
+                s.registry_state().c_str());
+  if (!s.registry().empty()) print_map("registry", s.registry());
 }
 
 // True if argv holds --json before any "--": known before parsing, so that

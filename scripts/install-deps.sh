@@ -17,6 +17,8 @@ PACKAGES=(
   # scrapes it (inside the test's namespace; the package's own service,
   # where systemd starts it, is not used)
   prometheus
+  # the registry on etcd: its tests start a real etcd and check it with etcdctl
+  etcd-server etcd-client
   # man pages (packaging/man, scdoc into roff) and their test (man-db, groff)
   scdoc man-db groff-base
   # the systemd units' test (systemd-analyze verify; the units are not started)

@@ -171,6 +171,10 @@ void LeaseTable::apply(const Lease& lease) {
   ++version_;
 }
 
+void LeaseTable::forget(Ipv4Addr addr) {
+  if (auto it = by_address_.find(addr.value); it != by_address_.end()) erase(it);
+}
+
 bool LeaseTable::release(Ipv4Addr addr, MacAddr mac, UnixTime now) {
   auto it = by_address_.find(addr.value);
   if (it == by_address_.end() || it->second.mac != mac || !it->second.active(now)) return false;

@@ -85,6 +85,9 @@ class LeaseTable final : public NameDirectory {
   // Stores a lease the registry reports for a VM on another node (or this
   // one), replacing whatever was known of that address and MAC.
   void apply(const Lease& lease);
+  // Drops the record of `addr`, if there is one (a registry undoing a
+  // change its shared store refused).
+  void forget(Ipv4Addr addr);
   // Ends the lease of `addr` held by `mac` now (DHCPRELEASE); the record is
   // kept so the same MAC gets the address back. False if no such lease.
   bool release(Ipv4Addr addr, MacAddr mac, UnixTime now);

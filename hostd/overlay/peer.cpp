@@ -40,6 +40,15 @@ std::size_t Peer::enqueue(bool control, ConstByteSpan bytes, std::size_t limit, 
   return dropped;
 }
 
+std::size_t Peer::expire_unresolved(std::int64_t now_ms, std::int64_t wait_ms) {
+  if (waiting_since_ms == kNever) waiting_since_ms = now_ms;
+  if (now_ms < waiting_since_ms + wait_ms) return 0;
+  const std::size_t n = queue.size();
+  queue.clear();
+  waiting_since_ms = kNever;
+  return n;
+}
+
 void Peer::note_failed_path(const UdpEndpoint& endpoint, const std::string& reason, std::int64_t now_ms,
                             std::int64_t retry_after_ms) {
   last_error = reason;

@@ -100,6 +100,14 @@ class Peer {
   bool nowhere_to_go(const SessionTable& table) const {
     return current == nullptr && !next_endpoint() && !relay && !in_progress(table);
   }
+  // Queued traffic with nowhere to go waits `wait_ms` for an endpoint (the
+  // wait starts now if it has not: the session it waited for ended), then
+  // is dropped; returns how many were dropped.
+  std::size_t expire_unresolved(std::int64_t now_ms, std::int64_t wait_ms);
+  // When expire_unresolved() has work; kNever before the wait started.
+  std::int64_t unresolved_due(std::int64_t wait_ms) const {
+    return waiting_since_ms == kNever ? kNever : waiting_since_ms + wait_ms;
+  }
   // Nothing refers to the node any more: it can be forgotten.
   bool unused() const { return sessions == 0 && !up && queue.empty() && endpoints.empty() && !relay; }
 

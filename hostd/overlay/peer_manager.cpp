@@ -380,12 +380,8 @@ struct PeerManager::Impl final : SessionHost {
       if (p.queue.empty() || p.current != nullptr) continue;
       if (!p.nowhere_to_go(sessions)) {
         maybe_start_handshake(p);
-      } else if (p.waiting_since_ms == kNever) {
-        p.waiting_since_ms = now;  // queued while a session ended: the wait starts now
-      } else if (now >= p.waiting_since_ms + config.resolve_wait_ms) {  // the registry did not say where it is
-        counters.queue_drops += p.queue.size();
-        p.queue.clear();
-        p.waiting_since_ms = kNever;
+      } else if (const std::size_t n = p.expire_unresolved(now, config.resolve_wait_ms)) {
+        counters.queue_drops += n;
         forget_needed = true;
       }
     }
@@ -405,10 +401,8 @@ struct PeerManager::Impl final : SessionHost {
     }
     for (const auto& [id, p] : peers) {
       if (p.queue.empty() || p.current != nullptr) continue;
-      if (!p.nowhere_to_go(sessions))
-        t = std::min(t, p.handshake_due(sessions, config.relay_after_ms));
-      else if (p.waiting_since_ms != kNever)
-        t = std::min(t, p.waiting_since_ms + config.resolve_wait_ms);
+      t = std::min(t, p.nowhere_to_go(sessions) ? p.unresolved_due(config.resolve_wait_ms)
+                                                : p.handshake_due(sessions, config.relay_after_ms));
     }
     for (const auto& c : connects)
       if (!sessions.live_at(c.endpoint)) t = std::min(t, c.retry_at_ms);

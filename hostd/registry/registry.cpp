@@ -125,6 +125,10 @@ bool Registry::restore(UnixTime now, std::string& error) {
 }
 
 bool Registry::store_nodes(std::vector<NodeInfo> nodes, std::string& error) {
+  if (shared_) {
+    for (NodeInfo& n : nodes) node_writes_.push_back(std::move(n));
+    return true;
+  }
   if (!store_) return true;
   StoreBatch batch;
   batch.put_nodes = std::move(nodes);
@@ -270,28 +274,10 @@ void Registry::on_message(UnixTime now, const std::string& from_id, const ov::No
     if (m.body_case() != ov::NodeMessage::kError) reply_error("session not registered");
     return;
   }
-  auto reply_lease = [&](ov::LeaseReply reply, std::vector<Outgoing>& pushes) {
-    Outgoing o;
-    o.node_id = from_id;
-    o.message.set_request_id(m.request_id());
-    *o.message.mutable_lease_reply() = std::move(reply);
-    out.push_back(std::move(o));
-    for (Outgoing& p : pushes) out.push_back(std::move(p));
-  };
   switch (m.body_case()) {
     case ov::NodeMessage::kRegister: handle_register(now, from_id, m, out); return;
-    case ov::NodeMessage::kLeaseRequest: {
-      std::vector<Outgoing> pushes;
-      ov::LeaseReply reply = handle_request(now, from_id, m.lease_request(), pushes);
-      reply_lease(std::move(reply), pushes);
-      return;
-    }
-    case ov::NodeMessage::kLeaseRelease: {
-      std::vector<Outgoing> pushes;
-      ov::LeaseReply reply = handle_release(now, from_id, m.lease_release(), pushes);
-      reply_lease(std::move(reply), pushes);
-      return;
-    }
+    case ov::NodeMessage::kLeaseRequest:
+    case ov::NodeMessage::kLeaseRelease: handle_lease_message(now, from_id, m, 1, out); return;
     case ov::NodeMessage::kResolve: {
       ++counters_.resolves;
       Outgoing o;
@@ -409,6 +395,13 @@ void Registry::on_timer(UnixTime now, std::vector<Outgoing>& out) {
   if (due.empty()) return;
   leases_.set_now(now);
   leases_.expire(now);
+  if (shared_) {
+    // One commit per record: each stands alone (another rendezvous may
+    // have dropped it first).
+    for (const Lease& l : due) defer_commit(now, Before{{l.address, l}}, std::string{});
+    push_to_others(std::string{}, due, out);
+    return;
+  }
   StoreBatch batch;
   for (const Lease& l : due) {
     if (!leases_.find(l.address)) batch.erase_leases.push_back(l.address);
@@ -423,6 +416,7 @@ void Registry::on_timer(UnixTime now, std::vector<Outgoing>& out) {
 }
 
 bool Registry::set_crl(const std::string& pem, std::vector<Outgoing>& out, std::string& error) {
+  if (shared_) crl_write_ = pem;
   if (store_) {
     StoreBatch batch;
     batch.crl = pem;

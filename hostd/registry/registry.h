@@ -51,19 +51,49 @@ struct RegistryCounters {
   std::uint64_t lease_requests = 0, lease_refused = 0, releases = 0, resolves = 0, registers = 0;
   std::uint64_t pushes = 0;          // messages queued for nodes other than a requester
   std::uint64_t store_failures = 0;  // commits that failed (the change was undone)
+  // Shared store (etcd): commits that lost their compare to another
+  // rendezvous' change, and requests handled again after one.
+  std::uint64_t commit_conflicts = 0, commit_retries = 0;
+  std::uint64_t shared_changes = 0;  // records changed by other rendezvous, applied
   // Calls f(name, value) for every counter.
   template <typename F>
   void visit(F&& f) const {
     f("lease_requests", lease_requests), f("lease_refused", lease_refused), f("releases", releases);
     f("resolves", resolves), f("registers", registers), f("pushes", pushes), f("store_failures", store_failures);
+    f("commit_conflicts", commit_conflicts), f("commit_retries", commit_retries);
+    f("shared_changes", shared_changes);
   }
 };
+
+// The records of some addresses: each address with its record, or none.
+using LeaseRecords = std::vector<std::pair<Ipv4Addr, std::optional<Lease>>>;
+
+// A change of the lease table waiting for a shared store (etcd), which
+// must write it only if none of its addresses changed since `before`.
+struct CommitRequest {
+  std::uint64_t id = 0;
+  LeaseRecords before, after;  // same addresses, same order
+};
+
+// What the shared store did with a CommitRequest.
+enum class CommitOutcome : std::uint8_t {
+  Committed,  // written
+  Conflict,   // another writer changed one of its records first; `fresh` has them
+  Failed,     // not written (store unreachable or broken)
+};
+
+// How many times a request that lost its compare is handled again.
+inline constexpr int kMaxCommitAttempts = 4;
 
 // The wire form of `lease`; `node_name` goes in Lease.node_name.
 wownet::overlay::Lease lease_to_proto(const Lease& lease, const std::string& node_name);
 // Parses a wire lease (address, MAC, state and origin must be valid);
 // nullopt otherwise. Lease.node_name is not kept.
 std::optional<Lease> lease_from_proto(const wownet::overlay::Lease& lease);
+
+// True if two records say the same (registry_expiry aside).
+bool same_lease(const Lease& a, const Lease& b);
+bool same_record(const std::optional<Lease>& a, const Lease* b);
 
 class Registry {
  public:
@@ -77,6 +107,39 @@ class Registry {
   const std::string& self_id() const { return self_id_; }
   // Whether Registered tells nodes that this rendezvous relays for them.
   void set_relay(bool relay) { relay_ = relay; }
+
+  // Shared-store mode (etcd; no RegistryStore): every change is queued
+  // for take_commits() instead of written, and the reply that reports it
+  // (with the pushes to other nodes) waits for on_commit_result(). Node
+  // records and the CRL are queued for take_node_writes() and
+  // take_crl_write(). Call before anything else.
+  void share_commits() { shared_ = true; }
+  bool shared() const { return shared_; }
+  // Shared mode: loads what the store holds (other rendezvous' node
+  // records are kept offline here: "online" means a session with us).
+  void load_shared(UnixTime now, const std::vector<Lease>& leases, const std::vector<NodeInfo>& nodes,
+                   const std::string& crl);
+  // Changes queued since the last call, for the shared store to write.
+  std::vector<CommitRequest> take_commits();
+  std::vector<NodeInfo> take_node_writes();
+  std::optional<std::string> take_crl_write();
+  // The end of a CommitRequest. Committed: its reply and pushes go to
+  // `out`. Conflict: the change is undone, the store's `fresh` records
+  // applied, and the request handled again (at most kMaxCommitAttempts
+  // times, then refused). Failed: undone and refused with `error`.
+  void on_commit_result(UnixTime now, std::uint64_t id, CommitOutcome outcome, const LeaseRecords& fresh,
+                        const std::string& error, std::vector<Outgoing>& out);
+  // Records another rendezvous wrote to the shared store: applied, and
+  // pushed to this rendezvous' online nodes.
+  void apply_shared(UnixTime now, const LeaseRecords& changes, std::vector<Outgoing>& out);
+  void apply_shared_node(const NodeInfo& node);
+  // Commits waiting for on_commit_result().
+  std::size_t commits_in_flight() const { return in_flight_.size(); }
+
+  // A LeaseRequest or LeaseRelease of a VM on the rendezvous itself, as
+  // on_message() does for other nodes: the reply goes to `out` addressed to
+  // self_id() (at once, or when its commit ends in shared mode).
+  void on_local_message(UnixTime now, const wownet::overlay::NodeMessage& m, std::vector<Outgoing>& out);
 
   // Replaces the in-memory state with the store's. Every node starts
   // offline (their sessions died with the process) and is written back so.
@@ -186,8 +249,35 @@ class Registry {
   wownet::overlay::LeaseReply refuse(const std::string& reason);
   wownet::overlay::LeaseReply accept(const Lease& lease, const std::string& reason = std::string{}) const;
 
+  // A shared-store commit on its way: what to undo, what to send.
+  struct InFlight {
+    CommitRequest commit;
+    std::string requester;                 // empty: no request (expiry)
+    wownet::overlay::NodeMessage request;  // handled again after a conflict
+    int attempt = 1;
+    std::vector<Outgoing> held;  // the reply first, then pushes
+  };
+  // Handles a lease request or release from `from` (attempt n); the reply
+  // goes to `out` or, when its commit is deferred, into the commit.
+  void handle_lease_message(UnixTime now, const std::string& from, const wownet::overlay::NodeMessage& m, int attempt,
+                            std::vector<Outgoing>& out);
+  // Shared mode: queues what changed since `before` as a CommitRequest.
+  void defer_commit(UnixTime now, const Before& before, const std::string& requester);
+  void undo(const InFlight& f);
+
   NetworkConfig network_;
   RegistryStore* store_;
+  bool shared_ = false;
+  std::uint64_t next_commit_ = 1;
+  std::vector<CommitRequest> commits_;
+  std::map<std::uint64_t, InFlight> in_flight_;
+  std::vector<NodeInfo> node_writes_;
+  std::optional<std::string> crl_write_;
+  // While a lease message is handled: who asked, and the commit it made.
+  const wownet::overlay::NodeMessage* handling_ = nullptr;
+  std::string handling_from_;
+  int handling_attempt_ = 1;
+  std::uint64_t deferred_id_ = 0;
   LeaseTable leases_;
   std::map<std::string, NodeInfo> nodes_;
   std::string crl_;

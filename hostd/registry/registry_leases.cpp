@@ -10,8 +10,6 @@ namespace wownet::registry {
 
 namespace ov = wownet::overlay;
 
-namespace {
-
 bool same_lease(const Lease& a, const Lease& b) {
   return a.address == b.address && a.mac == b.mac && a.vm == b.vm && a.host_name == b.host_name && a.node == b.node &&
          a.expiry == b.expiry && a.state == b.state && a.origin == b.origin;
@@ -21,6 +19,8 @@ bool same_record(const std::optional<Lease>& a, const Lease* b) {
   if (!a || !b) return !a && !b;
   return same_lease(*a, *b);
 }
+
+namespace {
 
 // True for well-formed UTF-8 without control characters.
 bool valid_text(const std::string& s) {
@@ -73,6 +73,10 @@ Registry::Before Registry::capture(std::initializer_list<Ipv4Addr> addresses) co
 
 bool Registry::commit(UnixTime now, const Before& before, const std::string& requester, std::vector<Outgoing>& pushes,
                       std::string& error) {
+  if (shared_) {
+    defer_commit(now, before, requester);
+    return true;
+  }
   StoreBatch batch;
   for (const auto& [addr, old] : before) {
     const Lease* l = leases_.find(addr);

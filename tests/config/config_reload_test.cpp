@@ -170,5 +170,18 @@ TEST(ConfigReloadTest, OverlayOnOffOrRoleChangeIsOneRefusal) {
   EXPECT_EQ(p.next.overlay.relay_after, 3u);
 }
 
+TEST(ConfigReloadTest, TheRegistryBackendNeedsARestart) {
+  HostdConfig running = host_with_overlay();
+  running.overlay.rendezvous = true;
+  HostdConfig fresh = running;
+  fresh.registry.backend = RegistryConfig::Backend::Etcd;
+  fresh.registry.endpoints = {"http://127.0.0.1:2379"};
+  ReloadPlan p = plan_reload(running, fresh);
+  EXPECT_EQ(p.refused,
+            std::vector<std::string>{"registry sqlite -> etcd /wownet/ [http://127.0.0.1:2379] (needs a restart)"});
+  EXPECT_TRUE(p.applied.empty());
+  EXPECT_EQ(p.next.registry.backend, RegistryConfig::Backend::Sqlite);
+}
+
 }  // namespace
 }  // namespace wownet

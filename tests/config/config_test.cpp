@@ -289,11 +289,11 @@ TEST_F(ConfigTest, ExampleConfigDocumentsEveryKeyWithItsDefault) {
   }
   EXPECT_EQ(keys,
             (std::set<std::string>{
-                "state_dir",  "control_socket", "log_level",    "prefix", "gateway", "gateway_mac", "domain",
-                "mtu",        "lease_time",     "learn_static", "ttl",    "port",    "role",        "listen",
-                "rendezvous", "cert",           "key",          "ca",     "crl",     "cipher",      "crl_refresh",
-                "keepalive",  "node_name",      "csr",          "ca_dir", "relay",   "relay_after", "direct_retry",
-                "punch_ttl",  "udp_gso",        "udp_gro"}));
+                "state_dir",  "control_socket", "log_level",    "prefix",  "gateway",  "gateway_mac", "domain",
+                "mtu",        "lease_time",     "learn_static", "ttl",     "port",     "role",        "listen",
+                "rendezvous", "cert",           "key",          "ca",      "crl",      "cipher",      "crl_refresh",
+                "keepalive",  "node_name",      "csr",          "ca_dir",  "relay",    "relay_after", "direct_retry",
+                "punch_ttl",  "udp_gso",        "udp_gro",      "backend", "endpoints"}));
   EXPECT_TRUE(qualified.count("metrics.listen"));
   EXPECT_FALSE(shipped->metrics.enabled);
   auto all = load(uncommented);
@@ -404,5 +404,61 @@ TEST_F(OverlayConfigTest, AnEnrollingHostsCertificateDefaultsToTheStateDir) {
   expect_error("[overlay]\nrole = \"rendezvous\"\nkey = \"/k\"\nca = \"/ca\"\ncsr = \"/c\"\n", "overlay.cert",
                "absolute");
 }
+}  // namespace
+}  // namespace wownet
+
+namespace wownet {
+namespace {
+
+const char* kRendezvous = "[overlay]\nrole = \"rendezvous\"\ncert = \"/c\"\nkey = \"/k\"\nca = \"/a\"\n";
+
+TEST_F(ConfigTest, RegistryDefaultsToSqlite) {
+  auto c = load("");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_EQ(c->registry.backend, RegistryConfig::Backend::Sqlite);
+  EXPECT_EQ(c->registry.prefix, "/wownet/");
+  c = load(std::string(kRendezvous) + "[registry]\nbackend = \"sqlite\"\n");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_EQ(c->registry.backend, RegistryConfig::Backend::Sqlite);
+}
+
+TEST_F(ConfigTest, RegistryOnEtcd) {
+  auto c =
+      load(std::string(kRendezvous) +
+           "[registry]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\", \"https://etcd-2.example:2379\", "
+           "\"https://[::1]:2379\"]\nprefix = \"/net1/\"\ncert = \"/e.crt\"\nkey = \"/e.key\"\nca = \"/e-ca.crt\"\n");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_EQ(c->registry.backend, RegistryConfig::Backend::Etcd);
+  EXPECT_EQ(c->registry.endpoints.size(), 3u);
+  EXPECT_EQ(c->registry.prefix, "/net1/");
+  EXPECT_EQ(c->registry.cert, "/e.crt");
+  EXPECT_EQ(c->registry.key, "/e.key");
+  EXPECT_EQ(c->registry.ca, "/e-ca.crt");
+}
+
+TEST_F(ConfigTest, BadRegistry) {
+  const std::string r = std::string(kRendezvous) + "[registry]\n";
+  const std::string etcd = r + "backend = \"etcd\"\n";
+  expect_error(r + "backend = \"redis\"\n", "registry.backend", "expected \"sqlite\" or \"etcd\"");
+  expect_error(r + "backend = 1\n", "registry.backend", "expected a string");
+  expect_error(etcd, "registry.endpoints", "needs at least one endpoint");
+  expect_error(etcd + "endpoints = \"http://a:1\"\n", "registry.endpoints", "expected a list");
+  for (const char* bad :
+       {"127.0.0.1:2379", "http://a", "http://a:0", "http://a:99999", "http://a:2379/v3", "tcp://a:1", "http://:1"})
+    expect_error(etcd + "endpoints = [\"" + bad + "\"]\n", "registry.endpoints", "expected a list of etcd URLs");
+  expect_error(etcd + "endpoints = [1]\n", "registry.endpoints", "expected a list of etcd URLs");
+  const std::string ok = etcd + "endpoints = [\"http://127.0.0.1:2379\"]\n";
+  expect_error(ok + "prefix = \"wownet\"\n", "registry.prefix", "starts and ends with '/'");
+  expect_error(ok + "prefix = \"\"\n", "registry.prefix", "starts and ends with '/'");
+  expect_error(ok + "cert = \"rel.crt\"\nkey = \"/k\"\n", "registry.cert", "absolute path");
+  expect_error(ok + "cert = \"/c.crt\"\n", "registry.cert", "cert and key go together");
+  expect_error(ok + "port = 1\n", "registry.port", "unknown key");
+  expect_error(r + "endpoints = [\"http://127.0.0.1:2379\"]\n", "registry.endpoints", "only with backend = \"etcd\"");
+  expect_error(r + "prefix = \"/other/\"\n", "registry.prefix", "only with backend = \"etcd\"");
+  expect_error("[registry]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\n", "registry.backend",
+               "is for a rendezvous");
+  expect_error("registry = 1\n", "registry", "expected a table");
+}
+
 }  // namespace
 }  // namespace wownet

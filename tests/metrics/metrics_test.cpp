@@ -12,6 +12,7 @@
 #include "overlay/registry_client.h"
 #include "overlay/relay.h"
 #include "registry/registry.h"
+#include "registry/registry_etcd.h"
 
 namespace wownet {
 namespace {
@@ -38,6 +39,7 @@ TEST(Metrics, EveryVisitedCounterIsDocumented) {
   expect_documented(overlay::PeerManager::Counters{}, "overlay");
   expect_documented(overlay::PeerManager::PeerStats{}, "peer");
   expect_documented(overlay::RegistryClient::Counters{}, "overlay");
+  expect_documented(registry::SharedRegistryCounters{}, "registry");
   expect_documented(overlay::Relay::Counters{}, "overlay");
   expect_documented(registry::RegistryCounters{}, "registry");
   expect_documented(io::MetricsServer::Counters{}, "metrics_http");
