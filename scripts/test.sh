@@ -19,7 +19,7 @@ ctest --test-dir build --output-on-failure --timeout 600
 
 echo "== unit tests under ASan + UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWOWNET_WERROR=ON -DWOWNET_SANITIZE=ON
-ninja -C build-asan -j "$JOBS" core_unit_tests agent_unit_tests fuzz_replay_tests
+ninja -C build-asan -j "$JOBS" core_unit_tests agent_unit_tests fuzz_replay_tests etcd_client_test link_reaper_test
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -L unit
 
