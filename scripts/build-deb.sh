@@ -2,12 +2,26 @@
 # Builds wownet's Debian packages (wownet, wownet-agent) with
 # dpkg-buildpackage -b from a temporary copy of the source tree that has
 # packaging/debian as its debian/. The .debs, .buildinfo and .changes land in
-# build-deb/. Needs the Build-Depends of packaging/debian/control
-# (scripts/install-deps.sh) plus debhelper and dpkg-dev.
+# build-deb/. Installs what it needs (as root): the Build-Depends of
+# packaging/debian/control (scripts/install-deps.sh) plus debhelper and
+# dpkg-dev.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 out=$root/build-deb
+
+if [[ $(id -u) == 0 ]]; then
+  scripts/install-deps.sh
+  missing=()
+  for p in debhelper dpkg-dev fakeroot; do
+    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "build-deb: installing ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
