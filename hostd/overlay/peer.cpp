@@ -29,9 +29,12 @@ std::optional<UdpEndpoint> Peer::next_endpoint() const {
 }
 
 std::size_t Peer::enqueue(bool control, ConstByteSpan bytes, std::size_t limit, std::int64_t now_ms) {
-  if (limit == 0) return 1;
+  if (limit == 0 || bytes.size() > kQueueByteLimit) return 1;
+  std::size_t queued = bytes.size();
+  for (const auto& q : queue) queued += q.bytes.size();
   std::size_t dropped = 0;
-  while (queue.size() >= limit) {
+  while (!queue.empty() && (queue.size() >= limit || queued > kQueueByteLimit)) {
+    queued -= queue.front().bytes.size();
     queue.pop_front();
     ++dropped;
   }

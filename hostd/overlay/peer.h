@@ -54,8 +54,12 @@ class Peer {
   // Where the next handshake goes: the known endpoints in turn, then the
   // one the node was last reached at directly; nullopt if none.
   std::optional<UdpEndpoint> next_endpoint() const;
+  // At most this many bytes wait per node, whatever the count limit: a
+  // queue of 64 KiB offload frames would otherwise hold megabytes.
+  static constexpr std::size_t kQueueByteLimit = 1 << 20;
   // Queues traffic while there is no sending session, dropping the oldest
-  // beyond `limit` (everything if 0); returns how many were dropped.
+  // beyond `limit` entries or kQueueByteLimit bytes (everything if 0, or
+  // if `bytes` alone is larger); returns how many were dropped.
   std::size_t enqueue(bool control, ConstByteSpan bytes, std::size_t limit, std::int64_t now_ms);
   // A handshake to `endpoint` we started for this node failed (or reached
   // someone else): retry after `retry_after_ms`, a direct one elsewhere.

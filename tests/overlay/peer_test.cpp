@@ -70,6 +70,18 @@ TEST(PeerTest, QueueDropsTheOldestBeyondItsLimit) {
   EXPECT_EQ(p.queue.size(), 2u);
 }
 
+TEST(PeerTest, QueueHoldsAtMostItsByteLimit) {
+  Peer p("n");
+  const std::vector<std::uint8_t> frame(64 * 1024, 7);  // an offload frame
+  std::size_t dropped = 0;
+  for (int i = 0; i < 100; ++i) dropped += p.enqueue(false, frame, 128, 500 + i);
+  EXPECT_EQ(p.queue.size(), Peer::kQueueByteLimit / frame.size());
+  EXPECT_EQ(dropped, 100 - p.queue.size());
+  const std::vector<std::uint8_t> huge(Peer::kQueueByteLimit + 1, 1);
+  EXPECT_EQ(p.enqueue(false, huge, 128, 700), 1u);
+  EXPECT_EQ(p.queue.size(), Peer::kQueueByteLimit / frame.size());
+}
+
 TEST(PeerTest, UnusedOnlyWhenNothingRefersToIt) {
   Peer p("n");
   EXPECT_TRUE(p.unused());
