@@ -224,9 +224,11 @@ FrameAction HostEngine::on_tap_frame(UnixTime now, AttachmentId from, ByteSpan f
 bool HostEngine::accept_source_ip(UnixTime now, AttachmentState& att, Ipv4Addr src) {
   if (att.ip) {
     if (*att.ip != src) return false;
-    // A learned binding lives as long as the VM keeps talking.
+    // A learned binding lives as long as the VM keeps talking (and learning
+    // stays on: turned off by a reload, it ends at its expiry).
     const Lease* l = leases_.find(src);
-    if (l && l->origin == LeaseOrigin::Learned && l->expiry - now < UnixTime(config_.lease_time / 2)) {
+    if (config_.learn_static && l && l->origin == LeaseOrigin::Learned &&
+        l->expiry - now < UnixTime(config_.lease_time / 2)) {
       leases_.extend(src, *att.mac, now + config_.lease_time);
       note_deadline(now + config_.lease_time);
     }

@@ -87,5 +87,28 @@ TEST_F(EngineLiveSettingsTest, DnsTtlLeaseTimeAndLearnStaticChangeLive) {
   EXPECT_EQ(engine_.leases().find(vm3), nullptr);
 }
 
+TEST_F(EngineLiveSettingsTest, LearnStaticOffStopsExtendingLearnedBindings) {
+  const Ipv4Addr vm1 = Ipv4Addr::from_octets(10, 128, 0, 50);
+  const Bytes ping = ethernet(kGwMac, kMac1, 0x0800, ipv4(vm1, kGw, 1, icmp_echo(1, 1, {})));
+  const auto ping_at = [&](UnixTime t) {
+    buffer_ = ping;
+    return engine_.on_tap_frame(t, 1, ByteSpan(buffer_.data(), buffer_.size()));
+  };
+  ping_at(T0);
+  const Lease* l = engine_.leases().find(vm1);
+  ASSERT_NE(l, nullptr);
+  ASSERT_EQ(l->origin, LeaseOrigin::Learned);
+  // Talking past half the lease extends it while learning is on...
+  ping_at(T0 + 2000);
+  EXPECT_EQ(engine_.leases().find(vm1)->expiry, T0 + 2000 + 3600);
+  // ...and no longer once a reload turned learning off: the binding ends
+  // at its expiry, as the admin asked.
+  NetworkConfig off;
+  off.learn_static = false;
+  engine_.update_live_settings(off);
+  ping_at(T0 + 4000);
+  EXPECT_EQ(engine_.leases().find(vm1)->expiry, T0 + 2000 + 3600);
+}
+
 }  // namespace
 }  // namespace wownet
