@@ -55,18 +55,7 @@ for n in rv a b; do
   wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"
   role=host
   [[ $n == rv ]] && role=rendezvous
-  cat >"$WN_TMP/$n.toml" <<TOML
-[hostd]
-state_dir = "$WN_TMP/state-$n"
-control_socket = "$WN_TMP/$n.sock"
-[overlay]
-role = "$role"
-listen = "${NODE_IP[$n]}:7700"
-rendezvous = ["192.0.2.10:7700"]
-cert = "$WN_TMP/pki/$n/node.crt"
-key = "$WN_TMP/pki/$n/node.key"
-ca = "$WN_TMP/pki/ca/ca.crt"
-TOML
+  wn_overlay_config "$n" "$role" "${NODE_IP[$n]}" info
   wn_spawn "hostd-$n" ip netns exec "${NODE_NS[$n]}" "$BIN/wownet-hostd" --config "$WN_TMP/$n.toml"
   wn_wait_for 10 "hostd on $n" quiet_ctl "$n" status
   echo "node $n: wownet-hostd running ($role, ${NODE_IP[$n]}:7700, certificate signed by the demo CA)"
