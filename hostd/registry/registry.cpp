@@ -224,6 +224,8 @@ void Registry::on_node_up(UnixTime now, const std::string& id, const std::string
                           const std::string& reflexive_address, std::uint16_t reflexive_port,
                           std::vector<Outgoing>& out) {
   if (id.empty() || id == self_id_) return;
+  // The snapshot below must not show what is not on disk yet.
+  commit_group(now, out);
   NodeInfo& n = nodes_[id];
   n.id = id;
   n.name = name;
@@ -400,6 +402,13 @@ void Registry::on_timer(UnixTime now, std::vector<Outgoing>& out) {
     // have dropped it first).
     for (const Lease& l : due) defer_commit(now, Before{{l.address, l}}, std::string{});
     push_to_others(std::string{}, due, out);
+    return;
+  }
+  if (grouped_) {
+    // Written with the group; the updates wait for it.
+    for (const Lease& l : due)
+      if (!leases_.find(l.address)) group_touch(l.address);
+    push_to_others(std::string{}, due, held_);
     return;
   }
   StoreBatch batch;

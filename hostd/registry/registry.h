@@ -7,9 +7,9 @@
 // Allocation is LeaseTable's (choose, is_available, put, release, decline,
 // name rules) with every record's `node` set to the node the VM runs on.
 // Every change is committed to the RegistryStore before the reply that
-// reports it is produced, so a reply the caller sends is never lost to a
-// crash. Time comes in as an argument; no I/O besides the store. Not
-// thread-safe.
+// reports it is produced (in group mode: before commit_group() hands the
+// reply out), so a reply the caller sends is never lost to a crash. Time comes in as an argument; no I/O besides the
+// store. Not thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -55,13 +55,16 @@ struct RegistryCounters {
   // rendezvous' change, and requests handled again after one.
   std::uint64_t commit_conflicts = 0, commit_retries = 0;
   std::uint64_t shared_changes = 0;  // records changed by other rendezvous, applied
+  // Group commit (SQLite): transactions written, and the lease replies
+  // they carried (replies / commits: the batching achieved).
+  std::uint64_t group_commits = 0, group_replies = 0;
   // Calls f(name, value) for every counter.
   template <typename F>
   void visit(F&& f) const {
     f("lease_requests", lease_requests), f("lease_refused", lease_refused), f("releases", releases);
     f("resolves", resolves), f("registers", registers), f("pushes", pushes), f("store_failures", store_failures);
     f("commit_conflicts", commit_conflicts), f("commit_retries", commit_retries);
-    f("shared_changes", shared_changes);
+    f("shared_changes", shared_changes), f("group_commits", group_commits), f("group_replies", group_replies);
   }
 };
 
@@ -107,6 +110,23 @@ class Registry {
   const std::string& self_id() const { return self_id_; }
   // Whether Registered tells nodes that this rendezvous relays for them.
   void set_relay(bool relay) { relay_ = relay; }
+
+  // Group commit (a RegistryStore): the lease changes of every request
+  // handled before the next commit_group() are written together, in one
+  // transaction and one fsync, and every lease reply (with the pushes to
+  // other nodes) is held until then, so none leaves before what it reports
+  // is on disk. Expiries join the group too. Call before anything else.
+  void group_commits() { grouped_ = true; }
+  bool grouped() const { return grouped_; }
+  // Group mode: writes what the requests since the last call changed in
+  // one transaction and queues their held replies and pushes to `out`. If
+  // the write fails every change of the group is undone (the table is
+  // re-read from the store), the replies that granted something become
+  // refusals and the pushes are dropped. Cheap when nothing is held; call
+  // once per turn of the event loop.
+  void commit_group(UnixTime now, std::vector<Outgoing>& out);
+  // Group mode: lease replies waiting for commit_group().
+  std::size_t replies_held() const { return held_replies_; }
 
   // Shared-store mode (etcd; no RegistryStore): every change is queued
   // for take_commits() instead of written, and the reply that reports it
@@ -264,10 +284,27 @@ class Registry {
   // Shared mode: queues what changed since `before` as a CommitRequest.
   void defer_commit(UnixTime now, const Before& before, const std::string& requester);
   void undo(const InFlight& f);
+  // Group mode: the record of `address` (as it is at commit_group) goes
+  // into the group's transaction.
+  void group_touch(Ipv4Addr address) { group_touched_.insert(address.value); }
+  // Group mode, after a commit: the records of group_pushes_ to every
+  // online node but the one that asked for each, packed into as few
+  // LeaseUpdate messages per node as fit kMaxLeaseMessageBytes.
+  void push_group(std::vector<Outgoing>& out);
 
   NetworkConfig network_;
   RegistryStore* store_;
   bool shared_ = false;
+  bool grouped_ = false;
+  // Group mode: addresses whose records the open group changed, and what
+  // waits for its commit (lease replies and pushes, in the order they
+  // were made).
+  std::set<std::uint32_t> group_touched_;
+  // Addresses whose new records go to the other nodes after the commit,
+  // with the node that asked (it has the record in its reply).
+  std::map<std::uint32_t, std::string> group_pushes_;
+  std::vector<Outgoing> held_;
+  std::size_t held_replies_ = 0;
   std::uint64_t next_commit_ = 1;
   std::vector<CommitRequest> commits_;
   std::map<std::uint64_t, InFlight> in_flight_;

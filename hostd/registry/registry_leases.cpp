@@ -77,6 +77,20 @@ bool Registry::commit(UnixTime now, const Before& before, const std::string& req
     defer_commit(now, before, requester);
     return true;
   }
+  if (grouped_) {
+    // Written by commit_group(), which then pushes every change of the
+    // group to the other nodes at once.
+    for (const auto& [addr, old] : before) {
+      const Lease* l = leases_.find(addr);
+      if (same_record(old, l)) continue;
+      group_touch(addr);
+      if (l) {
+        track_deadline(*l, now);
+        group_pushes_[addr.value] = requester;
+      }
+    }
+    return true;
+  }
   StoreBatch batch;
   for (const auto& [addr, old] : before) {
     const Lease* l = leases_.find(addr);

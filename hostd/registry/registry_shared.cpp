@@ -39,6 +39,15 @@ void Registry::handle_lease_message(UnixTime now, const std::string& from, const
   o.node_id = from;
   o.message.set_request_id(m.request_id());
   *o.message.mutable_lease_reply() = std::move(reply);
+  if (grouped_) {
+    // Every lease reply waits for the group's commit, also one that
+    // changed nothing itself: it may report what an earlier request of
+    // the group changed.
+    held_.push_back(std::move(o));
+    ++held_replies_;
+    for (Outgoing& p : pushes) held_.push_back(std::move(p));
+    return;
+  }
   if (deferred_id_ != 0) {
     auto& held = in_flight_[deferred_id_].held;
     held.insert(held.begin(), std::move(o));
