@@ -17,12 +17,18 @@
 //   request again. Two rendezvous can never hand out one address, MAC
 //   binding or name twice.
 // - Replies wait for their txn; nothing else waits for etcd.
+// - The commits queued since the last flush() share txns (as many as fit
+//   etcd's limit of kMaxTxnOps operations, none writing a key another one
+//   writes): one round trip and one fsync of etcd for a turn's requests.
+//   If the shared txn loses a compare, the commits whose keys did not
+//   change are sent again alone, the others handled as lost compares.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,8 +71,10 @@ class SharedRegistry {
   std::int64_t revision() const { return revision_; }
   const SharedRegistryCounters& counters() const { return counters_; }
 
-  // Writes what the Registry queued: commits, node records, the CRL.
+  // Writes what the Registry queued: commits (batched), node records, the CRL.
   void flush();
+  // Operations etcd takes in one txn (its --max-txn-ops default).
+  static constexpr std::size_t kMaxTxnOps = 128;
 
   // Key names.
   std::string lease_key(Ipv4Addr a) const { return prefix_ + "lease/" + a.to_string(); }
@@ -87,7 +95,15 @@ class SharedRegistry {
   bool observe(const std::string& key, bool present, std::int64_t mod, const std::string& value, std::int64_t seen);
   void load();
   void follow();
-  void send_commit(const CommitRequest& c);
+  // One commit's part of a txn: the keys it writes (nullopt: deleted) and
+  // the mod_revision each must still have (0: absent).
+  struct Prepared {
+    CommitRequest commit;
+    std::map<std::string, std::optional<std::string>> ops;
+    std::vector<std::pair<std::string, std::int64_t>> compares;
+  };
+  Prepared prepare(const CommitRequest& c) const;
+  void send_txn(std::vector<Prepared> batch);
   void fail(const std::string& error);
   // Applies one key as loaded or watched; lease changes go to `leases`.
   void take_key(const std::string& key, bool present, const std::string& value, LeaseRecords& leases,
