@@ -101,7 +101,9 @@ class OverlayService {
     flush_train();
     training_ = false;
   }
-  // Carries the engine's queued lease requests to the registry.
+  // Carries the engine's queued lease requests to the registry; on a
+  // rendezvous, then commits what its registry batched in this turn of the
+  // loop (commit_registry). Called at the end of every turn.
   void flush_lease_asks();
   // The peers, for wownetctl peers.
   void fill_peers(control::PeerList& out) const;
@@ -147,6 +149,9 @@ class OverlayService {
   std::string peer_label(std::string_view node_id) const;
   void learn_name(std::string_view node_id, std::string_view node_name);
   void persist_crl();
+  // A rendezvous on SQLite: writes the lease changes of this turn in one
+  // transaction, then sends the replies and pushes that waited for it.
+  void commit_registry();
   // Re-reads [overlay] crl (if set) and takes it if it changed.
   void reload_crl(std::vector<std::string>& applied, std::vector<std::string>& refused);
   bool start_sessions(std::string& error);

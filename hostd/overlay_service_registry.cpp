@@ -52,7 +52,11 @@ bool OverlayService::start_registry(std::string& error) {
     if (!store_) return false;
   }
   registry_ = std::make_unique<registry::Registry>(config_.network, store_.get());
-  if (etcd) registry_->share_commits();
+  if (etcd) {
+    registry_->share_commits();
+  } else {
+    registry_->group_commits();  // one transaction per turn of the loop: commit_registry()
+  }
   registry_->set_relay(o.relay);
   std::vector<registry::Endpoint> self_endpoints;
   if (!o.listen.address.is_zero()) self_endpoints.push_back({o.listen.address.to_string(), o.listen.port});
@@ -167,10 +171,24 @@ void OverlayService::send_outgoing(const std::vector<registry::Outgoing>& out) {
       });
     }
   }
-  if (registry_) {
-    if (shared_) shared_->flush();
+  // A registry's writes (one SQLite transaction, or etcd txns shared by
+  // the commits of the turn) wait for the end of the turn:
+  // commit_registry(); on SQLite the sync too.
+  if (registry_ && !registry_->grouped()) sync_from_registry();
+}
+
+void OverlayService::commit_registry() {
+  if (!registry_) return;
+  if (shared_) {
+    shared_->flush();
     sync_from_registry();
+    return;
   }
+  if (!registry_->grouped()) return;
+  std::vector<registry::Outgoing> out;
+  registry_->commit_group(now_s(), out);
+  if (!out.empty()) send_outgoing(out);
+  sync_from_registry();
 }
 
 void OverlayService::sync_from_registry() {
@@ -234,6 +252,7 @@ void OverlayService::flush_lease_asks() {
     if (m.ParseFromString(overlay::RegistryClient::encode(next_local_request_++, a))) send_to_registry(std::move(m));
   }
   carry_out(out);
+  commit_registry();
 }
 
 void OverlayService::handle_registry_message(const std::string& from, const overlay::NodeMessage& m) {
