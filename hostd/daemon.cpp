@@ -23,7 +23,6 @@ namespace asio = boost::asio;
 constexpr std::size_t kFramesPerWakeup = 64;
 constexpr std::size_t kFrameBufferSize = 65536 + 64;  // a 64 KiB GSO frame and its header
 constexpr UnixTime kRepairInterval = 1;
-constexpr std::uint32_t kSyncSavesPerSecond = 20;
 
 using daemon_internal::set_error;
 using daemon_internal::valid_vm_name;
@@ -207,8 +206,6 @@ void Daemon::drain_tap(Attachment& a) {
       continue;
     }
     if (act.kind != FrameAction::Kind::WriteToTap) continue;
-    // A new binding must be on disk before the VM hears of it.
-    if (!persist_before_reply()) continue;
     if (act.to >= tap_fd_.size() || tap_fd_[act.to] < 0) {
       ++tap_write_errors_;
       continue;
@@ -225,8 +222,10 @@ void Daemon::drain_tap(Attachment& a) {
     } else if (forwarded && (partial || gso) && !tap_vnet_[act.to]) {
       ++offload_mismatch_;  // cannot hand an offloaded frame to a plain TAP
     } else {
-      write_frame(act.to, act.frame, false);  // already persisted above
-      for (ConstByteSpan more : act.more) write_frame(act.to, more, false);
+      // The engine's own answer (DHCP, ARP, DNS): a new binding must be on
+      // disk before the VM hears of it.
+      write_frame(act.to, act.frame, true);
+      for (ConstByteSpan more : act.more) write_frame(act.to, more, true);
     }
   }
 }
@@ -278,7 +277,11 @@ bool Daemon::write_frame(AttachmentId to, ConstByteSpan frame, bool persist) {
   static const std::uint8_t zero_header[io::TapDevice::kVnetHeaderSize] = {};
   int fd = to < tap_fd_.size() ? tap_fd_[to] : -1;
   if (fd < 0) return false;
-  if (persist && !persist_before_reply()) return false;
+  if (persist && !own_state_saved()) {
+    // Sent with every other reply of this turn, after one save.
+    if (replies_.hold(to, frame)) asio::post(io_, [this] { flush_replies(); });
+    return true;
+  }
   ssize_t w;
   if (tap_vnet_[to]) {
     iovec iov[2] = {{const_cast<std::uint8_t*>(zero_header), sizeof zero_header},
@@ -362,25 +365,15 @@ void Daemon::tick() {
 }
 
 void Daemon::maybe_save_state() {
-  if (engine_.state_version() + attachments_version_ != saved_version_ ||
-      engine_.expiry_version() != saved_expiry_version_)
-    save_state();
+  if (!own_state_saved() || engine_.own_expiry_version() != saved_expiry_version_) save_state();
 }
 
-bool Daemon::persist_before_reply() {
-  if (engine_.state_version() + attachments_version_ == saved_version_) return true;
-  UnixTime now = wall_now();
-  if (save_window_ != now) {
-    save_window_ = now;
-    saves_in_window_ = 0;
-  }
-  // A VM churning its lease cannot make hostd fsync without end: past the
-  // budget the reply waits for the client's retransmission.
-  if (++saves_in_window_ > kSyncSavesPerSecond || !save_state()) {
-    ++replies_deferred_;
-    return false;
-  }
-  return true;
+bool Daemon::own_state_saved() const { return engine_.own_state_version() + attachments_version_ == saved_version_; }
+
+void Daemon::flush_replies() {
+  if (stopped_) return;
+  replies_.flush([this] { return own_state_saved() || save_state(); },
+                 [this](AttachmentId to, ConstByteSpan frame) { write_frame(to, frame, false); });
 }
 
 bool Daemon::save_state() {
@@ -394,7 +387,9 @@ bool Daemon::save_state() {
     r->set_agent_ifname(a->agent_ifname);
     if (const AttachmentState* s = engine_.attachment(id); s && s->mac) r->set_mac(s->mac->to_string());
   }
-  for (const Lease& l : engine_.leases().snapshot()) {
+  // Only this host's own leases: in registry mode the rest of the table
+  // comes back from the registry's snapshot when the host registers.
+  for (const Lease& l : engine_.leases().own_leases()) {
     auto* r = st.add_leases();
     r->set_address(l.address.to_string());
     if (l.state != LeaseState::Declined) r->set_mac(l.mac.to_string());
@@ -409,8 +404,9 @@ bool Daemon::save_state() {
     spdlog::error("cannot save state to {}: {}", store_.path(), ec.message());
     return false;
   }
-  saved_version_ = engine_.state_version() + attachments_version_;
-  saved_expiry_version_ = engine_.expiry_version();
+  saved_version_ = engine_.own_state_version() + attachments_version_;
+  saved_expiry_version_ = engine_.own_expiry_version();
+  ++state_saves_;
   return true;
 }
 

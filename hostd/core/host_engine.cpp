@@ -453,6 +453,7 @@ FrameAction HostEngine::on_peer_packet(UnixTime now, std::string_view peer, Byte
 
 void HostEngine::use_registry(const std::string& self) {
   self_node_ = self;
+  leases_.set_own_node(self);
   dhcp_.use_registry(self);
 }
 

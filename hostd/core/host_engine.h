@@ -206,6 +206,11 @@ class HostEngine {
   // Increments when only lease expiries moved (renewals): worth saving soon,
   // not before the reply.
   std::uint64_t expiry_version() const { return leases_.expiry_version(); }
+  // The same for what this host keeps on its own disk: the attachments'
+  // MACs and its own leases (LeaseTable::set_own_node; in registry mode the
+  // rest of the table comes back from the registry).
+  std::uint64_t own_state_version() const { return leases_.own_version() + bindings_version_; }
+  std::uint64_t own_expiry_version() const { return leases_.own_expiry_version(); }
 
  private:
   FrameAction handle_arp(UnixTime now, AttachmentState& att, const EthernetView& eth);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -120,6 +121,19 @@ class LeaseTable final : public NameDirectory {
   std::uint64_t version() const { return version_; }
   std::uint64_t expiry_version() const { return expiry_version_; }
 
+  // The records a host keeps on its own disk: those of `node` (its own
+  // VMs' leases in registry mode; empty, the default: every record without
+  // a node, a standalone host's). The rest of a registry's table comes
+  // back from the registry. own_version() moves when such a record is
+  // made, changed or lost (its address taken by another node's lease);
+  // own_expiry_version() when only its expiry moved.
+  void set_own_node(const std::string& node);
+  std::uint64_t own_version() const { return own_version_; }
+  std::uint64_t own_expiry_version() const { return own_expiry_version_; }
+  std::size_t own_count() const { return own_.size(); }
+  // The own records, in address order.
+  std::vector<Lease> own_leases() const;
+
   // NameDirectory, answered at set_now() time.
   std::optional<Ipv4Addr> find_host_name(std::string_view name) const override;
   bool is_leased(Ipv4Addr addr) const override;
@@ -127,6 +141,11 @@ class LeaseTable final : public NameDirectory {
 
  private:
   void erase(std::map<std::uint32_t, Lease>::iterator it);
+  // The record of `addr` now belongs to `node`: keeps own_ and the own
+  // versions up to date.
+  void note_record(std::uint32_t addr, const std::string& node);
+  // The record of `addr` changed its host name from `from` to `to`: keeps by_name_.
+  void rename(std::uint32_t addr, const std::string& from, const std::string& to);
 
   Ipv4Prefix network_;
   Ipv4Addr gateway_;
@@ -135,6 +154,15 @@ class LeaseTable final : public NameDirectory {
   std::uint64_t expiry_version_ = 0;
   std::map<std::uint32_t, Lease> by_address_;
   std::map<MacAddr, std::uint32_t> by_mac_;
+  // Host name -> addresses of the records that carry it (any state): name
+  // checks and DNS look-ups without a walk of the table.
+  std::multimap<std::string, std::uint32_t, std::less<>> by_name_;
+  // No address below this one is without a record (choose's search starts here).
+  mutable std::uint32_t free_hint_ = 0;
+  std::string own_node_;
+  std::set<std::uint32_t> own_;  // addresses of the own records
+  std::uint64_t own_version_ = 0;
+  std::uint64_t own_expiry_version_ = 0;
 };
 
 }  // namespace wownet

@@ -281,6 +281,9 @@ wn_check "the waiting VM gets its lease once the rendezvous is back" wn_wait_for
   bash -c "ip -n ${VM[a3]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
 wn_check "and reaches b1" wn_wait_for 15 "a3 -> b1" ip netns exec "${VM[a3]}" ping -c 1 -W 1 "${IP[b1]}"
 wn_eq "the restarted rendezvous lost no lease" "$(registry_leases)" "$(python3 -c "print(sorted('${IP[a1]} ${IP[a2]} ${IP[b1]}'.split()))")"
+# A host keeps on disk only what is its own (the registry gives back the rest).
+wn_check "host A's state file holds its VMs' leases" grep -q "address: \"${IP[a1]}\"" "$WN_TMP/state-hosta/state.txt"
+wn_check_not "and none of host B's VMs" grep -q "address: \"${IP[b1]}\"" "$WN_TMP/state-hosta/state.txt"
 wn_stop "${HOSTD[hosta]}" KILL
 # Host A comes back with UDP segmentation and receive offloads turned off.
 printf 'udp_gso = false\nudp_gro = false\n' >>"$WN_TMP/hosta.toml"
