@@ -23,6 +23,9 @@ namespace asio = boost::asio;
 constexpr std::size_t kFramesPerWakeup = 64;
 constexpr std::size_t kFrameBufferSize = 65536 + 64;  // a 64 KiB GSO frame and its header
 constexpr UnixTime kRepairInterval = 1;
+// The registry's table (other nodes' leases) is kept as a cache for a
+// restart at most this often, never on the reply path.
+constexpr UnixTime kCacheInterval = 10;
 
 using daemon_internal::set_error;
 using daemon_internal::valid_vm_name;
@@ -35,6 +38,7 @@ Daemon::Daemon(asio::io_context& io, HostdConfig config)
       config_(std::move(config)),
       engine_(config_.network),
       store_(config_.state_dir),
+      cache_(config_.state_dir + "/registry-cache"),
       control_(io, [this](const control::Request& req, control::Response& resp) { handle(req, resp); }),
       agent_channel_(
           io, [this](int ifindex) { return admit_agent_report(ifindex); },
@@ -66,8 +70,18 @@ bool Daemon::start(std::string& error) {
     return false;
   }
   UnixTime now = wall_now();
+  // Other nodes' leases as last cached (registry mode), until the
+  // rendezvous' snapshot brings the current ones; the state file's own
+  // leases come after them and win.
+  state::State cached;
+  std::string cache_detail;
+  if (cache_.prepare() || cache_.load(cached, cache_detail)) cached.Clear();
+  std::vector<const state::LeaseRecord*> records;
+  for (const auto* from : {&cached, &st})
+    for (const auto& r : from->leases()) records.push_back(&r);
   std::vector<Lease> leases;
-  for (const auto& r : st.leases()) {
+  for (const state::LeaseRecord* record : records) {
+    const auto& r = *record;
     Lease l;
     auto addr = Ipv4Addr::parse(r.address());
     auto mac = MacAddr::parse(r.mac());
@@ -366,6 +380,27 @@ void Daemon::tick() {
 
 void Daemon::maybe_save_state() {
   if (!own_state_saved() || engine_.own_expiry_version() != saved_expiry_version_) save_state();
+  // The rest of the table, for a restart that finds no rendezvous at once.
+  const UnixTime now = wall_now();
+  if (engine_.registry_mode() && engine_.state_version() != cached_version_ && now - cached_at_ >= kCacheInterval) {
+    cached_at_ = now;
+    cached_version_ = engine_.state_version();
+    state::State st;
+    st.set_format(1);
+    for (const Lease& l : engine_.leases().snapshot()) {
+      if (l.node == engine_.self_node()) continue;
+      auto* r = st.add_leases();
+      r->set_address(l.address.to_string());
+      if (l.state != LeaseState::Declined) r->set_mac(l.mac.to_string());
+      r->set_vm(l.vm);
+      r->set_host_name(l.host_name);
+      r->set_expiry_unix(l.expiry);
+      r->set_state(to_string(l.state));
+      r->set_origin(to_string(l.origin));
+      r->set_node(l.node);
+    }
+    if (auto ec = cache_.save(st)) spdlog::debug("cannot write {}: {}", cache_.path(), ec.message());
+  }
 }
 
 bool Daemon::own_state_saved() const { return engine_.own_state_version() + attachments_version_ == saved_version_; }

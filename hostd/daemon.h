@@ -150,6 +150,11 @@ class Daemon : public OverlayService::TapSink {
   ConfigLoader config_loader_;
   HostEngine engine_;
   io::StateStore store_;
+  // Registry mode: the other nodes' leases, written every kCacheInterval
+  // at most (off the reply path), read at start until the snapshot comes.
+  io::StateStore cache_;
+  std::uint64_t cached_version_ = ~std::uint64_t{0};
+  UnixTime cached_at_ = 0;
   std::unique_ptr<io::LinkManager> links_;
   std::unique_ptr<io::LinkReaper> reaper_;  // removes detached VMs' links off the io thread
   io::ControlServer control_;
