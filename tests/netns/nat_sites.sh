@@ -81,8 +81,9 @@ nat_host() {
 
 # nat_hostd NODE ROLE LISTEN [EXTRA_TOML [PORT]]: writes NODE's config and
 # starts its hostd (pid in HOSTD_PID[NODE]); waits for its control socket.
+# The rendezvous list is NAT_RENDEZVOUS if set (TOML strings), else rv's.
 nat_hostd() {
-  local n=$1 role=$2 listen=$3 extra=${4:-} port=${5:-7700}
+  local n=$1 role=$2 listen=$3 extra=${4:-} port=${5:-7700} rendezvous=${NAT_RENDEZVOUS:-'"198.51.100.10:7700"'}
   [[ -f $NAT_PKI/$n/node.crt ]] || nat_pki "$n"
   cat >"$WN_TMP/$n.toml" <<TOML
 [hostd]
@@ -92,7 +93,7 @@ log_level = "debug"
 [overlay]
 role = "$role"
 listen = "$listen:$port"
-rendezvous = ["198.51.100.10:7700"]
+rendezvous = [$rendezvous]
 cert = "$NAT_PKI/$n/node.crt"
 key = "$NAT_PKI/$n/node.key"
 ca = "$NAT_PKI/ca/ca.crt"
