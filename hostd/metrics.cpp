@@ -142,6 +142,9 @@ const std::map<std::string_view, std::string_view>& catalogue() {
       {"wownet_registry_etcd_loads_total", "etcd: full loads of the shared registry"},
       {"wownet_registry_etcd_watch_events_total", "etcd: watch events received"},
       {"wownet_registry_etcd_watch_errors_total", "etcd: watches that ended with an error (then re-loaded)"},
+      {"wownet_registry_etcd_crl_taken_total", "etcd: CRLs of other rendezvous taken (CA-signed, newer)"},
+      {"wownet_registry_etcd_crl_refused_total", "etcd: values of the CRL key refused (not a CRL of the CA)"},
+      {"wownet_registry_etcd_crl_writes_total", "etcd: CRLs this rendezvous wrote to the registry"},
       {"wownet_registry_nodes", "Nodes the registry knows, by state (online or offline)"},
       // The metrics endpoint itself.
       {"wownet_metrics_http_requests_total", "HTTP requests answered by the metrics endpoint"},
