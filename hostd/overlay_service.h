@@ -50,6 +50,7 @@ class RegistryStore;
 struct Outgoing;
 class SharedRegistry;
 class Presence;
+enum class CrlVerdict : std::uint8_t;
 }  // namespace registry
 namespace io {
 class EtcdClient;
@@ -160,7 +161,21 @@ class OverlayService {
   void arm_timer();
   void on_timer();
   void tick_second();
+  // overlay_service_crl.cpp. Every crl_refresh: re-reads the CRL file (a
+  // rendezvous) and re-checks every session.
   void refresh_crl();
+  // The CRL file a node reads: [overlay] crl, else a rendezvous' ca_dir/crl.pem.
+  std::string crl_file() const;
+  // Every second on a rendezvous: re-reads the CRL file once it changed on
+  // disk (wownetctl ca revoke), so that a revocation is in force at once.
+  void watch_crl_file();
+  // A rendezvous takes the CRL file's content if it is newer than the CRL
+  // in force: trust store, registry (etcd too), hosts, sessions.
+  void take_crl_file(const std::string& pem, const std::string& path);
+  // A CRL found in the shared registry (etcd), verified here: taken if
+  // signed by the CA and newer than the CRL in force.
+  registry::CrlVerdict take_shared_crl(const std::string& pem);
+  std::string crl_file_stat_, crl_file_pem_;  // the CRL file as last read
   void send_to_registry(overlay::NodeMessage message);
   void handle_registry_message(const std::string& from, const overlay::NodeMessage& m);
   // Sends what the registry queued: to its nodes over their sessions, to

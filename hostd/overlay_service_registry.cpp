@@ -66,6 +66,7 @@ bool OverlayService::start_registry(std::string& error) {
     shared_ = std::make_unique<registry::SharedRegistry>(
         *registry_, *etcd_kv_, rc.prefix, [this] { return now_s(); },
         [this](std::vector<registry::Outgoing>& late) { send_outgoing(late); });
+    shared_->set_crl_check([this](const std::string& pem) { return take_shared_crl(pem); });
     shared_->start();
     presence_ = std::make_unique<registry::Presence>(*etcd_kv_, rc.prefix, [this] { return now_s(); });
     presence_->set_self(node_id_, node_name_, o.listen.address.to_string() + ":" + std::to_string(o.listen.port));
@@ -348,28 +349,6 @@ void OverlayService::handle_registry_message(const std::string& from, const over
     case overlay::NodeMessage::kError: spdlog::warn("registry: {}", m.error().message()); break;
     default: break;
   }
-}
-
-void OverlayService::refresh_crl() {
-  // A rendezvous reads the CA's CRL file and hands it to every host.
-  if (!registry_ || config_.overlay.crl.empty()) {
-    with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
-    return;
-  }
-  std::string pem, error;
-  if (!util::read_file(config_.overlay.crl, pem, error)) return;
-  if (pem != crl_pem_) {
-    if (!trust_->update_crl(pem, error)) {
-      spdlog::warn("{}: {}", config_.overlay.crl, error);
-      return;
-    }
-    crl_pem_ = pem;
-    spdlog::info("CRL {} loaded from {}", trust_->crl_number(), config_.overlay.crl);
-    std::vector<registry::Outgoing> out;
-    if (!registry_->set_crl(pem, out, error)) spdlog::warn("cannot store the CRL: {}", error);
-    send_outgoing(out);
-  }
-  with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
 }
 
 }  // namespace wownet

@@ -140,6 +140,10 @@ class Registry {
   // pushed to this rendezvous' online nodes.
   void apply_shared(UnixTime now, const LeaseRecords& changes, std::vector<Outgoing>& out);
   void apply_shared_node(const NodeInfo& node);
+  // A CRL another rendezvous wrote to the shared store, already verified
+  // by the caller (signed by the network's CA, newer than crl()): becomes
+  // crl() and is queued to every online node, without being written back.
+  void apply_shared_crl(const std::string& pem, std::vector<Outgoing>& out);
   // Commits waiting for on_commit_result().
   std::size_t commits_in_flight() const { return in_flight_.size(); }
 

@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "proto/state.pb.h"
 #include "registry/etcd_json.h"
@@ -150,21 +151,29 @@ void SharedRegistry::load() {
       presence_->forget_others();
       presence_->set_watching(false);
     }
+    std::optional<std::string> crl_value;
     for (const auto& kv : answer.kvs()) {
       observe(kv.key(), true, kv.mod_revision(), kv.value(), rev);
       take_key(kv.key(), true, kv.value(), leases, nodes, crl);
+      if (kv.key() == crl_key()) crl_value = kv.value();
     }
     std::vector<Outgoing> out;
     const UnixTime now = clock_();
     if (!loaded_) {
       // Hosts whose sessions came up before the load (etcd was down) got
       // an empty table: the leases reach them as updates.
-      registry_.load_shared(now, {}, nodes, crl);
+      registry_.load_shared(now, {}, nodes, std::string{});  // the CRL is checked first
       loaded_ = true;
     }
     registry_.apply_shared(now, leases, out);
     for (const NodeInfo& n : nodes) registry_.apply_shared_node(n);
     revision_ = rev;
+    if (crl_value) {
+      take_crl(*crl_value, out);
+    } else {
+      crl_dirty_ = true;  // none in etcd (or deleted while we were away): ours, if we hold one
+    }
+    write_crl();
     follow();
     if (!out.empty()) sink_(out);
   });
@@ -191,6 +200,7 @@ void SharedRegistry::follow() {
     std::vector<NodeInfo> nodes;
     std::string crl;
     if (presence_) presence_->set_watching(true);
+    std::optional<std::string> crl_value;
     for (const auto& ev : m.events()) {
       ++counters_.watch_events;
       const bool present = ev.type() == mvccpb::Event::PUT;
@@ -198,11 +208,18 @@ void SharedRegistry::follow() {
       // Our own writes (already applied) and anything older are skipped.
       if (!observe(ev.kv().key(), present, rev, ev.kv().value(), rev)) continue;
       take_key(ev.kv().key(), present, ev.kv().value(), leases, nodes, crl);
+      if (ev.kv().key() == crl_key()) {
+        crl_value.reset();
+        if (present) crl_value = ev.kv().value();
+        crl_dirty_ = !present;  // deleted: ours goes back
+      }
     }
     revision_ = std::max(revision_, m.header().revision());
     std::vector<Outgoing> out;
     registry_.apply_shared(clock_(), leases, out);
     for (const NodeInfo& n : nodes) registry_.apply_shared_node(n);
+    if (crl_value) take_crl(*crl_value, out);
+    write_crl();
     if (!out.empty()) sink_(out);
   });
 }
@@ -237,7 +254,10 @@ void SharedRegistry::flush() {
     });
   };
   for (const NodeInfo& n : registry_.take_node_writes()) write(node_key(n.id), encode_node_value(n));
-  if (auto crl = registry_.take_crl_write()) write(crl_key(), *crl);
+  if (registry_.take_crl_write()) {
+    crl_dirty_ = true;
+    write_crl();
+  }
 }
 
 void SharedRegistry::send_commit(const CommitRequest& c) {

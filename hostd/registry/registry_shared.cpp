@@ -150,6 +150,18 @@ void Registry::apply_shared(UnixTime now, const LeaseRecords& changes, std::vect
   push_to_others(std::string{}, changed, out);
 }
 
+void Registry::apply_shared_crl(const std::string& pem, std::vector<Outgoing>& out) {
+  crl_ = pem;
+  for (const auto& [id, n] : nodes_) {
+    if (!n.online || id == self_id_) continue;
+    Outgoing o;
+    o.node_id = id;
+    o.message.mutable_crl()->set_pem(pem);
+    out.push_back(std::move(o));
+    ++counters_.pushes;
+  }
+}
+
 void Registry::apply_shared_node(const NodeInfo& node) {
   if (node.id.empty() || node.id == self_id_) return;
   auto it = nodes_.find(node.id);
