@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -13,6 +14,9 @@
 
 namespace wownet {
 namespace {
+
+// A host keeps a session to every rendezvous it lists.
+constexpr std::size_t kMaxRendezvous = 16;
 
 struct Reader {
   const std::string& file;
@@ -363,7 +367,15 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
             r.fail("overlay.rendezvous", "expected a list of \"ADDRESS:PORT\" strings, like [\"192.0.2.10:7700\"]");
             return false;
           }
+          if (std::find(o.rendezvous_nodes.begin(), o.rendezvous_nodes.end(), *e) != o.rendezvous_nodes.end()) {
+            r.fail("overlay.rendezvous", "lists " + *v + " twice");
+            return false;
+          }
           o.rendezvous_nodes.push_back(*e);
+        }
+        if (o.rendezvous_nodes.size() > kMaxRendezvous) {
+          r.fail("overlay.rendezvous", "expected at most " + std::to_string(kMaxRendezvous) + " endpoints");
+          return false;
         }
       }
       if (o.cipher != "aes-256-gcm" && o.cipher != "chacha20-poly1305") {
@@ -390,12 +402,6 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
       }
       if (!o.ca_dir.empty() && (o.ca_dir[0] != '/' || !o.rendezvous)) {
         r.fail("overlay.ca_dir", "expected the absolute path of a CA directory, on a rendezvous");
-        return false;
-      }
-      if (o.rendezvous_nodes.size() > 1) {
-        // Rendezvous may share one registry (etcd), but a host that fails
-        // over between them is not built yet.
-        r.fail("overlay.rendezvous", "expected one rendezvous endpoint (several are not supported yet)");
         return false;
       }
       if (!o.rendezvous && o.rendezvous_nodes.empty()) {

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -48,6 +49,7 @@ class Registry;
 class RegistryStore;
 struct Outgoing;
 class SharedRegistry;
+class Presence;
 }  // namespace registry
 namespace io {
 class EtcdClient;
@@ -221,6 +223,7 @@ class OverlayService {
   std::unique_ptr<io::EtcdClient> etcd_client_;
   std::unique_ptr<EtcdKvStore> etcd_kv_;
   std::unique_ptr<registry::SharedRegistry> shared_;
+  std::unique_ptr<registry::Presence> presence_;  // etcd: which rendezvous live, nodes online where
   bool start_registry(std::string& error);
   bool etcd_reachable_ = false;  // as last logged
   std::string node_id_, node_name_;
@@ -256,6 +259,9 @@ class OverlayService {
   overlay::Relay relay_;  // relaying for others (rendezvous with relay = true), names of our relayed paths
   std::optional<overlay::UdpEndpoint> our_relay_;  // the rendezvous that relays for us
   std::string relay_node_;                         // its node ID
+  std::set<std::string> relay_offers_;             // rendezvous up that relay for us
+  // Takes rendezvous `node` (empty: none) as our relay.
+  void use_relay(const std::string& node);
 
   io::UdpReceiveBatch rx_batch_;
   std::uint64_t send_errors_ = 0, tap_errors_ = 0, unresolved_ = 0;

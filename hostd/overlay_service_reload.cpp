@@ -43,11 +43,10 @@ void OverlayService::apply_reload(const HostdConfig& old, std::vector<std::strin
           continue;
         }
         registry_client_.on_rendezvous_down(it->first);
-        if (relay_node_ == it->first) {
-          our_relay_.reset();
-          relay_node_.clear();
-        }
+        relay_offers_.erase(it->first);
+        const bool was_relay = relay_node_ == it->first;
         it = rendezvous_up_.erase(it);
+        if (was_relay) use_relay(relay_offers_.empty() ? std::string() : *relay_offers_.begin());
       }
     }
     if (peers_)

@@ -164,7 +164,9 @@ void print_peers(const wownet::control::PeerList& l) {
                 p.endpoint().c_str(), p.path().c_str(), p.established() ? "yes" : "no", rtt.c_str(),
                 static_cast<unsigned long long>(p.tx_bytes()), static_cast<unsigned long long>(p.rx_bytes()),
                 p.last_handshake_unix() ? ago(p.last_handshake_unix(), now).c_str() : "-",
-                p.rendezvous()          ? "  (rendezvous)"
+                p.rendezvous()          ? (p.asked_first() ? "  (rendezvous, asked first)"
+                                           : p.suspected() ? "  (rendezvous, silent)"
+                                                           : "  (rendezvous)")
                 : p.path() == "relayed" ? ("  (via " + p.relay() + ")").c_str()
                                         : "");
   }
@@ -177,9 +179,10 @@ void print_nodes(const wownet::control::NodeList& l) {
   for (const auto& n : l.nodes()) {
     std::string local;
     for (const auto& e : n.local_endpoints()) local += (local.empty() ? "" : " ") + e;
-    std::printf("%-16s %-34s %-7s %-10s %6u %-22s %s\n", dash(n.node_name()), n.node_id().c_str(),
-                n.online() ? "online" : "offline", n.last_seen_unix() ? ago(n.last_seen_unix(), now).c_str() : "-",
-                n.active_leases(), dash(n.reflexive()), local.empty() ? "-" : local.c_str());
+    const std::string state = n.online() ? "online" : n.online_at_size() > 0 ? "at " + n.online_at(0) : "offline";
+    std::printf("%-16s %-34s %-7s %-10s %6u %-22s %s\n", dash(n.node_name()), n.node_id().c_str(), state.c_str(),
+                n.last_seen_unix() ? ago(n.last_seen_unix(), now).c_str() : "-", n.active_leases(), dash(n.reflexive()),
+                local.empty() ? "-" : local.c_str());
   }
 }
 
@@ -229,6 +232,10 @@ void print_status(const wownet::control::Status& s) {
   if (!s.registry_backend().empty())
     std::printf("registry %s%s%s\n", s.registry_backend().c_str(), s.registry_state().empty() ? "" : ": ",
                 s.registry_state().c_str());
+  for (const auto& r : s.other_rendezvous())
+    std::printf("other rendezvous %s at %s: alive, %u nodes online\n",
+                r.node_name().empty() ? r.node_id().c_str() : r.node_name().c_str(), r.endpoint().c_str(),
+                r.nodes_online());
   if (!s.registry().empty()) print_map("registry", s.registry());
 }
 

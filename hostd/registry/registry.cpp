@@ -300,10 +300,14 @@ void Registry::on_message(UnixTime now, const std::string& from_id, const ov::No
         auto* eps = o.message.mutable_resolved()->mutable_endpoints();
         if (eps->size() > 1) std::rotate(eps->begin(), eps->begin() + 1, eps->end());
       }
-      // Tell the target to send toward the asker now (hole punching).
-      if (asker && target && target->online && target->id != from_id && target->id != self_id_) {
+      // Tell the target to send toward the asker now (hole punching):
+      // through its session here, or through the rendezvous it has one
+      // with (shared registry).
+      const bool elsewhere = asker && target && !target->online && online_elsewhere_ && online_elsewhere_(target->id);
+      if (asker && target && (target->online || elsewhere) && target->id != from_id && target->id != self_id_) {
         Outgoing p;
         p.node_id = target->id;
+        p.elsewhere = elsewhere;
         auto* punch = p.message.mutable_punch();
         punch->set_node_id(asker->id);
         punch->set_node_name(asker->name);
@@ -361,7 +365,7 @@ bool Registry::resolve_node(const std::string& id, ov::Resolved& out, std::strin
   }
   out.set_node_id(id);
   out.set_node_name(n->name);
-  out.set_online(n->online);
+  out.set_online(n->online || (online_elsewhere_ && online_elsewhere_(id)));
   if (!n->reflexive.address.empty()) set_endpoint(out.add_endpoints(), n->reflexive);
   for (const Endpoint& e : n->local_endpoints) set_endpoint(out.add_endpoints(), e);
   return true;

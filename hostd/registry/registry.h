@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -45,6 +46,9 @@ inline constexpr std::size_t kMaxVmNameBytes = 255;
 struct Outgoing {
   std::string node_id;
   wownet::overlay::NodeMessage message;
+  // The node has no session here but one with another rendezvous on the
+  // shared registry: the message (a Punch) goes there through etcd.
+  bool elsewhere = false;
 };
 
 struct RegistryCounters {
@@ -107,6 +111,9 @@ class Registry {
   const std::string& self_id() const { return self_id_; }
   // Whether Registered tells nodes that this rendezvous relays for them.
   void set_relay(bool relay) { relay_ = relay; }
+  // Shared registry: whether a node has a session with another rendezvous
+  // (its presence in etcd). A Resolve of such a node gets it punched there.
+  void set_online_elsewhere(std::function<bool(const std::string&)> f) { online_elsewhere_ = std::move(f); }
 
   // Shared-store mode (etcd; no RegistryStore): every change is queued
   // for take_commits() instead of written, and the reply that reports it
@@ -287,6 +294,7 @@ class Registry {
   RegistryCounters counters_;
   bool storage_failed_ = false;
   bool relay_ = false;
+  std::function<bool(const std::string&)> online_elsewhere_;
 };
 
 }  // namespace wownet::registry

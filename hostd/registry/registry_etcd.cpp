@@ -5,13 +5,12 @@
 #include <algorithm>
 
 #include "proto/state.pb.h"
+#include "registry/etcd_json.h"
 
 namespace wownet::registry {
 
 namespace pb = google::protobuf;
 using etcdserverpb::Compare;
-
-namespace {
 
 std::string to_json(const pb::Message& m) {
   pb::util::JsonPrintOptions o;
@@ -34,8 +33,6 @@ std::string prefix_end(const std::string& prefix) {
   end.back() = char(static_cast<unsigned char>(end.back()) + 1);
   return end;
 }
-
-}  // namespace
 
 std::string encode_lease_value(const Lease& lease) { return to_json(lease_to_proto(lease, std::string{})); }
 
@@ -109,6 +106,7 @@ void SharedRegistry::take_key(const std::string& key, bool present, const std::s
                               std::vector<NodeInfo>& nodes, std::string& crl) {
   if (key.rfind(prefix_, 0) != 0) return;
   const std::string rest = key.substr(prefix_.size());
+  if (presence_ && presence_->take_key(rest, present, value)) return;
   if (rest.rfind("lease/", 0) == 0) {
     auto addr = Ipv4Addr::parse(rest.substr(6));
     if (!addr) return;
@@ -148,6 +146,10 @@ void SharedRegistry::load() {
     LeaseRecords leases;
     std::vector<NodeInfo> nodes;
     std::string crl;
+    if (presence_) {
+      presence_->forget_others();
+      presence_->set_watching(false);
+    }
     for (const auto& kv : answer.kvs()) {
       observe(kv.key(), true, kv.mod_revision(), kv.value(), rev);
       take_key(kv.key(), true, kv.value(), leases, nodes, crl);
@@ -188,6 +190,7 @@ void SharedRegistry::follow() {
     LeaseRecords leases;
     std::vector<NodeInfo> nodes;
     std::string crl;
+    if (presence_) presence_->set_watching(true);
     for (const auto& ev : m.events()) {
       ++counters_.watch_events;
       const bool present = ev.type() == mvccpb::Event::PUT;
@@ -202,6 +205,19 @@ void SharedRegistry::follow() {
     for (const NodeInfo& n : nodes) registry_.apply_shared_node(n);
     if (!out.empty()) sink_(out);
   });
+}
+
+void SharedRegistry::attach_presence(Presence& presence) {
+  presence_ = &presence;
+  presence.start([this] { return revision_; },
+                 [this] {
+                   // The watch missed our own heartbeat: read everything
+                   // again and watch from there.
+                   watch_.reset();
+                   ++counters_.watch_errors;
+                   fail("the registry's watch stalled");
+                   load();
+                 });
 }
 
 void SharedRegistry::flush() {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "registry/kv_store.h"
+#include "registry/presence.h"
 #include "registry/registry.h"
 
 namespace wownet::registry {
@@ -68,6 +69,11 @@ class SharedRegistry {
   // Writes what the Registry queued: commits, node records, the CRL.
   void flush();
 
+  // Hands the keys of rendezvous and node presence to `presence` (see
+  // presence.h), which must outlive this object, and starts it; a stalled
+  // watch it finds is replaced (load and watch anew).
+  void attach_presence(Presence& presence);
+
   // Key names.
   std::string lease_key(Ipv4Addr a) const { return prefix_ + "lease/" + a.to_string(); }
   std::string mac_key(MacAddr m) const { return prefix_ + "mac/" + m.to_string(); }
@@ -100,6 +106,7 @@ class SharedRegistry {
   Sink sink_;
   std::map<std::string, Known> known_;
   std::unique_ptr<KvStore::Watch> watch_;
+  Presence* presence_ = nullptr;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool loaded_ = false, reachable_ = false, loading_ = false;
   std::string last_error_;

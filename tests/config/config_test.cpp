@@ -365,6 +365,17 @@ TEST_F(OverlayConfigTest, HostWithRendezvousNodes) {
   EXPECT_EQ(c->overlay.listen.port, 7701);
   ASSERT_EQ(c->overlay.rendezvous_nodes.size(), 1u);
   EXPECT_EQ(c->overlay.rendezvous_nodes[0].address.to_string(), "198.51.100.1");
+}
+
+TEST_F(OverlayConfigTest, AHostMayListSeveralRendezvousInOrder) {
+  auto c = load(
+      "[overlay]\nrendezvous = [\"198.51.100.1:7700\", \"198.51.100.2:7701\", \"203.0.113.9:7700\"]\n"
+      "cert = \"/etc/wownet/node.crt\"\nkey = \"/etc/wownet/node.key\"\nca = \"/etc/wownet/ca.crt\"\n");
+  ASSERT_TRUE(c) << error_;
+  ASSERT_EQ(c->overlay.rendezvous_nodes.size(), 3u);
+  EXPECT_EQ(c->overlay.rendezvous_nodes[1].address.to_string(), "198.51.100.2");
+  EXPECT_EQ(c->overlay.rendezvous_nodes[1].port, 7701);
+  EXPECT_EQ(c->overlay.rendezvous_nodes[2].address.to_string(), "203.0.113.9");
   EXPECT_EQ(c->overlay.cipher, "chacha20-poly1305");
   EXPECT_EQ(c->overlay.crl_refresh, 5u);
   EXPECT_EQ(c->overlay.relay_after, 0u);
@@ -392,8 +403,11 @@ TEST_F(OverlayConfigTest, BadValuesNameTheKey) {
   expect_error("[overlay]\n" + files + "rendezvous = [\"192.0.2.1\"]\n", "overlay.rendezvous", "ADDRESS:PORT");
   expect_error("[overlay]\n" + files + "rendezvous = [\"192.0.2.1:70000\"]\n", "overlay.rendezvous", "ADDRESS:PORT");
   expect_error("[overlay]\n" + files, "overlay.rendezvous", "at least one");
-  expect_error("[overlay]\n" + files + "rendezvous = [\"192.0.2.1:1\", \"192.0.2.2:1\"]\n", "overlay.rendezvous",
-               "one rendezvous");
+  expect_error("[overlay]\n" + files + "rendezvous = [\"192.0.2.1:1\", \"192.0.2.1:1\"]\n", "overlay.rendezvous",
+               "twice");
+  std::string many = "rendezvous = [";
+  for (int i = 1; i <= 17; ++i) many += (i > 1 ? ", " : "") + ("\"192.0.2." + std::to_string(i) + ":7700\"");
+  expect_error("[overlay]\n" + files + many + "]\n", "overlay.rendezvous", "at most 16");
   expect_error("[overlay]\nrole = \"rendezvous\"\nkey = \"/a.key\"\nca = \"/ca.crt\"\n", "overlay.cert", "absolute");
   expect_error("[overlay]\nrole = \"rendezvous\"\n" + files + "cipher = \"rot13\"\n", "overlay.cipher", "expected");
   expect_error("[overlay]\nrole = \"rendezvous\"\n" + files + "listen = \"nowhere\"\n", "overlay.listen", "ADDRESS");

@@ -172,11 +172,13 @@ wn_node_cert() {
 
 # wn_overlay_config NODE ROLE ADDRESS LOG_LEVEL [SOCKET [RENDEZVOUS [TABLES]]]:
 # $WN_TMP/NODE.toml for an overlay node (ROLE host or rendezvous) listening
-# on ADDRESS (ADDRESS:7700 if it names no port), with the rendezvous at RENDEZVOUS:7700 (default
-# 192.0.2.10), the certificate of wn_node_cert NODE and the control socket
-# SOCKET (default $WN_TMP/NODE.sock). TABLES (TOML text) stands before the
-# [overlay] table; lines appended to the file go into [overlay].
+# on ADDRESS (ADDRESS:7700 if it names no port), with the rendezvous list
+# RENDEZVOUS (TOML strings; default "192.0.2.10:7700"), the certificate of
+# wn_node_cert NODE and the control socket SOCKET (default
+# $WN_TMP/NODE.sock). TABLES (TOML text) stands before the [overlay] table;
+# lines appended to the file go into [overlay].
 wn_overlay_config() {
+  local rendezvous=${6:-'"192.0.2.10:7700"'}
   cat >"$WN_TMP/$1.toml" <<TOML
 [hostd]
 state_dir = "$WN_TMP/state-$1"
@@ -186,7 +188,7 @@ ${7:-}
 [overlay]
 role = "$2"
 listen = "$3$([[ $3 == *:* ]] || echo :7700)"
-rendezvous = ["${6:-192.0.2.10}:7700"]
+rendezvous = [$rendezvous]
 cert = "$WN_TMP/pki/$1/node.crt"
 key = "$WN_TMP/pki/$1/node.key"
 ca = "$WN_TMP/pki/ca/ca.crt"
@@ -194,8 +196,8 @@ TOML
 }
 
 # wn_role NODE: the role of an overlay node by the naming used here:
-# "rendezvous" for rv, "host" for any other.
-wn_role() { if [[ $1 == rv ]]; then echo rendezvous; else echo host; fi; }
+# "rendezvous" for rv, rv2, ..., "host" for any other.
+wn_role() { if [[ $1 == rv* ]]; then echo rendezvous; else echo host; fi; }
 
 # wn_node_hostd NODE NS [SOCKET]: wownet-hostd in NS with the config
 # $WN_TMP/NODE.toml (log hostd-NODE.log, pid in WN_LAST_PID); returns once it

@@ -78,11 +78,12 @@ nat_host() {
 }
 
 # nat_config NODE ROLE ADDRESS:PORT LOG_LEVEL: NODE's config, as
-# wn_overlay_config writes it with the rendezvous at 198.51.100.10 (lines
-# appended go into [overlay]); NODE's certificate is made if missing.
+# wn_overlay_config writes it (lines appended go into [overlay]), with the
+# rendezvous list NAT_RENDEZVOUS if set (TOML strings), else rv's; NODE's
+# certificate is made if missing.
 nat_config() {
   [[ -f $NAT_PKI/$1/node.crt ]] || nat_pki "$1"
-  wn_overlay_config "$1" "$2" "$3" "$4" "" 198.51.100.10
+  wn_overlay_config "$1" "$2" "$3" "$4" "" "${NAT_RENDEZVOUS:-\"198.51.100.10:7700\"}"
 }
 
 # nat_start NODE [SECONDS]: starts NODE's hostd with its config (pid in

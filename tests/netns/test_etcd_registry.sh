@@ -39,7 +39,7 @@ ETCDCTL() { ip netns exec "${NODE_NS[etcd]}" env ETCDCTL_API=3 etcdctl --endpoin
 wn_check "etcd answers" wn_wait_for 20 "etcd" ETCDCTL endpoint health
 
 write_config() {  # name role rendezvous-address
-  wn_overlay_config "$1" "$2" "${NODE_IP[$1]}" debug "$WN_TMP/${NODE_NS[$1]}.sock" "$3"
+  wn_overlay_config "$1" "$2" "${NODE_IP[$1]}" debug "$WN_TMP/${NODE_NS[$1]}.sock" "\"$3:7700\""
   echo "keepalive = 2" >>"$WN_TMP/$1.toml"
   if [[ $2 == rendezvous ]]; then
     printf '[registry]\nbackend = "etcd"\nendpoints = ["%s"]\n' "$ETCD_URL" >>"$WN_TMP/$1.toml"
