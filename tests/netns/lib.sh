@@ -170,6 +170,14 @@ wn_node_cert() {
     --out "$WN_TMP/pki/$1/node.crt" --days 10 >/dev/null
 }
 
+# wn_pki NAME NODE...: wn_pki_init NAME, then wn_node_cert for each NODE.
+wn_pki() {
+  wn_pki_init "$1"
+  shift
+  local n
+  for n in "$@"; do wn_node_cert "$n"; done
+}
+
 # wn_overlay_config NODE ROLE ADDRESS LOG_LEVEL [SOCKET [RENDEZVOUS [TABLES]]]:
 # $WN_TMP/NODE.toml for an overlay node (ROLE host or rendezvous) listening
 # on ADDRESS (ADDRESS:7700 if it names no port), with the rendezvous list
@@ -236,6 +244,15 @@ wn_underlay() {
   ip -n "$wan_" link add br0 type bridge
   ip -n "$wan_" link set br0 up
   ip -n "$wan_" addr add 192.0.2.1/24 dev br0
+}
+
+# wn_underlay_nodes WAN NODE...: wn_underlay_node for each NODE, its
+# namespace's name to NODE_NS[NODE] and its address from NODE_IP[NODE]
+# (both associative arrays of the caller).
+wn_underlay_nodes() {
+  local wan=$1 n
+  shift
+  for n in "$@"; do wn_underlay_node "NODE_NS[$n]" "$wan" "$n" "${NODE_IP[$n]}"; done
 }
 
 # wn_underlay_node VAR WAN NODE ADDRESS: namespace NODE on the underlay

@@ -30,12 +30,19 @@ nat_core() {
   wn_ns NS[core] core
   wn_no_ipv6 "${NS[core]}"
   ip netns exec "${NS[core]}" sysctl -qw net.ipv4.ip_forward=1
-  wn_ns NS[rv] rv
-  wn_no_ipv6 "${NS[rv]}"
-  wn_veth "${NS[rv]}" uplink "${NS[core]}" to-rv
-  ip -n "${NS[rv]}" addr add 198.51.100.10/24 dev uplink
-  ip -n "${NS[core]}" addr add 198.51.100.1/24 dev to-rv
-  ip -n "${NS[rv]}" route add default via 198.51.100.1
+  nat_public rv 198.51.100 10
+}
+
+# nat_public NODE NET HOST: NODE's namespace on a link of its own off the
+# core, NET.HOST/24 with the core at NET.1 (NET: the first three octets).
+nat_public() {
+  local n=$1 net=$2
+  wn_ns "NS[$n]" "$n"
+  wn_no_ipv6 "${NS[$n]}"
+  wn_veth "${NS[$n]}" uplink "${NS[core]}" "to-$n"
+  ip -n "${NS[$n]}" addr add "$net.$3/24" dev uplink
+  ip -n "${NS[core]}" addr add "$net.1/24" dev "to-$n"
+  ip -n "${NS[$n]}" route add default via "$net.1"
 }
 
 # nat_site NAME N MODE: a site router (MODE eim or symmetric).

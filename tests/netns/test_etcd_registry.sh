@@ -17,13 +17,12 @@ wn_require etcd etcdctl dhclient busybox dig ping python3
 CTL() { local ns=$1; shift; ip netns exec "$ns" "$BIN/wownetctl" --socket "$WN_TMP/$ns.sock" "$@"; }
 
 PKI=$WN_TMP/pki
-wn_pki_init "test network"
-for n in rva rvb hosta hostb; do wn_node_cert "$n"; done
+wn_pki "test network" rva rvb hosta hostb
 
 wn_underlay WAN
 declare -A NODE_NS NODE_IP
 NODE_IP=([etcd]=192.0.2.5 [rva]=192.0.2.10 [rvb]=192.0.2.20 [hosta]=192.0.2.11 [hostb]=192.0.2.12)
-for n in etcd rva rvb hosta hostb; do wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"; done
+wn_underlay_nodes "$WAN" etcd rva rvb hosta hostb
 
 # --- etcd, in its own namespace on the underlay ------------------------------------
 ETCD_URL=http://192.0.2.5:2379

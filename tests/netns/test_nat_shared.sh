@@ -22,12 +22,7 @@ nat_site b 2 eim
 nat_host ha1 a 1 10.1.0.11
 nat_host hb1 b 2 10.2.0.11
 # rv2: its own link off the core.
-wn_ns NS[rv2] rv2
-wn_no_ipv6 "${NS[rv2]}"
-wn_veth "${NS[rv2]}" uplink "${NS[core]}" to-rv2
-ip -n "${NS[rv2]}" addr add 198.51.101.20/24 dev uplink
-ip -n "${NS[core]}" addr add 198.51.101.1/24 dev to-rv2
-ip -n "${NS[rv2]}" route add default via 198.51.101.1
+nat_public rv2 198.51.101 20
 
 ETCD_URL=http://198.51.100.10:2379
 wn_spawn etcd ip netns exec "${NS[rv]}" etcd --name wn --data-dir "$WN_TMP/etcd" \

@@ -31,9 +31,7 @@ wn_underlay WAN
 declare -A NODE_NS NODE_IP
 NODE_IP=([rv]=192.0.2.10 [hosta]=192.0.2.11 [hostb]=192.0.2.12 [rogue]=192.0.2.13 [revoked]=192.0.2.14
   [expired]=192.0.2.15 [hostc]=192.0.2.16 [intruder]=192.0.2.17)
-for n in rv hosta hostb rogue revoked expired hostc intruder; do
-  wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"
-done
+wn_underlay_nodes "$WAN" rv hosta hostb rogue revoked expired hostc intruder
 
 write_config() {  # name role
   wn_overlay_config "$1" "$2" "${NODE_IP[$1]}" debug "$WN_TMP/${NODE_NS[$1]}.sock" "" \

@@ -20,14 +20,13 @@ wn_require etcd etcdctl openssl dhclient busybox ping python3
 CTL() { local ns=$1; shift; ip netns exec "$ns" "$BIN/wownetctl" --socket "$WN_TMP/$ns.sock" "$@"; }
 
 PKI=$WN_TMP/pki
-wn_pki_init "test network"
-for n in rva rvb hosta hostb; do wn_node_cert "$n"; done
+wn_pki "test network" rva rvb hosta hostb
 
 wn_underlay WAN
 declare -A NODE_NS NODE_IP
 NODE_IP=([e1]=192.0.2.5 [e2]=192.0.2.6 [e3]=192.0.2.7 [rva]=192.0.2.10 [rvb]=192.0.2.20 [hosta]=192.0.2.11
   [hostb]=192.0.2.12)
-for n in e1 e2 e3 rva rvb hosta hostb; do wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"; done
+wn_underlay_nodes "$WAN" e1 e2 e3 rva rvb hosta hostb
 
 # --- etcd: three members, TLS for clients and peers ---------------------------------
 TLS=$WN_TMP/etcd-tls
