@@ -121,7 +121,7 @@ TEST(RegistryStore, InMemoryRoundTrip) {
   std::vector<Lease> leases;
   std::vector<NodeInfo> nodes;
   std::string crl;
-  ASSERT_TRUE(s.store->load(leases, nodes, crl, s.error)) << s.error;
+  ASSERT_TRUE(store->load(leases, nodes, crl, error)) << error;
   ASSERT_EQ(leases.size(), 1u);
   EXPECT_TRUE(same(leases[0], l));
   ASSERT_EQ(nodes.size(), 1u);
