@@ -365,17 +365,6 @@ TEST_F(OverlayConfigTest, HostWithRendezvousNodes) {
   EXPECT_EQ(c->overlay.listen.port, 7701);
   ASSERT_EQ(c->overlay.rendezvous_nodes.size(), 1u);
   EXPECT_EQ(c->overlay.rendezvous_nodes[0].address.to_string(), "198.51.100.1");
-}
-
-TEST_F(OverlayConfigTest, AHostMayListSeveralRendezvousInOrder) {
-  auto c = load(
-      "[overlay]\nrendezvous = [\"198.51.100.1:7700\", \"198.51.100.2:7701\", \"203.0.113.9:7700\"]\n"
-      "cert = \"/etc/wownet/node.crt\"\nkey = \"/etc/wownet/node.key\"\nca = \"/etc/wownet/ca.crt\"\n");
-  ASSERT_TRUE(c) << error_;
-  ASSERT_EQ(c->overlay.rendezvous_nodes.size(), 3u);
-  EXPECT_EQ(c->overlay.rendezvous_nodes[1].address.to_string(), "198.51.100.2");
-  EXPECT_EQ(c->overlay.rendezvous_nodes[1].port, 7701);
-  EXPECT_EQ(c->overlay.rendezvous_nodes[2].address.to_string(), "203.0.113.9");
   EXPECT_EQ(c->overlay.cipher, "chacha20-poly1305");
   EXPECT_EQ(c->overlay.crl_refresh, 5u);
   EXPECT_EQ(c->overlay.relay_after, 0u);
@@ -388,6 +377,17 @@ TEST_F(OverlayConfigTest, AHostMayListSeveralRendezvousInOrder) {
   EXPECT_NE(error_.find("punch_ttl"), std::string::npos) << error_;
   EXPECT_FALSE(load("[overlay]\nrole = \"rendezvous\"\nrelay = 1\n"));
   EXPECT_NE(error_.find("relay"), std::string::npos) << error_;
+}
+
+TEST_F(OverlayConfigTest, AHostMayListSeveralRendezvousInOrder) {
+  auto c = load(
+      "[overlay]\nrendezvous = [\"198.51.100.1:7700\", \"198.51.100.2:7701\", \"203.0.113.9:7700\"]\n"
+      "cert = \"/etc/wownet/node.crt\"\nkey = \"/etc/wownet/node.key\"\nca = \"/etc/wownet/ca.crt\"\n");
+  ASSERT_TRUE(c) << error_;
+  ASSERT_EQ(c->overlay.rendezvous_nodes.size(), 3u);
+  EXPECT_EQ(c->overlay.rendezvous_nodes[1].address.to_string(), "198.51.100.2");
+  EXPECT_EQ(c->overlay.rendezvous_nodes[1].port, 7701);
+  EXPECT_EQ(c->overlay.rendezvous_nodes[2].address.to_string(), "203.0.113.9");
 }
 
 TEST_F(OverlayConfigTest, WithoutTheTableTheOverlayIsOff) {
