@@ -94,7 +94,6 @@ const std::map<std::string_view, std::string_view>& catalogue() {
       {"wownet_overlay_registry_given_up_total", "Lease requests given up"},
       {"wownet_overlay_registry_failovers_total", "Rendezvous judged silent (requests moved to another)"},
       {"wownet_overlay_registry_resolves_total", "Resolve requests sent to the rendezvous"},
-      {"wownet_overlay_registry_failovers_total", "Times the host moved its registry requests to another rendezvous"},
       {"wownet_overlay_relayed_packets_total", "Datagrams relayed for other nodes"},
       {"wownet_overlay_relayed_bytes_total", "Payload bytes relayed for other nodes"},
       {"wownet_overlay_relay_drops_total", "Relay datagrams refused"},
