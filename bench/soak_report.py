@@ -67,7 +67,7 @@ def sample(minute, pids):
         except (OSError, IndexError):
             pass
         st = ctl(ns, sock, "status")
-        le = ctl(ns, sock, "leases")
+        le = ctl(ns, sock, "leases", "--all")
         d["ctl_ok"] = st is not None and le is not None
         if st:
             d["active"] = int(st.get("active_leases", 0))

@@ -106,6 +106,15 @@ class OverlayService {
   }
   // Carries the engine's queued lease requests to the registry.
   void flush_lease_asks();
+  // True on a rendezvous: its registry allocates for every node.
+  bool allocates() const { return registry_ != nullptr; }
+  // A rendezvous: ends the lease of `addr` in the registry now (wownetctl
+  // lease release), stored and pushed to every node. False with `error`
+  // set on a host, or if there is no such lease.
+  bool revoke_lease(Ipv4Addr addr, std::string& error);
+  // A rendezvous: gives the registry the config's reservations and static
+  // names (at start and on a reload) and ends the leases they forbid.
+  void apply_reservations();
   // The peers, for wownetctl peers.
   void fill_peers(control::PeerList& out) const;
   void fill_status(control::Status& out) const;

@@ -86,7 +86,7 @@ wn_wait_for 15 "agent reports" bash -c \
   "ip netns exec ${NODE_NS[b]} $BIN/wownetctl --socket $WN_TMP/b.sock list | grep -q 'db ('"
 
 say "leases (the network's registry, on the rendezvous) and attachments (on each host)"
-ctl rv leases
+ctl rv leases --all
 ctl a list
 ctl b list
 

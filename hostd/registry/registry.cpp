@@ -55,7 +55,7 @@ std::optional<Lease> lease_from_proto(const ov::Lease& p) {
 }
 
 Registry::Registry(NetworkConfig network, RegistryStore* store)
-    : network_(std::move(network)), store_(store), leases_(network_.network, network_.gateway) {}
+    : network_(std::move(network)), store_(store), leases_(fresh_table()) {}
 
 void Registry::set_self(const std::string& id, const std::string& name, std::vector<Endpoint> endpoints) {
   self_id_ = id;
@@ -86,7 +86,7 @@ void Registry::track_deadline(const Lease& lease, UnixTime now) {
 }
 
 bool Registry::load_leases(UnixTime now, std::vector<NodeInfo>& nodes, std::string& crl, std::string& error) {
-  leases_ = LeaseTable(network_.network, network_.gateway);
+  leases_ = fresh_table();
   deadlines_.clear();
   if (!store_) return true;
   std::vector<Lease> leases;

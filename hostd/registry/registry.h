@@ -210,6 +210,18 @@ class Registry {
   // Answers Resolve{node_id} alike (no address in `out`).
   bool resolve_node(const std::string& id, wownet::overlay::Resolved& out, std::string& error) const;
 
+  // Ends the lease of `addr` now, as the admin's release
+  // (LeaseTable::revoke): committed and pushed to every online node like
+  // any change (in shared mode once the store wrote it). False with
+  // `error` set if there is no such lease or it cannot be stored.
+  bool revoke(UnixTime now, Ipv4Addr addr, std::vector<Outgoing>& out, std::string& error);
+  // Replaces the reservations and static names (a config reload; the
+  // constructor takes them from its NetworkConfig) and ends the leases
+  // they forbid, committed and pushed as revoke() does. Call after
+  // restore() too: leases stored before a reservation was added.
+  void set_reservations(UnixTime now, std::vector<Reservation> reservations, std::vector<StaticName> static_names,
+                        std::vector<Outgoing>& out);
+
   const LeaseTable& leases() const { return leases_; }
   const std::map<std::string, NodeInfo>& nodes() const { return nodes_; }
   // The node record of `id`, or nullptr.
@@ -251,6 +263,8 @@ class Registry {
   // and `crl`, for the caller to keep or not.
   bool load_leases(UnixTime now, std::vector<NodeInfo>& nodes, std::string& crl, std::string& error);
   void track_deadline(const Lease& lease, UnixTime now);
+  // An empty lease table under network_'s reservations and static names.
+  LeaseTable fresh_table() const;
   // Queues `leases` to `node_id` in messages within kMaxLeaseMessageBytes;
   // the first is a LeaseSnapshot if `snapshot`.
   void queue_leases(const std::string& node_id, const std::vector<Lease>& leases, bool snapshot,

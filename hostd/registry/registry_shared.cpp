@@ -11,7 +11,7 @@ namespace ov = wownet::overlay;
 
 void Registry::load_shared(UnixTime now, const std::vector<Lease>& leases, const std::vector<NodeInfo>& nodes,
                            const std::string& crl) {
-  leases_ = LeaseTable(network_.network, network_.gateway);
+  leases_ = fresh_table();
   deadlines_.clear();
   for (const Lease& l : leases) leases_.apply(l);
   for (const Lease& l : leases_.snapshot()) track_deadline(l, now);

@@ -59,6 +59,12 @@ control::Response reply_to(const control::Request& req) {
       resp.set_message("no VM, address or node named " + req.path().target());
       break;
     case control::Request::kReload: resp.set_code(control::OK); break;
+    case control::Request::kLeaseRelease:
+      // hostd/daemon_leases.cpp: what is not an address is echoed.
+      resp.set_code(control::INVALID_ARGUMENT);
+      resp.set_message("expected an address inside the network 10.128.0.0/9, got \"" + req.lease_release().address() +
+                       "\"");
+      break;
     case control::Request::kVersion:
       resp.set_code(control::OK);
       resp.mutable_version()->set_version("0.0.0");

@@ -162,7 +162,7 @@ wn_stop "${HOSTD[rvb]}"
 wn_forget "${HOSTD[rvb]}"
 start_node rvb
 wn_check "restarted rendezvous B loads the shared registry" wn_wait_for 10 "rvb leases" \
-  bash -c "[ \"\$(ip netns exec ${NODE_NS[rvb]} $BIN/wownetctl --socket $WN_TMP/${NODE_NS[rvb]}.sock leases --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(1 for l in d.get(\"leases\", []) if l.get(\"state\") == \"bound\"))')\" -ge 4 ]"
+  bash -c "[ \"\$(ip netns exec ${NODE_NS[rvb]} $BIN/wownetctl --socket $WN_TMP/${NODE_NS[rvb]}.sock leases --all --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(1 for l in d.get(\"leases\", []) if l.get(\"state\") == \"bound\"))')\" -ge 4 ]"
 
 for n in rva rvb hosta hostb; do
   wn_check "hostd $n still running" kill -0 "${HOSTD[$n]}"

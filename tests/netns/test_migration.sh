@@ -109,7 +109,7 @@ wn_check "c resolves m's host name" wn_wait_for 15 "mig-m.wow" \
 # --- helpers for the moves ---------------------------------------------------------------
 # lease_field NODE FIELD: FIELD of m's lease in NODE's table (`leases --json`).
 lease_field() {
-  CTL "$1" leases --json | wn_json "next((str(l.get('$2')) for l in d['leases'] if l['address'] == '${IP[m]}'), 'none')"
+  CTL "$1" leases --all --json | wn_json "next((str(l.get('$2')) for l in d['leases'] if l['address'] == '${IP[m]}'), 'none')"
 }
 # lease_node NODE: the node that NODE's table names for m's address.
 lease_node() { lease_field "$1" node; }

@@ -236,7 +236,7 @@ wn_check "the rendezvous logged why (expired)" grep -qiE "refusing peer [^:]+: e
 wn_check "a node with a bad certificate stays up for its admin" CTL "${NODE_NS[expired]}" status
 
 # --- restarts ------------------------------------------------------------------------------
-registry_leases() { CTL "${NODE_NS[rv]}" leases --json | wn_json "sorted(l['address'] for l in d['leases'] if l['state']=='bound' and l['address'] in '${IP[a1]} ${IP[a2]} ${IP[b1]}'.split())"; }
+registry_leases() { CTL "${NODE_NS[rv]}" leases --all --json | wn_json "sorted(l['address'] for l in d['leases'] if l['state']=='bound' and l['address'] in '${IP[a1]} ${IP[a2]} ${IP[b1]}'.split())"; }
 wn_stop "${HOSTD[rv]}" KILL
 wn_check "existing sessions keep working while the rendezvous is down" \
   ip netns exec "${VM[a1]}" ping -c 3 -i 0.2 -W 2 "${IP[b1]}"
