@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -9,10 +10,14 @@
 #include <fstream>
 #include <set>
 
+#include "config_leases.h"
 #include "core/lease_table.h"
 
 namespace wownet {
 namespace {
+
+// A host keeps a session to every rendezvous it lists.
+constexpr std::size_t kMaxRendezvous = 16;
 
 struct Reader {
   const std::string& file;
@@ -196,7 +201,8 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
   }
   HostdConfig c;
   Reader r{path, error, all_errors};
-  r.only_keys(root, "", {"hostd", "network", "dns", "agent", "overlay", "metrics", "registry"});
+  r.only_keys(root, "", {"hostd", "network", "dhcp", "dns", "agent", "overlay", "metrics", "registry"});
+  const ConfigFail fail = [&r](const std::string& key, const std::string& what) { r.fail(key, what); };
 
   // Each table on its own: a problem in one does not hide those of the next.
   const auto parse_hostd = [&]() -> bool {
@@ -277,9 +283,20 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
   parse_network();
 
   // Each table on its own: a problem in one does not hide those of the next.
+  const auto parse_dhcp = [&]() -> bool {
+    if (const toml::table* t = r.table(root, "dhcp")) {
+      if (!r.only_keys(*t, "dhcp", {"reservation"})) return false;
+      if (const toml::node* n = t->get("reservation"); n && !read_reservations(*n, c.network, fail)) return false;
+    }
+    return true;
+  };
+  parse_dhcp();
+  // Each table on its own: a problem in one does not hide those of the next.
   const auto parse_dns = [&]() -> bool {
     if (const toml::table* t = r.table(root, "dns")) {
-      if (!r.only_keys(*t, "dns", {"ttl"}) || !r.get_int(*t, "dns", "ttl", c.network.dns_ttl, 0, 86400)) return false;
+      if (!r.only_keys(*t, "dns", {"ttl", "static"}) || !r.get_int(*t, "dns", "ttl", c.network.dns_ttl, 0, 86400))
+        return false;
+      if (const toml::node* n = t->get("static"); n && !read_static_names(*n, c.network, fail)) return false;
     }
     return true;
   };
@@ -363,7 +380,15 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
             r.fail("overlay.rendezvous", "expected a list of \"ADDRESS:PORT\" strings, like [\"192.0.2.10:7700\"]");
             return false;
           }
+          if (std::find(o.rendezvous_nodes.begin(), o.rendezvous_nodes.end(), *e) != o.rendezvous_nodes.end()) {
+            r.fail("overlay.rendezvous", "lists " + *v + " twice");
+            return false;
+          }
           o.rendezvous_nodes.push_back(*e);
+        }
+        if (o.rendezvous_nodes.size() > kMaxRendezvous) {
+          r.fail("overlay.rendezvous", "expected at most " + std::to_string(kMaxRendezvous) + " endpoints");
+          return false;
         }
       }
       if (o.cipher != "aes-256-gcm" && o.cipher != "chacha20-poly1305") {
@@ -392,12 +417,6 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
         r.fail("overlay.ca_dir", "expected the absolute path of a CA directory, on a rendezvous");
         return false;
       }
-      if (o.rendezvous_nodes.size() > 1) {
-        // Rendezvous may share one registry (etcd), but a host that fails
-        // over between them is not built yet.
-        r.fail("overlay.rendezvous", "expected one rendezvous endpoint (several are not supported yet)");
-        return false;
-      }
       if (!o.rendezvous && o.rendezvous_nodes.empty()) {
         r.fail("overlay.rendezvous", "a host needs at least one rendezvous endpoint (or role = \"rendezvous\")");
         return false;
@@ -407,6 +426,10 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
     return true;
   };
   parse_overlay();
+  if (c.overlay.enabled && !c.overlay.rendezvous && !c.network.reservations.empty())
+    r.fail("dhcp.reservation",
+           "only in the config of the node that allocates addresses: the rendezvous (role = \"rendezvous\"), or a "
+           "host without [overlay]");
   if (!error.empty()) return std::nullopt;
   if (const toml::table* t = r.table(root, "registry")) {
     if (!read_registry(r, *t, c)) return std::nullopt;

@@ -102,6 +102,7 @@ bool Daemon::start(std::string& error) {
     leases.push_back(l);
   }
   engine_.leases().restore(leases);
+  engine_.apply_reservations(now);  // reservations added while hostd was down
   for (const auto& r : st.attachments()) {
     AttachmentId id{};
     if (r.id() == 0 || r.id() > 999999 || attachments_.count(r.id()) || !valid_vm_name(r.vm())) {
@@ -131,6 +132,7 @@ bool Daemon::start(std::string& error) {
   if (config_.overlay.enabled) {
     overlay_ = std::make_unique<OverlayService>(io_, config_, engine_, *this);
     if (!overlay_->start(error)) return false;
+    overlay_->apply_reservations();
   }
   save_state();
 
@@ -454,7 +456,8 @@ void Daemon::handle(const control::Request& req, control::Response& resp) {
     case control::Request::kAttach: attach(req.attach(), resp); break;
     case control::Request::kDetach: detach(req.detach(), resp); break;
     case control::Request::kList: list(resp); break;
-    case control::Request::kLeases: leases(resp); break;
+    case control::Request::kLeases: leases(req.leases(), resp); break;
+    case control::Request::kLeaseRelease: lease_release(req.lease_release(), resp); break;
     case control::Request::kStatus: status(resp); break;
     case control::Request::kPeers: peers(resp); break;
     case control::Request::kNodes:
@@ -553,23 +556,6 @@ void Daemon::list(control::Response& resp) {
   UnixTime now = wall_now();
   auto* l = resp.mutable_attachments();
   for (const auto& [id, a] : attachments_) fill(*a, *l->add_attachments(), now);
-}
-
-void Daemon::leases(control::Response& resp) {
-  UnixTime now = wall_now();
-  auto* out = resp.mutable_leases();
-  for (const Lease& l : engine_.leases().snapshot()) {
-    auto* r = out->add_leases();
-    r->set_address(l.address.to_string());
-    if (l.state != LeaseState::Declined) r->set_mac(l.mac.to_string());
-    r->set_vm(l.vm);
-    r->set_host_name(l.host_name);
-    r->set_auto_name(auto_name(l.address) + "." + config_.network.domain);
-    r->set_expiry_unix(l.expiry);
-    r->set_state(l.state == LeaseState::Bound && !l.active(now) ? "expired" : to_string(l.state));
-    r->set_origin(to_string(l.origin));
-    r->set_node(l.node);
-  }
 }
 
 void Daemon::status(control::Response& resp) {

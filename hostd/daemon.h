@@ -80,7 +80,8 @@ class Daemon : public OverlayService::TapSink {
   void attach(const control::AttachRequest& req, control::Response& resp);
   void detach(const control::DetachRequest& req, control::Response& resp);
   void list(control::Response& resp);
-  void leases(control::Response& resp);
+  void leases(const control::LeasesRequest& req, control::Response& resp);
+  void lease_release(const control::LeaseReleaseRequest& req, control::Response& resp);
   void status(control::Response& resp);
   void peers(control::Response& resp);
   void answer_reload(control::Response& resp);

@@ -78,7 +78,7 @@ UnixTime OverlayService::now_s() const { return UnixTime(std::time(nullptr)); }
 bool OverlayService::start(std::string& error) {
   const OverlayConfig& o = config_.overlay;
   std::string crl_error;
-  std::string crl_path = o.crl;
+  std::string crl_path = crl_file();
   if (crl_path.empty() && !o.rendezvous && ::access((config_.state_dir + "/crl.pem").c_str(), R_OK) == 0)
     crl_path = config_.state_dir + "/crl.pem";  // the last CRL the registry sent
   if (!crl_path.empty() && !util::read_file(crl_path, crl_pem_, crl_error)) {
@@ -580,6 +580,8 @@ void OverlayService::tick_second() {
   if (now - last_crl_check_ >= UnixTime(config_.overlay.crl_refresh)) {
     last_crl_check_ = now;
     refresh_crl();
+  } else {
+    watch_crl_file();
   }
 }
 

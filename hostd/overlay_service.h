@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -48,6 +49,8 @@ class Registry;
 class RegistryStore;
 struct Outgoing;
 class SharedRegistry;
+class Presence;
+enum class CrlVerdict : std::uint8_t;
 }  // namespace registry
 namespace io {
 class EtcdClient;
@@ -105,6 +108,15 @@ class OverlayService {
   // rendezvous, then commits what its registry batched in this turn of the
   // loop (commit_registry). Called at the end of every turn.
   void flush_lease_asks();
+  // True on a rendezvous: its registry allocates for every node.
+  bool allocates() const { return registry_ != nullptr; }
+  // A rendezvous: ends the lease of `addr` in the registry now (wownetctl
+  // lease release), stored and pushed to every node. False with `error`
+  // set on a host, or if there is no such lease.
+  bool revoke_lease(Ipv4Addr addr, std::string& error);
+  // A rendezvous: gives the registry the config's reservations and static
+  // names (at start and on a reload) and ends the leases they forbid.
+  void apply_reservations();
   // The peers, for wownetctl peers.
   void fill_peers(control::PeerList& out) const;
   void fill_status(control::Status& out) const;
@@ -163,7 +175,21 @@ class OverlayService {
   void arm_timer();
   void on_timer();
   void tick_second();
+  // overlay_service_crl.cpp. Every crl_refresh: re-reads the CRL file (a
+  // rendezvous) and re-checks every session.
   void refresh_crl();
+  // The CRL file a node reads: [overlay] crl, else a rendezvous' ca_dir/crl.pem.
+  std::string crl_file() const;
+  // Every second on a rendezvous: re-reads the CRL file once it changed on
+  // disk (wownetctl ca revoke), so that a revocation is in force at once.
+  void watch_crl_file();
+  // A rendezvous takes the CRL file's content if it is newer than the CRL
+  // in force: trust store, registry (etcd too), hosts, sessions.
+  void take_crl_file(const std::string& pem, const std::string& path);
+  // A CRL found in the shared registry (etcd), verified here: taken if
+  // signed by the CA and newer than the CRL in force.
+  registry::CrlVerdict take_shared_crl(const std::string& pem);
+  std::string crl_file_stat_, crl_file_pem_;  // the CRL file as last read
   void send_to_registry(overlay::NodeMessage message);
   void handle_registry_message(const std::string& from, const overlay::NodeMessage& m);
   // Sends what the registry queued: to its nodes over their sessions, to
@@ -226,6 +252,7 @@ class OverlayService {
   std::unique_ptr<io::EtcdClient> etcd_client_;
   std::unique_ptr<EtcdKvStore> etcd_kv_;
   std::unique_ptr<registry::SharedRegistry> shared_;
+  std::unique_ptr<registry::Presence> presence_;  // etcd: which rendezvous live, nodes online where
   bool start_registry(std::string& error);
   bool etcd_reachable_ = false;  // as last logged
   std::string node_id_, node_name_;
@@ -261,6 +288,9 @@ class OverlayService {
   overlay::Relay relay_;  // relaying for others (rendezvous with relay = true), names of our relayed paths
   std::optional<overlay::UdpEndpoint> our_relay_;  // the rendezvous that relays for us
   std::string relay_node_;                         // its node ID
+  std::set<std::string> relay_offers_;             // rendezvous up that relay for us
+  // Takes rendezvous `node` (empty: none) as our relay.
+  void use_relay(const std::string& node);
 
   io::UdpReceiveBatch rx_batch_;
   std::uint64_t send_errors_ = 0, tap_errors_ = 0, unresolved_ = 0;

@@ -70,7 +70,20 @@ bool OverlayService::start_registry(std::string& error) {
     shared_ = std::make_unique<registry::SharedRegistry>(
         *registry_, *etcd_kv_, rc.prefix, [this] { return now_s(); },
         [this](std::vector<registry::Outgoing>& late) { send_outgoing(late); });
+    shared_->set_crl_check([this](const std::string& pem) { return take_shared_crl(pem); });
     shared_->start();
+    presence_ = std::make_unique<registry::Presence>(*etcd_kv_, rc.prefix, [this] { return now_s(); });
+    presence_->set_self(node_id_, node_name_, o.listen.address.to_string() + ":" + std::to_string(o.listen.port));
+    // Punches for nodes with a session elsewhere go through etcd, and
+    // those for ours come from it.
+    registry_->set_online_elsewhere([this](const std::string& id) { return !presence_->online_elsewhere(id).empty(); });
+    presence_->on_punch([this](const std::string& node, const overlay::Punch& punch) {
+      overlay::NodeMessage m;
+      *m.mutable_punch() = punch;
+      with_peers(
+          [&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.send_control(now_ms(), node, m, box); });
+    });
+    shared_->attach_presence(*presence_);
     spdlog::info("registry in etcd at {} under {}", etcd_client_->current_endpoint(), rc.prefix);
   }
   return true;
@@ -92,6 +105,7 @@ void OverlayService::peer_up(std::string_view node_id, std::string_view node_nam
   if (registry_) {
     std::vector<registry::Outgoing> out;
     registry_->on_node_up(now_s(), id, std::string(node_name), ep.address.to_string(), ep.port, out);
+    if (presence_) presence_->node_up(id);
     send_outgoing(out);
     return;
   }
@@ -126,15 +140,38 @@ void OverlayService::peer_down(std::string_view node_id, std::string_view reason
   spdlog::info("peer {} down: {}", peer_label(id), reason);
   if (registry_) {
     registry_->on_node_down(now_s(), id);
+    if (presence_) presence_->node_down(id);
     if (shared_) shared_->flush();
   }
   const bool was_rendezvous = rendezvous_up_.erase(id) != 0;
   registry_client_.on_rendezvous_down(id);
+  if (was_rendezvous && relay_offers_.erase(id) && relay_node_ == id)
+    use_relay(relay_offers_.empty() ? std::string() : *relay_offers_.begin());
   if (!registry_ && !was_rendezvous && !rendezvous_up_.empty()) {
     // Its endpoints may be stale (a NAT rebinding) and its NAT closed: the
     // next packet resolves it again, with a fresh punch.
     peers_->set_endpoints(id, {});
     peers_->set_relay(id, std::nullopt);
+  }
+}
+
+void OverlayService::use_relay(const std::string& node) {
+  // Our relayed paths follow the relay: through the new one, or none.
+  const auto it = rendezvous_up_.find(node);
+  if (it == rendezvous_up_.end()) {
+    our_relay_.reset();
+    relay_node_.clear();
+  } else {
+    our_relay_ = it->second;
+    relay_node_ = node;
+  }
+  if (!peers_) return;
+  for (const auto& p : peers_->peers()) {
+    if (!p.relayed || rendezvous_up_.count(p.node_id)) continue;
+    const auto raw = overlay::raw_node_id(p.node_id);
+    peers_->set_relay(p.node_id, our_relay_ && raw && config_.overlay.relay_after > 0
+                                     ? std::optional(relay_.name(*our_relay_, *raw))
+                                     : std::nullopt);
   }
 }
 
@@ -151,6 +188,7 @@ void OverlayService::deliver_control(std::string_view node_id, const overlay::No
     return;
   }
   if (!rendezvous_up_.count(from)) return;  // only the registry speaks for the registry
+  registry_client_.on_heard(now_ms(), from);
   handle_registry_message(from, message);
 }
 
@@ -163,7 +201,9 @@ void OverlayService::persist_crl() {
 
 void OverlayService::send_outgoing(const std::vector<registry::Outgoing>& out) {
   for (const auto& o : out) {
-    if (o.node_id == node_id_) {
+    if (o.elsewhere) {
+      if (presence_ && o.message.has_punch()) presence_->send_punch(o.node_id, o.message.punch());
+    } else if (o.node_id == node_id_) {
       handle_registry_message(node_id_, o.message);
     } else {
       with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) {
@@ -315,42 +355,19 @@ void OverlayService::handle_registry_message(const std::string& from, const over
     case overlay::NodeMessage::kRegistered: {
       spdlog::info("registered; the rendezvous sees us at {}:{}{}", m.registered().reflexive().address(),
                    m.registered().reflexive().port(), m.registered().relay() ? " and relays for us" : "");
-      const auto it = rendezvous_up_.find(from);
-      if (it == rendezvous_up_.end()) break;
+      if (!rendezvous_up_.count(from)) break;
       if (m.registered().relay()) {
-        our_relay_ = it->second;
-        relay_node_ = from;
-      } else if (relay_node_ == from) {
-        our_relay_.reset();
-        relay_node_.clear();
+        relay_offers_.insert(from);
+        if (!our_relay_) use_relay(from);
+      } else {
+        relay_offers_.erase(from);
+        if (relay_node_ == from) use_relay(relay_offers_.empty() ? std::string() : *relay_offers_.begin());
       }
       break;
     }
     case overlay::NodeMessage::kError: spdlog::warn("registry: {}", m.error().message()); break;
     default: break;
   }
-}
-
-void OverlayService::refresh_crl() {
-  // A rendezvous reads the CA's CRL file and hands it to every host.
-  if (!registry_ || config_.overlay.crl.empty()) {
-    with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
-    return;
-  }
-  std::string pem, error;
-  if (!util::read_file(config_.overlay.crl, pem, error)) return;
-  if (pem != crl_pem_) {
-    if (!trust_->update_crl(pem, error)) {
-      spdlog::warn("{}: {}", config_.overlay.crl, error);
-      return;
-    }
-    crl_pem_ = pem;
-    spdlog::info("CRL {} loaded from {}", trust_->crl_number(), config_.overlay.crl);
-    std::vector<registry::Outgoing> out;
-    if (!registry_->set_crl(pem, out, error)) spdlog::warn("cannot store the CRL: {}", error);
-    send_outgoing(out);
-  }
-  with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
 }
 
 }  // namespace wownet

@@ -43,11 +43,10 @@ void OverlayService::apply_reload(const HostdConfig& old, std::vector<std::strin
           continue;
         }
         registry_client_.on_rendezvous_down(it->first);
-        if (relay_node_ == it->first) {
-          our_relay_.reset();
-          relay_node_.clear();
-        }
+        relay_offers_.erase(it->first);
+        const bool was_relay = relay_node_ == it->first;
         it = rendezvous_up_.erase(it);
+        if (was_relay) use_relay(relay_offers_.empty() ? std::string() : *relay_offers_.begin());
       }
     }
     if (peers_)
@@ -61,7 +60,7 @@ void OverlayService::apply_reload(const HostdConfig& old, std::vector<std::strin
 }
 
 void OverlayService::reload_crl(std::vector<std::string>& applied, std::vector<std::string>& refused) {
-  const std::string& path = config_.overlay.crl;
+  const std::string path = crl_file();
   if (path.empty() || !trust_) return;  // a host without one gets the registry's
   std::string pem, error;
   if (!util::read_file(path, pem, error)) {

@@ -38,6 +38,8 @@ void OverlayService::fill_peers(control::PeerList& out) const {
     x->set_last_handshake_unix(p.last_handshake_ms > 0 ? now_s() - (now_ms() - p.last_handshake_ms) / 1000 : 0);
     x->set_rtt_ms(p.rtt_ms);
     x->set_rendezvous(rendezvous_up_.count(p.node_id) != 0);
+    x->set_asked_first(x->rendezvous() && registry_client_.current() == p.node_id);
+    x->set_suspected(x->rendezvous() && registry_client_.suspected(p.node_id));
   }
 }
 
@@ -81,6 +83,18 @@ void OverlayService::fill_status(control::Status& s) const {
   s.set_registry_backend("etcd");
   shared_->counters().visit(put_registry);
   put_registry("commits_in_flight", registry_->commits_in_flight());
+  if (presence_) {
+    presence_->counters().visit(put_registry);
+    put_registry("etcd_bad_presence_keys", presence_->bad_keys());
+    for (const auto& [id, rv] : presence_->others()) {
+      auto* x = s.add_other_rendezvous();
+      x->set_node_id(id);
+      x->set_node_name(rv.name);
+      x->set_endpoint(rv.endpoint);
+      x->set_nodes_online(rv.nodes_online);
+      x->set_beat_unix(rv.beat_unix);
+    }
+  }
   if (!shared_->loaded()) {
     s.set_registry_state("loading from " + etcd_client_->current_endpoint() +
                          (shared_->last_error().empty() ? "" : ": " + shared_->last_error()));
@@ -98,6 +112,10 @@ void OverlayService::write_metrics(util::PromText& out) const {
   if (registry_) {
     registry_->counters().visit(metrics::counters(out, "registry"));
     if (shared_) shared_->counters().visit(metrics::counters(out, "registry"));
+    if (presence_) {
+      presence_->counters().visit(metrics::counters(out, "registry"));
+      metrics::gauge(out, "wownet_registry_rendezvous_alive", {}, double(presence_->others().size() + 1));
+    }
     std::uint64_t online = 0, offline = 0;
     for (const auto& [id, n] : registry_->nodes()) ++(n.online ? online : offline);
     metrics::gauge(out, "wownet_registry_nodes", {{"state", "online"}}, double(online));
@@ -144,6 +162,11 @@ bool OverlayService::fill_nodes(control::NodeList& out, std::string& error) cons
     if (!n.reflexive.address.empty()) r->set_reflexive(n.reflexive.address + ":" + std::to_string(n.reflexive.port));
     for (const auto& e : n.local_endpoints) r->add_local_endpoints(e.address + ":" + std::to_string(e.port));
     r->set_active_leases(leases[id]);
+    if (presence_)
+      for (const std::string& rv : presence_->online_elsewhere(id)) {
+        const auto it = presence_->others().find(rv);
+        r->add_online_at(it != presence_->others().end() && !it->second.name.empty() ? it->second.name : rv);
+      }
   }
   return true;
 }

@@ -29,6 +29,15 @@ void EtcdKvStore::txn(const etcdserverpb::TxnRequest& r, Done<etcdserverpb::TxnR
   client_.txn(r, adapt(std::move(done)));
 }
 
+void EtcdKvStore::lease_grant(const etcdserverpb::LeaseGrantRequest& r, Done<etcdserverpb::LeaseGrantResponse> done) {
+  client_.lease_grant(r, adapt(std::move(done)));
+}
+
+void EtcdKvStore::lease_keepalive(const etcdserverpb::LeaseKeepAliveRequest& r,
+                                  Done<etcdserverpb::LeaseKeepAliveResponse> done) {
+  client_.lease_keepalive(r, adapt(std::move(done)));
+}
+
 std::unique_ptr<registry::KvStore::Watch> EtcdKvStore::watch(const etcdserverpb::WatchCreateRequest& r,
                                                              WatchDone on_message) {
   auto w = std::make_unique<EtcdKvWatch>();

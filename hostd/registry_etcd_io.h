@@ -17,6 +17,9 @@ class EtcdKvStore : public registry::KvStore {
   void put(const etcdserverpb::PutRequest& r, Done<etcdserverpb::PutResponse> done) override;
   void txn(const etcdserverpb::TxnRequest& r, Done<etcdserverpb::TxnResponse> done) override;
   std::unique_ptr<Watch> watch(const etcdserverpb::WatchCreateRequest& r, WatchDone on_message) override;
+  void lease_grant(const etcdserverpb::LeaseGrantRequest& r, Done<etcdserverpb::LeaseGrantResponse> done) override;
+  void lease_keepalive(const etcdserverpb::LeaseKeepAliveRequest& r,
+                       Done<etcdserverpb::LeaseKeepAliveResponse> done) override;
   void after(std::chrono::milliseconds delay, std::function<void()> f) override;
 
  private:

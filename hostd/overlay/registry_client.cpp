@@ -35,33 +35,73 @@ std::string RegistryClient::encode(std::uint64_t id, const LeaseAsk& a) {
 
 void RegistryClient::on_rendezvous_up(std::int64_t now_ms, const std::string& node_id, Actions& out) {
   if (is_rendezvous(node_id)) return;
-  rendezvous_.push_back(node_id);
-  if (rendezvous_.size() != 1) return;
-  for (auto& [id, p] : pending_) send(now_ms, id, p, out);
+  const bool none_trusted =
+      std::none_of(rendezvous_.begin(), rendezvous_.end(), [](const auto& r) { return r.trusted(); });
+  rendezvous_.push_back(Rendezvous{node_id, now_ms});
+  if (!none_trusted) return;
+  // The first one to trust: what waited, or waits on a suspect, goes now.
+  for (auto& [id, p] : pending_)
+    if (p.to != node_id) send(now_ms, id, p, out);
 }
 
 void RegistryClient::on_rendezvous_down(std::string_view node_id) {
-  std::erase_if(rendezvous_, [&](const std::string& r) { return r == node_id; });
+  std::erase_if(rendezvous_, [&](const Rendezvous& r) { return r.id == node_id; });
 }
 
-bool RegistryClient::is_rendezvous(std::string_view node_id) const {
-  return std::find(rendezvous_.begin(), rendezvous_.end(), node_id) != rendezvous_.end();
+void RegistryClient::on_heard(std::int64_t now_ms, std::string_view node_id) {
+  for (Rendezvous& r : rendezvous_) {
+    if (r.id != node_id) continue;
+    r.heard_ms = now_ms;
+    r.suspect_since = kNever;
+    r.resolve_since = kNever;
+  }
+}
+
+const RegistryClient::Rendezvous* RegistryClient::find(std::string_view node_id) const {
+  for (const Rendezvous& r : rendezvous_)
+    if (r.id == node_id) return &r;
+  return nullptr;
+}
+
+bool RegistryClient::is_rendezvous(std::string_view node_id) const { return find(node_id) != nullptr; }
+
+bool RegistryClient::suspected(std::string_view node_id) const {
+  const Rendezvous* r = find(node_id);
+  return r && !r->trusted();
+}
+
+int RegistryClient::pick(std::string_view after) const {
+  const int n = int(rendezvous_.size());
+  if (n == 0) return -1;
+  int start = 0;
+  for (int i = 0; i < n && !after.empty(); ++i)
+    if (rendezvous_[std::size_t(i)].id == after) start = i + 1;
+  for (int k = 0; k < n; ++k) {
+    const int i = (start + k) % n;
+    if (rendezvous_[std::size_t(i)].trusted()) return i;
+  }
+  int oldest = 0;  // every one suspected: the one suspected longest ago
+  for (int i = 1; i < n; ++i)
+    if (rendezvous_[std::size_t(i)].suspect_since < rendezvous_[std::size_t(oldest)].suspect_since) oldest = i;
+  return oldest;
 }
 
 std::string_view RegistryClient::current() const {
-  return rendezvous_.empty() ? std::string_view{} : std::string_view(rendezvous_.front());
+  const int i = pick();
+  return i < 0 ? std::string_view{} : std::string_view(rendezvous_[std::size_t(i)].id);
 }
 
 void RegistryClient::send(std::int64_t now_ms, std::uint64_t id, Pending& p, Actions& out) {
-  if (rendezvous_.empty()) return;
+  // A first try goes to the rendezvous asked first; a retry to the next
+  // one after where it went last: that one may be the one not answering.
+  const int i = pick(p.tries > 0 ? std::string_view(p.to) : std::string_view{});
+  if (i < 0) return;
   if (p.tries > 0) ++counters_.retries;
   ++p.tries;
   p.sent_ms = now_ms;
+  p.to = rendezvous_[std::size_t(i)].id;
   ++counters_.sent;
-  // A retry goes to the next rendezvous up: the first may be the one that
-  // does not answer.
-  const std::string& to = rendezvous_[std::size_t(p.tries - 1) % rendezvous_.size()];
-  out.push_back(SendControl{to, encode(id, p.ask)});
+  out.push_back(SendControl{p.to, encode(id, p.ask)});
 }
 
 std::uint64_t RegistryClient::ask(std::int64_t now_ms, const LeaseAsk& a, Actions& out) {
@@ -120,15 +160,45 @@ bool RegistryClient::resolve(std::int64_t now_ms, std::string_view node_id, std:
     m.mutable_resolve()->set_node_id(std::string(node_id));
   }
   ++counters_.resolves;
-  out.push_back(SendControl{rendezvous_.front(), m.SerializeAsString()});
+  Rendezvous& to = rendezvous_[std::size_t(pick())];
+  if (to.resolve_since == kNever) to.resolve_since = now_ms;
+  out.push_back(SendControl{to.id, m.SerializeAsString()});
   return true;
+}
+
+bool RegistryClient::placed(const Pending& p) const {
+  const Rendezvous* r = find(p.to);
+  return r && r->trusted();
+}
+
+void RegistryClient::suspect_silent(std::int64_t now_ms) {
+  if (rendezvous_.size() < 2) return;  // nobody to move to
+  for (Rendezvous& r : rendezvous_) {
+    if (!r.trusted() || r.resolve_since == kNever || now_ms - r.resolve_since < options_.suspect_after_ms) continue;
+    r.suspect_since = now_ms;
+    r.resolve_since = kNever;
+    ++counters_.failovers;
+  }
+  for (const auto& [id, p] : pending_) {
+    if (p.tries == 0 || now_ms - p.sent_ms < options_.suspect_after_ms) continue;
+    for (Rendezvous& r : rendezvous_) {
+      if (r.id != p.to || !r.trusted() || r.heard_ms > p.sent_ms) continue;
+      r.suspect_since = now_ms;
+      ++counters_.failovers;
+    }
+  }
 }
 
 void RegistryClient::on_timer(std::int64_t now_ms, Actions& out) {
   if (rendezvous_.empty()) return;
+  suspect_silent(now_ms);
+  const std::string_view first = current();
   for (auto it = pending_.begin(); it != pending_.end();) {
     Pending& p = it->second;
-    if (p.tries > 0 && now_ms - p.sent_ms < options_.retry_ms) {
+    // Due: never sent, unanswered for retry_ms, or waiting on a rendezvous
+    // that is gone or suspected while another one is to be asked first.
+    const bool due = p.tries == 0 || now_ms - p.sent_ms >= options_.retry_ms || (!placed(p) && p.to != first);
+    if (!due) {
       ++it;
       continue;
     }
@@ -146,7 +216,11 @@ void RegistryClient::on_timer(std::int64_t now_ms, Actions& out) {
 
 std::int64_t RegistryClient::next_deadline_ms() const {
   std::int64_t next = kNever;
-  for (const auto& [id, p] : pending_) next = std::min(next, p.tries == 0 ? 0 : p.sent_ms + options_.retry_ms);
+  for (const auto& [id, p] : pending_) {
+    if (p.tries == 0) return 0;
+    next = std::min(next, p.sent_ms + options_.retry_ms);
+    if (rendezvous_.size() > 1 && placed(p)) next = std::min(next, p.sent_ms + options_.suspect_after_ms);
+  }
   return next;
 }
 

@@ -4,7 +4,17 @@
 // A lease request stays until the registry answers it: it is sent as soon
 // as a rendezvous is up, sent again every retry_ms without an answer (to
 // the next live rendezvous, when there are several) and given up after
-// max_tries (the VM's DHCP client asks again anyway). Every request has its
+// max_tries (the VM's DHCP client asks again anyway).
+//
+// Failover: a killed rendezvous looks alive to its session until the
+// session's dead_after has passed (15 s or more). So with several
+// rendezvous up, one that leaves a request unanswered for
+// suspect_after_ms (or a resolve: the registry answers every one) and has
+// said nothing since it was sent is suspected:
+// its requests go to the next one at once, and new requests and resolves
+// go to the first rendezvous not suspected, until the suspect speaks again
+// (on_heard). With every one suspected, the one suspected longest ago is
+// asked. Every request has its
 // own id; one VM has at most one request of each kind (lease or release)
 // outstanding: a newer ask replaces an older one. A resolve of a node goes
 // out at most once per resolve_interval_ms.
@@ -34,18 +44,21 @@ class RegistryClient {
     int max_tries = 10;
     std::size_t max_pending = 4096;
     std::int64_t resolve_interval_ms = 1000;
+    std::int64_t suspect_after_ms = 1000;
   };
   struct Counters {
-    std::uint64_t sent = 0;      // lease requests sent, first tries and retries
-    std::uint64_t retries = 0;   // of those, sent again for want of an answer
-    std::uint64_t answered = 0;  // answers matched to a pending request
-    std::uint64_t replaced = 0;  // requests a newer ask of the same VM replaced
-    std::uint64_t given_up = 0;  // requests dropped after max_tries or for room
-    std::uint64_t resolves = 0;  // resolves sent
+    std::uint64_t sent = 0;       // lease requests sent, first tries and retries
+    std::uint64_t retries = 0;    // of those, sent again for want of an answer
+    std::uint64_t answered = 0;   // answers matched to a pending request
+    std::uint64_t replaced = 0;   // requests a newer ask of the same VM replaced
+    std::uint64_t given_up = 0;   // requests dropped after max_tries or for room
+    std::uint64_t resolves = 0;   // resolves sent
+    std::uint64_t failovers = 0;  // rendezvous suspected silent, their requests moved
     template <typename F>
     void visit(F&& f) const {
       f("registry_requests_sent", sent), f("registry_retries", retries), f("registry_answers", answered);
       f("registry_replaced", replaced), f("registry_given_up", given_up), f("registry_resolves", resolves);
+      f("registry_failovers", failovers);
     }
   };
 
@@ -53,13 +66,18 @@ class RegistryClient {
   explicit RegistryClient(Options options) : options_(options) {}
 
   // A rendezvous (by node ID) has a keyed session now: every pending
-  // request goes to it if it is the first one up.
+  // request goes to it if no other one up is trusted.
   void on_rendezvous_up(std::int64_t now_ms, const std::string& node_id, Actions& out);
-  // Its session ended: pending requests move to the next one at their retry.
+  // Its session ended: its pending requests move to the next one at the
+  // next on_timer.
   void on_rendezvous_down(std::string_view node_id);
+  // A message came from rendezvous `node_id`: it is alive (no longer
+  // suspected, if it was).
+  void on_heard(std::int64_t now_ms, std::string_view node_id);
   bool is_rendezvous(std::string_view node_id) const;
+  bool suspected(std::string_view node_id) const;
   std::size_t rendezvous_up() const { return rendezvous_.size(); }
-  // The rendezvous requests go to; empty if none is up.
+  // The rendezvous requests go to first; empty if none is up.
   std::string_view current() const;
 
   // Queues the engine's ask (replacing an outstanding one of that VM and
@@ -89,12 +107,28 @@ class RegistryClient {
     LeaseAsk ask;
     std::int64_t sent_ms = 0;  // when last sent
     int tries = 0;             // 0: not sent yet
+    std::string to;            // the rendezvous it was last sent to
+  };
+  struct Rendezvous {
+    std::string id;
+    std::int64_t heard_ms = 0;            // when it last said something (or came up)
+    std::int64_t suspect_since = kNever;  // kNever: trusted
+    std::int64_t resolve_since = kNever;  // oldest resolve sent since it last spoke
+    bool trusted() const { return suspect_since == kNever; }
   };
   void send(std::int64_t now_ms, std::uint64_t id, Pending& p, Actions& out);
+  // Index of the rendezvous to ask first, after `after` (cyclic) if given;
+  // -1 if none is up.
+  int pick(std::string_view after = {}) const;
+  const Rendezvous* find(std::string_view node_id) const;
+  // Suspects rendezvous silent on a request for suspect_after_ms.
+  void suspect_silent(std::int64_t now_ms);
+  // Whether pending request `p` waits on a rendezvous that is trusted and up.
+  bool placed(const Pending& p) const;
 
   Options options_;
   Counters counters_;
-  std::vector<std::string> rendezvous_;  // up, in the order they came up
+  std::vector<Rendezvous> rendezvous_;  // up, in the order they came up
   std::map<std::uint64_t, Pending> pending_;
   // The pending request of each VM (MAC) and kind (true: release or
   // decline), so that an ask finds the one it replaces without a walk.

@@ -31,6 +31,11 @@ class KvStore {
   virtual void put(const etcdserverpb::PutRequest& r, Done<etcdserverpb::PutResponse> done) = 0;
   virtual void txn(const etcdserverpb::TxnRequest& r, Done<etcdserverpb::TxnResponse> done) = 0;
   virtual std::unique_ptr<Watch> watch(const etcdserverpb::WatchCreateRequest& r, WatchDone on_message) = 0;
+  // etcd leases: keys put with a lease go when it expires (TTL 0 in a
+  // keepalive's answer: it is gone).
+  virtual void lease_grant(const etcdserverpb::LeaseGrantRequest& r, Done<etcdserverpb::LeaseGrantResponse> done) = 0;
+  virtual void lease_keepalive(const etcdserverpb::LeaseKeepAliveRequest& r,
+                               Done<etcdserverpb::LeaseKeepAliveResponse> done) = 0;
   // Runs `f` once after `delay` (a retry), unless the store is gone.
   virtual void after(std::chrono::milliseconds delay, std::function<void()> f) = 0;
 };

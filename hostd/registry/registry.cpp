@@ -55,7 +55,7 @@ std::optional<Lease> lease_from_proto(const ov::Lease& p) {
 }
 
 Registry::Registry(NetworkConfig network, RegistryStore* store)
-    : network_(std::move(network)), store_(store), leases_(network_.network, network_.gateway) {}
+    : network_(std::move(network)), store_(store), leases_(fresh_table()) {}
 
 void Registry::set_self(const std::string& id, const std::string& name, std::vector<Endpoint> endpoints) {
   self_id_ = id;
@@ -86,7 +86,7 @@ void Registry::track_deadline(const Lease& lease, UnixTime now) {
 }
 
 bool Registry::load_leases(UnixTime now, std::vector<NodeInfo>& nodes, std::string& crl, std::string& error) {
-  leases_ = LeaseTable(network_.network, network_.gateway);
+  leases_ = fresh_table();
   deadlines_.clear();
   if (!store_) return true;
   std::vector<Lease> leases;
@@ -302,10 +302,14 @@ void Registry::on_message(UnixTime now, const std::string& from_id, const ov::No
         auto* eps = o.message.mutable_resolved()->mutable_endpoints();
         if (eps->size() > 1) std::rotate(eps->begin(), eps->begin() + 1, eps->end());
       }
-      // Tell the target to send toward the asker now (hole punching).
-      if (asker && target && target->online && target->id != from_id && target->id != self_id_) {
+      // Tell the target to send toward the asker now (hole punching):
+      // through its session here, or through the rendezvous it has one
+      // with (shared registry).
+      const bool elsewhere = asker && target && !target->online && online_elsewhere_ && online_elsewhere_(target->id);
+      if (asker && target && (target->online || elsewhere) && target->id != from_id && target->id != self_id_) {
         Outgoing p;
         p.node_id = target->id;
+        p.elsewhere = elsewhere;
         auto* punch = p.message.mutable_punch();
         punch->set_node_id(asker->id);
         punch->set_node_name(asker->name);
@@ -363,7 +367,7 @@ bool Registry::resolve_node(const std::string& id, ov::Resolved& out, std::strin
   }
   out.set_node_id(id);
   out.set_node_name(n->name);
-  out.set_online(n->online);
+  out.set_online(n->online || (online_elsewhere_ && online_elsewhere_(id)));
   if (!n->reflexive.address.empty()) set_endpoint(out.add_endpoints(), n->reflexive);
   for (const Endpoint& e : n->local_endpoints) set_endpoint(out.add_endpoints(), e);
   return true;

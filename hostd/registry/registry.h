@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -45,6 +46,9 @@ inline constexpr std::size_t kMaxVmNameBytes = 255;
 struct Outgoing {
   std::string node_id;
   wownet::overlay::NodeMessage message;
+  // The node has no session here but one with another rendezvous on the
+  // shared registry: the message (a Punch) goes there through etcd.
+  bool elsewhere = false;
 };
 
 struct RegistryCounters {
@@ -110,6 +114,9 @@ class Registry {
   const std::string& self_id() const { return self_id_; }
   // Whether Registered tells nodes that this rendezvous relays for them.
   void set_relay(bool relay) { relay_ = relay; }
+  // Shared registry: whether a node has a session with another rendezvous
+  // (its presence in etcd). A Resolve of such a node gets it punched there.
+  void set_online_elsewhere(std::function<bool(const std::string&)> f) { online_elsewhere_ = std::move(f); }
 
   // Group commit (a RegistryStore): the lease changes of every request
   // handled before the next commit_group() are written together, in one
@@ -153,6 +160,10 @@ class Registry {
   // pushed to this rendezvous' online nodes.
   void apply_shared(UnixTime now, const LeaseRecords& changes, std::vector<Outgoing>& out);
   void apply_shared_node(const NodeInfo& node);
+  // A CRL another rendezvous wrote to the shared store, already verified
+  // by the caller (signed by the network's CA, newer than crl()): becomes
+  // crl() and is queued to every online node, without being written back.
+  void apply_shared_crl(const std::string& pem, std::vector<Outgoing>& out);
   // Commits waiting for on_commit_result().
   std::size_t commits_in_flight() const { return in_flight_.size(); }
 
@@ -219,6 +230,18 @@ class Registry {
   // Answers Resolve{node_id} alike (no address in `out`).
   bool resolve_node(const std::string& id, wownet::overlay::Resolved& out, std::string& error) const;
 
+  // Ends the lease of `addr` now, as the admin's release
+  // (LeaseTable::revoke): committed and pushed to every online node like
+  // any change (in shared mode once the store wrote it). False with
+  // `error` set if there is no such lease or it cannot be stored.
+  bool revoke(UnixTime now, Ipv4Addr addr, std::vector<Outgoing>& out, std::string& error);
+  // Replaces the reservations and static names (a config reload; the
+  // constructor takes them from its NetworkConfig) and ends the leases
+  // they forbid, committed and pushed as revoke() does. Call after
+  // restore() too: leases stored before a reservation was added.
+  void set_reservations(UnixTime now, std::vector<Reservation> reservations, std::vector<StaticName> static_names,
+                        std::vector<Outgoing>& out);
+
   const LeaseTable& leases() const { return leases_; }
   const std::map<std::string, NodeInfo>& nodes() const { return nodes_; }
   // The node record of `id`, or nullptr.
@@ -260,6 +283,8 @@ class Registry {
   // and `crl`, for the caller to keep or not.
   bool load_leases(UnixTime now, std::vector<NodeInfo>& nodes, std::string& crl, std::string& error);
   void track_deadline(const Lease& lease, UnixTime now);
+  // An empty lease table under network_'s reservations and static names.
+  LeaseTable fresh_table() const;
   // Queues `leases` to `node_id` in messages within kMaxLeaseMessageBytes;
   // the first is a LeaseSnapshot if `snapshot`.
   void queue_leases(const std::string& node_id, const std::vector<Lease>& leases, bool snapshot,
@@ -324,6 +349,7 @@ class Registry {
   RegistryCounters counters_;
   bool storage_failed_ = false;
   bool relay_ = false;
+  std::function<bool(const std::string&)> online_elsewhere_;
 };
 
 }  // namespace wownet::registry

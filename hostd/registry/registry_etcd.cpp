@@ -4,15 +4,15 @@
 
 #include <algorithm>
 #include <set>
+#include <optional>
 
 #include "proto/state.pb.h"
+#include "registry/etcd_json.h"
 
 namespace wownet::registry {
 
 namespace pb = google::protobuf;
 using etcdserverpb::Compare;
-
-namespace {
 
 std::string to_json(const pb::Message& m) {
   pb::util::JsonPrintOptions o;
@@ -35,8 +35,6 @@ std::string prefix_end(const std::string& prefix) {
   end.back() = char(static_cast<unsigned char>(end.back()) + 1);
   return end;
 }
-
-}  // namespace
 
 std::string encode_lease_value(const Lease& lease) { return to_json(lease_to_proto(lease, std::string{})); }
 
@@ -110,6 +108,7 @@ void SharedRegistry::take_key(const std::string& key, bool present, const std::s
                               std::vector<NodeInfo>& nodes, std::string& crl) {
   if (key.rfind(prefix_, 0) != 0) return;
   const std::string rest = key.substr(prefix_.size());
+  if (presence_ && presence_->take_key(rest, present, value)) return;
   if (rest.rfind("lease/", 0) == 0) {
     auto addr = Ipv4Addr::parse(rest.substr(6));
     if (!addr) return;
@@ -149,21 +148,33 @@ void SharedRegistry::load() {
     LeaseRecords leases;
     std::vector<NodeInfo> nodes;
     std::string crl;
+    if (presence_) {
+      presence_->forget_others();
+      presence_->set_watching(false);
+    }
+    std::optional<std::string> crl_value;
     for (const auto& kv : answer.kvs()) {
       observe(kv.key(), true, kv.mod_revision(), kv.value(), rev);
       take_key(kv.key(), true, kv.value(), leases, nodes, crl);
+      if (kv.key() == crl_key()) crl_value = kv.value();
     }
     std::vector<Outgoing> out;
     const UnixTime now = clock_();
     if (!loaded_) {
       // Hosts whose sessions came up before the load (etcd was down) got
       // an empty table: the leases reach them as updates.
-      registry_.load_shared(now, {}, nodes, crl);
+      registry_.load_shared(now, {}, nodes, std::string{});  // the CRL is checked first
       loaded_ = true;
     }
     registry_.apply_shared(now, leases, out);
     for (const NodeInfo& n : nodes) registry_.apply_shared_node(n);
     revision_ = rev;
+    if (crl_value) {
+      take_crl(*crl_value, out);
+    } else {
+      crl_dirty_ = true;  // none in etcd (or deleted while we were away): ours, if we hold one
+    }
+    write_crl();
     follow();
     if (!out.empty()) sink_(out);
   });
@@ -189,6 +200,8 @@ void SharedRegistry::follow() {
     LeaseRecords leases;
     std::vector<NodeInfo> nodes;
     std::string crl;
+    if (presence_) presence_->set_watching(true);
+    std::optional<std::string> crl_value;
     for (const auto& ev : m.events()) {
       ++counters_.watch_events;
       const bool present = ev.type() == mvccpb::Event::PUT;
@@ -196,13 +209,33 @@ void SharedRegistry::follow() {
       // Our own writes (already applied) and anything older are skipped.
       if (!observe(ev.kv().key(), present, rev, ev.kv().value(), rev)) continue;
       take_key(ev.kv().key(), present, ev.kv().value(), leases, nodes, crl);
+      if (ev.kv().key() == crl_key()) {
+        crl_value.reset();
+        if (present) crl_value = ev.kv().value();
+        crl_dirty_ = !present;  // deleted: ours goes back
+      }
     }
     revision_ = std::max(revision_, m.header().revision());
     std::vector<Outgoing> out;
     registry_.apply_shared(clock_(), leases, out);
     for (const NodeInfo& n : nodes) registry_.apply_shared_node(n);
+    if (crl_value) take_crl(*crl_value, out);
+    write_crl();
     if (!out.empty()) sink_(out);
   });
+}
+
+void SharedRegistry::attach_presence(Presence& presence) {
+  presence_ = &presence;
+  presence.start([this] { return revision_; },
+                 [this] {
+                   // The watch missed our own heartbeat: read everything
+                   // again and watch from there.
+                   watch_.reset();
+                   ++counters_.watch_errors;
+                   fail("the registry's watch stalled");
+                   load();
+                 });
 }
 
 void SharedRegistry::flush() {
@@ -241,7 +274,10 @@ void SharedRegistry::flush() {
     });
   };
   for (const NodeInfo& n : registry_.take_node_writes()) write(node_key(n.id), encode_node_value(n));
-  if (auto crl = registry_.take_crl_write()) write(crl_key(), *crl);
+  if (registry_.take_crl_write()) {
+    crl_dirty_ = true;
+    write_crl();
+  }
 }
 
 SharedRegistry::Prepared SharedRegistry::prepare(const CommitRequest& c) const {

@@ -23,29 +23,51 @@
 # 1 s); attach first 0.02-0.06 s from the switch; silent 0.25-0.33 s.
 # 50 to 80 s in all.
 #
+# With MIGRATION_SHARED=1 (test_migration_shared.sh) the same runs on two
+# rendezvous sharing one registry in etcd: host A registered at rv, host B
+# at rv2, host C at both; the lease moves through whichever rendezvous the
+# new host asks, and every node learns it through etcd.
+#
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in dhclient dig ping python3 awk; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
-done
+wn_require dhclient dig ping python3 awk
 MAX_OUTAGE=${MIGRATION_MAX_OUTAGE:-3}
 CTL() { local n=$1; shift; ip netns exec "${NODE_NS[$n]}" "$BIN/wownetctl" --socket "$WN_TMP/$n.sock" "$@"; }
 now() { date +%s.%N; }
 
 # --- the rendezvous and three hosts on an underlay ---------------------------------
 wn_pki_init "migration test"
-declare -A NODE_NS NODE_IP=([rv]=192.0.2.10 [hosta]=192.0.2.11 [hostb]=192.0.2.12 [hostc]=192.0.2.13) NODE_ID
+declare -A NODE_NS NODE_IP=([rv]=192.0.2.10 [rv2]=192.0.2.20 [hosta]=192.0.2.11 [hostb]=192.0.2.12
+  [hostc]=192.0.2.13) NODE_ID
 wn_underlay WAN
-for n in rv hosta hostb hostc; do
+NODES="rv hosta hostb hostc"
+if [[ ${MIGRATION_SHARED:-0} == 1 ]]; then
+  NODES="rv rv2 hosta hostb hostc"
+  wn_underlay_node ETCD_NS "$WAN" etcd 192.0.2.5
+  wn_spawn etcd ip netns exec "$ETCD_NS" etcd --name wn --data-dir "$WN_TMP/etcd" \
+    --listen-client-urls http://192.0.2.5:2379 --advertise-client-urls http://192.0.2.5:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster wn=http://127.0.0.1:2380 --logger zap --log-outputs "$WN_TMP/etcd-server.log"
+  wn_check "etcd answers" wn_wait_for 20 "etcd" \
+    ip netns exec "$ETCD_NS" env ETCDCTL_API=3 etcdctl --endpoints http://192.0.2.5:2379 endpoint health
+fi
+for n in $NODES; do
   wn_node_cert "$n"
   wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"
-  role=host
-  [[ $n == rv ]] && role=rendezvous
+  role=$(wn_role "$n")
   wn_overlay_config "$n" "$role" "${NODE_IP[$n]}" debug
+  if [[ ${MIGRATION_SHARED:-0} == 1 ]]; then
+    case $n in
+      hostb) sed -i 's|^rendezvous = .*|rendezvous = ["192.0.2.20:7700"]|' "$WN_TMP/$n.toml" ;;
+      hostc) sed -i 's|^rendezvous = .*|rendezvous = ["192.0.2.10:7700", "192.0.2.20:7700"]|' "$WN_TMP/$n.toml" ;;
+    esac
+  fi
   printf 'keepalive = 2\n[network]\nlease_time = 600\n' >>"$WN_TMP/$n.toml"
-  wn_spawn "hostd-$n" ip netns exec "${NODE_NS[$n]}" "$BIN/wownet-hostd" --config "$WN_TMP/$n.toml"
-  wn_wait_for 10 "hostd $n" CTL "$n" status
+  if [[ ${MIGRATION_SHARED:-0} == 1 && $role == rendezvous ]]; then
+    printf '[registry]\nbackend = "etcd"\nendpoints = ["http://192.0.2.5:2379"]\n' >>"$WN_TMP/$n.toml"
+  fi
+  wn_node_hostd "$n" "${NODE_NS[$n]}"
   NODE_ID[$n]=$(CTL "$n" status --json | wn_json 'd["node_id"]')
 done
 
@@ -68,7 +90,7 @@ done
 addr_of() { ip -n "$1" -4 -o addr show dev eth0 | awk '{print $4}' | head -1; }
 for v in c m; do
   ns_var=VM_${v^^}
-  wn_wait_for 40 "lease in $v" bash -c "ip -n ${!ns_var} -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+  wn_wait_for 40 "lease in $v" wn_has_lease "${!ns_var}" || true
   IP[$v]=$(addr_of "${!ns_var}" | cut -d/ -f1)
   wn_check "$v has a lease: ${IP[$v]:-none}" [ -n "${IP[$v]}" ]
 done
@@ -87,7 +109,7 @@ wn_check "c resolves m's host name" wn_wait_for 15 "mig-m.wow" \
 # --- helpers for the moves ---------------------------------------------------------------
 # lease_field NODE FIELD: FIELD of m's lease in NODE's table (`leases --json`).
 lease_field() {
-  CTL "$1" leases --json | wn_json "next((str(l.get('$2')) for l in d['leases'] if l['address'] == '${IP[m]}'), 'none')"
+  CTL "$1" leases --all --json | wn_json "next((str(l.get('$2')) for l in d['leases'] if l['address'] == '${IP[m]}'), 'none')"
 }
 # lease_node NODE: the node that NODE's table names for m's address.
 lease_node() { lease_field "$1" node; }

@@ -3,13 +3,15 @@
 // VALUE; EQUAL, NOT_EQUAL, GREATER, LESS), ranges, prefix watches. Every
 // answer and watch event is queued and delivered by run(), so a test
 // decides what happens "at the same moment". set_available(false) fails
-// every call.
+// every call. Leases: keys put with one go when a test calls
+// expire_lease() (the fake keeps no time).
 #pragma once
 
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,8 +37,11 @@ class FakeEtcd {
     }
     void put(const etcdserverpb::PutRequest& r, Done<etcdserverpb::PutResponse> done) override {
       if (!etcd_.available_) return etcd_.later([done] { done("etcd unavailable", {}); });
+      if (r.lease() != 0 && !etcd_.leases_.count(r.lease()))
+        return etcd_.later([done] { done("etcdserver: requested lease not found", {}); });
       ++etcd_.revision_;
       etcd_.write(r.key(), r.value());
+      etcd_.attach(r.key(), r.lease());
       etcdserverpb::PutResponse a;
       a.mutable_header()->set_revision(etcd_.revision_);
       etcd_.later([done, a]() mutable { done({}, std::move(a)); });
@@ -65,6 +70,24 @@ class FakeEtcd {
       return std::make_unique<WatchHandle>(w);
     }
     void after(std::chrono::milliseconds, std::function<void()> f) override { etcd_.timers_.push_back(std::move(f)); }
+    void lease_grant(const etcdserverpb::LeaseGrantRequest& r, Done<etcdserverpb::LeaseGrantResponse> done) override {
+      if (!etcd_.available_) return etcd_.later([done] { done("etcd unavailable", {}); });
+      etcdserverpb::LeaseGrantResponse a;
+      a.set_id(++etcd_.next_lease_);
+      a.set_ttl(r.ttl());
+      etcd_.leases_[a.id()];
+      ++etcd_.grants_;
+      etcd_.later([done, a]() mutable { done({}, std::move(a)); });
+    }
+    void lease_keepalive(const etcdserverpb::LeaseKeepAliveRequest& r,
+                         Done<etcdserverpb::LeaseKeepAliveResponse> done) override {
+      if (!etcd_.available_) return etcd_.later([done] { done("etcd unavailable", {}); });
+      etcdserverpb::LeaseKeepAliveResponse a;
+      a.set_id(r.id());
+      a.set_ttl(etcd_.leases_.count(r.id()) ? 10 : 0);
+      ++etcd_.keepalives_;
+      etcd_.later([done, a]() mutable { done({}, std::move(a)); });
+    }
 
    private:
     FakeEtcd& etcd_;
@@ -102,6 +125,23 @@ class FakeEtcd {
     write(key, value);
     return revision_;
   }
+  // Ends lease `id` as etcd does when its TTL runs out: its keys go.
+  void expire_lease(std::int64_t id) {
+    auto it = leases_.find(id);
+    if (it == leases_.end()) return;
+    const std::set<std::string> keys = std::move(it->second);
+    leases_.erase(it);
+    if (keys.empty()) return;
+    ++revision_;
+    for (const std::string& k : keys) erase(k);
+  }
+  // The leases granted and not expired, with their keys.
+  const std::map<std::int64_t, std::set<std::string>>& leases() const { return leases_; }
+  int grants() const { return grants_; }
+  int keepalives() const { return keepalives_; }
+  // Whether watches still get events (false: they hang, as on a
+  // half-open connection).
+  void set_watch_delivery(bool on) { deliver_watch_ = on; }
   const std::map<std::string, Entry>& data() const { return data_; }
   std::int64_t revision() const { return revision_; }
   // Called at the start of every txn (to interleave another writer).
@@ -141,7 +181,7 @@ class FakeEtcd {
       ev.mutable_kv()->set_mod_revision(revision_);
     }
     for (auto& w : watchers_) {
-      if (!w->active || !in_range(key, w->key, w->end)) continue;
+      if (!w->active || !in_range(key, w->key, w->end) || !deliver_watch_) continue;
       etcdserverpb::WatchResponse m;
       m.mutable_header()->set_revision(revision_);
       *m.add_events() = ev;
@@ -159,7 +199,14 @@ class FakeEtcd {
     notify(key, true);
   }
   void erase(const std::string& key) {
-    if (data_.erase(key)) notify(key, false);
+    if (!data_.erase(key)) return;
+    for (auto& [id, keys] : leases_) keys.erase(key);
+    notify(key, false);
+  }
+  // A put without a lease detaches the key from the one it had.
+  void attach(const std::string& key, std::int64_t lease) {
+    for (auto& [id, keys] : leases_) keys.erase(key);
+    if (lease != 0) leases_[lease].insert(key);
   }
   etcdserverpb::RangeResponse do_range(const etcdserverpb::RangeRequest& r) const {
     etcdserverpb::RangeResponse a;
@@ -212,6 +259,7 @@ class FakeEtcd {
         *resp->mutable_response_range() = do_range(op.request_range());
       } else if (op.has_request_put()) {
         write(op.request_put().key(), op.request_put().value());
+        attach(op.request_put().key(), op.request_put().lease());
         resp->mutable_response_put();
       } else if (op.has_request_delete_range()) {
         erase(op.request_delete_range().key());
@@ -228,6 +276,10 @@ class FakeEtcd {
   std::deque<std::function<void()>> queue_;
   std::vector<std::function<void()>> timers_;
   std::vector<std::shared_ptr<Watcher>> watchers_;
+  std::map<std::int64_t, std::set<std::string>> leases_;
+  std::int64_t next_lease_ = 0x1000;
+  int grants_ = 0, keepalives_ = 0;
+  bool deliver_watch_ = true;
 };
 
 }  // namespace wownet::registry::test
