@@ -27,14 +27,9 @@
 #   bench/cross_host.sh [BUILD_BIN_DIR]    (default build/bin)
 #   BENCH_SECONDS=10 BENCH_PINGS=50 to change the run length,
 #   BENCH_PATHS="routed nebula" to measure only some paths (keys as in ROWS).
-set -euo pipefail
-shopt -s inherit_errexit
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${1:-$ROOT/build/bin}
-SECS=${BENCH_SECONDS:-8}
-PINGS=${BENCH_PINGS:-40}
 WN_RUN=wnx$$
-source "$ROOT/tests/netns/lib.sh"
+source "$(dirname "$0")/lib.sh"
+shopt -s inherit_errexit
 BENCH_TMP=$WN_TMP
 
 # --- what each path needs from Debian -------------------------------------------
@@ -99,24 +94,12 @@ bench_path() {
   fi
 }
 
-iperf() {  # client-ns server-ns server-ip streams -> bits/s
-  wn_spawn "iperf-$2-$4" ip netns exec "$2" iperf3 -s -1
-  local pid=$WN_LAST_PID bps
-  sleep 0.5
-  if ! bps=$(ip netns exec "$1" iperf3 -c "$3" -t "$SECS" -P "$4" -J |
-    wn_json 'd["end"]["sum_received"]["bits_per_second"]' 2>/dev/null); then
-    wn_stop "$pid"
-    return 1
-  fi
-  wn_stop "$pid"
-  echo "$bps"
-}
 measure() {  # client-ns server-ns server-ip: the result of this path
   ip netns exec "$1" ping -c 3 -i 0.2 -W 2 "$3" >/dev/null || na "no ping from VM to VM"
   local bps bps8 rtt
-  bps=$(iperf "$1" "$2" "$3" 1) || na "iperf3, one stream, failed"
-  bps8=$(iperf "$1" "$2" "$3" 8) || na "iperf3, 8 streams, failed"
-  rtt=$(ip netns exec "$1" ping -c "$PINGS" -i 0.05 -q "$3" | sed -nE 's|.*= [0-9.]+/([0-9.]+)/.*|\1|p')
+  bps=$(bench_iperf "$1" "$2" "$3" 1) || na "iperf3, one stream, failed"
+  bps8=$(bench_iperf "$1" "$2" "$3" 8) || na "iperf3, 8 streams, failed"
+  rtt=$(bench_rtt "$1" "$3")
   [[ -n $rtt ]] || na "no ping RTT"
   python3 -c "print(f'{$bps/1e9:.2f} {$bps8/1e9:.2f} $rtt')" >"$RESULT/$KEY"
 }
@@ -321,12 +304,8 @@ wownet_path() {  # direct|relayed
   for n in rv h1 h2; do wn_node_cert "$n"; done
   declare -A addr=([rv]=192.0.2.10 [h1]=192.0.2.1 [h2]=192.0.2.2) ns=([rv]=$RV [h1]=$H1 [h2]=$H2)
   for n in rv h1 h2; do
-    role=host
-    [[ $n == rv ]] && role=rendezvous
-    wn_overlay_config "$n" "$role" "${addr[$n]}" warn
-    wn_spawn "hostd-$n" ip netns exec "${ns[$n]}" "$BIN/wownet-hostd" --config "$WN_TMP/$n.toml"
-    wn_wait_for 10 "hostd $n" ip netns exec "${ns[$n]}" "$BIN/wownetctl" --socket "$WN_TMP/$n.sock" status ||
-      na "hostd $n did not start"
+    wn_overlay_config "$n" "$(wn_role "$n")" "${addr[$n]}" warn
+    wn_node_hostd "$n" "${ns[$n]}" || na "hostd $n did not start"
   done
   for n in h1 h2; do
     ip netns exec "${ns[$n]}" "$BIN/wownetctl" --socket "$WN_TMP/$n.sock" attach vif --vm "vm-$n" >/dev/null
@@ -336,7 +315,7 @@ wownet_path() {  # direct|relayed
     wn_spawn "dhclient-$v" ip netns exec "$v" dhclient -4 -d -pf "$WN_TMP/$v.pid" -lf "$WN_TMP/$v.leases" eth0
   done
   for v in "$V1" "$V2"; do
-    wn_wait_for 30 "lease in $v" bash -c "ip -n $v -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || na "no lease in $v"
+    wn_wait_for 30 "lease in $v" wn_has_lease "$v" || na "no lease in $v"
   done
   ip2=$(ip -n "$V2" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
   wn_wait_for 30 "wownet path" ip netns exec "$V1" ping -c 1 -W 1 "$ip2" || na "no ping through wownet within 30 s"

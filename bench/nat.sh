@@ -11,21 +11,12 @@
 #
 #   bench/nat.sh [BUILD_BIN_DIR]    (default build/bin)
 #   BENCH_RUNS=5 BENCH_SECONDS=8 BENCH_PINGS=40 to change the run.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${1:-$ROOT/build/bin}
-RUNS=${BENCH_RUNS:-5}
-SECS=${BENCH_SECONDS:-8}
-PINGS=${BENCH_PINGS:-40}
 WN_RUN=wnn$$
-source "$ROOT/tests/netns/lib.sh"
+source "$(dirname "$0")/lib.sh"
+RUNS=${BENCH_RUNS:-5}
 source "$ROOT/tests/netns/nat_sites.sh"
 
-nat_core
-nat_site a 1 eim
-nat_site b 2 eim
-nat_site c 3 symmetric
-nat_site d 4 symmetric
+nat_sites
 nat_host ha1 a 1 10.1.0.11
 nat_host hc1 c 3 10.3.0.11
 nat_host hd1 d 4 10.4.0.11
@@ -34,7 +25,7 @@ for h in ha1 hc1 hd1; do nat_hostd "$h" host "${LAN_IP[$h]}"; done
 declare -A IP
 for h in ha1 hc1 hd1; do nat_vm "$h" "vm-$h" vif; done
 for h in ha1 hc1 hd1; do
-  wn_wait_for 40 "lease in vm-$h" bash -c "ip -n ${NS[vm-$h]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+  wn_wait_for 40 "lease in vm-$h" wn_has_lease "${NS[vm-$h]}"
   IP[$h]=$(nat_vm_ip "vm-$h")
 done
 
@@ -50,7 +41,7 @@ for i in $(seq "$RUNS"); do
     status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"overlay\"].get(\"rendezvous_up\", 0))')\" = 1 ]"
   t0=$(now)
   nat_vm "$h" "vm-$h" vif
-  wn_wait_for 30 "lease in vm-$h" bash -c "ip -n ${NS[vm-$h]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+  wn_wait_for 30 "lease in vm-$h" wn_has_lease "${NS[vm-$h]}"
   t_lease=$(now)
   first=$(ip netns exec "${NS[vm-$h]}" ping -D -i 0.05 -W 1 -w 20 -c 1 "${IP[ha1]}" |
     sed -nE 's/^\[([0-9.]+)\] [0-9]+ bytes from.*/\1/p' | head -1)
@@ -63,20 +54,17 @@ median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR] = $1} END { print (
 printf 'attach -> first ping across two NATs: median %.2f s over %d runs\n' "$median" "$RUNS"
 
 measure() {  # client-vm server-vm server-ip -> "Gbit/s rtt_ms"
-  wn_spawn "iperf-$2" ip netns exec "${NS[$2]}" iperf3 -s -1
-  local pid=$WN_LAST_PID bps rtt
-  sleep 0.5
+  local bps rtt
   ip netns exec "${NS[$1]}" ping -c 3 -i 0.2 -W 2 "$3" >/dev/null
-  bps=$(ip netns exec "${NS[$1]}" iperf3 -c "$3" -t "$SECS" -J | wn_json 'd["end"]["sum_received"]["bits_per_second"]')
-  wn_stop "$pid"
-  rtt=$(ip netns exec "${NS[$1]}" ping -c "$PINGS" -i 0.05 -q "$3" | sed -nE 's|.*= [0-9.]+/([0-9.]+)/.*|\1|p')
+  bps=$(bench_iperf "${NS[$1]}" "${NS[$2]}" "$3" 1)
+  rtt=$(bench_rtt "${NS[$1]}" "$3")
   python3 -c "print(f'{$bps/1e9:.2f} Gbit/s, RTT {$rtt} ms')"
 }
 # A host at site b that stays, for the direct path.
 nat_host hb0 b 2 10.2.0.10
 nat_hostd hb0 host 10.2.0.10
 nat_vm hb0 vm-hb0 vif
-wn_wait_for 40 "lease in vm-hb0" bash -c "ip -n ${NS[vm-hb0]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+wn_wait_for 40 "lease in vm-hb0" wn_has_lease "${NS[vm-hb0]}"
 IP[hb0]=$(nat_vm_ip vm-hb0)
 direct=$(measure vm-ha1 vm-hb0 "${IP[hb0]}")
 echo "direct across two NATs ($(nat_peer ha1 hb0 path)):     $direct"

@@ -5,26 +5,15 @@
 #
 #   bench/single_host.sh [BUILD_BIN_DIR]     (default build/bin; needs root)
 #   BENCH_SECONDS=10 BENCH_PINGS=50 to change the run length.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${1:-$ROOT/build/bin}
-SECS=${BENCH_SECONDS:-8}
-PINGS=${BENCH_PINGS:-40}
 WN_RUN=wnbench$$
-source "$ROOT/tests/netns/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 # iperf3 + ping between two namespaces; prints "Gbit/s rtt_ms".
 measure() {
-  local client=$1 server=$2 dst=$3
-  wn_spawn "iperf-$server" ip netns exec "$server" iperf3 -s -1
-  local pid=$WN_LAST_PID
-  sleep 0.5
+  local client=$1 server=$2 dst=$3 bps rtt
   ip netns exec "$client" ping -c 3 -i 0.2 -W 1 "$dst" >/dev/null  # warm ARP and caches
-  local bps
-  bps=$(ip netns exec "$client" iperf3 -c "$dst" -t "$SECS" -J | wn_json 'd["end"]["sum_received"]["bits_per_second"]')
-  wn_stop "$pid"
-  local rtt
-  rtt=$(ip netns exec "$client" ping -c "$PINGS" -i 0.05 -q "$dst" | sed -nE 's|.*= [0-9.]+/([0-9.]+)/.*|\1|p')
+  bps=$(bench_iperf "$client" "$server" "$dst" 1)
+  rtt=$(bench_rtt "$client" "$dst")
   python3 -c "print(f'{$bps/1e9:.2f} $rtt')"
 }
 

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include "config_leases.h"
 #include "core/lease_table.h"
 
 namespace wownet {
@@ -200,7 +201,8 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
   }
   HostdConfig c;
   Reader r{path, error, all_errors};
-  r.only_keys(root, "", {"hostd", "network", "dns", "agent", "overlay", "metrics", "registry"});
+  r.only_keys(root, "", {"hostd", "network", "dhcp", "dns", "agent", "overlay", "metrics", "registry"});
+  const ConfigFail fail = [&r](const std::string& key, const std::string& what) { r.fail(key, what); };
 
   // Each table on its own: a problem in one does not hide those of the next.
   const auto parse_hostd = [&]() -> bool {
@@ -281,9 +283,20 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
   parse_network();
 
   // Each table on its own: a problem in one does not hide those of the next.
+  const auto parse_dhcp = [&]() -> bool {
+    if (const toml::table* t = r.table(root, "dhcp")) {
+      if (!r.only_keys(*t, "dhcp", {"reservation"})) return false;
+      if (const toml::node* n = t->get("reservation"); n && !read_reservations(*n, c.network, fail)) return false;
+    }
+    return true;
+  };
+  parse_dhcp();
+  // Each table on its own: a problem in one does not hide those of the next.
   const auto parse_dns = [&]() -> bool {
     if (const toml::table* t = r.table(root, "dns")) {
-      if (!r.only_keys(*t, "dns", {"ttl"}) || !r.get_int(*t, "dns", "ttl", c.network.dns_ttl, 0, 86400)) return false;
+      if (!r.only_keys(*t, "dns", {"ttl", "static"}) || !r.get_int(*t, "dns", "ttl", c.network.dns_ttl, 0, 86400))
+        return false;
+      if (const toml::node* n = t->get("static"); n && !read_static_names(*n, c.network, fail)) return false;
     }
     return true;
   };
@@ -425,6 +438,10 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
     return true;
   };
   parse_overlay();
+  if (c.overlay.enabled && !c.overlay.rendezvous && !c.network.reservations.empty())
+    r.fail("dhcp.reservation",
+           "only in the config of the node that allocates addresses: the rendezvous (role = \"rendezvous\"), or a "
+           "host without [overlay]");
   if (!error.empty()) return std::nullopt;
   if (const toml::table* t = r.table(root, "registry")) {
     if (!read_registry(r, *t, c)) return std::nullopt;

@@ -20,6 +20,18 @@ std::string show(const std::vector<ConfigEndpoint>& list) {
   for (const auto& e : list) out += (out.size() > 1 ? ", " : "") + show(e);
   return out + "]";
 }
+std::string show(const std::vector<Reservation>& list) {
+  std::string out = "[";
+  for (const auto& r : list)
+    out += (out.size() > 1 ? ", " : "") + r.address.to_string() + " " + (r.mac ? r.mac->to_string() : "vm " + r.vm) +
+           (r.name.empty() ? "" : " " + r.name);
+  return out + "]";
+}
+std::string show(const std::vector<StaticName>& list) {
+  std::string out = "[";
+  for (const auto& n : list) out += (out.size() > 1 ? ", " : "") + n.name + " " + n.address.to_string();
+  return out + "]";
+}
 std::string show(const MetricsConfig& m) { return m.enabled ? show(m.listen) : "off"; }
 std::string show(const RegistryConfig& r) {
   if (r.backend == RegistryConfig::Backend::Sqlite) return "sqlite";
@@ -80,6 +92,9 @@ ReloadPlan plan_reload(const HostdConfig& running, HostdConfig fresh) {
                        "needs a restart on a rendezvous, whose registry holds it");
   plan.engine |= d.key("network.learn_static", &C::network, &N::learn_static, true);
   plan.engine |= d.key("dns.ttl", &C::network, &N::dns_ttl, true);
+  plan.reservations |= d.key("dhcp.reservation", &C::network, &N::reservations, true);
+  plan.reservations |= d.key("dns.static", &C::network, &N::static_names, true);
+  plan.engine |= plan.reservations;
   d.key("agent.port", &C::agent_port, false);
   plan.metrics = d.key("metrics.listen", &C::metrics, true);
   d.key("registry", &C::registry, false);

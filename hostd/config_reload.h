@@ -21,12 +21,14 @@ struct ReloadPlan {
   std::vector<std::string> refused;
   // Which live parts changed, for the daemon to act on.
   bool log_level = false, metrics = false, engine = false, relay = false, rendezvous_nodes = false, crl = false;
+  bool reservations = false;  // dhcp.reservation or dns.static
 };
 
 // Compares the running config with `fresh` (already validated, with the
 // command line's overrides applied). Keys that can change while hostd
 // runs: hostd.log_level, network.lease_time (not on a rendezvous, whose
-// registry keeps it), network.learn_static, dns.ttl, metrics.listen,
+// registry keeps it), network.learn_static, dns.ttl, dhcp.reservation,
+// dns.static, metrics.listen,
 // overlay.crl, overlay.crl_refresh, overlay.relay, overlay.relay_after,
 // overlay.direct_retry, overlay.punch_ttl, overlay.rendezvous. Every other
 // key is refused.

@@ -23,7 +23,9 @@ namespace asio = boost::asio;
 constexpr std::size_t kFramesPerWakeup = 64;
 constexpr std::size_t kFrameBufferSize = 65536 + 64;  // a 64 KiB GSO frame and its header
 constexpr UnixTime kRepairInterval = 1;
-constexpr std::uint32_t kSyncSavesPerSecond = 20;
+// The registry's table (other nodes' leases) is kept as a cache for a
+// restart at most this often, never on the reply path.
+constexpr UnixTime kCacheInterval = 10;
 
 using daemon_internal::set_error;
 using daemon_internal::valid_vm_name;
@@ -36,6 +38,7 @@ Daemon::Daemon(asio::io_context& io, HostdConfig config)
       config_(std::move(config)),
       engine_(config_.network),
       store_(config_.state_dir),
+      cache_(config_.state_dir + "/registry-cache"),
       control_(io, [this](const control::Request& req, control::Response& resp) { handle(req, resp); }),
       agent_channel_(
           io, [this](int ifindex) { return admit_agent_report(ifindex); },
@@ -67,8 +70,18 @@ bool Daemon::start(std::string& error) {
     return false;
   }
   UnixTime now = wall_now();
+  // Other nodes' leases as last cached (registry mode), until the
+  // rendezvous' snapshot brings the current ones; the state file's own
+  // leases come after them and win.
+  state::State cached;
+  std::string cache_detail;
+  if (cache_.prepare() || cache_.load(cached, cache_detail)) cached.Clear();
+  std::vector<const state::LeaseRecord*> records;
+  for (const auto* from : {&cached, &st})
+    for (const auto& r : from->leases()) records.push_back(&r);
   std::vector<Lease> leases;
-  for (const auto& r : st.leases()) {
+  for (const state::LeaseRecord* record : records) {
+    const auto& r = *record;
     Lease l;
     auto addr = Ipv4Addr::parse(r.address());
     auto mac = MacAddr::parse(r.mac());
@@ -89,6 +102,7 @@ bool Daemon::start(std::string& error) {
     leases.push_back(l);
   }
   engine_.leases().restore(leases);
+  engine_.apply_reservations(now);  // reservations added while hostd was down
   for (const auto& r : st.attachments()) {
     AttachmentId id{};
     if (r.id() == 0 || r.id() > 999999 || attachments_.count(r.id()) || !valid_vm_name(r.vm())) {
@@ -118,6 +132,7 @@ bool Daemon::start(std::string& error) {
   if (config_.overlay.enabled) {
     overlay_ = std::make_unique<OverlayService>(io_, config_, engine_, *this);
     if (!overlay_->start(error)) return false;
+    overlay_->apply_reservations();
   }
   save_state();
 
@@ -207,8 +222,6 @@ void Daemon::drain_tap(Attachment& a) {
       continue;
     }
     if (act.kind != FrameAction::Kind::WriteToTap) continue;
-    // A new binding must be on disk before the VM hears of it.
-    if (!persist_before_reply()) continue;
     if (act.to >= tap_fd_.size() || tap_fd_[act.to] < 0) {
       ++tap_write_errors_;
       continue;
@@ -225,8 +238,10 @@ void Daemon::drain_tap(Attachment& a) {
     } else if (forwarded && (partial || gso) && !tap_vnet_[act.to]) {
       ++offload_mismatch_;  // cannot hand an offloaded frame to a plain TAP
     } else {
-      write_frame(act.to, act.frame, false);  // already persisted above
-      for (ConstByteSpan more : act.more) write_frame(act.to, more, false);
+      // The engine's own answer (DHCP, ARP, DNS): a new binding must be on
+      // disk before the VM hears of it.
+      write_frame(act.to, act.frame, true);
+      for (ConstByteSpan more : act.more) write_frame(act.to, more, true);
     }
   }
 }
@@ -278,7 +293,11 @@ bool Daemon::write_frame(AttachmentId to, ConstByteSpan frame, bool persist) {
   static const std::uint8_t zero_header[io::TapDevice::kVnetHeaderSize] = {};
   int fd = to < tap_fd_.size() ? tap_fd_[to] : -1;
   if (fd < 0) return false;
-  if (persist && !persist_before_reply()) return false;
+  if (persist && !own_state_saved()) {
+    // Sent with every other reply of this turn, after one save.
+    if (replies_.hold(to, frame)) asio::post(io_, [this] { flush_replies(); });
+    return true;
+  }
   ssize_t w;
   if (tap_vnet_[to]) {
     iovec iov[2] = {{const_cast<std::uint8_t*>(zero_header), sizeof zero_header},
@@ -362,25 +381,36 @@ void Daemon::tick() {
 }
 
 void Daemon::maybe_save_state() {
-  if (engine_.state_version() + attachments_version_ != saved_version_ ||
-      engine_.expiry_version() != saved_expiry_version_)
-    save_state();
+  if (!own_state_saved() || engine_.own_expiry_version() != saved_expiry_version_) save_state();
+  // The rest of the table, for a restart that finds no rendezvous at once.
+  const UnixTime now = wall_now();
+  if (engine_.registry_mode() && engine_.state_version() != cached_version_ && now - cached_at_ >= kCacheInterval) {
+    cached_at_ = now;
+    cached_version_ = engine_.state_version();
+    state::State st;
+    st.set_format(1);
+    for (const Lease& l : engine_.leases().snapshot()) {
+      if (l.node == engine_.self_node()) continue;
+      auto* r = st.add_leases();
+      r->set_address(l.address.to_string());
+      if (l.state != LeaseState::Declined) r->set_mac(l.mac.to_string());
+      r->set_vm(l.vm);
+      r->set_host_name(l.host_name);
+      r->set_expiry_unix(l.expiry);
+      r->set_state(to_string(l.state));
+      r->set_origin(to_string(l.origin));
+      r->set_node(l.node);
+    }
+    if (auto ec = cache_.save(st)) spdlog::debug("cannot write {}: {}", cache_.path(), ec.message());
+  }
 }
 
-bool Daemon::persist_before_reply() {
-  if (engine_.state_version() + attachments_version_ == saved_version_) return true;
-  UnixTime now = wall_now();
-  if (save_window_ != now) {
-    save_window_ = now;
-    saves_in_window_ = 0;
-  }
-  // A VM churning its lease cannot make hostd fsync without end: past the
-  // budget the reply waits for the client's retransmission.
-  if (++saves_in_window_ > kSyncSavesPerSecond || !save_state()) {
-    ++replies_deferred_;
-    return false;
-  }
-  return true;
+bool Daemon::own_state_saved() const { return engine_.own_state_version() + attachments_version_ == saved_version_; }
+
+void Daemon::flush_replies() {
+  if (stopped_) return;
+  replies_.flush([this] { return own_state_saved() || save_state(); },
+                 [this](AttachmentId to, ConstByteSpan frame) { write_frame(to, frame, false); });
 }
 
 bool Daemon::save_state() {
@@ -394,7 +424,9 @@ bool Daemon::save_state() {
     r->set_agent_ifname(a->agent_ifname);
     if (const AttachmentState* s = engine_.attachment(id); s && s->mac) r->set_mac(s->mac->to_string());
   }
-  for (const Lease& l : engine_.leases().snapshot()) {
+  // Only this host's own leases: in registry mode the rest of the table
+  // comes back from the registry's snapshot when the host registers.
+  for (const Lease& l : engine_.leases().own_leases()) {
     auto* r = st.add_leases();
     r->set_address(l.address.to_string());
     if (l.state != LeaseState::Declined) r->set_mac(l.mac.to_string());
@@ -409,8 +441,9 @@ bool Daemon::save_state() {
     spdlog::error("cannot save state to {}: {}", store_.path(), ec.message());
     return false;
   }
-  saved_version_ = engine_.state_version() + attachments_version_;
-  saved_expiry_version_ = engine_.expiry_version();
+  saved_version_ = engine_.own_state_version() + attachments_version_;
+  saved_expiry_version_ = engine_.own_expiry_version();
+  ++state_saves_;
   return true;
 }
 
@@ -423,7 +456,8 @@ void Daemon::handle(const control::Request& req, control::Response& resp) {
     case control::Request::kAttach: attach(req.attach(), resp); break;
     case control::Request::kDetach: detach(req.detach(), resp); break;
     case control::Request::kList: list(resp); break;
-    case control::Request::kLeases: leases(resp); break;
+    case control::Request::kLeases: leases(req.leases(), resp); break;
+    case control::Request::kLeaseRelease: lease_release(req.lease_release(), resp); break;
     case control::Request::kStatus: status(resp); break;
     case control::Request::kPeers: peers(resp); break;
     case control::Request::kNodes:
@@ -522,23 +556,6 @@ void Daemon::list(control::Response& resp) {
   UnixTime now = wall_now();
   auto* l = resp.mutable_attachments();
   for (const auto& [id, a] : attachments_) fill(*a, *l->add_attachments(), now);
-}
-
-void Daemon::leases(control::Response& resp) {
-  UnixTime now = wall_now();
-  auto* out = resp.mutable_leases();
-  for (const Lease& l : engine_.leases().snapshot()) {
-    auto* r = out->add_leases();
-    r->set_address(l.address.to_string());
-    if (l.state != LeaseState::Declined) r->set_mac(l.mac.to_string());
-    r->set_vm(l.vm);
-    r->set_host_name(l.host_name);
-    r->set_auto_name(auto_name(l.address) + "." + config_.network.domain);
-    r->set_expiry_unix(l.expiry);
-    r->set_state(l.state == LeaseState::Bound && !l.active(now) ? "expired" : to_string(l.state));
-    r->set_origin(to_string(l.origin));
-    r->set_node(l.node);
-  }
 }
 
 void Daemon::status(control::Response& resp) {

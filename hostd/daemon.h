@@ -14,6 +14,7 @@
 #include "io/asio.h"
 
 #include "config.h"
+#include "core/durable_replies.h"
 #include "core/host_engine.h"
 #include "io/agent_channel.h"
 #include "io/control_server.h"
@@ -79,7 +80,8 @@ class Daemon : public OverlayService::TapSink {
   void attach(const control::AttachRequest& req, control::Response& resp);
   void detach(const control::DetachRequest& req, control::Response& resp);
   void list(control::Response& resp);
-  void leases(control::Response& resp);
+  void leases(const control::LeasesRequest& req, control::Response& resp);
+  void lease_release(const control::LeaseReleaseRequest& req, control::Response& resp);
   void status(control::Response& resp);
   void peers(control::Response& resp);
   void answer_reload(control::Response& resp);
@@ -95,7 +97,9 @@ class Daemon : public OverlayService::TapSink {
   void tear_down(Attachment& a, bool delete_bridge);
   void remove_strays();
   // Writes a frame to an attachment's TAP (with a zero virtio-net header
-  // when the TAP uses offloads). False if it could not.
+  // when the TAP uses offloads). False if it could not. With `persist`,
+  // while the own state in memory is not on disk the frame is held and
+  // goes out after the one save at the end of this turn (flush_replies).
   bool write_frame(AttachmentId to, ConstByteSpan frame, bool persist) override;
   bool takes_super_frames(AttachmentId to) const override;
   bool write_frame_parts(AttachmentId to, const std::uint8_t* vnet_header, ConstByteSpan ethernet_header,
@@ -123,17 +127,21 @@ class Daemon : public OverlayService::TapSink {
   template <typename F>
   void visit_counters(F&& f) const {
     f("tap_write_errors", tap_write_errors_), f("offload_mismatch", offload_mismatch_), f("taps_lost", taps_lost_);
-    f("replies_deferred", replies_deferred_), f("no_overlay", no_overlay_);
+    f("replies_deferred", replies_.counters().dropped), f("no_overlay", no_overlay_);
+    f("state_saves", state_saves_), f("replies_after_save", replies_.counters().replies);
     f("agent_reports", agent_reports_), f("agent_reports_ignored", agent_reports_ignored_ + agent_channel_.malformed());
     f("agent_reports_limited", agent_reports_limited_), f("agent_reports_malformed", agent_channel_.malformed());
     f("agent_reports_bad_utf8", agent_channel_.malformed(io::AgentReportError::Utf8));
   }
-  // Writes the state file; false (logged) if it could not be written.
+  // Writes the state file (the attachments and this host's own leases);
+  // false (logged) if it could not be written.
   bool save_state();
   void maybe_save_state();
-  // Before a reply that announces new state: saves it, within a budget of
-  // synchronous saves per second. False: do not send the reply now.
-  bool persist_before_reply();
+  // True if the attachments and own leases on disk are the ones in memory.
+  bool own_state_saved() const;
+  // Group commit of DHCP replies (write_frame with `persist`): at the end
+  // of a turn of the loop, saves once and sends every reply held in it.
+  void flush_replies();
   Attachment* find_attachment(const std::string& name);
   AttachmentId next_id() const;
 
@@ -143,6 +151,11 @@ class Daemon : public OverlayService::TapSink {
   ConfigLoader config_loader_;
   HostEngine engine_;
   io::StateStore store_;
+  // Registry mode: the other nodes' leases, written every kCacheInterval
+  // at most (off the reply path), read at start until the snapshot comes.
+  io::StateStore cache_;
+  std::uint64_t cached_version_ = ~std::uint64_t{0};
+  UnixTime cached_at_ = 0;
   std::unique_ptr<io::LinkManager> links_;
   std::unique_ptr<io::LinkReaper> reaper_;  // removes detached VMs' links off the io thread
   io::ControlServer control_;
@@ -155,9 +168,8 @@ class Daemon : public OverlayService::TapSink {
   std::vector<bool> tap_vnet_;  // by attachment id: frames carry a virtio-net header
   std::uint64_t saved_version_ = ~std::uint64_t{0};
   std::uint64_t saved_expiry_version_ = ~std::uint64_t{0};
-  UnixTime save_window_ = 0;
-  std::uint32_t saves_in_window_ = 0;
-  std::uint64_t replies_deferred_ = 0, agent_reports_limited_ = 0, no_overlay_ = 0;
+  DurableReplies replies_;  // replies waiting for the save of this turn
+  std::uint64_t state_saves_ = 0, agent_reports_limited_ = 0, no_overlay_ = 0;
   std::uint64_t attachments_version_ = 0;
   std::uint64_t agent_reports_ = 0, agent_reports_ignored_ = 0, tap_write_errors_ = 0, offload_mismatch_ = 0;
   std::uint64_t taps_lost_ = 0;

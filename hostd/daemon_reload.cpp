@@ -67,6 +67,11 @@ Daemon::ReloadResult Daemon::reload(const std::string& trigger) {
   if (plan.engine) engine_.update_live_settings(plan.next.network);
   const HostdConfig old = config_;
   config_ = plan.next;  // the overlay reads config_
+  if (plan.reservations) {
+    // Leases the new reservations forbid end now (stored like any change).
+    engine_.apply_reservations(daemon_internal::wall_now());
+    if (overlay_) overlay_->apply_reservations();
+  }
   if (overlay_) overlay_->apply_reload(old, plan.applied, plan.refused);
   for (const std::string& r : plan.refused)
     spdlog::warn("reload ({}): {} refused; running on with the old value", trigger, r);

@@ -30,6 +30,10 @@ namespace asio = boost::asio;
 constexpr std::size_t kReceiveBatch = 16;       // buffers per recvmmsg (64 KiB each, for UDP_GRO)
 constexpr std::size_t kReceiveRounds = 4;       // recvmmsg calls per wakeup before other work runs
 constexpr std::size_t kMaxTrainSegment = 9000;  // larger datagrams (rare) go alone
+// A rendezvous commits the lease changes of a wakeup together (one SQLite
+// transaction, or shared etcd txns): under a storm, more per wakeup makes
+// fewer, larger commits.
+constexpr std::size_t kRegistryReceiveRounds = 16;
 
 }  // namespace
 
@@ -74,7 +78,7 @@ UnixTime OverlayService::now_s() const { return UnixTime(std::time(nullptr)); }
 bool OverlayService::start(std::string& error) {
   const OverlayConfig& o = config_.overlay;
   std::string crl_error;
-  std::string crl_path = o.crl;
+  std::string crl_path = crl_file();
   if (crl_path.empty() && !o.rendezvous && ::access((config_.state_dir + "/crl.pem").c_str(), R_OK) == 0)
     crl_path = config_.state_dir + "/crl.pem";  // the last CRL the registry sent
   if (!crl_path.empty() && !util::read_file(crl_path, crl_pem_, crl_error)) {
@@ -255,7 +259,8 @@ void OverlayService::read_socket() {
 void OverlayService::drain_socket() {
   // One recvmmsg per round; with UDP_GRO a buffer holds several datagrams
   // of one source, each handled in place.
-  for (std::size_t round = 0; round < kReceiveRounds; ++round) {
+  const std::size_t rounds = registry_ ? kRegistryReceiveRounds : kReceiveRounds;
+  for (std::size_t round = 0; round < rounds; ++round) {
     if (socket_.receive(rx_batch_) || rx_batch_.size() == 0) break;
     collecting_ = true;
     for (const io::ReceivedBuffer& b : rx_batch_.buffers()) {
@@ -555,6 +560,7 @@ void OverlayService::tick_second() {
     std::vector<registry::Outgoing> out;
     if (!shared_ || shared_->loaded()) registry_->on_timer(now, out);
     send_outgoing(out);
+    commit_registry();
   } else if (rendezvous_up_.empty()) {
     for (const auto& e : config_.overlay.rendezvous_nodes)
       with_peers(
@@ -572,6 +578,8 @@ void OverlayService::tick_second() {
   if (now - last_crl_check_ >= UnixTime(config_.overlay.crl_refresh)) {
     last_crl_check_ = now;
     refresh_crl();
+  } else {
+    watch_crl_file();
   }
 }
 

@@ -50,6 +50,7 @@ class RegistryStore;
 struct Outgoing;
 class SharedRegistry;
 class Presence;
+enum class CrlVerdict : std::uint8_t;
 }  // namespace registry
 namespace io {
 class EtcdClient;
@@ -103,8 +104,19 @@ class OverlayService {
     flush_train();
     training_ = false;
   }
-  // Carries the engine's queued lease requests to the registry.
+  // Carries the engine's queued lease requests to the registry; on a
+  // rendezvous, then commits what its registry batched in this turn of the
+  // loop (commit_registry). Called at the end of every turn.
   void flush_lease_asks();
+  // True on a rendezvous: its registry allocates for every node.
+  bool allocates() const { return registry_ != nullptr; }
+  // A rendezvous: ends the lease of `addr` in the registry now (wownetctl
+  // lease release), stored and pushed to every node. False with `error`
+  // set on a host, or if there is no such lease.
+  bool revoke_lease(Ipv4Addr addr, std::string& error);
+  // A rendezvous: gives the registry the config's reservations and static
+  // names (at start and on a reload) and ends the leases they forbid.
+  void apply_reservations();
   // The peers, for wownetctl peers.
   void fill_peers(control::PeerList& out) const;
   void fill_status(control::Status& out) const;
@@ -149,6 +161,9 @@ class OverlayService {
   std::string peer_label(std::string_view node_id) const;
   void learn_name(std::string_view node_id, std::string_view node_name);
   void persist_crl();
+  // A rendezvous on SQLite: writes the lease changes of this turn in one
+  // transaction, then sends the replies and pushes that waited for it.
+  void commit_registry();
   // Re-reads [overlay] crl (if set) and takes it if it changed.
   void reload_crl(std::vector<std::string>& applied, std::vector<std::string>& refused);
   bool start_sessions(std::string& error);
@@ -160,7 +175,21 @@ class OverlayService {
   void arm_timer();
   void on_timer();
   void tick_second();
+  // overlay_service_crl.cpp. Every crl_refresh: re-reads the CRL file (a
+  // rendezvous) and re-checks every session.
   void refresh_crl();
+  // The CRL file a node reads: [overlay] crl, else a rendezvous' ca_dir/crl.pem.
+  std::string crl_file() const;
+  // Every second on a rendezvous: re-reads the CRL file once it changed on
+  // disk (wownetctl ca revoke), so that a revocation is in force at once.
+  void watch_crl_file();
+  // A rendezvous takes the CRL file's content if it is newer than the CRL
+  // in force: trust store, registry (etcd too), hosts, sessions.
+  void take_crl_file(const std::string& pem, const std::string& path);
+  // A CRL found in the shared registry (etcd), verified here: taken if
+  // signed by the CA and newer than the CRL in force.
+  registry::CrlVerdict take_shared_crl(const std::string& pem);
+  std::string crl_file_stat_, crl_file_pem_;  // the CRL file as last read
   void send_to_registry(overlay::NodeMessage message);
   void handle_registry_message(const std::string& from, const overlay::NodeMessage& m);
   // Sends what the registry queued: to its nodes over their sessions, to

@@ -52,7 +52,11 @@ bool OverlayService::start_registry(std::string& error) {
     if (!store_) return false;
   }
   registry_ = std::make_unique<registry::Registry>(config_.network, store_.get());
-  if (etcd) registry_->share_commits();
+  if (etcd) {
+    registry_->share_commits();
+  } else {
+    registry_->group_commits();  // one transaction per turn of the loop: commit_registry()
+  }
   registry_->set_relay(o.relay);
   std::vector<registry::Endpoint> self_endpoints;
   if (!o.listen.address.is_zero()) self_endpoints.push_back({o.listen.address.to_string(), o.listen.port});
@@ -66,6 +70,7 @@ bool OverlayService::start_registry(std::string& error) {
     shared_ = std::make_unique<registry::SharedRegistry>(
         *registry_, *etcd_kv_, rc.prefix, [this] { return now_s(); },
         [this](std::vector<registry::Outgoing>& late) { send_outgoing(late); });
+    shared_->set_crl_check([this](const std::string& pem) { return take_shared_crl(pem); });
     shared_->start();
     presence_ = std::make_unique<registry::Presence>(*etcd_kv_, rc.prefix, [this] { return now_s(); });
     presence_->set_self(node_id_, node_name_, o.listen.address.to_string() + ":" + std::to_string(o.listen.port));
@@ -184,10 +189,24 @@ void OverlayService::send_outgoing(const std::vector<registry::Outgoing>& out) {
       });
     }
   }
-  if (registry_) {
-    if (shared_) shared_->flush();
+  // A registry's writes (one SQLite transaction, or etcd txns shared by
+  // the commits of the turn) wait for the end of the turn:
+  // commit_registry(); on SQLite the sync too.
+  if (registry_ && !registry_->grouped()) sync_from_registry();
+}
+
+void OverlayService::commit_registry() {
+  if (!registry_) return;
+  if (shared_) {
+    shared_->flush();
     sync_from_registry();
+    return;
   }
+  if (!registry_->grouped()) return;
+  std::vector<registry::Outgoing> out;
+  registry_->commit_group(now_s(), out);
+  if (!out.empty()) send_outgoing(out);
+  sync_from_registry();
 }
 
 void OverlayService::sync_from_registry() {
@@ -251,6 +270,7 @@ void OverlayService::flush_lease_asks() {
     if (m.ParseFromString(overlay::RegistryClient::encode(next_local_request_++, a))) send_to_registry(std::move(m));
   }
   carry_out(out);
+  commit_registry();
 }
 
 void OverlayService::handle_registry_message(const std::string& from, const overlay::NodeMessage& m) {
@@ -314,28 +334,6 @@ void OverlayService::handle_registry_message(const std::string& from, const over
     case overlay::NodeMessage::kError: spdlog::warn("registry: {}", m.error().message()); break;
     default: break;
   }
-}
-
-void OverlayService::refresh_crl() {
-  // A rendezvous reads the CA's CRL file and hands it to every host.
-  if (!registry_ || config_.overlay.crl.empty()) {
-    with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
-    return;
-  }
-  std::string pem, error;
-  if (!util::read_file(config_.overlay.crl, pem, error)) return;
-  if (pem != crl_pem_) {
-    if (!trust_->update_crl(pem, error)) {
-      spdlog::warn("{}: {}", config_.overlay.crl, error);
-      return;
-    }
-    crl_pem_ = pem;
-    spdlog::info("CRL {} loaded from {}", trust_->crl_number(), config_.overlay.crl);
-    std::vector<registry::Outgoing> out;
-    if (!registry_->set_crl(pem, out, error)) spdlog::warn("cannot store the CRL: {}", error);
-    send_outgoing(out);
-  }
-  with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.recheck(now_ms(), box); });
 }
 
 }  // namespace wownet

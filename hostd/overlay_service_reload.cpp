@@ -62,7 +62,7 @@ void OverlayService::apply_reload(const HostdConfig& old, std::vector<std::strin
 }
 
 void OverlayService::reload_crl(std::vector<std::string>& applied, std::vector<std::string>& refused) {
-  const std::string& path = config_.overlay.crl;
+  const std::string path = crl_file();
   if (path.empty() || !trust_) return;  // a host without one gets the registry's
   std::string pem, error;
   if (!util::read_file(path, pem, error)) {

@@ -143,14 +143,14 @@ void print_attachments(const wownet::control::AttachmentList& l) {
   }
 }
 
-void print_leases(const wownet::control::LeaseList& l) {
+void print_leases(const wownet::control::LeaseList& l, bool all) {
   std::int64_t now = std::time(nullptr);
-  std::printf("%-15s %-17s %-14s %-16s %-18s %-9s %-8s %s\n", "ADDRESS", "MAC", "VM", "HOST NAME", "AUTO NAME", "STATE",
-              "ORIGIN", "EXPIRES");
+  std::printf("%-11s %-15s %-17s %-14s %-16s %-18s %-9s %-8s %-10s%s\n", "KIND", "ADDRESS", "MAC", "VM", "HOST NAME",
+              "AUTO NAME", "STATE", "ORIGIN", "EXPIRES", all ? " NODE" : "");
   for (const auto& x : l.leases()) {
-    std::printf("%-15s %-17s %-14s %-16s %-18s %-9s %-8s %s\n", x.address().c_str(), dash(x.mac()), dash(x.vm()),
-                dash(x.host_name()), x.auto_name().c_str(), x.state().c_str(), x.origin().c_str(),
-                ago(x.expiry_unix(), now).c_str());
+    std::printf("%-11s %-15s %-17s %-14s %-16s %-18s %-9s %-8s %-10s%s%s\n", dash(x.kind()), x.address().c_str(),
+                dash(x.mac()), dash(x.vm()), dash(x.host_name()), x.auto_name().c_str(), x.state().c_str(),
+                x.origin().c_str(), ago(x.expiry_unix(), now).c_str(), all ? " " : "", all ? dash(x.node()) : "");
   }
 }
 
@@ -251,7 +251,7 @@ bool wants_json(int argc, char** argv) {
 }
 
 // The JSON document (or text) for a successful reply.
-void print_reply(const Response& resp, bool json) {
+void print_reply(const Response& resp, bool json, bool all_leases) {
   if (json) {
     const google::protobuf::Message* body = nullptr;
     if (resp.has_attachment()) body = &resp.attachment();
@@ -273,7 +273,7 @@ void print_reply(const Response& resp, bool json) {
   if (resp.has_attachments())
     print_attachments(resp.attachments());
   else if (resp.has_leases())
-    print_leases(resp.leases());
+    print_leases(resp.leases(), all_leases);
   else if (resp.has_status())
     print_status(resp.status());
   else if (resp.has_peers())
@@ -354,7 +354,16 @@ int main(int argc, char** argv) {
   auto* detach = app.add_subcommand("detach", "detach a VM and remove its bridge and TAP");
   detach->add_option("NAME", name, "VM name or VIF")->required();
   auto* list = app.add_subcommand("list", "show attachments");
-  auto* leases = app.add_subcommand("leases", "show address leases");
+  auto* leases = app.add_subcommand(
+      "leases", "show this node's address leases, reservations and static names (--all: the whole network's leases)");
+  bool all_leases = false;
+  leases->add_flag("--all", all_leases,
+                   "every lease of the network: a host's copy of the rendezvous' table, or the registry's");
+  std::string release_address;
+  auto* lease = app.add_subcommand("lease", "administer one lease (on the node that allocates addresses)");
+  lease->require_subcommand(1);
+  auto* release = lease->add_subcommand("release", "end the lease of ADDRESS now; the VM gets a new one when it asks");
+  release->add_option("ADDRESS", release_address, "the leased overlay address")->required();
   app.add_subcommand("status", "show hostd status and counters (the default)");
   auto* peers = app.add_subcommand("peers", "show the overlay's peer nodes");
   auto* nodes = app.add_subcommand("nodes", "on a rendezvous: every node of the network, online or not");
@@ -416,7 +425,9 @@ int main(int argc, char** argv) {
   } else if (list->parsed()) {
     req.mutable_list();
   } else if (leases->parsed()) {
-    req.mutable_leases();
+    req.mutable_leases()->set_all(all_leases);
+  } else if (release->parsed()) {
+    req.mutable_lease_release()->set_address(release_address);
   } else if (peers->parsed()) {
     req.mutable_peers();
   } else if (nodes->parsed()) {
@@ -440,6 +451,6 @@ int main(int argc, char** argv) {
     wownet::print_error(json, resp.message(), wownet::control::Code_Name(resp.code()));
     return 1;
   }
-  print_reply(resp, json);
+  print_reply(resp, json, all_leases);
   return 0;
 }

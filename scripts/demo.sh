@@ -53,12 +53,9 @@ quiet_ctl() {
 for n in rv a b; do
   wn_node_cert "$n"
   wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"
-  role=host
-  [[ $n == rv ]] && role=rendezvous
-  wn_overlay_config "$n" "$role" "${NODE_IP[$n]}" info
-  wn_spawn "hostd-$n" ip netns exec "${NODE_NS[$n]}" "$BIN/wownet-hostd" --config "$WN_TMP/$n.toml"
-  wn_wait_for 10 "hostd on $n" quiet_ctl "$n" status
-  echo "node $n: wownet-hostd running ($role, ${NODE_IP[$n]}:7700, certificate signed by the demo CA)"
+  wn_overlay_config "$n" "$(wn_role "$n")" "${NODE_IP[$n]}" info
+  wn_node_hostd "$n" "${NODE_NS[$n]}"
+  echo "node $n: wownet-hostd running ($(wn_role "$n"), ${NODE_IP[$n]}:7700, certificate signed by the demo CA)"
 done
 
 # A VM: its overlay NIC (eth0, the VIF's other end) and its host-only agent
@@ -66,11 +63,7 @@ done
 declare -A VM_NS VM_HOST=([web]=a [db]=b)
 for vm in web db; do
   h=${VM_HOST[$vm]}
-  wn_ns "VM_NS[$vm]" "$vm"
-  wn_veth "${NODE_NS[$h]}" "vif-$vm" "${VM_NS[$vm]}" eth0
-  wn_veth "${NODE_NS[$h]}" "ch-$vm" "${VM_NS[$vm]}" eth1
-  ip -n "${NODE_NS[$h]}" addr add 169.254.1.1/30 dev "ch-$vm"
-  ip -n "${VM_NS[$vm]}" addr add 169.254.1.2/30 dev eth1
+  wn_vm "VM_NS[$vm]" "${NODE_NS[$h]}" "$vm" "vif-$vm" "ch-$vm" 1
 done
 
 say "attach each VM's interfaces on its host"
@@ -80,21 +73,20 @@ ctl b attach vif-db --vm db --agent-if ch-db >/dev/null && echo "attached db on 
 say "start wownet-agent in each VM (web drives dhclient, db drives udhcpc)"
 declare -A CLIENT=([web]=dhclient [db]=udhcpc)
 for vm in web db; do
-  wn_spawn "agent-$vm" ip netns exec "${VM_NS[$vm]}" unshare --uts sh -c \
-    "hostname $vm; exec $BIN/wownet-agent --nic eth0 --channel eth1 --interval 2 --dhcp-client ${CLIENT[$vm]} --state-dir $WN_TMP/agent-$vm"
+  wn_agent "agent-$vm" "${VM_NS[$vm]}" "$vm" "${CLIENT[$vm]}" --interval 2
 done
 declare -A IP
 for vm in web db; do
   echo "waiting for $vm's DHCP lease (granted by the rendezvous' registry through host ${VM_HOST[$vm]^^})"
-  wn_wait_for 40 "lease in $vm" bash -c "ip -n ${VM_NS[$vm]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
-  IP[$vm]=$(ip -n "${VM_NS[$vm]}" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
+  wn_wait_for 40 "lease in $vm" wn_has_lease "${VM_NS[$vm]}"
+  IP[$vm]=$(wn_addr "${VM_NS[$vm]}")
   echo "$vm: ${IP[$vm]}"
 done
 wn_wait_for 15 "agent reports" bash -c \
   "ip netns exec ${NODE_NS[b]} $BIN/wownetctl --socket $WN_TMP/b.sock list | grep -q 'db ('"
 
 say "leases (the network's registry, on the rendezvous) and attachments (on each host)"
-ctl rv leases
+ctl rv leases --all
 ctl a list
 ctl b list
 

@@ -200,7 +200,7 @@ DhcpOutcome DhcpServer::on_client_message(UnixTime now, const DhcpMessage& msg, 
   switch (*msg.type) {
     case DhcpMessageType::Discover: {
       ++counters_.discovers;
-      auto addr = leases_.choose(client_mac, msg.requested_address, now);
+      auto addr = leases_.choose(client_mac, msg.requested_address, now, vm);
       if (!addr) {
         ++counters_.ignored;  // pool exhausted: stay silent (RFC 2131 §4.3.1)
         return r;
@@ -216,7 +216,7 @@ DhcpOutcome DhcpServer::on_client_message(UnixTime now, const DhcpMessage& msg, 
       return r;
     }
     case DhcpMessageType::Request: {
-      const auto wanted = accept_request(now, msg, client_mac, out, r);
+      const auto wanted = accept_request(now, msg, client_mac, vm, out, r);
       if (!wanted) return r;
       const Ipv4Addr want = *wanted;
       const Lease& l =
@@ -266,14 +266,14 @@ std::optional<Ipv4Addr> DhcpServer::requested_address(const DhcpMessage& msg) co
 }
 
 std::optional<Ipv4Addr> DhcpServer::accept_request(UnixTime now, const DhcpMessage& msg, MacAddr client_mac,
-                                                   ByteSpan out, DhcpOutcome& r) {
+                                                   const std::string& vm, ByteSpan out, DhcpOutcome& r) {
   ++counters_.requests;
   const auto wanted = requested_address(msg);
   if (!wanted) {
     ++counters_.ignored;
     return std::nullopt;
   }
-  if (!leases_.is_available(*wanted, client_mac, now)) {
+  if (!leases_.is_available(*wanted, client_mac, now, vm)) {
     r.reply_size = nak(now, msg, out);
     return std::nullopt;
   }
@@ -323,7 +323,7 @@ DhcpOutcome DhcpServer::on_registry_message(UnixTime now, const DhcpMessage& msg
       }
       return r;
     case DhcpMessageType::Request: {
-      const auto wanted = accept_request(now, msg, client_mac, out, r);
+      const auto wanted = accept_request(now, msg, client_mac, vm, out, r);
       if (!wanted) return r;
       const Ipv4Addr want = *wanted;
       const Lease* l = leases_.find(want);

@@ -116,8 +116,8 @@ class DhcpServer {
   // A DHCPREQUEST (either path), counted: the address it asks for if the
   // client may have it; otherwise nullopt, with the request ignored or
   // NAKed (r.reply_size).
-  std::optional<Ipv4Addr> accept_request(UnixTime now, const DhcpMessage& msg, MacAddr client_mac, ByteSpan out,
-                                         DhcpOutcome& r);
+  std::optional<Ipv4Addr> accept_request(UnixTime now, const DhcpMessage& msg, MacAddr client_mac,
+                                         const std::string& vm, ByteSpan out, DhcpOutcome& r);
   // Allows one DHCPDECLINE per client per decline_hold, recording it.
   bool take_decline(UnixTime now, MacAddr mac);
   DhcpOutcome inform(UnixTime now, const DhcpMessage& msg, MacAddr client_mac, ByteSpan out);

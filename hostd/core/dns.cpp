@@ -244,6 +244,8 @@ std::optional<Ipv4Addr> find_forward(const DnsZone& zone, const NameDirectory& n
   const std::string_view name(lower, label.size());
   // The gateway comes first so that no lease can take over its name.
   if (name == kGatewayLabel) return zone.gateway;
+  // A static name next: the admin's, and no lease may take it either.
+  if (auto addr = zone.static_address(name)) return addr;
   if (auto addr = parse_auto_name(name, zone.network)) {
     if (names.is_leased(*addr)) return addr;
     return std::nullopt;
@@ -271,7 +273,8 @@ void resolve(const DnsZone& zone, const NameDirectory& names, const WireName& qn
   if (auto addr = parse_reverse_name(qname); addr && zone.network.contains(*addr)) {
     r.authoritative = true;
     const bool is_gateway = *addr == zone.gateway;
-    if (!is_gateway && !names.is_leased(*addr)) {
+    const std::string* fixed = is_gateway ? nullptr : zone.static_name_of(*addr);
+    if (!is_gateway && !fixed && !names.is_leased(*addr)) {
       r.rcode = kRcodeNxDomain;
       return;
     }
@@ -279,6 +282,8 @@ void resolve(const DnsZone& zone, const NameDirectory& names, const WireName& qn
     std::size_t size = 0;
     if (is_gateway) {
       size = encode_name(kGatewayLabel, zone.domain, r.ptr_name);
+    } else if (fixed) {
+      size = encode_name(*fixed, zone.domain, r.ptr_name);
     } else {
       const std::string host = names.host_name_of(*addr);
       if (!host.empty() && host.size() <= kMaxLabelSize && host.find('.') == std::string::npos)
@@ -388,6 +393,20 @@ void count(unsigned rcode, DnsCounters& c) {
 }
 
 }  // namespace
+
+std::optional<Ipv4Addr> DnsZone::static_address(std::string_view label) const {
+  for (const StaticName& s : static_names) {
+    if (s.name == label) return s.address;
+  }
+  return std::nullopt;
+}
+
+const std::string* DnsZone::static_name_of(Ipv4Addr addr) const {
+  for (const StaticName& s : static_names) {
+    if (s.address == addr) return &s.name;
+  }
+  return nullptr;
+}
 
 std::string auto_name(Ipv4Addr addr) {
   char buf[kAutoNameSize];

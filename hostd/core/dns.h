@@ -10,6 +10,9 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
+#include "core/network_config.h"
 #include "core/packet.h"
 #include "core/types.h"
 
@@ -31,6 +34,14 @@ struct DnsZone {
   Ipv4Prefix network;  // e.g. 10.128.0.0/9
   Ipv4Addr gateway;    // e.g. 10.128.0.1; "gateway.<domain>" resolves to it
   std::uint32_t ttl = 60;
+  // Fixed names (A, and PTR for addresses inside `network`), answered
+  // before any lease's. An address with several gets the first as its PTR.
+  std::vector<StaticName> static_names;
+
+  // The address of static name `label` (lowercase), if it is one.
+  std::optional<Ipv4Addr> static_address(std::string_view label) const;
+  // The first static name of `addr`, or nullptr.
+  const std::string* static_name_of(Ipv4Addr addr) const;
 };
 
 // Looks up names and leases; implemented by the lease table.

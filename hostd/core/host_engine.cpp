@@ -44,16 +44,22 @@ DnsTcpLimits dns_tcp_limits(const NetworkConfig& config) {
 
 HostEngine::HostEngine(NetworkConfig config)
     : config_(std::move(config)),
-      zone_{config_.domain, config_.network, config_.gateway, config_.dns_ttl},
+      zone_{config_.domain, config_.network, config_.gateway, config_.dns_ttl, config_.static_names},
       leases_(config_.network, config_.gateway),
       dhcp_(config_, leases_),
-      dns_tcp_(dns_tcp_limits(config_)) {}
+      dns_tcp_(dns_tcp_limits(config_)) {
+  set_names_and_reservations();
+}
 
 void HostEngine::update_live_settings(const NetworkConfig& c) {
   config_.lease_time = c.lease_time;
   config_.learn_static = c.learn_static;
   config_.dns_ttl = c.dns_ttl;
   zone_.ttl = c.dns_ttl;
+  config_.static_names = c.static_names;
+  config_.reservations = c.reservations;
+  zone_.static_names = c.static_names;
+  set_names_and_reservations();
 }
 
 void HostEngine::add_attachment(AttachmentId id, const std::string& vm, std::optional<MacAddr> mac, UnixTime now) {
@@ -453,7 +459,9 @@ FrameAction HostEngine::on_peer_packet(UnixTime now, std::string_view peer, Byte
 
 void HostEngine::use_registry(const std::string& self) {
   self_node_ = self;
+  leases_.set_own_node(self);
   dhcp_.use_registry(self);
+  leases_.set_reservations({});  // the registry's to keep
 }
 
 FrameAction HostEngine::on_registry_lease(UnixTime now, const Lease& lease) {

@@ -194,8 +194,20 @@ class HostEngine {
   const NetworkConfig& config() const { return config_; }
   // Takes the settings that may change while hostd runs (a config reload)
   // from `c`: lease_time (for leases granted or renewed from now on),
-  // learn_static and dns_ttl. The rest of `c` is ignored.
+  // learn_static, dns_ttl, static_names and (without a registry)
+  // reservations; call apply_reservations() next. The rest of `c` is ignored.
   void update_live_settings(const NetworkConfig& c);
+  // Without a registry: applies the reservations to the leases granted
+  // before them (LeaseTable::revoke_reservation_conflicts without ending
+  // leases: those the reservations forbid get a NAK at their next
+  // renewal). Returns the addresses whose records changed.
+  std::vector<Ipv4Addr> apply_reservations(UnixTime now);
+  // Without a registry: ends the lease of `addr` now (an admin's release,
+  // LeaseTable::revoke), drops its record and unbinds the VM that held it;
+  // its next DHCPREQUEST for it is answered anew. False if no bound or
+  // offered record has that address.
+  bool revoke_lease(UnixTime now, Ipv4Addr addr);
+  const DnsZone& zone() const { return zone_; }
   const EngineCounters& counters() const { return counters_; }
   const DhcpCounters& dhcp_counters() const { return dhcp_.counters(); }
   const DnsCounters& dns_counters() const { return dns_counters_; }
@@ -206,6 +218,11 @@ class HostEngine {
   // Increments when only lease expiries moved (renewals): worth saving soon,
   // not before the reply.
   std::uint64_t expiry_version() const { return leases_.expiry_version(); }
+  // The same for what this host keeps on its own disk: the attachments'
+  // MACs and its own leases (LeaseTable::set_own_node; in registry mode the
+  // rest of the table comes back from the registry).
+  std::uint64_t own_state_version() const { return leases_.own_version() + bindings_version_; }
+  std::uint64_t own_expiry_version() const { return leases_.own_expiry_version(); }
 
  private:
   FrameAction handle_arp(UnixTime now, AttachmentState& att, const EthernetView& eth);
@@ -235,6 +252,11 @@ class HostEngine {
   // for its MAC and the MAC is not another VM's while that VM's lease lasts.
   bool may_claim(const AttachmentState& att, Ipv4Addr addr, UnixTime now) const;
   void unbind(AttachmentState& att);
+  // Unbinds every attachment whose lease is no longer its VM's and active.
+  void unbind_ended(UnixTime now);
+  // Gives the lease table the static names and (without a registry) the
+  // reservations of config_.
+  void set_names_and_reservations();
   FrameAction drop(AttachmentState* att, DropReason r);
   void note_deadline(UnixTime t) {
     if (t < next_deadline_) next_deadline_ = t;

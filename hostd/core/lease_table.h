@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -65,21 +66,53 @@ class LeaseTable final : public NameDirectory {
   // The active lease of `addr`, or nullptr.
   const Lease* find_active(Ipv4Addr addr, UnixTime now) const;
 
-  // True if `addr` may be given to `mac`: a host address of the pool, not the
-  // gateway, and not held by another MAC (bound and unexpired, offered and
-  // unexpired, or declined and still on hold).
-  bool is_available(Ipv4Addr addr, MacAddr mac, UnixTime now) const;
+  // True if `addr` may be given to `mac` (of VM `vm`): a host address of
+  // the pool, not the gateway, not reserved for another client, not another
+  // address than the one reserved for this client, and not held by another
+  // MAC (bound and unexpired, offered and unexpired, or declined and still
+  // on hold).
+  bool is_available(Ipv4Addr addr, MacAddr mac, UnixTime now, const std::string& vm = {}) const;
 
-  // Picks an address for `mac` (RFC 2131 §4.3.1): its current or previous
+  // Picks an address for `mac` of VM `vm` (RFC 2131 §4.3.1): its reserved
+  // address if it has one (and nothing else), else its current or previous
   // address if still available, else `requested` if available, else the
-  // lowest never-used address, else the longest-expired one. nullopt if the
-  // pool is exhausted.
-  std::optional<Ipv4Addr> choose(MacAddr mac, std::optional<Ipv4Addr> requested, UnixTime now) const;
+  // lowest never-used unreserved address, else the longest-expired one.
+  // nullopt if the pool is exhausted (or the reserved address is held).
+  std::optional<Ipv4Addr> choose(MacAddr mac, std::optional<Ipv4Addr> requested, UnixTime now,
+                                 const std::string& vm = {}) const;
+
+  // Replaces the reservations (validated by the config reader: distinct
+  // addresses, MACs, VM names and names, inside the pool). Leases that
+  // conflict with them stay until revoke_reservation_conflicts().
+  void set_reservations(std::vector<Reservation> reservations);
+  const std::vector<Reservation>& reservations() const { return reservations_; }
+  // Names no lease may take (the gateway's static DNS names).
+  void set_static_names(std::vector<std::string> names) { static_names_ = std::move(names); }
+  // The reservation of `addr`, or nullptr.
+  const Reservation* reservation_at(Ipv4Addr addr) const;
+  // The reservation for the client `mac` of VM `vm` (by MAC first, then by
+  // VM name), or nullptr.
+  const Reservation* reservation_for(MacAddr mac, const std::string& vm) const;
+  // Applies the reservations to the leases granted before them: another
+  // lease's use of a reserved or static name is cleared, a reserved
+  // address's lease gets the reservation's name. With `end_leases` (a
+  // registry, whose hosts renew leases on their own) it also revoke()s a
+  // lease of a reserved address held by another client and a reserved
+  // client's lease of another address; without, those stay until their
+  // next renewal, which is_available() refuses (a NAK). Returns the
+  // addresses whose records changed.
+  std::vector<Ipv4Addr> revoke_reservation_conflicts(UnixTime now, bool end_leases);
+  // Ends the record of `addr` now, as an admin's release: it becomes an
+  // expired offer, which expire() drops, so neither its MAC nor its VM
+  // keeps a claim on the address (a DHCPRELEASE keeps the claim). False if
+  // there is no bound record (active or not) or unexpired offer.
+  bool revoke(Ipv4Addr addr, UnixTime now);
 
   // Records `addr` for `mac` in `state` until `expiry`, dropping any other
   // record of that MAC and any stale record of that address. Keeps the
   // previous host name if `host_name` is empty and the address, MAC and VM
-  // are unchanged. Callers check reserved_for_other_vm first.
+  // are unchanged; the name of a reservation of `addr` for this client
+  // overrides both. Callers check reserved_for_other_vm first.
   const Lease& put(Ipv4Addr addr, MacAddr mac, const std::string& vm, const std::string& host_name, UnixTime expiry,
                    LeaseState state, LeaseOrigin origin, const std::string& node = std::string{});
   // Stores a lease the registry reports for a VM on another node (or this
@@ -104,7 +137,8 @@ class LeaseTable final : public NameDirectory {
   // True if `mac` may use `name`: not reserved ("gateway", or shaped like an
   // automatic name such as c128000005) and not held by another MAC's active
   // lease. The first claimant keeps a name.
-  bool name_available(const std::string& name, MacAddr mac, UnixTime now) const;
+  // A static name is nobody's, a reserved name only its reservation's client's.
+  bool name_available(const std::string& name, MacAddr mac, UnixTime now, const std::string& vm = {}) const;
   // Extends an active lease to `expiry`. False if there is none.
   bool extend(Ipv4Addr addr, MacAddr mac, UnixTime expiry);
   // Drops expired offers and declines. Bound records are kept as memory.
@@ -120,6 +154,19 @@ class LeaseTable final : public NameDirectory {
   std::uint64_t version() const { return version_; }
   std::uint64_t expiry_version() const { return expiry_version_; }
 
+  // The records a host keeps on its own disk: those of `node` (its own
+  // VMs' leases in registry mode; empty, the default: every record without
+  // a node, a standalone host's). The rest of a registry's table comes
+  // back from the registry. own_version() moves when such a record is
+  // made, changed or lost (its address taken by another node's lease);
+  // own_expiry_version() when only its expiry moved.
+  void set_own_node(const std::string& node);
+  std::uint64_t own_version() const { return own_version_; }
+  std::uint64_t own_expiry_version() const { return own_expiry_version_; }
+  std::size_t own_count() const { return own_.size(); }
+  // The own records, in address order.
+  std::vector<Lease> own_leases() const;
+
   // NameDirectory, answered at set_now() time.
   std::optional<Ipv4Addr> find_host_name(std::string_view name) const override;
   bool is_leased(Ipv4Addr addr) const override;
@@ -127,6 +174,11 @@ class LeaseTable final : public NameDirectory {
 
  private:
   void erase(std::map<std::uint32_t, Lease>::iterator it);
+  // The record of `addr` now belongs to `node`: keeps own_ and the own
+  // versions up to date.
+  void note_record(std::uint32_t addr, const std::string& node);
+  // The record of `addr` changed its host name from `from` to `to`: keeps by_name_.
+  void rename(std::uint32_t addr, const std::string& from, const std::string& to);
 
   Ipv4Prefix network_;
   Ipv4Addr gateway_;
@@ -135,6 +187,17 @@ class LeaseTable final : public NameDirectory {
   std::uint64_t expiry_version_ = 0;
   std::map<std::uint32_t, Lease> by_address_;
   std::map<MacAddr, std::uint32_t> by_mac_;
+  // Host name -> addresses of the records that carry it (any state): name
+  // checks and DNS look-ups without a walk of the table.
+  std::multimap<std::string, std::uint32_t, std::less<>> by_name_;
+  // No address below this one is without a record (choose's search starts here).
+  mutable std::uint32_t free_hint_ = 0;
+  std::string own_node_;
+  std::set<std::uint32_t> own_;  // addresses of the own records
+  std::uint64_t own_version_ = 0;
+  std::uint64_t own_expiry_version_ = 0;
+  std::vector<Reservation> reservations_;
+  std::vector<std::string> static_names_;
 };
 
 }  // namespace wownet

@@ -121,6 +121,22 @@ class TrustStore {
   // Takes effect for check() and for configure()d SSL_CTXs immediately.
   bool update_crl(const std::string& crl_pem, std::string& error);
 
+  // How a CRL compares with the one in force, without taking it.
+  struct CrlExamination {
+    enum class Verdict {
+      Newer,    // signed by the CA, CRL number above the current one (or no CRL yet)
+      Same,     // signed by the CA, the current CRL number
+      Older,    // signed by the CA, a lower CRL number: taking it would un-revoke
+      Invalid,  // not PEM, not a CRL, not signed by the CA or without a CRL number
+    };
+    Verdict verdict = Verdict::Invalid;
+    long number = -1;   // its CRL number, when it has one
+    std::string error;  // why, when Invalid or Older
+  };
+  // Examines `crl_pem` as update_crl() would (signature by the CA, CRL
+  // number against crl_number()); changes nothing.
+  CrlExamination examine_crl(const std::string& crl_pem) const;
+
   // Verifies a peer's certificate (plus untrusted chain, may be null) at
   // time `now`: issued by the CA, within validity, not revoked, not a CA,
   // CN a valid node name.

@@ -45,24 +45,51 @@ std::optional<TrustStore> TrustStore::load(const std::string& ca_cert_pem_file, 
   return ts;
 }
 
-bool TrustStore::update_crl(const std::string& crl_pem, std::string& error) {
-  ossl::X509CrlPtr crl = parse_crl(crl_pem, error);
-  if (!crl) return false;
-  if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(ca_.get())) != 0 ||
-      X509_CRL_verify(crl.get(), X509_get0_pubkey(ca_.get())) != 1) {
+namespace {
+
+// Parses `crl_pem` and checks it against the CA and the current CRL
+// number; the parsed CRL goes to `crl` unless the verdict is Invalid.
+TrustStore::CrlExamination examine(const X509* ca, long current, const std::string& crl_pem, ossl::X509CrlPtr& crl) {
+  using V = TrustStore::CrlExamination::Verdict;
+  TrustStore::CrlExamination e;
+  ossl::X509CrlPtr parsed = parse_crl(crl_pem, e.error);
+  if (!parsed) return e;
+  if (X509_NAME_cmp(X509_CRL_get_issuer(parsed.get()), X509_get_subject_name(ca)) != 0 ||
+      X509_CRL_verify(parsed.get(), X509_get0_pubkey(ca)) != 1) {
     ERR_clear_error();
-    error = "CRL is not signed by the CA";
+    e.error = "CRL is not signed by the CA";
+    return e;
+  }
+  e.number = crl_number_of(parsed.get());
+  if (e.number < 0) {
+    e.error = "CRL has no CRL number";
+    return e;
+  }
+  crl = std::move(parsed);
+  if (e.number < current) {
+    e.verdict = V::Older;
+    e.error = "CRL number " + std::to_string(e.number) + " is older than the current " + std::to_string(current);
+  } else {
+    e.verdict = e.number == current ? V::Same : V::Newer;
+  }
+  return e;
+}
+
+}  // namespace
+
+TrustStore::CrlExamination TrustStore::examine_crl(const std::string& crl_pem) const {
+  ossl::X509CrlPtr crl;
+  return examine(ca_.get(), crl_number_, crl_pem, crl);
+}
+
+bool TrustStore::update_crl(const std::string& crl_pem, std::string& error) {
+  ossl::X509CrlPtr crl;
+  const CrlExamination e = examine(ca_.get(), crl_number_, crl_pem, crl);
+  if (e.verdict == CrlExamination::Verdict::Invalid || e.verdict == CrlExamination::Verdict::Older) {
+    error = e.error;
     return false;
   }
-  long number = crl_number_of(crl.get());
-  if (number < 0) {
-    error = "CRL has no CRL number";
-    return false;
-  }
-  if (number < crl_number_) {
-    error = "CRL number " + std::to_string(number) + " is older than the current " + std::to_string(crl_number_);
-    return false;
-  }
+  const long number = e.number;
   // Add the new CRL, then drop every other one: a concurrent check never
   // sees the store without a CRL.
   if (X509_STORE_add_crl(store_.get(), crl.get()) != 1) {

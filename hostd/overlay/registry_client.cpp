@@ -107,29 +107,33 @@ void RegistryClient::send(std::int64_t now_ms, std::uint64_t id, Pending& p, Act
 std::uint64_t RegistryClient::ask(std::int64_t now_ms, const LeaseAsk& a, Actions& out) {
   // The id is taken before anything else: every request has its own.
   const std::uint64_t id = next_id_++;
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.ask.mac == a.mac && is_release(it->second.ask.kind) == is_release(a.kind)) {
-      ++counters_.replaced;
-      it = pending_.erase(it);
-    } else {
-      ++it;
-    }
+  if (auto old = by_vm_.find({a.mac, is_release(a.kind)}); old != by_vm_.end()) {
+    ++counters_.replaced;
+    erase_pending(pending_.find(old->second));
   }
   if (pending_.size() >= options_.max_pending) {
     ++counters_.given_up;
-    pending_.erase(pending_.begin());
+    erase_pending(pending_.begin());
   }
   Pending& p = pending_[id];
   p.ask = a;
+  by_vm_[{a.mac, is_release(a.kind)}] = id;
   send(now_ms, id, p, out);
   return id;
+}
+
+void RegistryClient::erase_pending(std::map<std::uint64_t, Pending>::iterator it) {
+  if (it == pending_.end()) return;
+  auto v = by_vm_.find({it->second.ask.mac, is_release(it->second.ask.kind)});
+  if (v != by_vm_.end() && v->second == it->first) by_vm_.erase(v);
+  pending_.erase(it);
 }
 
 std::optional<MacAddr> RegistryClient::on_answer(std::uint64_t id) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return std::nullopt;
   MacAddr mac = it->second.ask.mac;
-  pending_.erase(it);
+  erase_pending(it);
   ++counters_.answered;
   return mac;
 }
@@ -200,7 +204,9 @@ void RegistryClient::on_timer(std::int64_t now_ms, Actions& out) {
     }
     if (p.tries >= options_.max_tries) {
       ++counters_.given_up;
-      it = pending_.erase(it);
+      auto next = std::next(it);
+      erase_pending(it);
+      it = next;
       continue;
     }
     send(now_ms, it->first, p, out);

@@ -130,6 +130,10 @@ class RegistryClient {
   Counters counters_;
   std::vector<Rendezvous> rendezvous_;  // up, in the order they came up
   std::map<std::uint64_t, Pending> pending_;
+  // The pending request of each VM (MAC) and kind (true: release or
+  // decline), so that an ask finds the one it replaces without a walk.
+  std::map<std::pair<MacAddr, bool>, std::uint64_t> by_vm_;
+  void erase_pending(std::map<std::uint64_t, Pending>::iterator it);
   std::uint64_t next_id_ = 1;
   // When each resolve last went out, by (node, address); address 0: by
   // node. Looked up without allocating: a send to an unresolved node asks

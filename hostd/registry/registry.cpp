@@ -55,7 +55,7 @@ std::optional<Lease> lease_from_proto(const ov::Lease& p) {
 }
 
 Registry::Registry(NetworkConfig network, RegistryStore* store)
-    : network_(std::move(network)), store_(store), leases_(network_.network, network_.gateway) {}
+    : network_(std::move(network)), store_(store), leases_(fresh_table()) {}
 
 void Registry::set_self(const std::string& id, const std::string& name, std::vector<Endpoint> endpoints) {
   self_id_ = id;
@@ -87,7 +87,7 @@ void Registry::track_deadline(const Lease& lease, UnixTime now) {
 }
 
 bool Registry::load_leases(UnixTime now, std::vector<NodeInfo>& nodes, std::string& crl, std::string& error) {
-  leases_ = LeaseTable(network_.network, network_.gateway);
+  leases_ = fresh_table();
   deadlines_.clear();
   if (!store_) return true;
   std::vector<Lease> leases;
@@ -253,6 +253,8 @@ void Registry::on_node_up(UnixTime now, const std::string& id, const std::string
                           const std::string& reflexive_address, std::uint16_t reflexive_port,
                           std::vector<Outgoing>& out) {
   if (id.empty() || id == self_id_) return;
+  // The snapshot below must not show what is not on disk yet.
+  commit_group(now, out);
   NodeInfo& n = nodes_[id];
   n.id = id;
   n.name = name;
@@ -432,6 +434,13 @@ void Registry::on_timer(UnixTime now, std::vector<Outgoing>& out) {
     // have dropped it first).
     for (const Lease& l : due) defer_commit(now, Before{{l.address, l}}, std::string{});
     push_to_others(std::string{}, due, out);
+    return;
+  }
+  if (grouped_) {
+    // Written with the group; the updates wait for it.
+    for (const Lease& l : due)
+      if (!leases_.find(l.address)) group_touch(l.address);
+    push_to_others(std::string{}, due, held_);
     return;
   }
   StoreBatch batch;

@@ -7,9 +7,9 @@
 // Allocation is LeaseTable's (choose, is_available, put, release, decline,
 // name rules) with every record's `node` set to the node the VM runs on.
 // Every change is committed to the RegistryStore before the reply that
-// reports it is produced, so a reply the caller sends is never lost to a
-// crash. Time comes in as an argument; no I/O besides the store. Not
-// thread-safe.
+// reports it is produced (in group mode: before commit_group() hands the
+// reply out), so a reply the caller sends is never lost to a crash. Time comes in as an argument; no I/O besides the
+// store. Not thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -60,13 +60,16 @@ struct RegistryCounters {
   // rendezvous' change, and requests handled again after one.
   std::uint64_t commit_conflicts = 0, commit_retries = 0;
   std::uint64_t shared_changes = 0;  // records changed by other rendezvous, applied
+  // Group commit (SQLite): transactions written, and the lease replies
+  // they carried (replies / commits: the batching achieved).
+  std::uint64_t group_commits = 0, group_replies = 0;
   // Calls f(name, value) for every counter.
   template <typename F>
   void visit(F&& f) const {
     f("lease_requests", lease_requests), f("lease_refused", lease_refused), f("releases", releases);
     f("resolves", resolves), f("registers", registers), f("pushes", pushes), f("store_failures", store_failures);
     f("commit_conflicts", commit_conflicts), f("commit_retries", commit_retries);
-    f("shared_changes", shared_changes);
+    f("shared_changes", shared_changes), f("group_commits", group_commits), f("group_replies", group_replies);
   }
 };
 
@@ -120,6 +123,23 @@ class Registry {
   // (its presence in etcd). A Resolve of such a node gets it punched there.
   void set_online_elsewhere(std::function<bool(const std::string&)> f) { online_elsewhere_ = std::move(f); }
 
+  // Group commit (a RegistryStore): the lease changes of every request
+  // handled before the next commit_group() are written together, in one
+  // transaction and one fsync, and every lease reply (with the pushes to
+  // other nodes) is held until then, so none leaves before what it reports
+  // is on disk. Expiries join the group too. Call before anything else.
+  void group_commits() { grouped_ = true; }
+  bool grouped() const { return grouped_; }
+  // Group mode: writes what the requests since the last call changed in
+  // one transaction and queues their held replies and pushes to `out`. If
+  // the write fails every change of the group is undone (the table is
+  // re-read from the store), the replies that granted something become
+  // refusals and the pushes are dropped. Cheap when nothing is held; call
+  // once per turn of the event loop.
+  void commit_group(UnixTime now, std::vector<Outgoing>& out);
+  // Group mode: lease replies waiting for commit_group().
+  std::size_t replies_held() const { return held_replies_; }
+
   // Shared-store mode (etcd; no RegistryStore): every change is queued
   // for take_commits() instead of written, and the reply that reports it
   // (with the pushes to other nodes) waits for on_commit_result(). Node
@@ -145,6 +165,10 @@ class Registry {
   // pushed to this rendezvous' online nodes.
   void apply_shared(UnixTime now, const LeaseRecords& changes, std::vector<Outgoing>& out);
   void apply_shared_node(const NodeInfo& node);
+  // A CRL another rendezvous wrote to the shared store, already verified
+  // by the caller (signed by the network's CA, newer than crl()): becomes
+  // crl() and is queued to every online node, without being written back.
+  void apply_shared_crl(const std::string& pem, std::vector<Outgoing>& out);
   // Commits waiting for on_commit_result().
   std::size_t commits_in_flight() const { return in_flight_.size(); }
 
@@ -211,6 +235,18 @@ class Registry {
   // Answers Resolve{node_id} alike (no address in `out`).
   bool resolve_node(const std::string& id, wownet::overlay::Resolved& out, std::string& error) const;
 
+  // Ends the lease of `addr` now, as the admin's release
+  // (LeaseTable::revoke): committed and pushed to every online node like
+  // any change (in shared mode once the store wrote it). False with
+  // `error` set if there is no such lease or it cannot be stored.
+  bool revoke(UnixTime now, Ipv4Addr addr, std::vector<Outgoing>& out, std::string& error);
+  // Replaces the reservations and static names (a config reload; the
+  // constructor takes them from its NetworkConfig) and ends the leases
+  // they forbid, committed and pushed as revoke() does. Call after
+  // restore() too: leases stored before a reservation was added.
+  void set_reservations(UnixTime now, std::vector<Reservation> reservations, std::vector<StaticName> static_names,
+                        std::vector<Outgoing>& out);
+
   const LeaseTable& leases() const { return leases_; }
   const std::map<std::string, NodeInfo>& nodes() const { return nodes_; }
   // The node record of `id`, or nullptr.
@@ -252,6 +288,8 @@ class Registry {
   // and `crl`, for the caller to keep or not.
   bool load_leases(UnixTime now, std::vector<NodeInfo>& nodes, std::string& crl, std::string& error);
   void track_deadline(const Lease& lease, UnixTime now);
+  // An empty lease table under network_'s reservations and static names.
+  LeaseTable fresh_table() const;
   // Queues `leases` to `node_id` in messages within kMaxLeaseMessageBytes;
   // the first is a LeaseSnapshot if `snapshot`.
   void queue_leases(const std::string& node_id, const std::vector<Lease>& leases, bool snapshot,
@@ -276,10 +314,27 @@ class Registry {
   // Shared mode: queues what changed since `before` as a CommitRequest.
   void defer_commit(UnixTime now, const Before& before, const std::string& requester);
   void undo(const InFlight& f);
+  // Group mode: the record of `address` (as it is at commit_group) goes
+  // into the group's transaction.
+  void group_touch(Ipv4Addr address) { group_touched_.insert(address.value); }
+  // Group mode, after a commit: the records of group_pushes_ to every
+  // online node but the one that asked for each, packed into as few
+  // LeaseUpdate messages per node as fit kMaxLeaseMessageBytes.
+  void push_group(std::vector<Outgoing>& out);
 
   NetworkConfig network_;
   RegistryStore* store_;
   bool shared_ = false;
+  bool grouped_ = false;
+  // Group mode: addresses whose records the open group changed, and what
+  // waits for its commit (lease replies and pushes, in the order they
+  // were made).
+  std::set<std::uint32_t> group_touched_;
+  // Addresses whose new records go to the other nodes after the commit,
+  // with the node that asked (it has the record in its reply).
+  std::map<std::uint32_t, std::string> group_pushes_;
+  std::vector<Outgoing> held_;
+  std::size_t held_replies_ = 0;
   std::uint64_t next_commit_ = 1;
   std::vector<CommitRequest> commits_;
   std::map<std::uint64_t, InFlight> in_flight_;

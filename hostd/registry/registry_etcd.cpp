@@ -3,6 +3,8 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <set>
+#include <optional>
 
 #include "proto/state.pb.h"
 #include "registry/etcd_json.h"
@@ -150,21 +152,29 @@ void SharedRegistry::load() {
       presence_->forget_others();
       presence_->set_watching(false);
     }
+    std::optional<std::string> crl_value;
     for (const auto& kv : answer.kvs()) {
       observe(kv.key(), true, kv.mod_revision(), kv.value(), rev);
       take_key(kv.key(), true, kv.value(), leases, nodes, crl);
+      if (kv.key() == crl_key()) crl_value = kv.value();
     }
     std::vector<Outgoing> out;
     const UnixTime now = clock_();
     if (!loaded_) {
       // Hosts whose sessions came up before the load (etcd was down) got
       // an empty table: the leases reach them as updates.
-      registry_.load_shared(now, {}, nodes, crl);
+      registry_.load_shared(now, {}, nodes, std::string{});  // the CRL is checked first
       loaded_ = true;
     }
     registry_.apply_shared(now, leases, out);
     for (const NodeInfo& n : nodes) registry_.apply_shared_node(n);
     revision_ = rev;
+    if (crl_value) {
+      take_crl(*crl_value, out);
+    } else {
+      crl_dirty_ = true;  // none in etcd (or deleted while we were away): ours, if we hold one
+    }
+    write_crl();
     follow();
     if (!out.empty()) sink_(out);
   });
@@ -191,6 +201,7 @@ void SharedRegistry::follow() {
     std::vector<NodeInfo> nodes;
     std::string crl;
     if (presence_) presence_->set_watching(true);
+    std::optional<std::string> crl_value;
     for (const auto& ev : m.events()) {
       ++counters_.watch_events;
       const bool present = ev.type() == mvccpb::Event::PUT;
@@ -198,11 +209,18 @@ void SharedRegistry::follow() {
       // Our own writes (already applied) and anything older are skipped.
       if (!observe(ev.kv().key(), present, rev, ev.kv().value(), rev)) continue;
       take_key(ev.kv().key(), present, ev.kv().value(), leases, nodes, crl);
+      if (ev.kv().key() == crl_key()) {
+        crl_value.reset();
+        if (present) crl_value = ev.kv().value();
+        crl_dirty_ = !present;  // deleted: ours goes back
+      }
     }
     revision_ = std::max(revision_, m.header().revision());
     std::vector<Outgoing> out;
     registry_.apply_shared(clock_(), leases, out);
     for (const NodeInfo& n : nodes) registry_.apply_shared_node(n);
+    if (crl_value) take_crl(*crl_value, out);
+    write_crl();
     if (!out.empty()) sink_(out);
   });
 }
@@ -221,7 +239,26 @@ void SharedRegistry::attach_presence(Presence& presence) {
 }
 
 void SharedRegistry::flush() {
-  for (const CommitRequest& c : registry_.take_commits()) send_commit(c);
+  // The commits share txns: as many as fit etcd's limit, none writing a
+  // key another one writes.
+  std::vector<Prepared> batch;
+  std::set<std::string> keys;
+  std::size_t ops = 0;
+  for (const CommitRequest& c : registry_.take_commits()) {
+    Prepared p = prepare(c);
+    bool overlaps = false;
+    for (const auto& [key, value] : p.ops) overlaps |= keys.count(key) != 0;
+    if (!batch.empty() && (overlaps || ops + p.ops.size() > kMaxTxnOps)) {
+      send_txn(std::move(batch));
+      batch.clear();
+      keys.clear();
+      ops = 0;
+    }
+    for (const auto& [key, value] : p.ops) keys.insert(key);
+    ops += p.ops.size();
+    batch.push_back(std::move(p));
+  }
+  if (!batch.empty()) send_txn(std::move(batch));
   auto write = [this](const std::string& key, const std::string& value) {
     etcdserverpb::PutRequest p;
     p.set_key(key);
@@ -237,15 +274,20 @@ void SharedRegistry::flush() {
     });
   };
   for (const NodeInfo& n : registry_.take_node_writes()) write(node_key(n.id), encode_node_value(n));
-  if (auto crl = registry_.take_crl_write()) write(crl_key(), *crl);
+  if (registry_.take_crl_write()) {
+    crl_dirty_ = true;
+    write_crl();
+  }
 }
 
-void SharedRegistry::send_commit(const CommitRequest& c) {
+SharedRegistry::Prepared SharedRegistry::prepare(const CommitRequest& c) const {
   // key -> value to put, or nullopt to delete. The MAC and name index
   // keys hold a copy of their lease and are written with it every time,
   // so that two writers relying on one index always collide on it, and
   // the loser reads the holder's lease back from the index itself.
-  std::map<std::string, std::optional<std::string>> ops;
+  Prepared p;
+  p.commit = c;
+  auto& ops = p.ops;
   for (std::size_t i = 0; i < c.before.size(); ++i) {
     const auto& [addr, after] = c.after[i];
     ops[lease_key(addr)] = after ? std::optional<std::string>(encode_lease_value(*after)) : std::nullopt;
@@ -272,62 +314,101 @@ void SharedRegistry::send_commit(const CommitRequest& c) {
     ops[mac_key(after->mac)] = value;
     if (!after->host_name.empty()) ops[name_key(after->host_name)] = value;
   }
+  for (const auto& [key, value] : ops) {
+    auto it = known_.find(key);
+    p.compares.emplace_back(key, it == known_.end() ? 0 : it->second.mod);
+  }
+  return p;
+}
+
+void SharedRegistry::send_txn(std::vector<Prepared> batch) {
   etcdserverpb::TxnRequest t;
   std::vector<std::string> compared;
-  for (const auto& [key, value] : ops) compared.push_back(key);
-  for (const std::string& key : compared) {
-    Compare* cmp = t.add_compare();
-    cmp->set_key(key);
-    cmp->set_target(Compare::MOD);
-    cmp->set_result(Compare::EQUAL);
-    auto it = known_.find(key);
-    cmp->set_mod_revision(it == known_.end() ? 0 : it->second.mod);
-    t.add_failure()->mutable_request_range()->set_key(key);
+  for (const Prepared& p : batch) {
+    for (const auto& [key, mod] : p.compares) {
+      Compare* cmp = t.add_compare();
+      cmp->set_key(key);
+      cmp->set_target(Compare::MOD);
+      cmp->set_result(Compare::EQUAL);
+      cmp->set_mod_revision(mod);
+      t.add_failure()->mutable_request_range()->set_key(key);
+      compared.push_back(key);
+    }
   }
-  for (const auto& [key, value] : ops) {
-    if (value) {
-      auto* p = t.add_success()->mutable_request_put();
-      p->set_key(key);
-      p->set_value(*value);
-    } else {
-      t.add_success()->mutable_request_delete_range()->set_key(key);
+  for (const Prepared& p : batch) {
+    for (const auto& [key, value] : p.ops) {
+      if (value) {
+        auto* put = t.add_success()->mutable_request_put();
+        put->set_key(key);
+        put->set_value(*value);
+      } else {
+        t.add_success()->mutable_request_delete_range()->set_key(key);
+      }
     }
   }
   ++counters_.txns;
-  kv_.txn(t, [this, alive = alive_, id = c.id, ops, compared](const std::string& error,
-                                                              etcdserverpb::TxnResponse&& answer) {
+  kv_.txn(t, [this, alive = alive_, batch = std::move(batch), compared = std::move(compared)](
+                 const std::string& error, etcdserverpb::TxnResponse&& answer) {
     if (!*alive) return;
     std::vector<Outgoing> out;
     const UnixTime now = clock_();
     if (!error.empty()) {
       ++counters_.failures;
       fail("registry transaction: " + error);
-      registry_.on_commit_result(now, id, CommitOutcome::Failed, {}, error, out);
+      for (const Prepared& p : batch)
+        registry_.on_commit_result(now, p.commit.id, CommitOutcome::Failed, {}, error, out);
     } else if (answer.succeeded()) {
       reachable_ = true;
       const std::int64_t rev = answer.header().revision();
-      for (const auto& [key, value] : ops) observe(key, value.has_value(), rev, value.value_or(""), rev);
-      registry_.on_commit_result(now, id, CommitOutcome::Committed, {}, {}, out);
+      for (const Prepared& p : batch) {
+        for (const auto& [key, value] : p.ops) observe(key, value.has_value(), rev, value.value_or(""), rev);
+        registry_.on_commit_result(now, p.commit.id, CommitOutcome::Committed, {}, {}, out);
+      }
     } else {
       reachable_ = true;
       ++counters_.conflicts;
       const std::int64_t rev = answer.header().revision();
-      LeaseRecords fresh;
-      std::vector<NodeInfo> nodes;
-      std::string crl;
+      // What etcd holds now of every compared key.
+      struct Fresh {
+        bool present = false;
+        std::int64_t mod = 0;
+        std::string value;
+      };
+      std::map<std::string, Fresh> fresh_of;
       for (std::size_t i = 0; i < compared.size() && i < std::size_t(answer.responses_size()); ++i) {
         const auto& range = answer.responses(int(i)).response_range();
-        const bool present = range.kvs_size() > 0;
-        const std::string value = present ? range.kvs(0).value() : std::string{};
-        observe(compared[i], present, present ? range.kvs(0).mod_revision() : 0, value, rev);
-        take_key(compared[i], present, value, fresh, nodes, crl);
-        // An index that another lease holds: that lease, as it was written.
-        const std::string rest = compared[i].substr(prefix_.size());
-        if (present && (rest.rfind("mac/", 0) == 0 || rest.rfind("name/", 0) == 0)) {
-          if (auto holder = decode_lease_value(value)) fresh.emplace_back(holder->address, *holder);
-        }
+        Fresh f;
+        f.present = range.kvs_size() > 0;
+        f.mod = f.present ? range.kvs(0).mod_revision() : 0;
+        f.value = f.present ? range.kvs(0).value() : std::string{};
+        observe(compared[i], f.present, f.mod, f.value, rev);
+        fresh_of[compared[i]] = std::move(f);
       }
-      registry_.on_commit_result(now, id, CommitOutcome::Conflict, fresh, {}, out);
+      for (const Prepared& p : batch) {
+        const bool lost = batch.size() == 1 || std::any_of(p.compares.begin(), p.compares.end(), [&](const auto& c) {
+                            auto it = fresh_of.find(c.first);
+                            return it == fresh_of.end() || it->second.mod != c.second;
+                          });
+        if (!lost) {
+          // Its records did not change: another commit of the txn lost.
+          send_txn({prepare(p.commit)});
+          continue;
+        }
+        LeaseRecords fresh;
+        std::vector<NodeInfo> nodes;
+        std::string crl;
+        for (const auto& [key, mod] : p.compares) {
+          auto it = fresh_of.find(key);
+          if (it == fresh_of.end()) continue;
+          take_key(key, it->second.present, it->second.value, fresh, nodes, crl);
+          // An index that another lease holds: that lease, as it was written.
+          const std::string rest = key.substr(prefix_.size());
+          if (it->second.present && (rest.rfind("mac/", 0) == 0 || rest.rfind("name/", 0) == 0)) {
+            if (auto holder = decode_lease_value(it->second.value)) fresh.emplace_back(holder->address, *holder);
+          }
+        }
+        registry_.on_commit_result(now, p.commit.id, CommitOutcome::Conflict, fresh, {}, out);
+      }
     }
     // A request handled again makes a new commit.
     flush();

@@ -17,12 +17,25 @@
 //   request again. Two rendezvous can never hand out one address, MAC
 //   binding or name twice.
 // - Replies wait for their txn; nothing else waits for etcd.
+// - The commits queued since the last flush() share txns (as many as fit
+//   etcd's limit of kMaxTxnOps operations, none writing a key another one
+//   writes): one round trip and one fsync of etcd for a turn's requests.
+//   If the shared txn loses a compare, the commits whose keys did not
+//   change are sent again alone, the others handled as lost compares.
+// - The CRL (registry_etcd_crl.cpp): a CRL found in etcd (loaded or
+//   watched) is never taken unchecked: set_crl_check()'s check verifies it
+//   against the network's CA and the CRL in force. A newer one becomes the
+//   Registry's and is pushed to its nodes; an older or broken one is
+//   replaced by ours (a txn comparing the key's revision, so that of two
+//   writers at once the second reads the first's CRL back and decides
+//   again). A broken value is counted once, not retried.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,11 +47,23 @@ namespace wownet::registry {
 
 struct SharedRegistryCounters {
   std::uint64_t txns = 0, conflicts = 0, failures = 0, loads = 0, watch_events = 0, watch_errors = 0;
+  // CRLs from etcd taken (verified, newer) and refused (not a CRL of the
+  // network's CA); CRLs this rendezvous wrote to etcd.
+  std::uint64_t crl_taken = 0, crl_refused = 0, crl_writes = 0;
   template <typename F>
   void visit(F&& f) const {
     f("etcd_txns", txns), f("etcd_conflicts", conflicts), f("etcd_failures", failures), f("etcd_loads", loads);
     f("etcd_watch_events", watch_events), f("etcd_watch_errors", watch_errors);
+    f("etcd_crl_taken", crl_taken), f("etcd_crl_refused", crl_refused), f("etcd_crl_writes", crl_writes);
   }
+};
+
+// What the rendezvous made of a CRL found in etcd (see set_crl_check()).
+enum class CrlVerdict : std::uint8_t {
+  Taken,    // signed by the network's CA and newer than the CRL in force: now in force
+  Same,     // signed by the CA, the CRL number in force: nothing to do
+  Older,    // signed by the CA, older than the CRL in force: not taken
+  Refused,  // not a CRL of the network's CA (garbage, another CA, no CRL number)
 };
 
 class SharedRegistry {
@@ -66,13 +91,21 @@ class SharedRegistry {
   std::int64_t revision() const { return revision_; }
   const SharedRegistryCounters& counters() const { return counters_; }
 
-  // Writes what the Registry queued: commits, node records, the CRL.
+  // Writes what the Registry queued: commits (batched), node records, the CRL.
   void flush();
+  // Operations etcd takes in one txn (its --max-txn-ops default).
+  static constexpr std::size_t kMaxTxnOps = 128;
 
   // Hands the keys of rendezvous and node presence to `presence` (see
   // presence.h), which must outlive this object, and starts it; a stalled
   // watch it finds is replaced (load and watch anew).
   void attach_presence(Presence& presence);
+  // Verifies a CRL found in etcd and, if the verdict is Taken, puts it in
+  // force (trust store, sessions); the Registry then holds and pushes it.
+  // Called once per distinct value. Without a check every CRL from etcd
+  // is refused.
+  using CrlCheck = std::function<CrlVerdict(const std::string& pem)>;
+  void set_crl_check(CrlCheck check) { crl_check_ = std::move(check); }
 
   // Key names.
   std::string lease_key(Ipv4Addr a) const { return prefix_ + "lease/" + a.to_string(); }
@@ -93,7 +126,20 @@ class SharedRegistry {
   bool observe(const std::string& key, bool present, std::int64_t mod, const std::string& value, std::int64_t seen);
   void load();
   void follow();
-  void send_commit(const CommitRequest& c);
+  // One commit's part of a txn: the keys it writes (nullopt: deleted) and
+  // the mod_revision each must still have (0: absent).
+  struct Prepared {
+    CommitRequest commit;
+    std::map<std::string, std::optional<std::string>> ops;
+    std::vector<std::pair<std::string, std::int64_t>> compares;
+  };
+  Prepared prepare(const CommitRequest& c) const;
+  void send_txn(std::vector<Prepared> batch);
+  // A CRL value found in etcd: checked, taken or answered with ours.
+  void take_crl(const std::string& pem, std::vector<Outgoing>& out);
+  // Writes the Registry's CRL to etcd if it should be there (crl_dirty_)
+  // and no write is on its way; retried every second while etcd fails.
+  void write_crl();
   void fail(const std::string& error);
   // Applies one key as loaded or watched; lease changes go to `leases`.
   void take_key(const std::string& key, bool present, const std::string& value, LeaseRecords& leases,
@@ -112,6 +158,9 @@ class SharedRegistry {
   std::string last_error_;
   std::int64_t revision_ = 0;
   SharedRegistryCounters counters_;
+  CrlCheck crl_check_;
+  std::string refused_crl_;  // the last CRL value refused (not checked again)
+  bool crl_dirty_ = false, crl_writing_ = false;
 };
 
 // The etcd value of a lease and back (nullopt if it does not parse).

@@ -77,6 +77,20 @@ bool Registry::commit(UnixTime now, const Before& before, const std::string& req
     defer_commit(now, before, requester);
     return true;
   }
+  if (grouped_) {
+    // Written by commit_group(), which then pushes every change of the
+    // group to the other nodes at once.
+    for (const auto& [addr, old] : before) {
+      const Lease* l = leases_.find(addr);
+      if (same_record(old, l)) continue;
+      group_touch(addr);
+      if (l) {
+        track_deadline(*l, now);
+        group_pushes_[addr.value] = requester;
+      }
+    }
+    return true;
+  }
   StoreBatch batch;
   for (const auto& [addr, old] : before) {
     const Lease* l = leases_.find(addr);
@@ -128,7 +142,9 @@ void Registry::drop_taken_name(Ipv4Addr addr, UnixTime now) {
   // revived lease goes without.
   const Lease* l = leases_.find(addr);
   if (!l || l->host_name.empty() || l->state == LeaseState::Declined) return;
-  if (leases_.name_available(l->host_name, l->mac, now)) return;
+  if (leases_.name_available(l->host_name, l->mac, now, l->vm)) return;
+  if (const Reservation* r = leases_.reservation_at(addr); r && r->name == l->host_name && r->matches(l->mac, l->vm))
+    return;
   Lease copy = *l;
   copy.host_name.clear();
   leases_.apply(copy);
@@ -172,8 +188,9 @@ ov::LeaseReply Registry::handle_request(UnixTime now, const std::string& node, c
   switch (r.kind()) {
     case ov::LeaseRequest::OFFER: {
       if (r.learned()) return refuse("a learned address is bound, not offered");
-      auto addr = leases_.choose(*mac, requested, now);
-      if (!addr) return refuse("address pool exhausted");
+      auto addr = leases_.choose(*mac, requested, now, r.vm());
+      if (!addr)
+        return refuse(leases_.reservation_for(*mac, r.vm()) ? "reserved address in use" : "address pool exhausted");
       target = *addr;
       before = own_addr ? capture({target, *own_addr}) : capture({target});
       const Lease* cur = leases_.find(target);
@@ -193,7 +210,11 @@ ov::LeaseReply Registry::handle_request(UnixTime now, const std::string& node, c
       if (!requested) return refuse("BIND needs an address");
       if (!network_.network.is_host(*requested) || *requested == network_.gateway)
         return refuse("address not assignable");
-      if (!leases_.is_available(*requested, *mac, now)) return refuse("address in use");
+      if (const Reservation* res = leases_.reservation_at(*requested); res && !res->matches(*mac, r.vm()))
+        return refuse("address reserved for another VM");
+      if (!leases_.is_available(*requested, *mac, now, r.vm()))
+        return refuse(leases_.reservation_for(*mac, r.vm()) ? "another address is reserved for this VM"
+                                                            : "address in use");
       target = *requested;
       before = own_addr ? capture({target, *own_addr}) : capture({target});
       LeaseOrigin origin = r.learned() ? LeaseOrigin::Learned : LeaseOrigin::Dhcp;

@@ -11,7 +11,7 @@ namespace ov = wownet::overlay;
 
 void Registry::load_shared(UnixTime now, const std::vector<Lease>& leases, const std::vector<NodeInfo>& nodes,
                            const std::string& crl) {
-  leases_ = LeaseTable(network_.network, network_.gateway);
+  leases_ = fresh_table();
   deadlines_.clear();
   for (const Lease& l : leases) leases_.apply(l);
   for (const Lease& l : leases_.snapshot()) track_deadline(l, now);
@@ -39,6 +39,15 @@ void Registry::handle_lease_message(UnixTime now, const std::string& from, const
   o.node_id = from;
   o.message.set_request_id(m.request_id());
   *o.message.mutable_lease_reply() = std::move(reply);
+  if (grouped_) {
+    // Every lease reply waits for the group's commit, also one that
+    // changed nothing itself: it may report what an earlier request of
+    // the group changed.
+    held_.push_back(std::move(o));
+    ++held_replies_;
+    for (Outgoing& p : pushes) held_.push_back(std::move(p));
+    return;
+  }
   if (deferred_id_ != 0) {
     auto& held = in_flight_[deferred_id_].held;
     held.insert(held.begin(), std::move(o));
@@ -148,6 +157,18 @@ void Registry::apply_shared(UnixTime now, const LeaseRecords& changes, std::vect
   }
   counters_.shared_changes += changed.size();
   push_to_others(std::string{}, changed, out);
+}
+
+void Registry::apply_shared_crl(const std::string& pem, std::vector<Outgoing>& out) {
+  crl_ = pem;
+  for (const auto& [id, n] : nodes_) {
+    if (!n.online || id == self_id_) continue;
+    Outgoing o;
+    o.node_id = id;
+    o.message.mutable_crl()->set_pem(pem);
+    out.push_back(std::move(o));
+    ++counters_.pushes;
+  }
 }
 
 void Registry::apply_shared_node(const NodeInfo& node) {

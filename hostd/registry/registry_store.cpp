@@ -353,6 +353,7 @@ bool RegistryStore::commit(const StoreBatch& batch, std::string& error) {
     error = path_ + ": " + detail;
     return false;
   }
+  ++commits_;
   return true;
 }
 

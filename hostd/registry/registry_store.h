@@ -82,6 +82,8 @@ class RegistryStore {
   const std::string& last_error() const { return last_error_; }
 
   const std::string& path() const { return path_; }
+  // Transactions committed (each one fsync) since open.
+  std::uint64_t commits() const { return commits_; }
 
  private:
   RegistryStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
@@ -92,6 +94,7 @@ class RegistryStore {
   sqlite3* db_ = nullptr;
   std::string path_;
   std::string last_error_;
+  std::uint64_t commits_ = 0;
 };
 
 }  // namespace wownet::registry

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <vector>
 
 #include "core/agent_core.h"
 #include "core/report.h"
@@ -93,16 +94,23 @@ TEST(BuildReport, MissingNic) {
 
 TEST(AgentCore, SequenceStartsAtOneAndUptimeCountsFromStart) {
   AgentCore core(test_config(), MonoTime{100'000});
-  const auto r1 = core.next_report(configured_nic(600), MonoTime{100'000}, 1'700'000'000);
-  const auto r2 = core.next_report(configured_nic(600), MonoTime{105'400}, 1'700'000'005);
-  const auto r3 = core.next_report(configured_nic(595), MonoTime{110'999}, 1'700'000'010);
-  EXPECT_EQ(r1.sequence, 1u);
-  EXPECT_EQ(r2.sequence, 2u);
-  EXPECT_EQ(r3.sequence, 3u);
-  EXPECT_EQ(r1.uptime_seconds, 0u);
-  EXPECT_EQ(r2.uptime_seconds, 5u);
-  EXPECT_EQ(r3.uptime_seconds, 10u);
-  EXPECT_EQ(r3.lease_expiry_unix, 1'700'000'605);
+  struct Step {
+    std::uint32_t lease_left;  // seconds, as the NIC shows it
+    MonoTime now;
+    UnixTime wall_now;
+    std::uint64_t uptime;  // what the report must say
+  };
+  const Step steps[] = {{600, MonoTime{100'000}, 1'700'000'000, 0},
+                        {600, MonoTime{105'400}, 1'700'000'005, 5},
+                        {595, MonoTime{110'999}, 1'700'000'010, 10}};
+  std::vector<ReportFields> r;
+  for (const Step& step : steps)
+    r.push_back(core.next_report(configured_nic(step.lease_left), step.now, step.wall_now));
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    EXPECT_EQ(r[i].sequence, i + 1);
+    EXPECT_EQ(r[i].uptime_seconds, steps[i].uptime);
+  }
+  EXPECT_EQ(r[2].lease_expiry_unix, 1'700'000'605);
 }
 
 TEST(AgentCore, UptimeNeverNegative) {

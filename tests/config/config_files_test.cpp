@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config.h"
+#include "temp_dir.h"
 
 namespace wownet {
 namespace {
@@ -16,9 +17,8 @@ namespace {
 class ConfigFilesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/wownet-config-files-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
     config_.state_dir = dir_ + "/state";
     config_.control_socket = dir_ + "/run/hostd.sock";
     config_.overlay.enabled = true;
@@ -26,7 +26,6 @@ class ConfigFilesTest : public ::testing::Test {
     config_.overlay.cert = put("node.crt", 0644);
     config_.overlay.key = put("node.key", 0600);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string put(const std::string& name, mode_t mode) {
     std::string path = dir_ + "/" + name;
@@ -35,6 +34,7 @@ class ConfigFilesTest : public ::testing::Test {
     return path;
   }
 
+  test::TempDir tmp_{"wownet-config-files"};
   std::string dir_;
   HostdConfig config_;
 };

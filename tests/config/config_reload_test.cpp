@@ -69,6 +69,26 @@ TEST(ConfigReloadTest, LiveKeysApply) {
   EXPECT_EQ(p.next.overlay.crl_refresh, 30u);
 }
 
+TEST(ConfigReloadTest, ReservationsAndStaticNamesApply) {
+  HostdConfig running;  // a standalone host: it allocates
+  HostdConfig fresh = running;
+  fresh.network.reservations = {
+      Reservation{Ipv4Addr::from_octets(10, 128, 0, 50), MacAddr::parse("52:54:00:00:00:01"), {}, "fileserver"},
+      Reservation{Ipv4Addr::from_octets(10, 128, 0, 51), std::nullopt, "db", {}}};
+  fresh.network.static_names = {StaticName{"printer", Ipv4Addr::from_octets(10, 128, 0, 40)}};
+  ReloadPlan p = plan_reload(running, fresh);
+  EXPECT_TRUE(p.refused.empty()) << join_changes(p.refused);
+  EXPECT_EQ(p.applied, (std::vector<std::string>{
+                           "dhcp.reservation [] -> [10.128.0.50 52:54:00:00:00:01 fileserver, 10.128.0.51 vm db]",
+                           "dns.static [] -> [printer 10.128.0.40]",
+                       }));
+  EXPECT_TRUE(p.reservations && p.engine);
+  EXPECT_EQ(p.next.network.reservations, fresh.network.reservations);
+  EXPECT_EQ(p.next.network.static_names, fresh.network.static_names);
+  // Unchanged: nothing to do.
+  EXPECT_FALSE(plan_reload(p.next, fresh).reservations);
+}
+
 TEST(ConfigReloadTest, RestartKeysAreRefusedAndKeepTheirRunningValues) {
   HostdConfig running = host_with_overlay();
   HostdConfig fresh = running;

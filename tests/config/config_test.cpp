@@ -2,6 +2,7 @@
 // input, each naming the file, the key and what was expected.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "config.h"
+#include "temp_dir.h"
 
 namespace wownet {
 namespace {
@@ -18,11 +20,9 @@ namespace {
 class ConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/wownet-config-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string write(const std::string& text) {
     std::string path = dir_ + "/hostd" + std::to_string(++files_) + ".toml";
@@ -45,6 +45,7 @@ class ConfigTest : public ::testing::Test {
     EXPECT_NE(error_.find(expected), std::string::npos) << error_;
   }
 
+  test::TempDir tmp_{"wownet-config-test"};
   std::string dir_, path_, error_;
   int files_ = 0;
 };
@@ -128,46 +129,60 @@ TEST_F(ConfigTest, RangeLimitsAreInclusive) {
 }
 
 TEST_F(ConfigTest, UnknownKeys) {
-  expect_error("[hostd]\nstate_dri = \"/x\"\n", "hostd.state_dri", "unknown key");
-  expect_error("[network]\nmtu = 1400\nttl = 5\n", "network.ttl", "unknown key");
-  expect_error("[dns]\nport = 53\n", "dns.port", "unknown key");
-  expect_error("[agent]\nchannel = \"eth1\"\n", "agent.channel", "unknown key");
-  expect_error("[tunnel]\nport = 1\n", "tunnel", "unknown key");
-  expect_error("[overlay]\nport = 1\n", "overlay.port", "unknown key");
-  expect_error("log_level = \"info\"\n", "log_level", "unknown key");
-  expect_error("[network.extra]\n", "network.extra", "unknown key");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      // text, the key named
+      {"[hostd]\nstate_dri = \"/x\"\n", "hostd.state_dri"},
+      {"[network]\nmtu = 1400\nttl = 5\n", "network.ttl"},
+      {"[dns]\nport = 53\n", "dns.port"},
+      {"[agent]\nchannel = \"eth1\"\n", "agent.channel"},
+      {"[tunnel]\nport = 1\n", "tunnel"},
+      {"[overlay]\nport = 1\n", "overlay.port"},
+      {"log_level = \"info\"\n", "log_level"},
+      {"[network.extra]\n", "network.extra"},
+  };
+  for (const auto& [text, key] : cases) expect_error(text, key, "unknown key");
 }
 
 TEST_F(ConfigTest, WrongTypes) {
   expect_error("hostd = 1\n", "hostd", "expected a table ([hostd])");
   expect_error("[[network]]\n", "network", "expected a table ([network])");
-  expect_error("[hostd]\nstate_dir = 5\n", "hostd.state_dir", "expected a string");
-  expect_error("[hostd]\ncontrol_socket = [\"/run/x\"]\n", "hostd.control_socket", "expected a string");
-  expect_error("[hostd]\nlog_level = true\n", "hostd.log_level", "expected a string");
-  expect_error("[network]\nprefix = 10\n", "network.prefix", "expected a string");
-  expect_error("[network]\ngateway = 1.5\n", "network.gateway", "expected a string");
-  expect_error("[network]\ngateway_mac = 2\n", "network.gateway_mac", "expected a string");
-  expect_error("[network]\ndomain = {}\n", "network.domain", "expected a string");
-  expect_error("[network]\nmtu = \"1400\"\n", "network.mtu", "expected an integer from 576 to 9000");
-  expect_error("[network]\nmtu = 1400.0\n", "network.mtu", "expected an integer from 576 to 9000");
-  expect_error("[network]\nlease_time = \"1h\"\n", "network.lease_time", "expected an integer from 10 to 31536000");
-  expect_error("[network]\nlearn_static = \"yes\"\n", "network.learn_static", "expected true or false");
-  expect_error("[network]\nlearn_static = 1\n", "network.learn_static", "expected true or false");
-  expect_error("[dns]\nttl = \"60\"\n", "dns.ttl", "expected an integer from 0 to 86400");
-  expect_error("[agent]\nport = \"6570\"\n", "agent.port", "expected an integer from 1 to 65535");
+  const std::vector<std::array<std::string, 4>> cases = {
+      // table, key, value, what was expected
+      {"hostd", "state_dir", "5", "expected a string"},
+      {"hostd", "control_socket", "[\"/run/x\"]", "expected a string"},
+      {"hostd", "log_level", "true", "expected a string"},
+      {"network", "prefix", "10", "expected a string"},
+      {"network", "gateway", "1.5", "expected a string"},
+      {"network", "gateway_mac", "2", "expected a string"},
+      {"network", "domain", "{}", "expected a string"},
+      {"network", "mtu", "\"1400\"", "expected an integer from 576 to 9000"},
+      {"network", "mtu", "1400.0", "expected an integer from 576 to 9000"},
+      {"network", "lease_time", "\"1h\"", "expected an integer from 10 to 31536000"},
+      {"network", "learn_static", "\"yes\"", "expected true or false"},
+      {"network", "learn_static", "1", "expected true or false"},
+      {"dns", "ttl", "\"60\"", "expected an integer from 0 to 86400"},
+      {"agent", "port", "\"6570\"", "expected an integer from 1 to 65535"},
+  };
+  for (const auto& [table, key, value, expected] : cases)
+    expect_error("[" + table + "]\n" + key + " = " + value + "\n", table + "." + key, expected);
 }
 
 TEST_F(ConfigTest, OutOfRange) {
-  expect_error("[network]\nmtu = 575\n", "network.mtu", "expected an integer from 576 to 9000, got 575");
-  expect_error("[network]\nmtu = 9001\n", "network.mtu", "got 9001");
+  // One below the range (the whole message checked) and one above it.
+  struct Range {
+    std::string table, key;
+    long long min, max;
+  };
+  for (const Range& r : {Range{"network", "mtu", 576, 9000}, Range{"network", "lease_time", 10, 31536000},
+                         Range{"dns", "ttl", 0, 86400}, Range{"agent", "port", 1, 65535}}) {
+    const std::string below = std::to_string(r.min - 1), above = std::to_string(r.max + 1);
+    expect_error(
+        "[" + r.table + "]\n" + r.key + " = " + below + "\n", r.table + "." + r.key,
+        "expected an integer from " + std::to_string(r.min) + " to " + std::to_string(r.max) + ", got " + below);
+    expect_error("[" + r.table + "]\n" + r.key + " = " + above + "\n", r.table + "." + r.key, "got " + above);
+  }
   expect_error("[network]\nmtu = -1400\n", "network.mtu", "got -1400");
   expect_error("[network]\nmtu = 9223372036854775807\n", "network.mtu", "got 9223372036854775807");
-  expect_error("[network]\nlease_time = 9\n", "network.lease_time", "expected an integer from 10 to 31536000, got 9");
-  expect_error("[network]\nlease_time = 31536001\n", "network.lease_time", "got 31536001");
-  expect_error("[dns]\nttl = -1\n", "dns.ttl", "expected an integer from 0 to 86400, got -1");
-  expect_error("[dns]\nttl = 86401\n", "dns.ttl", "got 86401");
-  expect_error("[agent]\nport = 0\n", "agent.port", "expected an integer from 1 to 65535, got 0");
-  expect_error("[agent]\nport = 65536\n", "agent.port", "got 65536");
 }
 
 TEST_F(ConfigTest, BadPrefix) {
@@ -359,6 +374,10 @@ TEST_F(OverlayConfigTest, HostWithRendezvousNodes) {
   EXPECT_FALSE(c->overlay.udp_gso);
   EXPECT_FALSE(c->overlay.udp_gro);
   EXPECT_FALSE(c->overlay.relay);  // a host relays only when asked to
+  EXPECT_FALSE(load("[overlay]\nrole = \"rendezvous\"\npunch_ttl = 256\n"));
+  EXPECT_NE(error_.find("punch_ttl"), std::string::npos) << error_;
+  EXPECT_FALSE(load("[overlay]\nrole = \"rendezvous\"\nrelay = 1\n"));
+  EXPECT_NE(error_.find("relay"), std::string::npos) << error_;
 }
 
 TEST_F(OverlayConfigTest, AHostMayListSeveralRendezvousInOrder) {
@@ -370,10 +389,6 @@ TEST_F(OverlayConfigTest, AHostMayListSeveralRendezvousInOrder) {
   EXPECT_EQ(c->overlay.rendezvous_nodes[1].address.to_string(), "198.51.100.2");
   EXPECT_EQ(c->overlay.rendezvous_nodes[1].port, 7701);
   EXPECT_EQ(c->overlay.rendezvous_nodes[2].address.to_string(), "203.0.113.9");
-  EXPECT_FALSE(load("[overlay]\nrole = \"rendezvous\"\npunch_ttl = 256\n"));
-  EXPECT_NE(error_.find("punch_ttl"), std::string::npos) << error_;
-  EXPECT_FALSE(load("[overlay]\nrole = \"rendezvous\"\nrelay = 1\n"));
-  EXPECT_NE(error_.find("relay"), std::string::npos) << error_;
 }
 
 TEST_F(OverlayConfigTest, AHostRelaysOnlyWhenAskedAndFromAListenAddress) {

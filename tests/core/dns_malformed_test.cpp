@@ -223,9 +223,7 @@ TEST_F(DnsTest, PtrTargetTooLongFallsBackToAutoNameThenServFail) {
 }
 
 TEST_F(DnsTest, Counters) {
-  answer(make_query("web.wow", kA));
-  answer(make_query("nosuch.wow", kA));
-  answer(make_query("example.com", kA));
+  for (const char* name : {"web.wow", "nosuch.wow", "example.com"}) answer(make_query(name, kA));
   EXPECT_EQ(counters_.queries, 3u);
   EXPECT_EQ(counters_.answered, 1u);
   EXPECT_EQ(counters_.nxdomain, 1u);

@@ -1,21 +1,10 @@
 // HostEngine::update_live_settings (a config reload): the DNS TTL, the
 // lease time of the next DHCP reply and learn_static change in a running
 // engine; the rest of the config does not.
-#include <gtest/gtest.h>
+#include "host_engine_fixture.h"
 
-#include "core/host_engine.h"
-#include "test_frames.h"
-
-namespace wownet {
+namespace wownet::engine_test {
 namespace {
-
-using namespace wownet::test;
-
-constexpr UnixTime T0 = 1'700'000'000;
-const MacAddr kGwMac{{0x02, 0x77, 0x6e, 0x00, 0x00, 0x01}};
-const MacAddr kMac1{{0x52, 0x54, 0x00, 0x00, 0x00, 0x01}};
-const MacAddr kMac2{{0x52, 0x54, 0x00, 0x00, 0x00, 0x02}};
-const Ipv4Addr kGw = Ipv4Addr::from_octets(10, 128, 0, 1);
 
 class EngineLiveSettingsTest : public ::testing::Test {
  protected:
@@ -29,21 +18,12 @@ class EngineLiveSettingsTest : public ::testing::Test {
   }
   // The lease time (option 51) of the OFFER to a DISCOVER from `mac`.
   std::uint32_t offered_lease_time(AttachmentId att, MacAddr mac) {
-    Bytes d =
-        ethernet(MacAddr::broadcast(), mac, 0x0800,
-                 ipv4(Ipv4Addr{0}, Ipv4Addr{0xffffffff}, 17, udp(68, 67, dhcp(1, 7, mac, Ipv4Addr{0}, true, {}))));
-    FrameAction a = send(att, d);
+    FrameAction a =
+        send(att, ethernet(kBcast, mac, 0x0800, ipv4(kAny, kAll, 17, udp(68, 67, dhcp(1, 7, mac, kAny, true, {})))));
     if (a.kind != FrameAction::Kind::WriteToTap) return 0;
-    Bytes f(a.frame.begin(), a.frame.end());
-    for (std::size_t i = 42 + 240; i + 1 < f.size() && f[i] != 255;) {
-      if (f[i] == 0) {
-        ++i;
-        continue;
-      }
-      if (f[i] == 51 && f[i + 1] == 4) return (f[i + 2] << 24) | (f[i + 3] << 16) | (f[i + 4] << 8) | f[i + 5];
-      i += 2 + f[i + 1];
-    }
-    return 0;
+    const Bytes t = reply_options(Bytes(a.frame.begin(), a.frame.end()))[51];
+    if (t.size() != 4) return 0;
+    return (std::uint32_t(t[0]) << 24) | (t[1] << 16) | (t[2] << 8) | t[3];
   }
   // The TTL of the A answer for gateway.wow, asked from `src` on attachment 1.
   std::uint32_t gateway_ttl(Ipv4Addr src) {
@@ -111,4 +91,4 @@ TEST_F(EngineLiveSettingsTest, LearnStaticOffStopsExtendingLearnedBindings) {
 }
 
 }  // namespace
-}  // namespace wownet
+}  // namespace wownet::engine_test

@@ -5,6 +5,16 @@
 namespace wownet::gro_test {
 namespace {
 
+// Three 1000-byte segments starting with `first` coalesce into one frame
+// that expands back to exactly the segments.
+void expect_three_segments_merge(const Seg& first) {
+  Batch batch = Batch::of(stream(first, {1000, 1000, 1000}));
+  TcpCoalescer gro;
+  GroBatch r = gro.coalesce(batch.spans);
+  EXPECT_EQ(segment_counts(r), (Counts{3}));
+  EXPECT_EQ(expand_all(r), batch.originals);
+}
+
 TEST(GroTest, FramesStayWithinTheIpv4LengthLimit) {
   std::vector<std::size_t> sizes(50, 1400);  // 70000 bytes of data
   Batch batch = Batch::of(stream(Seg{}, sizes));
@@ -71,22 +81,14 @@ TEST(GroTest, HeaderDifferencesPreventMerging) {
   // Identical options (timestamps included) merge.
   Seg first;
   first.tcp_options = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2};
-  Batch batch = Batch::of(stream(first, {1000, 1000, 1000}));
-  TcpCoalescer gro;
-  GroBatch r = gro.coalesce(batch.spans);
-  EXPECT_EQ(segment_counts(r), (Counts{3}));
-  EXPECT_EQ(expand_all(r), batch.originals);
+  expect_three_segments_merge(first);
 }
 
 TEST(GroTest, IpIdentificationWrapsAndDfClearMerges) {
   Seg first;
   first.ip_id = 0xffff;
   first.frag = 0;
-  Batch batch = Batch::of(stream(first, {1000, 1000, 1000}));
-  TcpCoalescer gro;
-  GroBatch r = gro.coalesce(batch.spans);
-  EXPECT_EQ(segment_counts(r), (Counts{3}));
-  EXPECT_EQ(expand_all(r), batch.originals);
+  expect_three_segments_merge(first);
 }
 
 TEST(GroTest, PureAcksAreNeverMerged) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 
 #include "core/host_engine.h"
 #include "test_frames.h"
@@ -84,6 +85,13 @@ class HostEngineTest : public ::testing::Test {
     EXPECT_EQ(ack.kind, FrameAction::Kind::WriteToTap);
     EXPECT_EQ(reply_options(out(ack))[53], Bytes{5});
     return yi;
+  }
+
+  // A new engine with the lease table of `from` restored, as after a restart.
+  static std::unique_ptr<HostEngine> restarted(const HostEngine& from) {
+    auto fresh = std::make_unique<HostEngine>(make_config());
+    fresh->leases().restore(from.leases().snapshot());
+    return fresh;
   }
 
   HostEngine engine_;

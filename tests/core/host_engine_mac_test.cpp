@@ -72,14 +72,12 @@ TEST_F(MacReservationTest, AfterTheLeaseExpiredTheMacServesANewVmWithoutTheOldNa
 
 TEST_F(MacReservationTest, ARestoredAttachmentDoesNotTakeAnotherVmsLeasedMac) {
   Ipv4Addr a1 = lease(1, kMac1);
-  auto saved = engine_.leases().snapshot();
-  HostEngine fresh(make_config());
-  fresh.leases().restore(saved);
-  fresh.add_attachment(2, "vm2", kMac1, T0 + 10);
-  EXPECT_FALSE(fresh.attachment(2)->mac.has_value());
+  auto fresh = restarted(engine_);
+  fresh->add_attachment(2, "vm2", kMac1, T0 + 10);
+  EXPECT_FALSE(fresh->attachment(2)->mac.has_value());
   Bytes f = dhcp_frame(kMac1, 1, kAny, kAll, kAny, true);
-  EXPECT_EQ(fresh.on_tap_frame(T0 + 10, 2, ByteSpan(f.data(), f.size())).reason, DropReason::SpoofedMac);
-  EXPECT_EQ(fresh.leases().find(a1)->vm, "vm1");
+  EXPECT_EQ(fresh->on_tap_frame(T0 + 10, 2, ByteSpan(f.data(), f.size())).reason, DropReason::SpoofedMac);
+  EXPECT_EQ(fresh->leases().find(a1)->vm, "vm1");
 }
 
 TEST(DhcpServerTest, AMacWhoseLeaseIsAnotherVmsIsNotServed) {

@@ -290,14 +290,12 @@ TEST_F(HostEngineTest, GatewayAndNetworkAddressesAreNeverLearned) {
 
 TEST_F(HostEngineTest, RestoredAttachmentGetsItsBindingBack) {
   Ipv4Addr a1 = lease(1, kMac1);
-  auto saved = engine_.leases().snapshot();
-  HostEngine fresh(make_config());
-  fresh.leases().restore(saved);
-  fresh.add_attachment(1, "vm1", kMac1, T0 + 10);
-  EXPECT_EQ(fresh.attachment(1)->ip, a1);
-  fresh.add_attachment(2, "vm2", std::nullopt, T0 + 10);
+  auto fresh = restarted(engine_);
+  fresh->add_attachment(1, "vm1", kMac1, T0 + 10);
+  EXPECT_EQ(fresh->attachment(1)->ip, a1);
+  fresh->add_attachment(2, "vm2", std::nullopt, T0 + 10);
   Bytes f = ethernet(kGwMac, kMac2, 0x0800, ipv4(a1, kGw, 1, icmp_echo(1, 1, {})));
-  EXPECT_EQ(fresh.on_tap_frame(T0 + 10, 2, ByteSpan(f.data(), f.size())).reason, DropReason::SpoofedIp);
+  EXPECT_EQ(fresh->on_tap_frame(T0 + 10, 2, ByteSpan(f.data(), f.size())).reason, DropReason::SpoofedIp);
 }
 
 TEST_F(HostEngineTest, DnsQueryToGatewayGetsUdpAnswerFromPort53) {

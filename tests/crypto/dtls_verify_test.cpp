@@ -5,16 +5,22 @@
 namespace wownet::crypto::dtls_test {
 namespace {
 
+// The handshake failed on both sides, the server's reason saying
+// `server_reason` and the client's `client_reason`.
+void expect_both_fail(Pipe& pipe, const std::string& server_reason, const std::string& client_reason) {
+  ASSERT_NE(pipe.server(), nullptr);
+  EXPECT_EQ(pipe.server()->state(), DtlsSession::State::Failed);
+  EXPECT_NE(pipe.server()->failure_reason().find(server_reason), std::string::npos) << pipe.server()->failure_reason();
+  EXPECT_EQ(pipe.client().state(), DtlsSession::State::Failed);
+  EXPECT_NE(pipe.client().failure_reason().find(client_reason), std::string::npos) << pipe.client().failure_reason();
+}
+
 TEST_F(DtlsTest, ClientFromAnotherCaIsRejected) {
   auto rogue = other_ca_.issue("rogue-node");
   auto rogue_ctx = make_context(rogue.identity);
   Pipe pipe(*rogue_ctx, *server_ctx_, verifier(), verifier());
   pipe.run();
-  ASSERT_NE(pipe.server(), nullptr);
-  EXPECT_EQ(pipe.server()->state(), DtlsSession::State::Failed);
-  EXPECT_NE(pipe.server()->failure_reason().find("unknown CA"), std::string::npos) << pipe.server()->failure_reason();
-  EXPECT_EQ(pipe.client().state(), DtlsSession::State::Failed);
-  EXPECT_NE(pipe.client().failure_reason().find("alert"), std::string::npos) << pipe.client().failure_reason();
+  ASSERT_NO_FATAL_FAILURE(expect_both_fail(pipe, "unknown CA", "alert"));
   EXPECT_NE(pipe.client().failure_reason().find("unknown CA"), std::string::npos) << pipe.client().failure_reason();
   EXPECT_EQ(pipe.now(), kT0);  // the alert arrived, no timeout needed
   EXPECT_TRUE(pipe.server()->peer_id().empty());
@@ -40,12 +46,7 @@ TEST_F(DtlsTest, ExpiredClientCertificate) {
   auto old_ctx = make_context(old.identity);
   Pipe pipe(*old_ctx, *server_ctx_, verifier(), verifier());
   pipe.run();
-  ASSERT_NE(pipe.server(), nullptr);
-  EXPECT_EQ(pipe.server()->state(), DtlsSession::State::Failed);
-  EXPECT_NE(pipe.server()->failure_reason().find("expired"), std::string::npos) << pipe.server()->failure_reason();
-  EXPECT_EQ(pipe.client().state(), DtlsSession::State::Failed);
-  EXPECT_NE(pipe.client().failure_reason().find("certificate expired"), std::string::npos)
-      << pipe.client().failure_reason();
+  ASSERT_NO_FATAL_FAILURE(expect_both_fail(pipe, "expired", "certificate expired"));
 }
 
 TEST_F(DtlsTest, NotYetValidClientCertificate) {
@@ -53,25 +54,14 @@ TEST_F(DtlsTest, NotYetValidClientCertificate) {
   auto future_ctx = make_context(future.identity);
   Pipe pipe(*future_ctx, *server_ctx_, verifier(), verifier());
   pipe.run();
-  ASSERT_NE(pipe.server(), nullptr);
-  EXPECT_EQ(pipe.server()->state(), DtlsSession::State::Failed);
-  EXPECT_NE(pipe.server()->failure_reason().find("not yet valid"), std::string::npos)
-      << pipe.server()->failure_reason();
-  EXPECT_EQ(pipe.client().state(), DtlsSession::State::Failed);
-  EXPECT_NE(pipe.client().failure_reason().find("bad certificate"), std::string::npos)
-      << pipe.client().failure_reason();
+  ASSERT_NO_FATAL_FAILURE(expect_both_fail(pipe, "not yet valid", "bad certificate"));
 }
 
 TEST_F(DtlsTest, RevokedClientCertificate) {
   auto crl = ca_.crl({client_cert_.serial});
   Pipe pipe(*client_ctx_, *server_ctx_, verifier(), verifier(crl.get()));
   pipe.run();
-  ASSERT_NE(pipe.server(), nullptr);
-  EXPECT_EQ(pipe.server()->state(), DtlsSession::State::Failed);
-  EXPECT_NE(pipe.server()->failure_reason().find("revoked"), std::string::npos) << pipe.server()->failure_reason();
-  EXPECT_EQ(pipe.client().state(), DtlsSession::State::Failed);
-  EXPECT_NE(pipe.client().failure_reason().find("certificate revoked"), std::string::npos)
-      << pipe.client().failure_reason();
+  ASSERT_NO_FATAL_FAILURE(expect_both_fail(pipe, "revoked", "certificate revoked"));
 }
 
 TEST_F(DtlsTest, RevokedServerCertificate) {
@@ -97,12 +87,7 @@ TEST_F(DtlsTest, ClientWithoutCertificateIsRejected) {
   auto anonymous_ctx = make_context(DtlsIdentity{"", "", ""});
   Pipe pipe(*anonymous_ctx, *server_ctx_, verifier(), verifier());
   pipe.run();
-  ASSERT_NE(pipe.server(), nullptr);
-  EXPECT_EQ(pipe.server()->state(), DtlsSession::State::Failed);
-  EXPECT_NE(pipe.server()->failure_reason().find("did not return a certificate"), std::string::npos)
-      << pipe.server()->failure_reason();
-  EXPECT_EQ(pipe.client().state(), DtlsSession::State::Failed);
-  EXPECT_NE(pipe.client().failure_reason().find("alert"), std::string::npos) << pipe.client().failure_reason();
+  ASSERT_NO_FATAL_FAILURE(expect_both_fail(pipe, "did not return a certificate", "alert"));
 }
 
 TEST_F(DtlsTest, MissingVerifierRejects) {

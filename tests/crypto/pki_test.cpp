@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "temp_dir.h"
+
 namespace wownet::crypto {
 namespace {
 
@@ -60,12 +62,10 @@ bool replace_bytes(std::vector<unsigned char>& v, const std::string& from, const
 class PkiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/pki_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
+    root_ = tmp_.path();
     ca_ = root_ + "/ca";
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
 
   // A CA at T0 plus node `name` signed at `when` for `days`; returns the cert path.
   std::string node(const std::string& name, UnixTime when = T0, int days = 365) {
@@ -93,6 +93,7 @@ class PkiTest : public ::testing::Test {
     return std::move(*ts);
   }
 
+  wownet::test::TempDir tmp_{"pki_test"};
   std::string root_, ca_;
 };
 

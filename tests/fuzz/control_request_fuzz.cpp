@@ -6,13 +6,13 @@
 // again, and the reply hostd builds from its fields (names echoed in the
 // message, as the daemon's errors do) must reach a client as a Response
 // that parses.
-#include <google/protobuf/stubs/logging.h>
 
 #include <string>
 
 #include "fuzz_input.h"
 #include "fuzz_target.h"
 #include "proto/control.pb.h"
+#include "quiet_protobuf.h"
 
 using namespace wownet;
 namespace control = wownet::control;
@@ -59,6 +59,12 @@ control::Response reply_to(const control::Request& req) {
       resp.set_message("no VM, address or node named " + req.path().target());
       break;
     case control::Request::kReload: resp.set_code(control::OK); break;
+    case control::Request::kLeaseRelease:
+      // hostd/daemon_leases.cpp: what is not an address is echoed.
+      resp.set_code(control::INVALID_ARGUMENT);
+      resp.set_message("expected an address inside the network 10.128.0.0/9, got \"" + req.lease_release().address() +
+                       "\"");
+      break;
     case control::Request::kVersion:
       resp.set_code(control::OK);
       resp.mutable_version()->set_version("0.0.0");
@@ -90,11 +96,7 @@ void round_trip(const control::Response& resp) {
 }  // namespace
 
 WOWNET_FUZZ_TARGET(control_request)(const std::uint8_t* data, std::size_t size) {
-  static const bool quiet = [] {
-    google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int, const std::string&) {});
-    return true;
-  }();
-  (void)quiet;
+  fuzz::quiet_protobuf();
   fuzz::FuzzReader in(data, size);
   while (in.remaining() >= 4) {
     const std::uint32_t len = in.u32();

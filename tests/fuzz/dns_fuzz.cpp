@@ -37,7 +37,11 @@ WOWNET_FUZZ_TARGET(dns)(const std::uint8_t* data, std::size_t size) {
   fuzz::FuzzReader in(data, size);
   const std::uint8_t pick = in.u8();
   const auto query = in.rest();
-  static const DnsZone zone{"wow", *Ipv4Prefix::parse("10.128.0.0/9"), Ipv4Addr::from_octets(10, 128, 0, 1), 60};
+  static const DnsZone zone{"wow",
+                            *Ipv4Prefix::parse("10.128.0.0/9"),
+                            Ipv4Addr::from_octets(10, 128, 0, 1),
+                            60,
+                            {StaticName{"printer", Ipv4Addr::from_octets(10, 128, 0, 40)}}};
   // What the engine offers (its reply buffer less the headers), the classic
   // and EDNS limits, and odd small sizes.
   static constexpr std::size_t kSizes[] = {2048 - 42, kDnsMaxUdpSize, kDnsEdnsUdpSize, kDnsHeaderSize, 0, 17, 100, 300};

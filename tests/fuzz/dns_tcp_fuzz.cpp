@@ -61,7 +61,11 @@ WOWNET_FUZZ_TARGET(dns_tcp)(const std::uint8_t* data, std::size_t size) {
   limits.connections = 5;
   limits.mss = 100;  // small, so that answers span segments
   DnsTcpResponder responder(limits);
-  DnsZone zone{"wow", *Ipv4Prefix::parse("10.128.0.0/9"), Ipv4Addr::from_octets(10, 128, 0, 1), 60};
+  DnsZone zone{"wow",
+               *Ipv4Prefix::parse("10.128.0.0/9"),
+               Ipv4Addr::from_octets(10, 128, 0, 1),
+               60,
+               {StaticName{"printer", Ipv4Addr::from_octets(10, 128, 0, 40)}}};
   Directory names;
   DnsCounters dns_counters;
   UnixTime now = kT0;

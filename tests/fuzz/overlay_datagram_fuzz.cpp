@@ -12,10 +12,10 @@
 // sends (one byte then XORed with arg at a position from the next two
 // bytes); bytes as a NodeMessage node-b sends over DTLS (likewise
 // changed); bytes from node-b's own endpoint.
-#include <google/protobuf/stubs/logging.h>
 
 #include "fuzz_input.h"
 #include "overlay_world.h"
+#include "quiet_protobuf.h"
 
 using namespace wownet;
 using namespace wownet::fuzz;
@@ -130,11 +130,7 @@ void keyed(FuzzReader& in) {
 }  // namespace
 
 WOWNET_FUZZ_TARGET(overlay_datagram)(const std::uint8_t* data, std::size_t size) {
-  static const bool quiet = [] {
-    google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int, const std::string&) {});
-    return true;
-  }();
-  (void)quiet;
+  fuzz::quiet_protobuf();
   FuzzReader in(data, size);
   const std::uint8_t mode = in.u8();
   if (mode & 1)

@@ -5,13 +5,13 @@
 // request, or sessions come, go and move, and time passes. After every
 // step: nothing outside the pool is recorded, replies carry the request's
 // id and every lease message fits its budget.
-#include <google/protobuf/stubs/logging.h>
 
 #include <string>
 #include <vector>
 
 #include "fuzz_input.h"
 #include "fuzz_target.h"
+#include "quiet_protobuf.h"
 #include "registry/registry.h"
 
 using namespace wownet;
@@ -42,11 +42,7 @@ void check(const Registry& reg, const NetworkConfig& cfg, const std::vector<Outg
 }  // namespace
 
 WOWNET_FUZZ_TARGET(registry)(const std::uint8_t* data, std::size_t size) {
-  static const bool quiet = [] {
-    google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int, const std::string&) {});
-    return true;
-  }();
-  (void)quiet;
+  fuzz::quiet_protobuf();
   NetworkConfig cfg;
   cfg.network = *Ipv4Prefix::parse("10.128.0.0/27");
   cfg.offer_hold = 30;

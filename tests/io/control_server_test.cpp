@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -240,10 +241,12 @@ class ControlServerTest : public ::testing::Test {
   std::atomic<int> handled_{0};
 };
 
-ControlServer::Options long_timeouts() {
+// Options with long timeouts (60 s), then as `change` sets them.
+ControlServer::Options long_timeouts(const std::function<void(ControlServer::Options&)>& change = {}) {
   ControlServer::Options o;
   o.idle_timeout = 60s;
   o.request_timeout = 60s;
+  if (change) change(o);
   return o;
 }
 
@@ -341,9 +344,7 @@ TEST_F(ControlServerTest, SlowLorisClientsDoNotLockOutAFreshClient) {
 // A request must arrive whole within request_timeout of its first byte, even
 // with free slots and bytes still trickling in.
 TEST_F(ControlServerTest, PartialRequestIsCutOffAtItsDeadline) {
-  auto options = long_timeouts();
-  options.request_timeout = 300ms;
-  start(options);
+  start(long_timeouts([](auto& o) { o.request_timeout = 300ms; }));
   ClientSocket c(path_);
   ASSERT_TRUE(c.connected());
   ASSERT_TRUE(c.send_bytes(std::string_view("\0\0\0\x40", 4)));
@@ -359,9 +360,7 @@ TEST_F(ControlServerTest, PartialRequestIsCutOffAtItsDeadline) {
 // A session with nothing under way is closed after idle_timeout: before its
 // first request and after an answered one.
 TEST_F(ControlServerTest, IdleSessionIsClosedAfterIdleTimeout) {
-  auto options = long_timeouts();
-  options.idle_timeout = 200ms;
-  start(options);
+  start(long_timeouts([](auto& o) { o.idle_timeout = 200ms; }));
   ClientSocket silent(path_);
   ASSERT_TRUE(silent.connected());
   ClientSocket served(path_);
@@ -418,9 +417,7 @@ TEST_F(ControlServerTest, KeptSlotServesNewClientsWhenNoSessionCanBeEvicted) {
 
 // An answer the client does not read is abandoned at the request deadline.
 TEST_F(ControlServerTest, UnreadAnswerIsCutOffAtTheRequestDeadline) {
-  auto options = long_timeouts();
-  options.request_timeout = 300ms;
-  start(options);
+  start(long_timeouts([](auto& o) { o.request_timeout = 300ms; }));
   ClientSocket c(path_);
   Request list;
   list.mutable_list();

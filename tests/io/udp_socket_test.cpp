@@ -78,6 +78,22 @@ struct Pair {
     receive_options.receive_buffer_bytes = 4 << 20;
     EXPECT_FALSE(receiver.open({kLoopback, 0}, receive_options));
   }
+  // `train` from sender to receiver in datagrams of `size` bytes.
+  UdpSendResult send(const Bytes& train, std::size_t size) {
+    return sender.send_train(receiver.local_address(), train, size);
+  }
+  // Sends `train` as above; it must go as `datagrams` datagrams in
+  // `gso_sends` GSO sends (in total since the pair was made).
+  void send_counted(const Bytes& train, std::size_t size, std::size_t datagrams, std::uint64_t gso_sends) {
+    UdpSendResult sent = send(train, size);
+    ASSERT_FALSE(sent.error) << sent.error.message();
+    EXPECT_EQ(sent.datagrams, datagrams);
+    EXPECT_EQ(sender.stats().gso_sends, gso_sends);
+  }
+  // What the receiver gets from the sender until `want` datagrams are in.
+  Received receive(UdpReceiveBatch& batch, std::size_t want) {
+    return receive_all(receiver, batch, want, sender.local_address());
+  }
 };
 
 TEST(UdpSocketTest, OpensOnAnEphemeralPortWithOffloads) {
@@ -99,14 +115,14 @@ TEST(UdpSocketTest, TrainWithGsoArrivesWholeWithGro) {
   Pair p({}, {});
   Bytes train = make_train(40, 1400, 300);
   ASSERT_EQ(train.size(), 40u * 1400 + 300);
-  UdpSendResult sent = p.sender.send_train(p.receiver.local_address(), train, 1400);
+  UdpSendResult sent = p.send(train, 1400);
   ASSERT_FALSE(sent.error) << sent.error.message();
   EXPECT_EQ(sent.datagrams, 41u);
   EXPECT_TRUE(p.sender.gso_enabled()) << p.sender.gso_disabled_reason();
   EXPECT_EQ(p.sender.stats().gso_sends, 1u);  // 41 datagrams, 56300 bytes: one sendmsg
 
   UdpReceiveBatch batch(8);
-  Received r = receive_all(p.receiver, batch, 41, p.sender.local_address());
+  Received r = p.receive(batch, 41);
   EXPECT_FALSE(r.truncated);
   EXPECT_EQ(r.datagrams, split_expected(train, 1400));
   // Coalesced (gso_size 1400) or one datagram per buffer: both are right.
@@ -126,12 +142,9 @@ TEST(UdpSocketTest, TrainWithGsoOffArrivesTheSame) {
     EXPECT_EQ(p.sender.gso_disabled_reason(), "turned off by configuration");
     EXPECT_EQ(p.receiver.gro_enabled(), gro);
     Bytes train = make_train(40, 1400, 300);
-    UdpSendResult sent = p.sender.send_train(p.receiver.local_address(), train, 1400);
-    ASSERT_FALSE(sent.error) << sent.error.message();
-    EXPECT_EQ(sent.datagrams, 41u);
-    EXPECT_EQ(p.sender.stats().gso_sends, 0u);
+    ASSERT_NO_FATAL_FAILURE(p.send_counted(train, 1400, 41, 0));
     UdpReceiveBatch batch(16);
-    Received r = receive_all(p.receiver, batch, 41, p.sender.local_address());
+    Received r = p.receive(batch, 41);
     EXPECT_EQ(r.datagrams, split_expected(train, 1400)) << "gro " << gro;
     // Without GSO on the sender nothing is coalesced on loopback; the 41
     // buffers need at least three recvmmsg calls of 16.
@@ -145,10 +158,10 @@ TEST(UdpSocketTest, GsoTrainToAReceiverWithoutGroIsSplitByTheKernel) {
   rx.gro = false;
   Pair p({}, rx);
   Bytes train = make_train(40, 1400, 300);
-  UdpSendResult sent = p.sender.send_train(p.receiver.local_address(), train, 1400);
+  UdpSendResult sent = p.send(train, 1400);
   ASSERT_FALSE(sent.error);
   UdpReceiveBatch batch(64);
-  Received r = receive_all(p.receiver, batch, 41, p.sender.local_address());
+  Received r = p.receive(batch, 41);
   EXPECT_EQ(r.datagrams, split_expected(train, 1400));
   EXPECT_EQ(r.segment_sizes.size(), 41u);
 }
@@ -157,19 +170,13 @@ TEST(UdpSocketTest, LongTrainsAreCutAtTheKernelLimits) {
   Pair p({}, {});
   // 150 datagrams: at most 64 per sendmsg.
   Bytes many = make_train(149, 200, 200);
-  UdpSendResult sent = p.sender.send_train(p.receiver.local_address(), many, 200);
-  ASSERT_FALSE(sent.error) << sent.error.message();
-  EXPECT_EQ(sent.datagrams, 150u);
-  EXPECT_EQ(p.sender.stats().gso_sends, 3u);
+  ASSERT_NO_FATAL_FAILURE(p.send_counted(many, 200, 150, 3));
   UdpReceiveBatch batch(64);
-  EXPECT_EQ(receive_all(p.receiver, batch, 150, p.sender.local_address()).datagrams, split_expected(many, 200));
+  EXPECT_EQ(p.receive(batch, 150).datagrams, split_expected(many, 200));
   // 60 datagrams of 8000 bytes: at most 65507 bytes, so 8 per sendmsg.
   Bytes big = make_train(59, 8000, 8000);
-  sent = p.sender.send_train(p.receiver.local_address(), big, 8000);
-  ASSERT_FALSE(sent.error) << sent.error.message();
-  EXPECT_EQ(sent.datagrams, 60u);
-  EXPECT_EQ(p.sender.stats().gso_sends, 3u + 8u);
-  EXPECT_EQ(receive_all(p.receiver, batch, 60, p.sender.local_address()).datagrams, split_expected(big, 8000));
+  ASSERT_NO_FATAL_FAILURE(p.send_counted(big, 8000, 60, 3 + 8));
+  EXPECT_EQ(p.receive(batch, 60).datagrams, split_expected(big, 8000));
 }
 
 // The kernel refuses UDP GSO on a socket that sends without UDP checksums
@@ -179,7 +186,7 @@ TEST(UdpSocketTest, RefusedGsoOnTheFirstSendFallsBackForGood) {
   int one = 1;
   ASSERT_EQ(::setsockopt(p.sender.fd(), SOL_SOCKET, SO_NO_CHECK, &one, sizeof one), 0);
   Bytes train = make_train(40, 1400, 300);
-  UdpSendResult sent = p.sender.send_train(p.receiver.local_address(), train, 1400);
+  UdpSendResult sent = p.send(train, 1400);
   ASSERT_FALSE(sent.error) << sent.error.message();
   EXPECT_EQ(sent.datagrams, 41u);
   EXPECT_FALSE(p.sender.gso_enabled());
@@ -187,29 +194,29 @@ TEST(UdpSocketTest, RefusedGsoOnTheFirstSendFallsBackForGood) {
   EXPECT_NE(p.sender.gso_disabled_reason().find("first send"), std::string_view::npos);
   EXPECT_EQ(p.sender.stats().gso_fallbacks, 1u);
   UdpReceiveBatch batch(64);
-  EXPECT_EQ(receive_all(p.receiver, batch, 41, p.sender.local_address()).datagrams, split_expected(train, 1400));
+  EXPECT_EQ(p.receive(batch, 41).datagrams, split_expected(train, 1400));
   // Later trains do not try again.
-  sent = p.sender.send_train(p.receiver.local_address(), train, 1400);
+  sent = p.send(train, 1400);
   EXPECT_EQ(sent.datagrams, 41u);
   EXPECT_EQ(p.sender.stats().gso_fallbacks, 1u);
   EXPECT_EQ(p.sender.stats().gso_sends, 0u);
-  EXPECT_EQ(receive_all(p.receiver, batch, 41, p.sender.local_address()).datagrams, split_expected(train, 1400));
+  EXPECT_EQ(p.receive(batch, 41).datagrams, split_expected(train, 1400));
 }
 
 TEST(UdpSocketTest, RefusedGsoAfterItWorkedFallsBackForThatTrainOnly) {
   Pair p({}, {});
   Bytes train = make_train(10, 1000, 1000);
   UdpReceiveBatch batch(64);
-  ASSERT_EQ(p.sender.send_train(p.receiver.local_address(), train, 1000).datagrams, 11u);
-  EXPECT_EQ(receive_all(p.receiver, batch, 11, p.sender.local_address()).datagrams, split_expected(train, 1000));
+  ASSERT_EQ(p.send(train, 1000).datagrams, 11u);
+  EXPECT_EQ(p.receive(batch, 11).datagrams, split_expected(train, 1000));
   int one = 1;
   ASSERT_EQ(::setsockopt(p.sender.fd(), SOL_SOCKET, SO_NO_CHECK, &one, sizeof one), 0);
-  UdpSendResult sent = p.sender.send_train(p.receiver.local_address(), train, 1000);
+  UdpSendResult sent = p.send(train, 1000);
   ASSERT_FALSE(sent.error) << sent.error.message();
   EXPECT_EQ(sent.datagrams, 11u);
   EXPECT_TRUE(p.sender.gso_enabled());
   EXPECT_EQ(p.sender.stats().gso_fallbacks, 1u);
-  EXPECT_EQ(receive_all(p.receiver, batch, 11, p.sender.local_address()).datagrams, split_expected(train, 1000));
+  EXPECT_EQ(p.receive(batch, 11).datagrams, split_expected(train, 1000));
 }
 
 TEST(UdpSocketTest, SingleDatagramsAndBatchedReceive) {
@@ -222,12 +229,12 @@ TEST(UdpSocketTest, SingleDatagramsAndBatchedReceive) {
   }
   // A one-datagram "train" goes as a plain datagram.
   Bytes one(500, 0xab);
-  UdpSendResult r1 = p.sender.send_train(p.receiver.local_address(), one, 1400);
+  UdpSendResult r1 = p.send(one, 1400);
   EXPECT_FALSE(r1.error);
   EXPECT_EQ(r1.datagrams, 1u);
   sent.push_back(one);
   UdpReceiveBatch batch(4, 2048);
-  Received r = receive_all(p.receiver, batch, sent.size(), p.sender.local_address());
+  Received r = p.receive(batch, sent.size());
   EXPECT_EQ(r.datagrams, sent);
   // Up to four buffers per recvmmsg: three calls at least.
   EXPECT_GE(r.calls, 3u);
@@ -241,7 +248,7 @@ TEST(UdpSocketTest, SmallBuffersReportTruncation) {
   Bytes d(3000, 7);
   ASSERT_FALSE(p.sender.send(p.receiver.local_address(), d));
   UdpReceiveBatch batch(2, 1024);
-  Received r = receive_all(p.receiver, batch, 1, p.sender.local_address());
+  Received r = p.receive(batch, 1);
   EXPECT_TRUE(r.truncated);
   EXPECT_EQ(p.receiver.stats().truncated, 1u);
 }
@@ -283,7 +290,7 @@ TEST(UdpSocketTest, WaitsForReadabilityOnAnExecutor) {
   io.run_for(std::chrono::seconds(2));
   EXPECT_TRUE(woke);
   UdpReceiveBatch batch(2, 2048);
-  EXPECT_EQ(receive_all(p.receiver, batch, 1, p.sender.local_address()).datagrams.size(), 1u);
+  EXPECT_EQ(p.receive(batch, 1).datagrams.size(), 1u);
   // Closing ends a pending wait with operation_aborted.
   io.restart();
   boost::system::error_code seen;

@@ -40,6 +40,7 @@ TEST(Metrics, EveryVisitedCounterIsDocumented) {
   expect_documented(overlay::PeerManager::PeerStats{}, "peer");
   expect_documented(overlay::RegistryClient::Counters{}, "overlay");
   expect_documented(registry::SharedRegistryCounters{}, "registry");
+  expect_documented(registry::PresenceCounters{}, "registry");
   expect_documented(overlay::Relay::Counters{}, "overlay");
   expect_documented(registry::RegistryCounters{}, "registry");
   expect_documented(io::MetricsServer::Counters{}, "metrics_http");

@@ -144,6 +144,14 @@ wn_finish() {
   [[ $WN_FAILED == 0 ]]
 }
 
+# wn_require TOOL...: exits (1) naming the first TOOL that is not installed.
+wn_require() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/install-deps.sh installs it)"; exit 1; }
+  done
+}
+
 # wn_json FILTER: reads JSON on stdin and prints the Python expression
 # FILTER applied to it as `d` (no jq dependency).
 wn_json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
@@ -162,25 +170,49 @@ wn_node_cert() {
     --out "$WN_TMP/pki/$1/node.crt" --days 10 >/dev/null
 }
 
-# wn_overlay_config NODE ROLE ADDRESS LOG_LEVEL: $WN_TMP/NODE.toml for an
-# overlay node (ROLE host or rendezvous) listening on ADDRESS:7700, with
-# the rendezvous at 192.0.2.10:7700, the certificate of wn_node_cert NODE
-# and the control socket $WN_TMP/NODE.sock. Lines appended to the file go
-# into its [overlay] table.
+# wn_pki NAME NODE...: wn_pki_init NAME, then wn_node_cert for each NODE.
+wn_pki() {
+  wn_pki_init "$1"
+  shift
+  local n
+  for n in "$@"; do wn_node_cert "$n"; done
+}
+
+# wn_overlay_config NODE ROLE ADDRESS LOG_LEVEL [SOCKET [RENDEZVOUS [TABLES]]]:
+# $WN_TMP/NODE.toml for an overlay node (ROLE host or rendezvous) listening
+# on ADDRESS (ADDRESS:7700 if it names no port), with the rendezvous list
+# RENDEZVOUS (TOML strings; default "192.0.2.10:7700"), the certificate of
+# wn_node_cert NODE and the control socket SOCKET (default
+# $WN_TMP/NODE.sock). TABLES (TOML text) stands before the [overlay] table;
+# lines appended to the file go into [overlay].
 wn_overlay_config() {
+  local rendezvous=${6:-'"192.0.2.10:7700"'}
   cat >"$WN_TMP/$1.toml" <<TOML
 [hostd]
 state_dir = "$WN_TMP/state-$1"
-control_socket = "$WN_TMP/$1.sock"
+control_socket = "${5:-$WN_TMP/$1.sock}"
 log_level = "$4"
+${7:-}
 [overlay]
 role = "$2"
-listen = "$3:7700"
-rendezvous = ["192.0.2.10:7700"]
+listen = "$3$([[ $3 == *:* ]] || echo :7700)"
+rendezvous = [$rendezvous]
 cert = "$WN_TMP/pki/$1/node.crt"
 key = "$WN_TMP/pki/$1/node.key"
 ca = "$WN_TMP/pki/ca/ca.crt"
 TOML
+}
+
+# wn_role NODE: the role of an overlay node by the naming used here:
+# "rendezvous" for rv, rv2, ..., "host" for any other.
+wn_role() { if [[ $1 == rv* ]]; then echo rendezvous; else echo host; fi; }
+
+# wn_node_hostd NODE NS [SOCKET]: wownet-hostd in NS with the config
+# $WN_TMP/NODE.toml (log hostd-NODE.log, pid in WN_LAST_PID); returns once it
+# answers on SOCKET (default $WN_TMP/NODE.sock, as wn_overlay_config's).
+wn_node_hostd() {
+  wn_spawn "hostd-$1" ip netns exec "$2" "$BIN/wownet-hostd" --config "$WN_TMP/$1.toml"
+  wn_wait_for 10 "hostd $1" ip netns exec "$2" "$BIN/wownetctl" --socket "${3:-$WN_TMP/$1.sock}" status
 }
 
 # wn_check_iperf WHAT CLIENT_NS SERVER_NS SERVER_IP: a 2 s iperf3 run from
@@ -214,6 +246,15 @@ wn_underlay() {
   ip -n "$wan_" addr add 192.0.2.1/24 dev br0
 }
 
+# wn_underlay_nodes WAN NODE...: wn_underlay_node for each NODE, its
+# namespace's name to NODE_NS[NODE] and its address from NODE_IP[NODE]
+# (both associative arrays of the caller).
+wn_underlay_nodes() {
+  local wan=$1 n
+  shift
+  for n in "$@"; do wn_underlay_node "NODE_NS[$n]" "$wan" "$n" "${NODE_IP[$n]}"; done
+}
+
 # wn_underlay_node VAR WAN NODE ADDRESS: namespace NODE on the underlay
 # bridge of WAN through its device "uplink" with ADDRESS/24; name to VAR.
 wn_underlay_node() {
@@ -224,3 +265,61 @@ wn_underlay_node() {
   ip -n "$2" link set "u-$3" master br0
   ip -n "$node_" addr add "$4/24" dev uplink
 }
+
+# --- a host running VMs ---------------------------------------------------------
+
+# wn_hostd NS [HOSTD_ARGS...]: wownet-hostd in NS (log hostd.log) with its
+# state in $STATE and its control socket at $SOCK (by default
+# $WN_TMP/state and $WN_TMP/hostd.sock); CTL becomes the wownetctl command
+# for it and HOSTD its pid. Returns once it answers on its socket.
+wn_hostd() {
+  local ns=$1
+  shift
+  STATE=${STATE:-$WN_TMP/state}
+  SOCK=${SOCK:-$WN_TMP/hostd.sock}
+  CTL=(ip netns exec "$ns" "$BIN/wownetctl" --socket "$SOCK")
+  wn_spawn hostd ip netns exec "$ns" "$BIN/wownet-hostd" --state-dir "$STATE" --control-socket "$SOCK" "$@"
+  HOSTD=$WN_LAST_PID
+  wn_wait_for 10 "hostd control socket" "${CTL[@]}" status
+}
+
+# wn_uplink HOST_NS NS: the host's own uplink (192.0.2.1/24), a veth to eth0
+# (192.0.2.2/24) in NS standing for its physical network.
+wn_uplink() {
+  wn_veth "$1" uplink "$2" eth0
+  ip -n "$1" addr add 192.0.2.1/24 dev uplink
+  ip -n "$2" addr add 192.0.2.2/24 dev eth0
+}
+
+# wn_vm VAR HOST_NS NAME VIF CHANNEL N: namespace NAME for a VM (name to
+# VAR) whose overlay NIC eth0 is the peer of VIF in HOST_NS and whose
+# host-only agent channel eth1 (169.254.N.2/30) is the peer of CHANNEL
+# (169.254.N.1/30) there.
+wn_vm() {
+  wn_ns "$1" "$3"
+  local -n vm_=$1
+  wn_veth "$2" "$4" "$vm_" eth0
+  wn_veth "$2" "$5" "$vm_" eth1
+  ip -n "$2" addr add "169.254.$6.1/30" dev "$5"
+  ip -n "$vm_" addr add "169.254.$6.2/30" dev eth1
+}
+
+# wn_agent NAME VM_NS HOST_NAME CLIENT [AGENT_ARGS...]: wownet-agent in
+# VM_NS, under HOST_NAME (in its own UTS namespace), driving the DHCP
+# client CLIENT on eth0 and reporting over eth1, its state in $WN_TMP/NAME
+# and its log in NAME.log; AGENT_ARGS default to reports every second and
+# debug logging. Its pid is left in WN_LAST_PID.
+wn_agent() {
+  local name=$1 ns=$2 host=$3 client=$4
+  shift 4
+  (($#)) || set -- --interval 1 --log-level debug
+  mkdir -p "$WN_TMP/$name"
+  wn_spawn "$name" ip netns exec "$ns" unshare --uts sh -c \
+    "hostname $host; exec $BIN/wownet-agent --nic eth0 --channel eth1 --dhcp-client $client --state-dir $WN_TMP/$name $*"
+}
+
+# wn_has_lease NS: eth0 in NS has an overlay (10.x) address.
+wn_has_lease() { ip -n "$1" -4 -o addr show dev eth0 | grep 'inet 10\.' >/dev/null; }
+
+# wn_addr NS: the first IPv4 address of eth0 in NS, without its prefix.
+wn_addr() { ip -n "$1" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -1; }

@@ -210,6 +210,12 @@ bool probe_reaches_bridge(LinkManager& lm, const std::string& bridge, const std:
 
 class LinkManagerTest : public ::testing::Test {
  protected:
+  // Gives `bridge` the address kBridgeAddr/24 and sets it up, as the probe
+  // of probe_reaches_bridge needs.
+  void address_and_up(const std::string& bridge) {
+    ASSERT_EQ(sh("ip addr add " + std::string(kBridgeAddr) + "/24 dev " + bridge), 0);
+    ASSERT_FALSE(lm_.set_up(bridge, true));
+  }
   LinkManager lm_;
 };
 
@@ -320,8 +326,7 @@ TEST_F(LinkManagerTest, IsolatedBridgeNeverPassesFramesToHostStack) {
   const std::string br = link_name("wnbr", "i");
   ASSERT_FALSE(lm_.create_bridge(br));
   LinkGuard guard{lm_, br};
-  ASSERT_EQ(sh("ip addr add " + std::string(kBridgeAddr) + "/24 dev " + br), 0);
-  ASSERT_FALSE(lm_.set_up(br, true));
+  ASSERT_NO_FATAL_FAILURE(address_and_up(br));
   EXPECT_FALSE(probe_reaches_bridge(lm_, br, "i")) << "host stack answered through an isolating bridge";
 }
 
@@ -333,10 +338,9 @@ TEST_F(LinkManagerTest, PlainBridgeReachesHostUntilIsolated) {
   ASSERT_EQ(sh("ip link add name " + br + " type bridge"), 0);
   LinkGuard guard{lm_, br};
   EXPECT_FALSE(lm_.disable_ipv6(br));
-  ASSERT_TRUE(write_file("/proc/sys/net/ipv4/conf/" + br + "/arp_ignore", "8\n"));
-  ASSERT_TRUE(write_file("/proc/sys/net/ipv4/conf/" + br + "/rp_filter", "1\n"));
-  ASSERT_EQ(sh("ip addr add " + std::string(kBridgeAddr) + "/24 dev " + br), 0);
-  ASSERT_FALSE(lm_.set_up(br, true));
+  for (const auto& [sysctl, value] : {std::pair{"arp_ignore", "8\n"}, std::pair{"rp_filter", "1\n"}})
+    ASSERT_TRUE(write_file("/proc/sys/net/ipv4/conf/" + br + "/" + sysctl, value)) << sysctl;
+  ASSERT_NO_FATAL_FAILURE(address_and_up(br));
   EXPECT_TRUE(probe_reaches_bridge(lm_, br, "p")) << "control probe failed: the isolation test proves nothing";
 
   ASSERT_FALSE(lm_.isolate_bridge(br));

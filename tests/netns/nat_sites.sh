@@ -17,8 +17,6 @@
 declare -gA NS LAN_IP HOSTD_PID
 NAT_PKI=$WN_TMP/pki
 
-nat_no_ipv6() { ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; }
-
 # nat_ctl NODE ARGS...: wownetctl against NODE's hostd.
 nat_ctl() {
   local n=$1
@@ -30,14 +28,21 @@ nat_ctl() {
 nat_core() {
   "$BIN/wownetctl" ca init --dir "$NAT_PKI/ca" --name "nat test" >/dev/null
   wn_ns NS[core] core
-  nat_no_ipv6 "${NS[core]}"
+  wn_no_ipv6 "${NS[core]}"
   ip netns exec "${NS[core]}" sysctl -qw net.ipv4.ip_forward=1
-  wn_ns NS[rv] rv
-  nat_no_ipv6 "${NS[rv]}"
-  wn_veth "${NS[rv]}" uplink "${NS[core]}" to-rv
-  ip -n "${NS[rv]}" addr add 198.51.100.10/24 dev uplink
-  ip -n "${NS[core]}" addr add 198.51.100.1/24 dev to-rv
-  ip -n "${NS[rv]}" route add default via 198.51.100.1
+  nat_public rv 198.51.100 10
+}
+
+# nat_public NODE NET HOST: NODE's namespace on a link of its own off the
+# core, NET.HOST/24 with the core at NET.1 (NET: the first three octets).
+nat_public() {
+  local n=$1 net=$2
+  wn_ns "NS[$n]" "$n"
+  wn_no_ipv6 "${NS[$n]}"
+  wn_veth "${NS[$n]}" uplink "${NS[core]}" "to-$n"
+  ip -n "${NS[$n]}" addr add "$net.$3/24" dev uplink
+  ip -n "${NS[core]}" addr add "$net.1/24" dev "to-$n"
+  ip -n "${NS[$n]}" route add default via "$net.1"
 }
 
 # nat_site NAME N MODE: a site router (MODE eim or symmetric).
@@ -45,7 +50,7 @@ nat_site() {
   local s=$1 n=$2 mode=$3 r
   wn_ns NS[r$s] "r$s"
   r=${NS[r$s]}
-  nat_no_ipv6 "$r"
+  wn_no_ipv6 "$r"
   wn_veth "$r" wan "${NS[core]}" "to-$s"
   ip -n "$r" addr add "100.64.$n.2/24" dev wan
   ip -n "${NS[core]}" addr add "100.64.$n.1/24" dev "to-$s"
@@ -71,7 +76,7 @@ nat_pki() {
 nat_host() {
   local h=$1 s=$2 n=$3
   wn_ns NS[$h] "$h"
-  nat_no_ipv6 "${NS[$h]}"
+  wn_no_ipv6 "${NS[$h]}"
   wn_veth "${NS[$h]}" uplink "${NS[r$s]}" "l-$h"
   ip -n "${NS[r$s]}" link set "l-$h" master lan
   ip -n "${NS[$h]}" addr add "$4/24" dev uplink
@@ -79,30 +84,39 @@ nat_host() {
   LAN_IP[$h]=$4
 }
 
-# nat_hostd NODE ROLE LISTEN [EXTRA_TOML [PORT]]: writes NODE's config and
-# starts its hostd (pid in HOSTD_PID[NODE]); waits for its control socket.
-# The rendezvous list is NAT_RENDEZVOUS if set (TOML strings), else rv's.
+# nat_config NODE ROLE ADDRESS:PORT LOG_LEVEL: NODE's config, as
+# wn_overlay_config writes it (lines appended go into [overlay]), with the
+# rendezvous list NAT_RENDEZVOUS if set (TOML strings), else rv's; NODE's
+# certificate is made if missing.
+nat_config() {
+  [[ -f $NAT_PKI/$1/node.crt ]] || nat_pki "$1"
+  wn_overlay_config "$1" "$2" "$3" "$4" "" "${NAT_RENDEZVOUS:-\"198.51.100.10:7700\"}"
+}
+
+# nat_start NODE [SECONDS]: starts NODE's hostd with its config (pid in
+# HOSTD_PID[NODE]) and waits up to SECONDS (default 10) for its socket.
+nat_start() {
+  wn_spawn "hostd-$1" ip netns exec "${NS[$1]}" "$BIN/wownet-hostd" --config "$WN_TMP/$1.toml"
+  HOSTD_PID[$1]=$WN_LAST_PID
+  wn_wait_for "${2:-10}" "hostd $1" nat_ctl "$1" status
+}
+
+# nat_hostd NODE ROLE LISTEN [EXTRA_TOML [PORT]]: NODE's config (debug
+# logging, 2 s keepalive, EXTRA_TOML in [overlay]) and its hostd.
 nat_hostd() {
-  local n=$1 role=$2 listen=$3 extra=${4:-} port=${5:-7700} rendezvous=${NAT_RENDEZVOUS:-'"198.51.100.10:7700"'}
-  [[ -f $NAT_PKI/$n/node.crt ]] || nat_pki "$n"
-  cat >"$WN_TMP/$n.toml" <<TOML
-[hostd]
-state_dir = "$WN_TMP/state-$n"
-control_socket = "$WN_TMP/$n.sock"
-log_level = "debug"
-[overlay]
-role = "$role"
-listen = "$listen:$port"
-rendezvous = [$rendezvous]
-cert = "$NAT_PKI/$n/node.crt"
-key = "$NAT_PKI/$n/node.key"
-ca = "$NAT_PKI/ca/ca.crt"
-keepalive = 2
-$extra
-TOML
-  wn_spawn "hostd-$n" ip netns exec "${NS[$n]}" "$BIN/wownet-hostd" --config "$WN_TMP/$n.toml"
-  HOSTD_PID[$n]=$WN_LAST_PID
-  wn_wait_for 10 "hostd $n" nat_ctl "$n" status
+  nat_config "$1" "$2" "$3:${5:-7700}" debug
+  printf 'keepalive = 2\n%s\n' "${4:-}" >>"$WN_TMP/$1.toml"
+  nat_start "$1"
+}
+
+# nat_sites: the core and four sites, a and b behind endpoint-independent
+# NATs, c and d behind symmetric ones.
+nat_sites() {
+  nat_core
+  nat_site a 1 eim
+  nat_site b 2 eim
+  nat_site c 3 symmetric
+  nat_site d 4 symmetric
 }
 
 # nat_vm HOST VM IF: a VM namespace behind HOST (veth IF), attached, with
@@ -110,7 +124,7 @@ TOML
 nat_vm() {
   local h=$1 vm=$2 vif=$3
   wn_ns NS[$vm] "$vm"
-  nat_no_ipv6 "${NS[$vm]}"
+  wn_no_ipv6 "${NS[$vm]}"
   wn_veth "${NS[$h]}" "$vif" "${NS[$vm]}" eth0
   nat_ctl "$h" attach "$vif" --vm "$vm" >/dev/null
   wn_spawn "dhclient-$vm" ip netns exec "${NS[$vm]}" dhclient -4 -d -pf "$WN_TMP/$vm.pid" -lf "$WN_TMP/$vm.leases" eth0

@@ -21,9 +21,7 @@
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in dhclient ping python3 nc ss sha256sum tcpdump iptables timeout; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
-done
+wn_require dhclient ping python3 nc ss sha256sum tcpdump iptables timeout
 BULK_MB=${BULK_MB:-200}
 TRANSFER_TIMEOUT=45  # per transfer: a stall fails the case, not the whole ctest run
 CTL() { local n=$1; shift; ip netns exec "${NODE_NS[$n]}" "$BIN/wownetctl" --socket "$WN_TMP/$n.sock" "$@"; }
@@ -66,12 +64,9 @@ for pair in "${PAIRS[@]}"; do
 done
 OFFLOADS[rv]=on
 for n in "${NODES[@]}"; do
-  role=host
-  [[ $n == rv ]] && role=rendezvous
-  wn_overlay_config "$n" "$role" "${NODE_IP[$n]}" info
+  wn_overlay_config "$n" "$(wn_role "$n")" "${NODE_IP[$n]}" info
   [[ ${OFFLOADS[$n]} == off ]] && printf 'udp_gso = false\nudp_gro = false\n' >>"$WN_TMP/$n.toml"
-  wn_spawn "hostd-$n" ip netns exec "${NODE_NS[$n]}" "$BIN/wownet-hostd" --config "$WN_TMP/$n.toml"
-  wn_wait_for 10 "hostd $n" CTL "$n" status
+  wn_node_hostd "$n" "${NODE_NS[$n]}"
 done
 
 # --- one VM behind each host ------------------------------------------------------
@@ -84,7 +79,7 @@ for n in "${NODES[@]:1}"; do
   wn_spawn "dhclient-$n" ip netns exec "${VM[$n]}" dhclient -4 -d -pf "$WN_TMP/vm-$n.pid" -lf "$WN_TMP/vm-$n.leases" eth0
 done
 for n in "${NODES[@]:1}"; do
-  wn_wait_for 40 "lease in vm-$n" bash -c "ip -n ${VM[$n]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+  wn_wait_for 40 "lease in vm-$n" wn_has_lease "${VM[$n]}" || true
   IP[$n]=$(ip -n "${VM[$n]}" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | grep -v '^169\.254' | head -1)
   wn_check "vm-$n has a lease: ${IP[$n]:-none}" [ -n "${IP[$n]}" ]
 done

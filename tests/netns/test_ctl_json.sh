@@ -10,21 +10,11 @@
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
 SRC=${WOWNET_SOURCE:-$(dirname "$0")/../..}
-command -v jq >/dev/null || { echo "missing tool: jq (scripts/install-deps.sh installs it)"; exit 1; }
+wn_require jq
 
 wn_ns H host
-wn_ns VM1 vm1
-wn_veth "$H" vif1 "$VM1" eth0
-wn_veth "$H" ch1 "$VM1" eth1
-ip -n "$H" addr add 169.254.1.1/30 dev ch1
-ip -n "$VM1" addr add 169.254.1.2/30 dev eth1
-
-STATE="$WN_TMP/state"
-SOCK="$WN_TMP/hostd.sock"
-CTL=(ip netns exec "$H" "$BIN/wownetctl" --socket "$SOCK")
-wn_spawn hostd ip netns exec "$H" "$BIN/wownet-hostd" --state-dir "$STATE" --control-socket "$SOCK"
-HOSTD=$WN_LAST_PID
-wn_wait_for 10 "hostd control socket" "${CTL[@]}" status
+wn_vm VM1 "$H" vm1 vif1 ch1 1
+wn_hostd "$H"
 
 # json_check ok|error WHAT FILTER ARGS...: wownetctl ARGS prints exactly one
 # JSON document for which the jq FILTER is true; with "ok" it exits 0, with

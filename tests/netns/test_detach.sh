@@ -8,7 +8,7 @@
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-command -v dhclient >/dev/null || { echo "missing tool: dhclient (scripts/test.sh installs it)"; exit 1; }
+wn_require dhclient
 N=12
 wn_ns H host
 for i in $(seq $N); do
@@ -17,17 +17,13 @@ for i in $(seq $N); do
 done
 wn_ns VM0 vm0
 wn_veth "$H" vif0 "$VM0" eth0
-SOCK=$WN_TMP/hostd.sock
-CTL=(ip netns exec "$H" "$BIN/wownetctl" --socket "$SOCK")
-wn_spawn hostd ip netns exec "$H" "$BIN/wownet-hostd" --state-dir "$WN_TMP/state" --control-socket "$SOCK"
-HOSTD=$WN_LAST_PID
-wn_wait_for 10 hostd "${CTL[@]}" status
+wn_hostd "$H"
 ours() { ip -n "$H" -o link show | grep -cE ': wn[bt][0-9]+[:@]' || true; }
 
 # vm0: a VM with a lease, pinging its gateway throughout.
 wn_check "attach vm0" "${CTL[@]}" attach vif0 --vm vm0
 wn_spawn dhclient0 ip netns exec "$VM0" dhclient -4 -d -pf "$WN_TMP/d0.pid" -lf "$WN_TMP/d0.leases" eth0
-wn_wait_for 30 "lease in vm0" bash -c "ip -n $VM0 -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+wn_wait_for 30 "lease in vm0" wn_has_lease "$VM0"
 
 for i in $(seq $N); do "${CTL[@]}" attach "vif$i" --vm "v$i" >/dev/null; done
 wn_eq "bridges and TAPs of all attachments" "$(ours)" $((2 * (N + 1)))

@@ -14,9 +14,7 @@
 # WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in dig python3; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
-done
+wn_require dig python3
 
 wn_ns H host
 wn_ns VM vm
@@ -24,11 +22,7 @@ wn_veth "$H" vif1 "$VM" eth0
 ip -n "$VM" addr add 10.128.0.51/9 dev eth0
 ip -n "$VM" link set lo up
 
-STATE="$WN_TMP/state"
-SOCK="$WN_TMP/hostd.sock"
-CTL=(ip netns exec "$H" "$BIN/wownetctl" --socket "$SOCK")
-wn_spawn hostd ip netns exec "$H" "$BIN/wownet-hostd" --state-dir "$STATE" --control-socket "$SOCK" --log-level debug
-wn_wait_for 10 "hostd control socket" "${CTL[@]}" status
+wn_hostd "$H" --log-level debug
 wn_check "attach vm" "${CTL[@]}" attach vif1 --vm vm
 # The first packet teaches hostd the static address.
 wn_check "vm reaches the gateway" wn_wait_for 10 "ping gateway" ip netns exec "$VM" ping -c 1 -W 1 10.128.0.1

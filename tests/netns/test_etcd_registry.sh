@@ -13,55 +13,41 @@
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in etcd etcdctl dhclient busybox dig ping python3; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/install-deps.sh installs it)"; exit 1; }
-done
+wn_require etcd etcdctl dhclient busybox dig ping python3
 CTL() { local ns=$1; shift; ip netns exec "$ns" "$BIN/wownetctl" --socket "$WN_TMP/$ns.sock" "$@"; }
 
 PKI=$WN_TMP/pki
-wn_pki_init "test network"
-for n in rva rvb hosta hostb; do wn_node_cert "$n"; done
+wn_pki "test network" rva rvb hosta hostb
 
 wn_underlay WAN
 declare -A NODE_NS NODE_IP
 NODE_IP=([etcd]=192.0.2.5 [rva]=192.0.2.10 [rvb]=192.0.2.20 [hosta]=192.0.2.11 [hostb]=192.0.2.12)
-for n in etcd rva rvb hosta hostb; do wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"; done
+wn_underlay_nodes "$WAN" etcd rva rvb hosta hostb
 
 # --- etcd, in its own namespace on the underlay ------------------------------------
 ETCD_URL=http://192.0.2.5:2379
-wn_spawn etcd ip netns exec "${NODE_NS[etcd]}" etcd --name wn --data-dir "$WN_TMP/etcd" \
-  --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
-  --listen-peer-urls http://192.0.2.5:2380 --initial-advertise-peer-urls http://192.0.2.5:2380 \
-  --initial-cluster wn=http://192.0.2.5:2380 --logger zap --log-outputs "$WN_TMP/etcd-server.log"
+start_etcd() {
+  wn_spawn etcd ip netns exec "${NODE_NS[etcd]}" etcd --name wn --data-dir "$WN_TMP/etcd" \
+    --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
+    --listen-peer-urls http://192.0.2.5:2380 --initial-advertise-peer-urls http://192.0.2.5:2380 \
+    --initial-cluster wn=http://192.0.2.5:2380 --logger zap --log-outputs "$WN_TMP/etcd-server.log"
+}
+start_etcd
 ETCD_PID=$WN_LAST_PID
 ETCDCTL() { ip netns exec "${NODE_NS[etcd]}" env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_URL" "$@"; }
 wn_check "etcd answers" wn_wait_for 20 "etcd" ETCDCTL endpoint health
 
 write_config() {  # name role rendezvous-address
-  local n=$1 role=$2
-  cat >"$WN_TMP/$n.toml" <<TOML
-[hostd]
-state_dir = "$WN_TMP/state-$n"
-control_socket = "$WN_TMP/${NODE_NS[$n]}.sock"
-log_level = "debug"
-[overlay]
-role = "$role"
-listen = "${NODE_IP[$n]}:7700"
-rendezvous = ["$3:7700"]
-cert = "$PKI/$n/node.crt"
-key = "$PKI/$n/node.key"
-ca = "$PKI/ca/ca.crt"
-keepalive = 2
-TOML
-  if [[ $role == rendezvous ]]; then
-    printf '[registry]\nbackend = "etcd"\nendpoints = ["%s"]\n' "$ETCD_URL" >>"$WN_TMP/$n.toml"
+  wn_overlay_config "$1" "$2" "${NODE_IP[$1]}" debug "$WN_TMP/${NODE_NS[$1]}.sock" "\"$3:7700\""
+  echo "keepalive = 2" >>"$WN_TMP/$1.toml"
+  if [[ $2 == rendezvous ]]; then
+    printf '[registry]\nbackend = "etcd"\nendpoints = ["%s"]\n' "$ETCD_URL" >>"$WN_TMP/$1.toml"
   fi
 }
 declare -A HOSTD
 start_node() {  # name
-  wn_spawn "hostd-$1" ip netns exec "${NODE_NS[$1]}" "$BIN/wownet-hostd" --config "$WN_TMP/$1.toml"
+  wn_node_hostd "$1" "${NODE_NS[$1]}" "$WN_TMP/${NODE_NS[$1]}.sock"
   HOSTD[$1]=$WN_LAST_PID
-  wn_wait_for 10 "hostd $1" CTL "${NODE_NS[$1]}" status
 }
 write_config rva rendezvous "${NODE_IP[rva]}"
 write_config rvb rendezvous "${NODE_IP[rvb]}"
@@ -86,24 +72,17 @@ i=0
 for v in a1 a2 b1 b2; do
   i=$((i + 1))
   h=${NODE_NS[${VM_HOST[$v]}]}
-  wn_ns VM[$v] "$v"
-  wn_veth "$h" "vif-$v" "${VM[$v]}" eth0
-  wn_veth "$h" "ch-$v" "${VM[$v]}" eth1
-  ip -n "$h" addr add "169.254.$i.1/30" dev "ch-$v"
-  ip -n "${VM[$v]}" addr add "169.254.$i.2/30" dev eth1
+  wn_vm "VM[$v]" "$h" "$v" "vif-$v" "ch-$v" "$i"
   wn_check "attach $v on ${VM_HOST[$v]}" CTL "$h" attach "vif-$v" --vm "$v" --agent-if "ch-$v"
-  mkdir -p "$WN_TMP/agent-$v"
 done
 # Every DHCP client starts at the same moment.
 for v in a1 a2 b1 b2; do
-  wn_spawn "agent-$v" ip netns exec "${VM[$v]}" unshare --uts sh -c \
-    "hostname vm-$v; exec $BIN/wownet-agent --nic eth0 --channel eth1 --interval 1 \
-      --dhcp-client ${VM_CLIENT[$v]} --state-dir $WN_TMP/agent-$v --log-level debug"
+  wn_agent "agent-$v" "${VM[$v]}" "vm-$v" "${VM_CLIENT[$v]}"
 done
-addr_of() { ip -n "${VM[$1]}" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -1; }
+addr_of() { wn_addr "${VM[$1]}"; }
 declare -A IP
 for v in a1 a2 b1 b2; do
-  wn_wait_for 40 "lease in $v" bash -c "ip -n ${VM[$v]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+  wn_wait_for 40 "lease in $v" wn_has_lease "${VM[$v]}" || true
   IP[$v]=$(addr_of "$v")
   wn_check "$v (${VM_CLIENT[$v]} on ${VM_HOST[$v]}) has a lease: ${IP[$v]:-none}" [ -n "${IP[$v]}" ]
 done
@@ -162,25 +141,15 @@ wn_check "rendezvous A sees etcd unreachable" wn_wait_for 10 "rva unreachable" \
 wn_check "a1 still pings b1 with etcd down" ip netns exec "${VM[a1]}" ping -c 3 -i 0.2 -W 1 "${IP[b1]}"
 v=c1
 VM_HOST[c1]=hosta
-wn_ns VM[c1] c1
 h=${NODE_NS[hosta]}
-wn_veth "$h" vif-c1 "${VM[c1]}" eth0
-wn_veth "$h" ch-c1 "${VM[c1]}" eth1
-ip -n "$h" addr add 169.254.9.1/30 dev ch-c1
-ip -n "${VM[c1]}" addr add 169.254.9.2/30 dev eth1
+wn_vm "VM[c1]" "$h" c1 vif-c1 ch-c1 9
 wn_check "attach c1 on hosta" CTL "$h" attach vif-c1 --vm c1 --agent-if ch-c1
-mkdir -p "$WN_TMP/agent-c1"
-wn_spawn agent-c1 ip netns exec "${VM[c1]}" unshare --uts sh -c \
-  "hostname vm-c1; exec $BIN/wownet-agent --nic eth0 --channel eth1 --interval 1 \
-    --dhcp-client udhcpc --state-dir $WN_TMP/agent-c1 --log-level debug"
+wn_agent agent-c1 "${VM[c1]}" vm-c1 udhcpc
 sleep 6
-wn_check_not "c1 gets no lease while etcd is down" bash -c "ip -n ${VM[c1]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
-wn_spawn etcd ip netns exec "${NODE_NS[etcd]}" etcd --name wn --data-dir "$WN_TMP/etcd" \
-  --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
-  --listen-peer-urls http://192.0.2.5:2380 --initial-advertise-peer-urls http://192.0.2.5:2380 \
-  --initial-cluster wn=http://192.0.2.5:2380 --logger zap --log-outputs "$WN_TMP/etcd-server.log"
+wn_check_not "c1 gets no lease while etcd is down" wn_has_lease "${VM[c1]}"
+start_etcd
 wn_check "etcd answers again" wn_wait_for 20 "etcd" ETCDCTL endpoint health
-wn_wait_for 60 "lease in c1" bash -c "ip -n ${VM[c1]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+wn_wait_for 60 "lease in c1" wn_has_lease "${VM[c1]}" || true
 IP[c1]=$(addr_of c1)
 wn_check "c1 has a lease once etcd is back: ${IP[c1]:-none}" [ -n "${IP[c1]}" ]
 wn_eq "the five addresses are distinct" "$(printf '%s\n' "${IP[@]}" | sort -u | wc -l)" 5
@@ -193,7 +162,7 @@ wn_stop "${HOSTD[rvb]}"
 wn_forget "${HOSTD[rvb]}"
 start_node rvb
 wn_check "restarted rendezvous B loads the shared registry" wn_wait_for 10 "rvb leases" \
-  bash -c "[ \"\$(ip netns exec ${NODE_NS[rvb]} $BIN/wownetctl --socket $WN_TMP/${NODE_NS[rvb]}.sock leases --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(1 for l in d.get(\"leases\", []) if l.get(\"state\") == \"bound\"))')\" -ge 4 ]"
+  bash -c "[ \"\$(ip netns exec ${NODE_NS[rvb]} $BIN/wownetctl --socket $WN_TMP/${NODE_NS[rvb]}.sock leases --all --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(1 for l in d.get(\"leases\", []) if l.get(\"state\") == \"bound\"))')\" -ge 4 ]"
 
 for n in rva rvb hosta hostb; do
   wn_check "hostd $n still running" kill -0 "${HOSTD[$n]}"

@@ -21,17 +21,11 @@ wn_ns H host
 wn_ns U underlay
 declare -A VM
 for i in 1 2; do
-  wn_ns VM[$i] "vm$i"
-  wn_veth "$H" "vif$i" "${VM[$i]}" eth0
-  wn_veth "$H" "ch$i" "${VM[$i]}" eth1
-  ip -n "$H" addr add "169.254.$i.1/30" dev "ch$i"
-  ip -n "${VM[$i]}" addr add "169.254.$i.2/30" dev eth1
+  wn_vm "VM[$i]" "$H" "vm$i" "vif$i" "ch$i" "$i"
 done
 wn_ns VM3 vm3
 wn_veth "$H" vif3 "$VM3" eth0
-wn_veth "$H" uplink "$U" eth0
-ip -n "$H" addr add 192.0.2.1/24 dev uplink
-ip -n "$U" addr add 192.0.2.2/24 dev eth0
+wn_uplink "$H" "$U"
 # vm1's link takes the largest frames a veth can; vm2's jumbo frames.
 ip -n "$H" link set vif1 mtu 65535
 ip -n "${VM[1]}" link set eth0 mtu 65535

@@ -12,19 +12,13 @@ source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
 SRC=${WOWNET_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}
 HOOK=$SRC/packaging/libvirt/qemu-hook
-for tool in dhclient python3; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
-done
+wn_require dhclient python3
 
 wn_ns H host
 wn_ns VM vm
 # Only what the test sends leaves the VM (no IPv6 chatter before the checks).
 ip netns exec "$VM" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-STATE="$WN_TMP/state"
-SOCK="$WN_TMP/hostd.sock"
-CTL=(ip netns exec "$H" "$BIN/wownetctl" --socket "$SOCK")
-wn_spawn hostd ip netns exec "$H" "$BIN/wownet-hostd" --state-dir "$STATE" --control-socket "$SOCK" --log-level debug
-wn_wait_for 10 "hostd control socket" "${CTL[@]}" status
+wn_hostd "$H" --log-level debug
 
 # "qemu": the overlay NIC's TAP wn-web1 and the agent channel's wnc-web1.
 MAC=52:54:00:4a:10:01
@@ -143,7 +137,7 @@ wn_eq "the MAC stays the domain's" "$(vm_field web1 mac)" "['$MAC']"
 # --- the VM gets a lease through qemu's TAP, and its agent reports --------------------
 wn_spawn dhclient ip netns exec "$VM" dhclient -d -v -4 -lf "$WN_TMP/dhclient.leases" -pf "$WN_TMP/dhclient.pid" eth0
 DHCLIENT=$WN_LAST_PID
-wn_wait_for 30 "lease in the VM" bash -c "ip -n $VM -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+wn_wait_for 30 "lease in the VM" wn_has_lease "$VM" || true
 IP=$(ip -n "$VM" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -1)
 wn_check "the VM got an overlay address by DHCP: ${IP:-none}" [ -n "$IP" ]
 wn_eq "hostd shows that address for web1" "$(vm_field web1 address)" "['$IP']"

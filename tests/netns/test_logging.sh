@@ -10,7 +10,7 @@
 # WOWNET_BIN=build/bin WOWNET_SOURCE=.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-command -v jq >/dev/null || { echo "missing tool: jq (scripts/install-deps.sh installs it)"; exit 1; }
+wn_require jq
 
 wn_ns H host
 STATE="$WN_TMP/state"

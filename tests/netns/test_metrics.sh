@@ -11,9 +11,7 @@
 # WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in promtool prometheus ping python3; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/install-deps.sh installs it)"; exit 1; }
-done
+wn_require promtool prometheus ping python3
 
 wn_ns H host
 wn_ns VM vm1
@@ -27,18 +25,12 @@ cat >"$WN_TMP/hostd.toml" <<EOF
 [metrics]
 listen = "$METRICS"
 EOF
-STATE="$WN_TMP/state"
-SOCK="$WN_TMP/hostd.sock"
-CTL=(ip netns exec "$H" "$BIN/wownetctl" --socket "$SOCK")
 wn_check "hostd --check-config accepts [metrics]" "$BIN/wownet-hostd" --check-config --config "$WN_TMP/hostd.toml"
 printf '[metrics]\nlisten = "127.0.0.1"\n' >"$WN_TMP/bad.toml"
 msg=$("$BIN/wownet-hostd" --check-config --config "$WN_TMP/bad.toml" 2>&1 || true)
 wn_check "a bad metrics.listen is refused with the key named ($msg)" grep -q "metrics.listen: expected ADDRESS:PORT" <<<"$msg"
 
-wn_spawn hostd ip netns exec "$H" "$BIN/wownet-hostd" --config "$WN_TMP/hostd.toml" --state-dir "$STATE" \
-  --control-socket "$SOCK" --log-level debug
-HOSTD=$WN_LAST_PID
-wn_wait_for 10 "hostd control socket" "${CTL[@]}" status
+wn_hostd "$H" --config "$WN_TMP/hostd.toml" --log-level debug
 wn_check "attach vm1" "${CTL[@]}" attach vif1 --vm vm1
 
 # http GET PATH: the status line, then the body, from inside the host namespace.

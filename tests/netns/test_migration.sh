@@ -31,9 +31,7 @@
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in dhclient dig ping python3 awk; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
-done
+wn_require dhclient dig ping python3 awk
 MAX_OUTAGE=${MIGRATION_MAX_OUTAGE:-3}
 CTL() { local n=$1; shift; ip netns exec "${NODE_NS[$n]}" "$BIN/wownetctl" --socket "$WN_TMP/$n.sock" "$@"; }
 now() { date +%s.%N; }
@@ -57,8 +55,7 @@ fi
 for n in $NODES; do
   wn_node_cert "$n"
   wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"
-  role=host
-  [[ $n == rv* ]] && role=rendezvous
+  role=$(wn_role "$n")
   wn_overlay_config "$n" "$role" "${NODE_IP[$n]}" debug
   if [[ ${MIGRATION_SHARED:-0} == 1 ]]; then
     case $n in
@@ -70,8 +67,7 @@ for n in $NODES; do
   if [[ ${MIGRATION_SHARED:-0} == 1 && $role == rendezvous ]]; then
     printf '[registry]\nbackend = "etcd"\nendpoints = ["http://192.0.2.5:2379"]\n' >>"$WN_TMP/$n.toml"
   fi
-  wn_spawn "hostd-$n" ip netns exec "${NODE_NS[$n]}" "$BIN/wownet-hostd" --config "$WN_TMP/$n.toml"
-  wn_wait_for 10 "hostd $n" CTL "$n" status
+  wn_node_hostd "$n" "${NODE_NS[$n]}"
   NODE_ID[$n]=$(CTL "$n" status --json | wn_json 'd["node_id"]')
 done
 
@@ -94,7 +90,7 @@ done
 addr_of() { ip -n "$1" -4 -o addr show dev eth0 | awk '{print $4}' | head -1; }
 for v in c m; do
   ns_var=VM_${v^^}
-  wn_wait_for 40 "lease in $v" bash -c "ip -n ${!ns_var} -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+  wn_wait_for 40 "lease in $v" wn_has_lease "${!ns_var}" || true
   IP[$v]=$(addr_of "${!ns_var}" | cut -d/ -f1)
   wn_check "$v has a lease: ${IP[$v]:-none}" [ -n "${IP[$v]}" ]
 done
@@ -113,7 +109,7 @@ wn_check "c resolves m's host name" wn_wait_for 15 "mig-m.wow" \
 # --- helpers for the moves ---------------------------------------------------------------
 # lease_field NODE FIELD: FIELD of m's lease in NODE's table (`leases --json`).
 lease_field() {
-  CTL "$1" leases --json | wn_json "next((str(l.get('$2')) for l in d['leases'] if l['address'] == '${IP[m]}'), 'none')"
+  CTL "$1" leases --all --json | wn_json "next((str(l.get('$2')) for l in d['leases'] if l['address'] == '${IP[m]}'), 'none')"
 }
 # lease_node NODE: the node that NODE's table names for m's address.
 lease_node() { lease_field "$1" node; }

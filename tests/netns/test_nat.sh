@@ -21,17 +21,11 @@
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in dhclient ping python3 iptables conntrack iperf3 tcpdump; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
-done
+wn_require dhclient ping python3 iptables conntrack iperf3 tcpdump
 source "$(dirname "$0")/nat_sites.sh"
 RECOVERY_BOUND=20
 
-nat_core
-nat_site a 1 eim
-nat_site b 2 eim
-nat_site c 3 symmetric
-nat_site d 4 symmetric
+nat_sites
 nat_host ha1 a 1 10.1.0.11
 nat_host ha2 a 1 10.1.0.12
 nat_host hb1 b 2 10.2.0.11
@@ -48,7 +42,7 @@ for h in ha1 ha2 hb1 hc1 hd1; do nat_hostd "$h" host "${LAN_IP[$h]}" "direct_ret
 declare -A IP
 for h in ha1 ha2 hb1 hc1 hd1; do nat_vm "$h" "vm-$h" vif; done
 for h in ha1 ha2 hb1 hc1 hd1; do
-  wn_wait_for 40 "lease in vm-$h" bash -c "ip -n ${NS[vm-$h]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+  wn_wait_for 40 "lease in vm-$h" wn_has_lease "${NS[vm-$h]}" || true
   IP[$h]=$(nat_vm_ip "vm-$h")
   wn_check "vm-$h behind its NAT has a lease: ${IP[$h]:-none}" [ -n "${IP[$h]}" ]
 done
@@ -164,7 +158,7 @@ rv_port() { nat_peer rv ha1 endpoint | grep -qE ':2[0-9]{4}$'; }
 wn_check "the rendezvous follows ha1 to its new port" wn_wait_for 10 "rv sees ha1's new port" rv_port
 nat_vm ha1 vm-ha1b vif2
 wn_check "a new VM behind the rebound NAT gets a lease" wn_wait_for 40 "vm-ha1b lease" \
-  bash -c "ip -n ${NS[vm-ha1b]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+  wn_has_lease "${NS[vm-ha1b]}"
 
 # The NAT keeps ports again: the path returns to direct by itself.
 ip netns exec "${NS[ra]}" iptables -t nat -D POSTROUTING 1

@@ -13,9 +13,7 @@
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in etcd etcdctl dhclient ping python3 iptables; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/install-deps.sh installs it)"; exit 1; }
-done
+wn_require etcd etcdctl dhclient ping python3 iptables
 source "$(dirname "$0")/nat_sites.sh"
 
 nat_core
@@ -24,12 +22,7 @@ nat_site b 2 eim
 nat_host ha1 a 1 10.1.0.11
 nat_host hb1 b 2 10.2.0.11
 # rv2: its own link off the core.
-wn_ns NS[rv2] rv2
-nat_no_ipv6 "${NS[rv2]}"
-wn_veth "${NS[rv2]}" uplink "${NS[core]}" to-rv2
-ip -n "${NS[rv2]}" addr add 198.51.101.20/24 dev uplink
-ip -n "${NS[core]}" addr add 198.51.101.1/24 dev to-rv2
-ip -n "${NS[rv2]}" route add default via 198.51.101.1
+nat_public rv2 198.51.101 20
 
 ETCD_URL=http://198.51.100.10:2379
 wn_spawn etcd ip netns exec "${NS[rv]}" etcd --name wn --data-dir "$WN_TMP/etcd" \

@@ -8,9 +8,7 @@
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in dhclient ping python3; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
-done
+wn_require dhclient ping python3
 CTL() { local n=$1; shift; ip netns exec "${NODE_NS[$n]}" "$BIN/wownetctl" --socket "$WN_TMP/$n.sock" "$@"; }
 
 wn_pki_init "nodes test"
@@ -19,12 +17,9 @@ wn_underlay WAN
 for n in rv a b; do
   wn_node_cert "$n"
   wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"
-  role=host
-  [[ $n == rv ]] && role=rendezvous
-  wn_overlay_config "$n" "$role" "${NODE_IP[$n]}" info
-  wn_spawn "hostd-$n" ip netns exec "${NODE_NS[$n]}" "$BIN/wownet-hostd" --config "$WN_TMP/$n.toml"
+  wn_overlay_config "$n" "$(wn_role "$n")" "${NODE_IP[$n]}" info
+  wn_node_hostd "$n" "${NODE_NS[$n]}"
   NODE_PID[$n]=$WN_LAST_PID
-  wn_wait_for 10 "hostd $n" CTL "$n" status
 done
 
 declare -A VM_NS VM_HOST=([web]=a [db]=b) IP
@@ -38,8 +33,8 @@ for vm in web db; do
     -pf "$WN_TMP/$vm.pid" -lf "$WN_TMP/$vm.leases" eth0
 done
 for vm in web db; do
-  wn_wait_for 40 "lease in $vm" bash -c "ip -n ${VM_NS[$vm]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
-  IP[$vm]=$(ip -n "${VM_NS[$vm]}" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
+  wn_wait_for 40 "lease in $vm" wn_has_lease "${VM_NS[$vm]}" || true
+  IP[$vm]=$(wn_addr "${VM_NS[$vm]}")
   wn_check "$vm has a lease: ${IP[$vm]:-none}" [ -n "${IP[$vm]}" ]
 done
 [[ -n ${IP[web]} && -n ${IP[db]} ]] || { wn_finish; exit 1; }

@@ -10,9 +10,7 @@
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in dhclient busybox dig ping iperf3 python3 tcpdump openssl promtool; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
-done
+wn_require dhclient busybox dig ping iperf3 python3 tcpdump openssl promtool
 CTL() { local ns=$1; shift; ip netns exec "$ns" "$BIN/wownetctl" --socket "$WN_TMP/$ns.sock" "$@"; }
 
 # --- PKI ------------------------------------------------------------------------
@@ -33,36 +31,17 @@ wn_underlay WAN
 declare -A NODE_NS NODE_IP
 NODE_IP=([rv]=192.0.2.10 [hosta]=192.0.2.11 [hostb]=192.0.2.12 [rogue]=192.0.2.13 [revoked]=192.0.2.14
   [expired]=192.0.2.15 [hostc]=192.0.2.16 [intruder]=192.0.2.17)
-for n in rv hosta hostb rogue revoked expired hostc intruder; do
-  wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"
-done
+wn_underlay_nodes "$WAN" rv hosta hostb rogue revoked expired hostc intruder
 
 write_config() {  # name role
-  local n=$1 role=$2
-  cat >"$WN_TMP/$n.toml" <<TOML
-[hostd]
-state_dir = "$WN_TMP/state-$n"
-control_socket = "$WN_TMP/${NODE_NS[$n]}.sock"
-log_level = "debug"
-[metrics]
-listen = "127.0.0.1:9770"
-[overlay]
-role = "$role"
-listen = "${NODE_IP[$n]}:7700"
-rendezvous = ["192.0.2.10:7700"]
-cert = "$PKI/$n/node.crt"
-key = "$PKI/$n/node.key"
-ca = "$PKI/ca/ca.crt"
-crl = "$PKI/ca/crl.pem"
-crl_refresh = 2
-keepalive = 2
-TOML
+  wn_overlay_config "$1" "$2" "${NODE_IP[$1]}" debug "$WN_TMP/${NODE_NS[$1]}.sock" "" \
+    $'[metrics]\nlisten = "127.0.0.1:9770"'
+  printf 'crl = "%s"\ncrl_refresh = 2\nkeepalive = 2\n' "$PKI/ca/crl.pem" >>"$WN_TMP/$1.toml"
 }
 declare -A HOSTD
 start_node() {  # name
-  wn_spawn "hostd-$1" ip netns exec "${NODE_NS[$1]}" "$BIN/wownet-hostd" --config "$WN_TMP/$1.toml"
+  wn_node_hostd "$1" "${NODE_NS[$1]}" "$WN_TMP/${NODE_NS[$1]}.sock"
   HOSTD[$1]=$WN_LAST_PID
-  wn_wait_for 10 "hostd $1" CTL "${NODE_NS[$1]}" status
 }
 write_config rv rendezvous
 for n in hosta hostb rogue revoked; do write_config "$n" host; done
@@ -87,21 +66,14 @@ i=0
 for v in a1 a2 b1; do
   i=$((i + 1))
   h=${NODE_NS[${VM_HOST[$v]}]}
-  wn_ns VM[$v] "$v"
-  wn_veth "$h" "vif-$v" "${VM[$v]}" eth0
-  wn_veth "$h" "ch-$v" "${VM[$v]}" eth1
-  ip -n "$h" addr add "169.254.$i.1/30" dev "ch-$v"
-  ip -n "${VM[$v]}" addr add "169.254.$i.2/30" dev eth1
+  wn_vm "VM[$v]" "$h" "$v" "vif-$v" "ch-$v" "$i"
   wn_check "attach $v on ${VM_HOST[$v]}" CTL "$h" attach "vif-$v" --vm "$v" --agent-if "ch-$v"
-  mkdir -p "$WN_TMP/agent-$v"
-  wn_spawn "agent-$v" ip netns exec "${VM[$v]}" unshare --uts sh -c \
-    "hostname vm-$v; exec $BIN/wownet-agent --nic eth0 --channel eth1 --interval 1 \
-      --dhcp-client ${VM_CLIENT[$v]} --state-dir $WN_TMP/agent-$v --log-level debug"
+  wn_agent "agent-$v" "${VM[$v]}" "vm-$v" "${VM_CLIENT[$v]}"
 done
-addr_of() { ip -n "${VM[$1]}" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -1; }
+addr_of() { wn_addr "${VM[$1]}"; }
 declare -A IP
 for v in a1 a2 b1; do
-  wn_wait_for 40 "lease in $v" bash -c "ip -n ${VM[$v]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+  wn_wait_for 40 "lease in $v" wn_has_lease "${VM[$v]}" || true
   IP[$v]=$(addr_of "$v")
   wn_check "$v (${VM_CLIENT[$v]} on ${VM_HOST[$v]}) has a lease: ${IP[$v]:-none}" [ -n "${IP[$v]}" ]
 done
@@ -203,7 +175,7 @@ wn_veth "${NODE_NS[hostc]}" vif-c1 "${VM[c1]}" eth0
 CTL "${NODE_NS[hostc]}" attach vif-c1 --vm c1 >/dev/null
 wn_spawn dhclient-c1 ip netns exec "${VM[c1]}" dhclient -4 -d -pf "$WN_TMP/c1.pid" -lf "$WN_TMP/c1.leases" eth0
 wn_check "a VM on the enrolled host gets a lease" wn_wait_for 40 "c1 lease" \
-  bash -c "ip -n ${VM[c1]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+  wn_has_lease "${VM[c1]}"
 wn_check "and reaches a1 on host A" wn_wait_for 20 "c1 -> a1" ip netns exec "${VM[c1]}" ping -c 1 -W 1 "${IP[a1]}"
 wn_check "the denied host got no certificate" test ! -e "$PKI/intruder/node.crt"
 wn_check "and says why" wn_wait_for 10 "intruder log" grep -q "denied" "$WN_TMP/hostd-intruder.log"
@@ -264,7 +236,7 @@ wn_check "the rendezvous logged why (expired)" grep -qiE "refusing peer [^:]+: e
 wn_check "a node with a bad certificate stays up for its admin" CTL "${NODE_NS[expired]}" status
 
 # --- restarts ------------------------------------------------------------------------------
-registry_leases() { CTL "${NODE_NS[rv]}" leases --json | wn_json "sorted(l['address'] for l in d['leases'] if l['state']=='bound' and l['address'] in '${IP[a1]} ${IP[a2]} ${IP[b1]}'.split())"; }
+registry_leases() { CTL "${NODE_NS[rv]}" leases --all --json | wn_json "sorted(l['address'] for l in d['leases'] if l['state']=='bound' and l['address'] in '${IP[a1]} ${IP[a2]} ${IP[b1]}'.split())"; }
 wn_stop "${HOSTD[rv]}" KILL
 wn_check "existing sessions keep working while the rendezvous is down" \
   ip netns exec "${VM[a1]}" ping -c 3 -i 0.2 -W 2 "${IP[b1]}"
@@ -275,12 +247,15 @@ CTL "${NODE_NS[hosta]}" attach vif-a3 --vm a3 >/dev/null
 wn_spawn dhclient-a3 ip netns exec "${VM[a3]}" dhclient -4 -d -pf "$WN_TMP/a3.pid" -lf "$WN_TMP/a3.leases" eth0
 sleep 3
 wn_check_not "no lease is granted while the rendezvous is down" \
-  bash -c "ip -n ${VM[a3]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+  wn_has_lease "${VM[a3]}"
 start_node rv
 wn_check "the waiting VM gets its lease once the rendezvous is back" wn_wait_for 40 "a3 lease" \
-  bash -c "ip -n ${VM[a3]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+  wn_has_lease "${VM[a3]}"
 wn_check "and reaches b1" wn_wait_for 15 "a3 -> b1" ip netns exec "${VM[a3]}" ping -c 1 -W 1 "${IP[b1]}"
 wn_eq "the restarted rendezvous lost no lease" "$(registry_leases)" "$(python3 -c "print(sorted('${IP[a1]} ${IP[a2]} ${IP[b1]}'.split()))")"
+# A host keeps on disk only what is its own (the registry gives back the rest).
+wn_check "host A's state file holds its VMs' leases" grep -q "address: \"${IP[a1]}\"" "$WN_TMP/state-hosta/state.txt"
+wn_check_not "and none of host B's VMs" grep -q "address: \"${IP[b1]}\"" "$WN_TMP/state-hosta/state.txt"
 wn_stop "${HOSTD[hosta]}" KILL
 # Host A comes back with UDP segmentation and receive offloads turned off.
 printf 'udp_gso = false\nudp_gro = false\n' >>"$WN_TMP/hosta.toml"

@@ -11,9 +11,7 @@
 # WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in dhclient dig ping jq python3; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/install-deps.sh installs it)"; exit 1; }
-done
+wn_require dhclient dig ping jq python3
 
 wn_ns H host
 declare -A VM

@@ -16,20 +16,17 @@
 # Needs root. Run through ctest (label netns) or with WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in etcd etcdctl openssl dhclient busybox ping python3; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/install-deps.sh installs it)"; exit 1; }
-done
+wn_require etcd etcdctl openssl dhclient busybox ping python3
 CTL() { local ns=$1; shift; ip netns exec "$ns" "$BIN/wownetctl" --socket "$WN_TMP/$ns.sock" "$@"; }
 
 PKI=$WN_TMP/pki
-wn_pki_init "test network"
-for n in rva rvb hosta hostb; do wn_node_cert "$n"; done
+wn_pki "test network" rva rvb hosta hostb
 
 wn_underlay WAN
 declare -A NODE_NS NODE_IP
 NODE_IP=([e1]=192.0.2.5 [e2]=192.0.2.6 [e3]=192.0.2.7 [rva]=192.0.2.10 [rvb]=192.0.2.20 [hosta]=192.0.2.11
   [hostb]=192.0.2.12)
-for n in e1 e2 e3 rva rvb hosta hostb; do wn_underlay_node "NODE_NS[$n]" "$WAN" "$n" "${NODE_IP[$n]}"; done
+wn_underlay_nodes "$WAN" e1 e2 e3 rva rvb hosta hostb
 
 # --- etcd: three members, TLS for clients and peers ---------------------------------
 TLS=$WN_TMP/etcd-tls
@@ -77,20 +74,9 @@ wn_check "the etcd cluster answers over TLS" wn_wait_for 30 "etcd cluster" ETCDC
 
 write_config() {  # name role
   local n=$1
-  cat >"$WN_TMP/$n.toml" <<TOML
-[hostd]
-state_dir = "$WN_TMP/state-$n"
-control_socket = "$WN_TMP/${NODE_NS[$n]}.sock"
-log_level = "debug"
-[overlay]
-role = "$2"
-listen = "${NODE_IP[$n]}:7700"
-rendezvous = ["${NODE_IP[rva]}:7700", "${NODE_IP[rvb]}:7700"]
-cert = "$PKI/$n/node.crt"
-key = "$PKI/$n/node.key"
-ca = "$PKI/ca/ca.crt"
-keepalive = 2
-TOML
+  wn_overlay_config "$n" "$2" "${NODE_IP[$n]}" debug "$WN_TMP/${NODE_NS[$n]}.sock" \
+    "\"${NODE_IP[rva]}:7700\", \"${NODE_IP[rvb]}:7700\""
+  echo "keepalive = 2" >>"$WN_TMP/$n.toml"
   if [[ $2 == rendezvous ]]; then
     cat >>"$WN_TMP/$n.toml" <<TOML
 [registry]
@@ -104,14 +90,13 @@ TOML
 }
 declare -A HOSTD
 start_node() {  # name
-  wn_spawn "hostd-$1" ip netns exec "${NODE_NS[$1]}" "$BIN/wownet-hostd" --config "$WN_TMP/$1.toml"
+  wn_node_hostd "$1" "${NODE_NS[$1]}" "$WN_TMP/${NODE_NS[$1]}.sock"
   HOSTD[$1]=$WN_LAST_PID
-  wn_wait_for 10 "hostd $1" CTL "${NODE_NS[$1]}" status
 }
 status_value() {  # node key: a number from `status --json`'s overlay counters
   CTL "${NODE_NS[$1]}" status --json | wn_json "d['overlay'].get('$2', 0)"
 }
-for n in rva rvb hosta hostb; do write_config "$n" "$([[ $n == rv* ]] && echo rendezvous || echo host)"; done
+for n in rva rvb hosta hostb; do write_config "$n" "$(wn_role "$n")"; done
 wn_check "a host config listing two rendezvous passes --check-config" \
   "$BIN/wownet-hostd" --check-config --config "$WN_TMP/hosta.toml"
 for n in rva rvb hosta hostb; do start_node "$n"; done
@@ -138,23 +123,16 @@ VM_INDEX=0
 add_vm() {  # vm host dhcp-client: attached, its agent started
   local v=$1 h=${NODE_NS[$2]}
   VM_INDEX=$((VM_INDEX + 1))
-  wn_ns VM[$v] "$v"
-  wn_veth "$h" "vif-$v" "${VM[$v]}" eth0
-  wn_veth "$h" "ch-$v" "${VM[$v]}" eth1
-  ip -n "$h" addr add "169.254.$VM_INDEX.1/30" dev "ch-$v"
-  ip -n "${VM[$v]}" addr add "169.254.$VM_INDEX.2/30" dev eth1
+  wn_vm "VM[$v]" "$h" "$v" "vif-$v" "ch-$v" "$VM_INDEX"
   wn_check "attach $v on $2" CTL "$h" attach "vif-$v" --vm "$v" --agent-if "ch-$v"
-  mkdir -p "$WN_TMP/agent-$v"
-  wn_spawn "agent-$v" ip netns exec "${VM[$v]}" unshare --uts sh -c \
-    "hostname vm-$v; exec $BIN/wownet-agent --nic eth0 --channel eth1 --interval 1 \
-      --dhcp-client $3 --state-dir $WN_TMP/agent-$v --log-level debug"
+  wn_agent "agent-$v" "${VM[$v]}" "vm-$v" "$3"
 }
-leased() { ip -n "${VM[$1]}" -4 -o addr show dev eth0 | grep -q 'inet 10\.'; }
+leased() { wn_has_lease "${VM[$1]}"; }
 declare -A LEASED_AT
 wait_lease() {  # vm seconds: IP[vm] and LEASED_AT[vm] set, true if it got one
   wn_wait_for "$2" "lease in $1" leased "$1" || true
   LEASED_AT[$1]=$(date +%s.%N)
-  IP[$1]=$(ip -n "${VM[$1]}" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -1)
+  IP[$1]=$(wn_addr "${VM[$1]}")
   [ -n "${IP[$1]}" ]
 }
 add_vm a1 hosta dhclient

@@ -8,9 +8,7 @@
 # WOWNET_BIN=build/bin.
 source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
-for tool in dhclient busybox dig ping iperf3 python3; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
-done
+wn_require dhclient busybox dig ping iperf3 python3
 
 wn_ns H host
 wn_ns U underlay
@@ -18,30 +16,16 @@ declare -A VM CLIENT NAME
 CLIENT=([1]=dhclient [2]=udhcpc [3]=dhclient)
 NAME=([1]=alpha [2]=bravo [3]=charlie)
 for i in 1 2 3; do
-  wn_ns VM[$i] "vm$i"
-  wn_veth "$H" "vif$i" "${VM[$i]}" eth0
-  wn_veth "$H" "ch$i" "${VM[$i]}" eth1
-  ip -n "$H" addr add "169.254.$i.1/30" dev "ch$i"
-  ip -n "${VM[$i]}" addr add "169.254.$i.2/30" dev eth1
+  wn_vm "VM[$i]" "$H" "vm$i" "vif$i" "ch$i" "$i"
 done
 # VM 4 is configured statically (no DHCP, no agent).
 wn_ns VM4 vm4
 wn_veth "$H" vif4 "$VM4" eth0
 # The host's own uplink, which VMs must never reach.
-wn_veth "$H" uplink "$U" eth0
-ip -n "$H" addr add 192.0.2.1/24 dev uplink
-ip -n "$U" addr add 192.0.2.2/24 dev eth0
+wn_uplink "$H" "$U"
 ip -n "$H" link set lo up
 
-STATE="$WN_TMP/state"
-SOCK="$WN_TMP/hostd.sock"
-CTL=(ip netns exec "$H" "$BIN/wownetctl" --socket "$SOCK")
-start_hostd() {
-  wn_spawn hostd ip netns exec "$H" "$BIN/wownet-hostd" --state-dir "$STATE" --control-socket "$SOCK" --log-level debug
-  HOSTD=$WN_LAST_PID
-  wn_wait_for 10 "hostd control socket" "${CTL[@]}" status
-}
-start_hostd
+wn_hostd "$H" --log-level debug
 
 # --- control socket hygiene ----------------------------------------------------
 wn_eq "control socket is root-only" "$(stat -c %a "$SOCK")" 600
@@ -89,16 +73,13 @@ wn_check_not "attaching a bridge of ours fails" "${CTL[@]}" attach wnb1
 
 # --- agents drive the real DHCP clients --------------------------------------
 for i in 1 2 3; do
-  mkdir -p "$WN_TMP/agent$i"
-  wn_spawn "agent$i" ip netns exec "${VM[$i]}" unshare --uts sh -c \
-    "hostname ${NAME[$i]}; exec $BIN/wownet-agent --nic eth0 --channel eth1 --interval 1 \
-      --dhcp-client ${CLIENT[$i]} --state-dir $WN_TMP/agent$i --log-level debug"
+  wn_agent "agent$i" "${VM[$i]}" "${NAME[$i]}" "${CLIENT[$i]}"
   AGENT[$i]=$WN_LAST_PID
 done
 
-addr_of() { ip -n "${VM[$1]}" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -1; }
+addr_of() { wn_addr "${VM[$1]}"; }
 for i in 1 2 3; do
-  wn_wait_for 30 "lease in vm$i" bash -c "ip -n ${VM[$i]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+  wn_wait_for 30 "lease in vm$i" wn_has_lease "${VM[$i]}" || true
   IP[$i]=$(addr_of "$i")
   wn_check "vm$i (${CLIENT[$i]}) has an overlay address: ${IP[$i]:-none}" [ -n "${IP[$i]}" ]
 done
@@ -232,7 +213,7 @@ wn_check "garbage was counted as malformed drops ($malformed)" [ "$malformed" -g
 # --- kill -9 and restart -------------------------------------------------------
 wn_stop "$HOSTD" KILL
 wn_check "TAPs vanish with the killed hostd" bash -c "! ip -n $H link show wnt1 >/dev/null 2>&1"
-start_hostd
+wn_hostd "$H" --log-level debug
 wn_check "attachments come back after kill -9" wn_wait_for 10 "3 attachments up" bash -c \
   "${CTL[*]} list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); \
    sys.exit(0 if [a[\"state\"] for a in d[\"attachments\"]]==[\"up\"]*4 else 1)'"
@@ -248,11 +229,8 @@ wn_eq "lease table survived" "$leased" "$(python3 -c "print(sorted(['${IP[1]}','
 # A VM reboot: dhclient starts over (INIT-REBOOT / DISCOVER) and gets the same address.
 wn_stop "${AGENT[1]}"
 ip -n "${VM[1]}" addr flush dev eth0
-wn_spawn agent1b ip netns exec "${VM[1]}" unshare --uts sh -c \
-  "hostname alpha; exec $BIN/wownet-agent --nic eth0 --channel eth1 --interval 1 \
-    --dhcp-client dhclient --state-dir $WN_TMP/agent1b --log-level debug"
-wn_check "rebooted vm1 gets a lease again" wn_wait_for 30 "vm1 lease after reboot" bash -c \
-  "ip -n ${VM[1]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+wn_agent agent1b "${VM[1]}" alpha dhclient
+wn_check "rebooted vm1 gets a lease again" wn_wait_for 30 "vm1 lease after reboot" wn_has_lease "${VM[1]}"
 wn_eq "rebooted vm1 gets its old address back" "$(addr_of 1)" "${IP[1]}"
 
 # --- the hypervisor replaces a VIF (VM restarted) -------------------------------
@@ -265,8 +243,8 @@ ip -n "$H" link set vif2 up
 ip -n "${VM[2]}" link set eth0 up
 wn_check "a replaced VIF is put back on its bridge" wn_wait_for 10 "vif2 on wnb2" bash -c \
   "ip -n $H -o link show vif2 | grep -q 'master wnb2'"
-wn_check "the restarted vm2 gets a lease again through its agent" wn_wait_for 40 "vm2 lease again" bash -c \
-  "ip -n ${VM[2]} -4 -o addr show dev eth0 | grep -q 'inet 10\.'"
+wn_check "the restarted vm2 gets a lease again through its agent" wn_wait_for 40 "vm2 lease again" \
+  wn_has_lease "${VM[2]}"
 wn_eq "and it is the same address" "$(addr_of 2)" "${IP[2]}"
 wn_check "vm1 reaches the restarted vm2" wn_wait_for 10 "vm1 -> vm2" ip netns exec "${VM[1]}" ping -c 1 -W 1 "${IP[2]}"
 

@@ -11,9 +11,7 @@ source "$(dirname "$0")/lib.sh"
 BIN=${WOWNET_BIN:?set WOWNET_BIN to the directory holding wownet-hostd}
 SRC=${WOWNET_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}
 SCRIPT=$SRC/packaging/xen/vif-wownet
-for tool in dhclient python3; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (scripts/test.sh installs it)"; exit 1; }
-done
+wn_require dhclient python3
 
 # --- xenstore stubs: node PATH is the directory $XS/PATH, its value in .v ---------
 XS=$WN_TMP/xenstore
@@ -45,11 +43,7 @@ xs_write() { "$STUBS/xenstore-write" "$@"; }
 xs_read() { "$STUBS/xenstore-read" "$1" 2>/dev/null || true; }
 
 wn_ns H host
-STATE="$WN_TMP/state"
-SOCK="$WN_TMP/hostd.sock"
-CTL=(ip netns exec "$H" "$BIN/wownetctl" --socket "$SOCK")
-wn_spawn hostd ip netns exec "$H" "$BIN/wownet-hostd" --state-dir "$STATE" --control-socket "$SOCK" --log-level debug
-wn_wait_for 10 "hostd control socket" "${CTL[@]}" status
+wn_hostd "$H" --log-level debug
 
 # vif DEV ARGS...: runs the script as libxl would for vif DEV of backend
 # path backend/vif/D/N (from DEV = vifD.N), in the host namespace.
@@ -97,7 +91,7 @@ wn_eq "vm web1's agent channel" "$(vm_field web1 agent_ifname)" "['vif5.1']"
 mkdir -p "$WN_TMP/agent5"
 wn_spawn agent5 ip netns exec "$VM5" "$BIN/wownet-agent" --nic eth0 --channel eth1 --interval 1 \
   --dhcp-client dhclient --state-dir "$WN_TMP/agent5" --log-level debug
-wn_wait_for 30 "lease in vm5" bash -c "ip -n $VM5 -4 -o addr show dev eth0 | grep -q 'inet 10\.'" || true
+wn_wait_for 30 "lease in vm5" wn_has_lease "$VM5" || true
 IP5=$(ip -n "$VM5" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -1)
 wn_check "web1 got an overlay address by DHCP: ${IP5:-none}" [ -n "$IP5" ]
 wn_check "web1's agent reports arrive over vif5.1" wn_wait_for 15 "agent report" bash -c \

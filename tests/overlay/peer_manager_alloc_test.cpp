@@ -49,9 +49,7 @@ class Wire : public ActionSink {
 };
 
 TEST_F(PeerManagerTest, SteadyStateDataPathDoesNotAllocate) {
-  Node& a = node("node-a", ep(1, 4000));
-  Node& b = node("node-b", ep(2, 5000));
-  establish(a, b);
+  auto [a, b] = established_pair();
   Wire wire;
   const Bytes p = packet(7, 1400);
   // Warm up (first use of every buffer).

@@ -34,6 +34,7 @@
 #include "crypto/pki.h"
 #include "overlay/session_settings.h"
 #include "proto/overlay.pb.h"
+#include "temp_dir.h"
 
 namespace wownet::overlay::test {
 
@@ -263,6 +264,13 @@ class Node : public ActionSink {
   ~Node() override { net_.detach(endpoint); }
 
   bool send(const Node& to, const Bytes& p) { return pm->send_packet(net_.now, to.id, p, out()); }
+  // Sends data packet `seq` to `to` and lets the network deliver what is
+  // under way; false (and nothing delivered) if the send is refused.
+  bool send_delivered(const Node& to, std::uint32_t seq) {
+    if (!send(to, packet(seq))) return false;
+    net_.deliver();
+    return true;
+  }
   bool send_control(const Node& to, const NodeMessage& m) { return pm->send_control(net_.now, to.id, m, out()); }
   void knows(const Node& other) { pm->set_endpoints(other.id, {other.endpoint}); }
 
@@ -323,17 +331,13 @@ class Node : public ActionSink {
 class PeerManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/peer_manager_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
+    root_ = tmp_.path();
     ca_ = root_ + "/ca";
     const crypto::Status s = crypto::ca_init(ca_, "test CA", 3650, kT0s);
     ASSERT_TRUE(s.ok) << s.error;
   }
-  void TearDown() override {
-    nodes_.clear();
-    std::filesystem::remove_all(root_);
-  }
+  void TearDown() override { nodes_.clear(); }
 
   struct Identity {
     crypto::DtlsIdentity dtls;
@@ -374,10 +378,40 @@ class PeerManagerTest : public ::testing::Test {
   }
 
   // A and B with a keyed session (A started it by sending a packet).
+  // Nodes A and B with a session between them.
+  std::pair<Node&, Node&> established_pair() {
+    Node& a = node("node-a", ep(1, 4000));
+    Node& b = node("node-b", ep(2, 5000));
+    establish(a, b);
+    return {a, b};
+  }
+
+  // `n` saw exactly one session come up: with `peer`, named `name`, at the
+  // peer's endpoint.
+  static void expect_one_up(const Node& n, const Node& peer, const std::string& name) {
+    ASSERT_EQ(n.ups.size(), 1u);
+    EXPECT_EQ(n.ups[0].node_id, peer.id);
+    EXPECT_EQ(n.ups[0].node_name, name);
+    EXPECT_EQ(n.ups[0].endpoint, peer.endpoint);
+  }
+
+  // From now on the NAT in front of `n` maps it to `moved`: what is sent to
+  // its old endpoint is lost, what is sent to `moved` reaches it, and what
+  // it sends comes from `moved`.
+  void rebind(const Node& n, const UdpEndpoint& moved) {
+    net_.router = [old = n.endpoint, moved](
+                      const UdpEndpoint& from,
+                      const UdpEndpoint& to) -> std::optional<std::pair<UdpEndpoint, UdpEndpoint>> {
+      if (to == old) return std::nullopt;
+      if (to == moved) return std::pair{old, from};
+      if (from == old) return std::pair{to, moved};
+      return std::pair{to, from};
+    };
+  }
+
   void establish(Node& a, Node& b) {
     a.knows(b);
-    ASSERT_TRUE(a.send(b, packet(0)));
-    net_.deliver();
+    ASSERT_TRUE(a.send_delivered(b, 0));
     ASSERT_TRUE(a.is_up(b));
     ASSERT_TRUE(b.is_up(a));
   }
@@ -393,6 +427,7 @@ class PeerManagerTest : public ::testing::Test {
 
   void inject(Node& at, const UdpEndpoint& from, Bytes d) { at.pm->on_datagram(net_.now, from, d, at.out()); }
 
+  wownet::test::TempDir tmp_{"peer_manager_test"};
   std::string root_, ca_;
   FakeNetwork net_;
   std::map<std::string, Identity> identities_;
@@ -434,6 +469,17 @@ class RelayTest : public PeerManagerTest {
     wire(a, b);
     if (knows_direct) a.knows(b);
     a.pm->set_relay(b.id, b_via_relay);
+    return {a, b};
+  }
+
+  // Nodes A and B (with `config`) wired through the relay, the direct path
+  // open and a direct session between them established.
+  std::pair<Node&, Node&> direct_pair(const PeerConfig& config = {}) {
+    Node& a = node("node-a", ep(1, 4000), config);
+    Node& b = node("node-b", ep(2, 5000), config);
+    direct_blocked = false;
+    wire(a, b);
+    establish(a, b);
     return {a, b};
   }
 };

@@ -154,38 +154,26 @@ TEST_F(PeerManagerTest, RevokedPeerGoesDownOnRecheck) {
   EXPECT_FALSE(a.is_up(b));
   EXPECT_GT(a.pm->counters().handshake_failures, failures);
   EXPECT_TRUE(a.seqs_from(b).empty());
-  ASSERT_TRUE(c.send(a, packet(6)));
-  net_.deliver();
+  ASSERT_TRUE(c.send_delivered(a, 6));
   EXPECT_EQ(a.seqs_from(c), std::vector<std::uint32_t>{6});
 }
 
 TEST_F(PeerManagerTest, NatRebindingMovesThePeer) {
-  Node& a = node("node-a", ep(1, 4000));
-  Node& b = node("node-b", ep(2, 5000));
-  establish(a, b);
+  auto [a, b] = established_pair();
   // B's NAT picks a new public port; the old mapping is gone.
   const UdpEndpoint b_new = ep(2, 5999);
-  net_.router = [&](const UdpEndpoint& from,
-                    const UdpEndpoint& to) -> std::optional<std::pair<UdpEndpoint, UdpEndpoint>> {
-    if (to == b.endpoint) return std::nullopt;
-    if (to == b_new) return std::pair{b.endpoint, from};
-    if (from == b.endpoint) return std::pair{to, b_new};
-    return std::pair{to, from};
-  };
-  ASSERT_TRUE(b.send(a, packet(10)));
-  net_.deliver();
+  rebind(b, b_new);
+  ASSERT_TRUE(b.send_delivered(a, 10));
   EXPECT_EQ(a.seqs_from(b), std::vector<std::uint32_t>{10});
   EXPECT_EQ(a.stats_of(b)->endpoint, b_new);
-  ASSERT_TRUE(a.send(b, packet(11)));
-  net_.deliver();
+  ASSERT_TRUE(a.send_delivered(b, 11));
   EXPECT_EQ(b.seqs_from(a).back(), 11u);
   EXPECT_EQ(net_.log.back().to, b_new);
   // Control and keepalives follow as well; the session stays up.
   net_.run_for(60'000);
   EXPECT_TRUE(a.downs.empty());
   EXPECT_TRUE(b.downs.empty());
-  ASSERT_TRUE(a.send(b, packet(12)));
-  net_.deliver();
+  ASSERT_TRUE(a.send_delivered(b, 12));
   EXPECT_EQ(b.seqs_from(a).back(), 12u);
   // A stale (replayed) packet from the old port does not move it back.
   net_.router = nullptr;
@@ -197,10 +185,7 @@ TEST_F(PeerManagerTest, ConnectLearnsNodeIdAndKeepsTheSession) {
   a.pm->connect(net_.now, r.endpoint, a.out());
   a.pm->connect(net_.now, r.endpoint, a.out());  // idempotent
   net_.deliver();
-  ASSERT_EQ(a.ups.size(), 1u);
-  EXPECT_EQ(a.ups[0].node_id, r.id);
-  EXPECT_EQ(a.ups[0].node_name, "rendezvous");
-  EXPECT_EQ(a.ups[0].endpoint, r.endpoint);
+  ASSERT_NO_FATAL_FAILURE(expect_one_up(a, r, "rendezvous"));
   ASSERT_EQ(r.ups.size(), 1u);
   EXPECT_EQ(r.ups[0].node_id, a.id);
   EXPECT_EQ(a.pm->counters().handshakes, 1u);
@@ -253,8 +238,7 @@ TEST_F(PeerManagerTest, LossyNetworkStillComesUp) {
   EXPECT_TRUE(a.is_up(b));
   EXPECT_TRUE(b.is_up(a));
   ASSERT_TRUE(a.send(b, packet(2)));
-  ASSERT_TRUE(b.send(a, packet(3)));
-  net_.deliver();
+  ASSERT_TRUE(b.send_delivered(a, 3));
   EXPECT_EQ(b.seqs_from(a).back(), 2u);
   EXPECT_EQ(a.seqs_from(b).back(), 3u);
 }
@@ -270,8 +254,7 @@ TEST_F(PeerManagerTest, LostHellosAreRepeated) {
     int& n = d.from == a.endpoint ? dropped_ab : dropped_ba;
     return n++ < 3;
   };
-  ASSERT_TRUE(a.send(b, packet(1)));
-  net_.deliver();
+  ASSERT_TRUE(a.send_delivered(b, 1));
   EXPECT_FALSE(a.is_up(b));
   net_.run_for(20'000);
   EXPECT_TRUE(a.is_up(b));

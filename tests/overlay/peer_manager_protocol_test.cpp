@@ -181,8 +181,7 @@ TEST_F(PeerManagerTest, NodeNameFromCertificate) {
   net_.attach(a.endpoint, FakeNetwork::Participant{
                               [&](const UdpEndpoint& from, Bytes& d) { pm.on_datagram(net_.now, from, d, a.out()); },
                               [&] { return pm.next_deadline_ms(); }, [&] { pm.on_timer(net_.now, a.out()); }});
-  ASSERT_TRUE(b.send(a, packet(1)));
-  net_.deliver();
+  ASSERT_TRUE(b.send_delivered(a, 1));
   ASSERT_EQ(a.ups.size(), 1u);
   EXPECT_EQ(a.ups[0].node_name, "node-b");
   ASSERT_EQ(b.ups.size(), 1u);
@@ -191,9 +190,7 @@ TEST_F(PeerManagerTest, NodeNameFromCertificate) {
 }
 
 TEST_F(PeerManagerTest, FuzzedDatagramsAreCountedNotFatal) {
-  Node& a = node("node-a", ep(1, 4000));
-  Node& b = node("node-b", ep(2, 5000));
-  establish(a, b);
+  auto [a, b] = established_pair();
   for (std::uint32_t i = 1; i < 20; ++i) {
     ASSERT_TRUE(a.send(b, packet(i)));
     ASSERT_TRUE(b.send(a, packet(i)));
@@ -301,9 +298,7 @@ TEST_F(PeerManagerTest, DeadlinesAreConsistent) {
 // AEAD's nonce and tag; anyone can forge one from the peer's address. The
 // layer does not let them reach the session.
 TEST_F(PeerManagerTest, ForgedShortRecordsDoNotKillSessions) {
-  Node& a = node("node-a", ep(1, 4000));
-  Node& b = node("node-b", ep(2, 5000));
-  establish(a, b);
+  auto [a, b] = established_pair();
   for (std::uint8_t type = 20; type <= 23; ++type) {
     for (std::size_t len : {0, 1, 2, 8, 15, 16, 17, 23, 24, 40}) {
       Bytes d = {type, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, std::uint8_t(len)};

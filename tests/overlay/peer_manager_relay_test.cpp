@@ -22,8 +22,7 @@ TEST_F(RelayTest, RelayAfterDirectFailsThenDirectTakesOver) {
   EXPECT_TRUE(b.stats_of(a)->relayed);
   EXPECT_EQ(a.stats_of(b)->endpoint, b_via_relay);
   EXPECT_EQ(b.seqs_from(a), std::vector<std::uint32_t>{1});
-  ASSERT_TRUE(b.send(a, packet(2)));
-  net_.deliver();
+  ASSERT_TRUE(b.send_delivered(a, 2));
   EXPECT_EQ(a.seqs_from(b), std::vector<std::uint32_t>{2});
   EXPECT_EQ(net_.log.back().to, a_via_relay);
 
@@ -40,8 +39,7 @@ TEST_F(RelayTest, RelayAfterDirectFailsThenDirectTakesOver) {
   EXPECT_FALSE(a.pm->try_direct(net_.now, b.id, a.out())) << "direct already keyed";
   const std::size_t relayed_before = relayed_datagrams;
   ASSERT_TRUE(a.send(b, packet(3)));
-  ASSERT_TRUE(b.send(a, packet(4)));
-  net_.deliver();
+  ASSERT_TRUE(b.send_delivered(a, 4));
   EXPECT_EQ(b.seqs_from(a).back(), 3u);
   EXPECT_EQ(a.seqs_from(b).back(), 4u);
   EXPECT_EQ(relayed_datagrams, relayed_before) << "data went through the relay";
@@ -74,8 +72,7 @@ TEST_F(RelayTest, SlowDirectPathStillTakesOverOnceItOpens) {
 
 TEST_F(RelayTest, NoDirectEndpointGoesThroughTheRelayAtOnce) {
   auto [a, b] = relayed_pair(false);
-  ASSERT_TRUE(a.send(b, packet(1)));
-  net_.deliver();
+  ASSERT_TRUE(a.send_delivered(b, 1));
   ASSERT_TRUE(a.is_up(b));
   EXPECT_TRUE(a.stats_of(b)->relayed);
   EXPECT_EQ(b.seqs_from(a), std::vector<std::uint32_t>{1});
@@ -87,11 +84,7 @@ TEST_F(RelayTest, NoDirectEndpointGoesThroughTheRelayAtOnce) {
 }
 
 TEST_F(RelayTest, RelayedSessionNeverDisplacesADirectOne) {
-  Node& a = node("node-a", ep(1, 4000));
-  Node& b = node("node-b", ep(2, 5000));
-  direct_blocked = false;
-  wire(a, b);
-  establish(a, b);
+  auto [a, b] = direct_pair();
   // A relayed session keyed later (e.g. started by the far side before the
   // direct one opened) does not take over.
   a.pm->connect(net_.now, b_via_relay, a.out());
@@ -101,19 +94,14 @@ TEST_F(RelayTest, RelayedSessionNeverDisplacesADirectOne) {
   EXPECT_FALSE(b.stats_of(a)->relayed);
   const std::size_t before = relayed_datagrams;
   ASSERT_TRUE(a.send(b, packet(5)));
-  ASSERT_TRUE(b.send(a, packet(6)));
-  net_.deliver();
+  ASSERT_TRUE(b.send_delivered(a, 6));
   EXPECT_EQ(relayed_datagrams, before);
   EXPECT_EQ(b.seqs_from(a).back(), 5u);
   EXPECT_EQ(a.seqs_from(b).back(), 6u);
 }
 
 TEST_F(RelayTest, DirectDiesRelayCarriesOn) {
-  Node& a = node("node-a", ep(1, 4000));
-  Node& b = node("node-b", ep(2, 5000));
-  direct_blocked = false;
-  wire(a, b);
-  establish(a, b);
+  auto [a, b] = direct_pair();
   a.pm->set_relay(b.id, b_via_relay);
   // The direct path breaks for good (e.g. a NAT rebinding the far NAT
   // refuses): the session dies, and traffic finds the relay.
@@ -132,11 +120,7 @@ TEST_F(RelayTest, DirectDiesRelayCarriesOn) {
 TEST_F(RelayTest, BrokenDirectPathEndsEarlyWhileSendingAndTheRelayTakesOver) {
   PeerConfig config;
   config.stale_after_ms = 5'000;
-  Node& a = node("node-a", ep(1, 4000), config);
-  Node& b = node("node-b", ep(2, 5000), config);
-  direct_blocked = false;
-  wire(a, b);
-  establish(a, b);
+  auto [a, b] = direct_pair(config);
   a.pm->set_relay(b.id, b_via_relay);
   // Idle, nothing is stale: keepalives answer each other.
   net_.run_for(30'000);
@@ -162,9 +146,7 @@ TEST_F(RelayTest, BrokenDirectPathEndsEarlyWhileSendingAndTheRelayTakesOver) {
 }
 
 TEST_F(PeerManagerTest, ForgottenEndpointsMakeTheCallerResolveAgain) {
-  Node& a = node("node-a", ep(1, 4000));
-  Node& b = node("node-b", ep(2, 5000));
-  establish(a, b);
+  auto [a, b] = established_pair();
   // B goes away; once A's session is dead, A forgets where B was.
   net_.detach(b.endpoint);
   net_.run_for(60'000);
@@ -179,17 +161,9 @@ TEST_F(PeerManagerTest, KeepaliveMovesAControlOnlySessionAfterRebinding) {
   // A session that carries only control messages (a host and its
   // rendezvous) follows the host's new public port: keepalive requests go
   // with an empty data packet, which roams the session.
-  Node& a = node("node-a", ep(1, 4000));
-  Node& b = node("node-b", ep(2, 5000));
-  establish(a, b);
+  auto [a, b] = established_pair();
   const UdpEndpoint a_new = ep(1, 4999);
-  net_.router = [&](const UdpEndpoint& from,
-                    const UdpEndpoint& to) -> std::optional<std::pair<UdpEndpoint, UdpEndpoint>> {
-    if (to == a.endpoint) return std::nullopt;  // the old mapping is gone
-    if (to == a_new) return std::pair{a.endpoint, from};
-    if (from == a.endpoint) return std::pair{to, a_new};
-    return std::pair{to, from};
-  };
+  rebind(a, a_new);
   net_.run_for(120'000);
   EXPECT_TRUE(a.downs.empty());
   EXPECT_TRUE(b.downs.empty());

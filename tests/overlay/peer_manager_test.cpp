@@ -41,14 +41,8 @@ TEST_F(PeerManagerTest, QueuedPacketHandshakeAndDelivery) {
   EXPECT_EQ(b.delivered[0].offset, 16u);
   EXPECT_EQ(b.delivered[1].packet, p);
   EXPECT_EQ(a.pm->counters().queue_drops, 0u);
-  ASSERT_EQ(a.ups.size(), 1u);
-  EXPECT_EQ(a.ups[0].node_id, b.id);
-  EXPECT_EQ(a.ups[0].node_name, "node-b");
-  EXPECT_EQ(a.ups[0].endpoint, b.endpoint);
-  ASSERT_EQ(b.ups.size(), 1u);
-  EXPECT_EQ(b.ups[0].node_id, a.id);
-  EXPECT_EQ(b.ups[0].node_name, "node-a");
-  EXPECT_EQ(b.ups[0].endpoint, a.endpoint);
+  ASSERT_NO_FATAL_FAILURE(expect_one_up(a, b, "node-b"));
+  ASSERT_NO_FATAL_FAILURE(expect_one_up(b, a, "node-a"));
 
   // Both ways now; B needs no endpoint for A (the session has one).
   for (std::uint32_t i = 1; i <= 20; ++i) {
@@ -128,11 +122,8 @@ TEST_F(PeerManagerTest, QueueLimitDropsOldest) {
 }
 
 TEST_F(PeerManagerTest, BadDataPacketsAreCountedAndDropped) {
-  Node& a = node("node-a", ep(1, 4000));
-  Node& b = node("node-b", ep(2, 5000));
-  establish(a, b);
-  ASSERT_TRUE(a.send(b, packet(1)));
-  net_.deliver();
+  auto [a, b] = established_pair();
+  ASSERT_TRUE(a.send_delivered(b, 1));
   const Bytes good = last_data(a, b);
   ASSERT_EQ(b.delivered.size(), 2u);
 
@@ -168,8 +159,7 @@ TEST_F(PeerManagerTest, BadDataPacketsAreCountedAndDropped) {
   EXPECT_EQ(b.delivered.size(), 2u);
   net_.deliver();  // the genuine packet 2 still arrives
   ASSERT_TRUE(a.send(b, packet(3)));
-  ASSERT_TRUE(b.send(a, packet(4)));
-  net_.deliver();
+  ASSERT_TRUE(b.send_delivered(a, 4));
   EXPECT_EQ(b.seqs_from(a), (std::vector<std::uint32_t>{0, 1, 2, 3}));
   EXPECT_EQ(a.seqs_from(b), (std::vector<std::uint32_t>{4}));
   EXPECT_TRUE(a.downs.empty());
@@ -393,8 +383,7 @@ TEST_F(PeerManagerTest, CloseAllTellsEveryPeerAtOnce) {
   a.knows(b);
   a.knows(c);
   ASSERT_TRUE(a.send(b, packet(1)));
-  ASSERT_TRUE(a.send(c, packet(2)));
-  net_.deliver();
+  ASSERT_TRUE(a.send_delivered(c, 2));
   ASSERT_EQ(b.seqs_from(a).size(), 1u);
   ASSERT_EQ(c.seqs_from(a).size(), 1u);
 

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "proto/overlay.pb.h"
 
 namespace wownet::overlay {
@@ -136,6 +138,39 @@ TEST(RegistryClientTest, ARendezvousThatGoesDownIsNoLongerAsked) {
   c.on_timer(10'000, out);  // nobody to ask: it waits, and counts no try
   EXPECT_TRUE(out.empty());
   EXPECT_EQ(c.pending(), 1u);
+}
+
+// A boot storm: every VM's request goes out at once (many in flight, none
+// waiting for another's answer); answers in any order each end their own
+// request, and the retry timer re-sends only the ones still unanswered.
+TEST(RegistryClientTest, ManyRequestsAreInFlightAtOnceAndOnlyUnansweredOnesAreRetried) {
+  RegistryClient c;
+  Actions out;
+  c.on_rendezvous_up(0, kRv1, out);
+  constexpr int kVms = 1000;
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < kVms; ++i) {
+    LeaseAsk a;
+    a.kind = LeaseAsk::Kind::Offer;
+    a.mac = MacAddr{{0x52, 0x54, 0x00, 0x01, std::uint8_t(i >> 8), std::uint8_t(i)}};
+    a.vm = "vm" + std::to_string(i);
+    ids.push_back(c.ask(10, a, out));
+  }
+  EXPECT_EQ(sent(out).size(), std::size_t(kVms));
+  EXPECT_EQ(c.pending(), std::size_t(kVms));
+  // Answers come back in reverse order, all but every tenth.
+  for (int i = kVms - 1; i >= 0; --i)
+    if (i % 10 != 0) EXPECT_TRUE(c.on_answer(ids[std::size_t(i)]));
+  EXPECT_EQ(c.pending(), std::size_t(kVms / 10));
+  out.clear();
+  c.on_timer(10 + 3000, out);
+  auto s = sent(out);
+  ASSERT_EQ(s.size(), std::size_t(kVms / 10));
+  for (const Sent& x : s) {
+    const auto at = std::find(ids.begin(), ids.end(), x.message.request_id()) - ids.begin();
+    EXPECT_EQ(at % 10, 0) << "answered request " << at << " sent again";
+  }
+  EXPECT_EQ(c.counters().replaced, 0u);
 }
 
 TEST(RegistryClientTest, PendingRequestsAreBounded) {

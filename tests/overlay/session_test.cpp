@@ -16,6 +16,7 @@
 
 #include "crypto/pki.h"
 #include "proto/overlay.pb.h"
+#include "temp_dir.h"
 
 namespace wownet::overlay {
 namespace {
@@ -104,9 +105,8 @@ struct FakeHost : SessionHost {
 class PeerSessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/session_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
+    root_ = tmp_.path();
     const std::string ca = root_ + "/ca";
     ASSERT_TRUE(crypto::ca_init(ca, "test CA", 3650, kT0s).ok);
     std::string error;
@@ -136,7 +136,6 @@ class PeerSessionTest : public ::testing::Test {
   void TearDown() override {
     client_.reset();
     server_.reset();
-    std::filesystem::remove_all(root_);
   }
 
   // Moves what each side sent to the other until both are quiet.
@@ -175,6 +174,7 @@ class PeerSessionTest : public ::testing::Test {
 
   const UdpEndpoint kClientAt{Ipv4Addr::from_octets(192, 0, 2, 1), 4000};
   const UdpEndpoint kServerAt{Ipv4Addr::from_octets(192, 0, 2, 2), 4000};
+  wownet::test::TempDir tmp_{"session_test"};
   std::string root_;
   std::shared_ptr<crypto::TrustStore> trust_;
   std::string ids_[2];

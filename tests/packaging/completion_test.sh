@@ -47,10 +47,11 @@ expect() {
 expect "commands" "$(completions "")" "$(help_section Subcommands)"
 expect "ca subcommands" "$(completions ca "")" "$(help_section Subcommands ca)"
 expect "cert subcommands" "$(completions cert "")" "$(help_section Subcommands cert)"
+expect "lease subcommands" "$(completions lease "")" "$(help_section Subcommands lease)"
 # The options of the main command are accepted after any command too.
 global=$(help_section Options)
 expect "options" "$(completions --)" "$(help_section Options | tr ' ' '\n' | grep -- '^--' | tr '\n' ' ')"
-for cmd in attach detach list leases status peers version log-level reload "ca init" "ca sign" "ca revoke" "ca crl" "ca pending" \
+for cmd in attach detach list leases "lease release" status peers version log-level reload "ca init" "ca sign" "ca revoke" "ca crl" "ca pending" \
   "ca approve" "ca deny" "cert request" "cert show"; do
   # shellcheck disable=SC2086
   want=$(printf '%s\n' $global $(help_section Options $cmd) | grep -- '^--' | sort -u | tr '\n' ' ')

@@ -48,6 +48,7 @@ class FakeEtcd {
     }
     void txn(const etcdserverpb::TxnRequest& r, Done<etcdserverpb::TxnResponse> done) override {
       if (etcd_.before_txn) etcd_.before_txn();
+      etcd_.txn_sizes.push_back(std::size_t(r.success_size()));
       if (!etcd_.available_) return etcd_.later([done] { done("etcd unavailable", {}); });
       etcdserverpb::TxnResponse a = etcd_.do_txn(r);
       etcd_.later([done, a]() mutable { done({}, std::move(a)); });
@@ -145,6 +146,8 @@ class FakeEtcd {
   std::int64_t revision() const { return revision_; }
   // Called at the start of every txn (to interleave another writer).
   std::function<void()> before_txn;
+  // The number of write operations of every txn received, in order.
+  std::vector<std::size_t> txn_sizes;
 
  private:
   struct Watcher {

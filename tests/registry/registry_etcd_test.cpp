@@ -69,6 +69,13 @@ class RegistryEtcdTest : public ::testing::Test {
     a_->out.clear();
     b_->out.clear();
   }
+  // Replies to an offer sent through `r` once etcd has answered.
+  std::vector<ov::LeaseReply> offer_and_run(Rendezvous& r, std::uint64_t id, const std::string& mac,
+                                            const std::string& vm, const std::string& host_name = {}) {
+    r.send(offer(id, mac, vm, host_name));
+    etcd_.run();
+    return r.replies();
+  }
   // Keys under `what` ("lease/", "mac/", "name/") and their values.
   std::map<std::string, std::string> keys(const std::string& what) const {
     std::map<std::string, std::string> r;
@@ -157,16 +164,9 @@ TEST_F(RegistryEtcdTest, TwoRendezvousAllocatingAtOnceGetDistinctAddressesAndNam
 
 TEST_F(RegistryEtcdTest, ALostCompareIsRetriedOnFreshRecords) {
   // Another writer takes 10.128.0.2 before A's transaction, unseen by A.
-  Lease taken;
-  taken.address = *Ipv4Addr::parse("10.128.0.2");
-  taken.mac = *MacAddr::parse("52:54:00:00:ff:01");
-  taken.vm = "other";
-  taken.node = "elsewhere";
-  taken.expiry = kT0 + 3600;
+  const Lease taken = make_lease("10.128.0.2", "52:54:00:00:ff:01", "other", "", "elsewhere", kT0 + 3600);
   etcd_.put_direct("/wownet/lease/10.128.0.2", encode_lease_value(taken));
-  a_->send(offer(1, "52:54:00:00:0a:01", "vm-1"));
-  etcd_.run();
-  auto r = a_->replies();
+  auto r = offer_and_run(*a_, 1, "52:54:00:00:0a:01", "vm-1");
   ASSERT_EQ(r.size(), 1u);
   ASSERT_TRUE(r[0].ok()) << r[0].reason();
   EXPECT_EQ(r[0].lease().address(), "10.128.0.3");
@@ -182,9 +182,7 @@ TEST_F(RegistryEtcdTest, EndlessConflictsAreRefusedAfterBoundedRetries) {
     // Someone always changes the MAC index first.
     etcd_.put_direct("/wownet/mac/52:54:00:00:0a:01", "10.128.9." + std::to_string(++n));
   };
-  a_->send(offer(1, "52:54:00:00:0a:01", "vm-1"));
-  etcd_.run();
-  auto r = a_->replies();
+  auto r = offer_and_run(*a_, 1, "52:54:00:00:0a:01", "vm-1");
   ASSERT_EQ(r.size(), 1u);
   EXPECT_FALSE(r[0].ok());
   EXPECT_NE(r[0].reason().find("busy"), std::string::npos) << r[0].reason();
@@ -195,9 +193,7 @@ TEST_F(RegistryEtcdTest, EndlessConflictsAreRefusedAfterBoundedRetries) {
 
 TEST_F(RegistryEtcdTest, EtcdUnavailableRefusesCleanlyAndRecovers) {
   etcd_.set_available(false);
-  a_->send(offer(1, "52:54:00:00:0a:01", "vm-1"));
-  etcd_.run();
-  auto r = a_->replies();
+  auto r = offer_and_run(*a_, 1, "52:54:00:00:0a:01", "vm-1");
   ASSERT_EQ(r.size(), 1u);
   EXPECT_FALSE(r[0].ok());
   EXPECT_NE(r[0].reason().find("unavailable"), std::string::npos) << r[0].reason();
@@ -205,18 +201,14 @@ TEST_F(RegistryEtcdTest, EtcdUnavailableRefusesCleanlyAndRecovers) {
   EXPECT_FALSE(a_->shared->reachable());
   etcd_.set_available(true);
   etcd_.run_timers();  // the watches reload and follow again
-  a_->send(offer(2, "52:54:00:00:0a:01", "vm-1"));
-  etcd_.run();
-  r = a_->replies();
+  r = offer_and_run(*a_, 2, "52:54:00:00:0a:01", "vm-1");
   ASSERT_EQ(r.size(), 1u);
   EXPECT_TRUE(r[0].ok()) << r[0].reason();
   EXPECT_TRUE(a_->shared->reachable());
 }
 
 TEST_F(RegistryEtcdTest, ChangesReachTheOtherRendezvousHosts) {
-  a_->send(offer(1, "52:54:00:00:0a:01", "vm-1", "alpha"));
-  etcd_.run();
-  auto ra = a_->replies();
+  auto ra = offer_and_run(*a_, 1, "52:54:00:00:0a:01", "vm-1", "alpha");
   ASSERT_EQ(ra.size(), 1u);
   ASSERT_TRUE(ra[0].ok());
   a_->send(bind(2, "52:54:00:00:0a:01", "vm-1", ra[0].lease().address(), "alpha"));
@@ -240,9 +232,7 @@ TEST_F(RegistryEtcdTest, ChangesReachTheOtherRendezvousHosts) {
   ASSERT_GT(res.endpoints_size(), 0);
   EXPECT_EQ(res.endpoints(0).address(), "198.51.100.1");
   // The same VM at B (it migrated) keeps its address; "alpha" stays its own.
-  b_->send(offer(3, "52:54:00:00:0a:01", "vm-1", "alpha"));
-  etcd_.run();
-  auto rb = b_->replies();
+  auto rb = offer_and_run(*b_, 3, "52:54:00:00:0a:01", "vm-1", "alpha");
   ASSERT_EQ(rb.size(), 1u);
   EXPECT_EQ(rb[0].lease().address(), ra[0].lease().address());
   EXPECT_EQ(rb[0].lease().host_name(), "alpha");
@@ -282,13 +272,7 @@ TEST_F(RegistryEtcdTest, HostsUpBeforeTheFirstLoadGetTheTableOnceItIsIn) {
 }
 
 TEST(RegistryEtcdValues, RoundTripAndRefuseGarbage) {
-  Lease l;
-  l.address = *Ipv4Addr::parse("10.128.0.9");
-  l.mac = *MacAddr::parse("52:54:00:00:00:09");
-  l.vm = "vm";
-  l.host_name = "web";
-  l.node = "n";
-  l.expiry = 42;
+  const Lease l = make_lease("10.128.0.9", "52:54:00:00:00:09", "vm", "web", "n", 42);
   auto back = decode_lease_value(encode_lease_value(l));
   ASSERT_TRUE(back);
   EXPECT_TRUE(same_lease(*back, l));

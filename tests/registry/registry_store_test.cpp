@@ -10,12 +10,35 @@
 
 #include <fstream>
 #include <functional>
+#include <optional>
 
 #include "registry/registry.h"
 #include "registry_test_util.h"
 
 namespace wownet::registry::test {
 namespace {
+
+// A registry on the store file at `path`, restored at `t` as hostd starts
+// one: `store` is null, or else `restored` false, with `error` saying why
+// if opening or restoring failed.
+struct StoredRegistry {
+  StoredRegistry(const std::string& path, UnixTime t) : store(RegistryStore::open(path, error)) {
+    if (!store) return;
+    reg.emplace(NetworkConfig{}, store.get());
+    restored = reg->restore(t, error);
+  }
+  std::string error;
+  std::unique_ptr<RegistryStore> store;
+  std::optional<Registry> reg;  // dropped before the store
+  bool restored = false;
+};
+
+// Opened and restored; otherwise which step failed and why.
+::testing::AssertionResult ready(const StoredRegistry& s) {
+  if (!s.store) return ::testing::AssertionFailure() << "cannot open the store: " << s.error;
+  if (!s.restored) return ::testing::AssertionFailure() << "cannot restore the registry: " << s.error;
+  return ::testing::AssertionSuccess();
+}
 
 constexpr const char* kCrl = "-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n";
 
@@ -66,11 +89,9 @@ Expected expected_after_script(UnixTime t) {
 }
 
 void expect_restored(const std::string& path, const Expected& e, UnixTime now) {
-  std::string error;
-  auto store = RegistryStore::open(path, error);
-  ASSERT_TRUE(store) << error;
-  Registry reg(NetworkConfig{}, store.get());
-  ASSERT_TRUE(reg.restore(now, error)) << error;
+  StoredRegistry s(path, now);
+  ASSERT_TRUE(ready(s));
+  Registry& reg = *s.reg;
   EXPECT_TRUE(same_tables(reg.leases().snapshot(), e.leases));
   EXPECT_EQ(reg.nodes(), e.nodes);
   EXPECT_EQ(reg.crl(), e.crl);
@@ -78,7 +99,7 @@ void expect_restored(const std::string& path, const Expected& e, UnixTime now) {
   std::vector<Lease> leases;
   std::vector<NodeInfo> nodes;
   std::string crl;
-  ASSERT_TRUE(store->load(leases, nodes, crl, error)) << error;
+  ASSERT_TRUE(s.store->load(leases, nodes, crl, s.error)) << s.error;
   EXPECT_TRUE(same_tables(leases, e.leases));
   ASSERT_EQ(nodes.size(), e.nodes.size());
   for (const NodeInfo& n : nodes) EXPECT_EQ(n, e.nodes.at(n.id));
@@ -88,13 +109,7 @@ TEST(RegistryStore, InMemoryRoundTrip) {
   std::string error;
   auto store = RegistryStore::open(":memory:", error);
   ASSERT_TRUE(store) << error;
-  Lease l;
-  l.address = Ipv4Addr::from_octets(10, 128, 0, 9);
-  l.mac = *MacAddr::parse("52:54:00:12:34:56");
-  l.vm = "vm \xc3\xa9";
-  l.host_name = "h";
-  l.node = "n";
-  l.expiry = kT0;
+  Lease l = make_lease("10.128.0.9", "52:54:00:12:34:56", "vm \xc3\xa9", "h", "n", kT0);
   l.state = LeaseState::Offered;
   l.origin = LeaseOrigin::Learned;
   ASSERT_TRUE(store->put_lease(l)) << store->last_error();
@@ -123,17 +138,11 @@ TEST(RegistryStore, RestartWithoutShutdownKeepsEverything) {
   const std::string path = dir.file("registry.db");
   std::vector<Lease> before;
   {
-    std::string error;
-    auto store = RegistryStore::open(path, error);
-    ASSERT_TRUE(store) << error;
-    auto reg = std::make_unique<Registry>(NetworkConfig{}, store.get());
-    ASSERT_TRUE(reg->restore(kT0, error)) << error;
-    run_script(*reg, kT0);
-    before = reg->leases().snapshot();
-    // Dropped with no shutdown call of any kind.
-    reg.reset();
-    store.reset();
-  }
+    StoredRegistry s(path, kT0);
+    ASSERT_TRUE(ready(s));
+    run_script(*s.reg, kT0);
+    before = s.reg->leases().snapshot();
+  }  // dropped with no shutdown call of any kind
   Expected e = expected_after_script(kT0);
   EXPECT_TRUE(same_tables(before, e.leases));
   EXPECT_EQ(e.leases.size(), 5u);
@@ -170,18 +179,14 @@ TEST(RegistryStore, SigkillRightAfterTheLastReplyLosesNothing) {
 TEST(RegistryStore, RestoredNodesAreOfflineAndGetTheSnapshotOnReconnect) {
   TempDir dir;
   const std::string path = dir.file("registry.db");
-  std::string error;
   {
-    auto store = RegistryStore::open(path, error);
-    ASSERT_TRUE(store) << error;
-    Registry reg(NetworkConfig{}, store.get());
-    ASSERT_TRUE(reg.restore(kT0, error));
-    run_script(reg, kT0);
+    StoredRegistry s(path, kT0);
+    ASSERT_TRUE(ready(s));
+    run_script(*s.reg, kT0);
   }
-  auto store = RegistryStore::open(path, error);
-  ASSERT_TRUE(store) << error;
-  Registry reg(NetworkConfig{}, store.get());
-  ASSERT_TRUE(reg.restore(kT0 + 200, error)) << error;
+  StoredRegistry s(path, kT0 + 200);
+  ASSERT_TRUE(ready(s));
+  Registry& reg = *s.reg;
   for (const auto& [id, n] : reg.nodes()) EXPECT_FALSE(n.online) << id;
   std::vector<Outgoing> out;
   reg.on_node_up(kT0 + 200, "node-b", "host-b", "198.51.100.2", 5001, out);
@@ -240,17 +245,14 @@ TEST(RegistryStore, DamagedFileIsAnErrorNotACrash) {
   TempDir dir;
   const std::string path = dir.file("registry.db");
   {
-    std::string error;
-    auto store = RegistryStore::open(path, error);
-    ASSERT_TRUE(store) << error;
-    Registry reg(NetworkConfig{}, store.get());
-    ASSERT_TRUE(reg.restore(kT0, error));
+    StoredRegistry s(path, kT0);
+    ASSERT_TRUE(ready(s));
     std::vector<Outgoing> out;
-    reg.on_node_up(kT0, "n", "n", "198.51.100.1", 1, out);
+    s.reg->on_node_up(kT0, "n", "n", "198.51.100.1", 1, out);
     for (int i = 0; i < 400; ++i) {
       char mac[18];
       std::snprintf(mac, sizeof mac, "52:54:00:00:%02x:%02x", i / 256, i % 256);
-      reg.on_message(kT0, "n", bind(1, mac, std::string(100, 'v'), "10.128.2." + std::to_string(i % 250 + 1)), out);
+      s.reg->on_message(kT0, "n", bind(1, mac, std::string(100, 'v'), "10.128.2." + std::to_string(i % 250 + 1)), out);
     }
   }
   auto size = std::filesystem::file_size(path);
@@ -281,11 +283,9 @@ TEST(RegistryStore, DirectoryThatDoesNotExistIsAnError) {
 TEST(RegistryStore, FailedCommitUndoesTheChangeAndRefuses) {
   TempDir dir;
   const std::string path = dir.file("registry.db");
-  std::string error;
-  auto store = RegistryStore::open(path, error);
-  ASSERT_TRUE(store) << error;
-  Registry reg(NetworkConfig{}, store.get());
-  ASSERT_TRUE(reg.restore(kT0, error));
+  StoredRegistry s(path, kT0);
+  ASSERT_TRUE(ready(s));
+  Registry& reg = *s.reg;
   std::vector<Outgoing> out;
   reg.on_node_up(kT0, "node-a", "a", "198.51.100.1", 1, out);
   reg.on_node_up(kT0, "node-b", "b", "198.51.100.2", 1, out);

@@ -265,13 +265,7 @@ TEST_F(RegistryTest, RevivedLeaseDoesNotTakeBackANameSomeoneElseHolds) {
 }
 
 TEST(LeaseProto, RoundTrip) {
-  Lease l;
-  l.address = Ipv4Addr::from_octets(10, 128, 3, 4);
-  l.mac = *MacAddr::parse("52:54:00:aa:bb:cc");
-  l.vm = "vm";
-  l.host_name = "web";
-  l.node = "node-a";
-  l.expiry = kT0;
+  Lease l = make_lease("10.128.3.4", "52:54:00:aa:bb:cc", "vm", "web", "node-a", kT0);
   l.state = LeaseState::Bound;
   l.origin = LeaseOrigin::Learned;
   ov::Lease p = lease_to_proto(l, "host-a");

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "registry/registry.h"
+#include "temp_dir.h"
 
 namespace wownet::registry::test {
 
@@ -72,6 +73,19 @@ inline ov::NodeMessage register_msg(std::uint64_t id, const std::vector<Endpoint
   return m;
 }
 
+// A lease of VM `vm` (`mac`) at `address` on node `node`, bound until `expiry`.
+inline Lease make_lease(const std::string& address, const std::string& mac, const std::string& vm,
+                        const std::string& host_name, const std::string& node, UnixTime expiry) {
+  Lease l;
+  l.address = *Ipv4Addr::parse(address);
+  l.mac = *MacAddr::parse(mac);
+  l.vm = vm;
+  l.host_name = host_name;
+  l.node = node;
+  l.expiry = expiry;
+  return l;
+}
+
 // Messages queued for `node`, in order.
 inline std::vector<ov::NodeMessage> to(const std::vector<Outgoing>& out, const std::string& node) {
   std::vector<ov::NodeMessage> r;
@@ -121,23 +135,6 @@ inline ::testing::AssertionResult same_tables(const std::vector<Lease>& a, const
 }
 
 // A temporary directory removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "wownet-registry-XXXXXX").string();
-    if (mkdtemp(tmpl.data())) path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using wownet::test::TempDir;
 
 }  // namespace wownet::registry::test

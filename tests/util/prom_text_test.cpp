@@ -43,10 +43,10 @@ TEST(PromText, SamplesOfAFamilyStayTogetherWhateverTheOrderOfCalls) {
 TEST(PromText, FamiliesWithoutSamplesAreLeftOut) {
   PromText p;
   p.declare("empty", PromType::Counter, "nothing");
-  p.declare("one", PromType::Gauge, "");
-  p.sample("one", {}, 0.5);
   EXPECT_TRUE(p.declared("empty"));
   EXPECT_FALSE(p.declared("other"));
+  p.declare("one", PromType::Gauge, "");
+  p.sample("one", {}, 0.5);
   EXPECT_EQ(p.text(), "# HELP one\n# TYPE one gauge\none 0.5\n");
 }
 
