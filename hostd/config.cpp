@@ -335,10 +335,12 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
     if (const toml::table* t = r.table(root, "overlay")) {
       OverlayConfig& o = c.overlay;
       std::string role = "host", listen;
-      if (!r.only_keys(*t, "overlay",
-                       {"role", "listen", "rendezvous", "cert", "key", "ca", "crl", "cipher", "crl_refresh",
-                        "keepalive", "node_name", "csr", "ca_dir", "relay", "relay_after", "direct_retry", "punch_ttl",
-                        "udp_gso", "udp_gro"}) ||
+      if (!r.only_keys(*t, "overlay", {"role",        "listen",       "rendezvous",  "cert",
+                                       "key",         "ca",           "crl",         "cipher",
+                                       "crl_refresh", "keepalive",    "node_name",   "csr",
+                                       "ca_dir",      "relay",        "relay_quota", "relay_quota_interval",
+                                       "relay_after", "direct_retry", "punch_ttl",   "udp_gso",
+                                       "udp_gro"}) ||
           !r.get_bool(*t, "overlay", "udp_gso", o.udp_gso) || !r.get_bool(*t, "overlay", "udp_gro", o.udp_gro) ||
           !r.get_string(*t, "overlay", "csr", o.csr) || !r.get_string(*t, "overlay", "ca_dir", o.ca_dir) ||
           !r.get_string(*t, "overlay", "role", role) || !r.get_string(*t, "overlay", "listen", listen) ||
@@ -348,6 +350,8 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
           !r.get_int(*t, "overlay", "crl_refresh", o.crl_refresh, 1, 86400) ||
           !r.get_int(*t, "overlay", "keepalive", o.keepalive, 1, 3600) ||
           !r.get_bool(*t, "overlay", "relay", o.relay) ||
+          !r.get_int(*t, "overlay", "relay_quota", o.relay_quota, 0, 1u << 30) ||
+          !r.get_int(*t, "overlay", "relay_quota_interval", o.relay_quota_interval, 1, 86400) ||
           !r.get_int(*t, "overlay", "relay_after", o.relay_after, 0, 3600) ||
           !r.get_int(*t, "overlay", "direct_retry", o.direct_retry, 5, 86400) ||
           !r.get_int(*t, "overlay", "punch_ttl", o.punch_ttl, 0, 255))
@@ -415,6 +419,14 @@ std::optional<HostdConfig> load_config(const std::string& path, std::string& err
       }
       if (!o.ca_dir.empty() && (o.ca_dir[0] != '/' || !o.rendezvous)) {
         r.fail("overlay.ca_dir", "expected the absolute path of a CA directory, on a rendezvous");
+        return false;
+      }
+      // A host relays only when asked to, and only from an address the
+      // other hosts can reach: the rendezvous hand that out.
+      if (!o.rendezvous && !t->get("relay")) o.relay = false;
+      if (!o.rendezvous && o.relay && o.listen.address.is_zero()) {
+        r.fail("overlay.relay",
+               "a relaying host needs listen = \"ADDRESS:PORT\" with the address the other hosts reach it at");
         return false;
       }
       if (!o.rendezvous && o.rendezvous_nodes.empty()) {

@@ -30,9 +30,11 @@ struct OverlayConfig {
   std::string cert, key, ca, crl;                // PEM files; crl optional (a rendezvous re-reads it)
                                                  // cert: <state_dir>/node.crt for a host with csr (complete_config)
   std::string cipher = "aes-256-gcm";
-  std::uint32_t crl_refresh = 60;   // seconds between CRL checks
-  std::uint32_t keepalive = 10;     // seconds
-  bool relay = true;                // rendezvous: relays sealed datagrams between nodes
+  std::uint32_t crl_refresh = 60;  // seconds between CRL checks
+  std::uint32_t keepalive = 10;    // seconds
+  bool relay = true;               // relays sealed datagrams between nodes (a host: default false, needs listen)
+  std::uint32_t relay_quota = 0;   // relay: MiB one node may have relayed per relay_quota_interval; 0: none
+  std::uint32_t relay_quota_interval = 3600;  // seconds
   std::uint32_t relay_after = 3;    // seconds without a direct session before the relay is tried; 0: never relay
   std::uint32_t direct_retry = 45;  // seconds before a direct attempt while relayed (backing off to 8x)
   std::uint32_t punch_ttl = 2;      // TTL of punch probes; 0: none

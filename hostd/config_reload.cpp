@@ -130,6 +130,8 @@ ReloadPlan plan_reload(const HostdConfig& running, HostdConfig fresh) {
   // A rendezvous tells hosts whether it relays only when they register.
   plan.relay |= d.key("overlay.relay", &C::overlay, &O::relay, !registry_here,
                       "needs a restart on a rendezvous: hosts learn it when they register");
+  plan.relay |= d.key("overlay.relay_quota", &C::overlay, &O::relay_quota, true);
+  plan.relay |= d.key("overlay.relay_quota_interval", &C::overlay, &O::relay_quota_interval, true);
   plan.relay |= d.key("overlay.relay_after", &C::overlay, &O::relay_after, true);
   plan.relay |= d.key("overlay.direct_retry", &C::overlay, &O::direct_retry, true);
   plan.relay |= d.key("overlay.punch_ttl", &C::overlay, &O::punch_ttl, true);

@@ -141,9 +141,7 @@ bool OverlayService::start_sessions(std::string& error) {
   crypto::CertInfo info = crypto::cert_info(cert.get());
   node_id_ = info.node_id;
   node_name_ = o.node_name.empty() ? info.name : o.node_name;
-  overlay::Relay::Limits relay_limits;
-  relay_limits.forwarding = o.rendezvous && o.relay;
-  relay_.configure(node_id_, relay_limits);
+  relay_.configure(node_id_, relay_limits(o));
   if (crypto::PeerCheck own = trust_->check(cert.get(), nullptr, now_s()); !own.ok()) {
     // Peers will refuse this node, but its own VMs keep their DHCP, DNS and
     // local traffic: a lapsed certificate must not take the host down.
@@ -287,7 +285,7 @@ void OverlayService::on_datagram(const overlay::UdpEndpoint& ep, ByteSpan data) 
       if (data.size() > 1) on_enroll_datagram(ep, data);
       break;
     case wire::DatagramType::Relay: carry_out(relay_.on_request(now_ms(), ep, data, directory_)); break;
-    case wire::DatagramType::Relayed: carry_out(relay_.on_relayed(ep, data, our_relay_)); break;
+    case wire::DatagramType::Relayed: carry_out(relay_.on_relayed(ep, data, relay_endpoints_)); break;
     case wire::DatagramType::Probe: ++stray_probes_; break;  // meant to die on the way; never answered
     default:
       if (peers_)
@@ -398,7 +396,7 @@ void OverlayService::carry_out(const overlay::Actions& actions) {
 
 void OverlayService::offer_relay(const std::string& node) {
   const auto raw = overlay::raw_node_id(node);
-  if (our_relay_ && raw && node != relay_node_ && config_.overlay.relay_after > 0)
+  if (our_relay_ && raw && node != relay_node_ && !relay_nodes_.count(node) && config_.overlay.relay_after > 0)
     peers_->set_relay(node, relay_.name(*our_relay_, *raw));
 }
 

@@ -285,11 +285,31 @@ class OverlayService {
     }
   };
   Directory directory_{&peers_};
-  overlay::Relay relay_;  // relaying for others (rendezvous with relay = true), names of our relayed paths
-  std::optional<overlay::UdpEndpoint> our_relay_;  // the rendezvous that relays for us
+  overlay::Relay relay_;                           // relaying for others (relay = true), names of our relayed paths
+  std::optional<overlay::UdpEndpoint> our_relay_;  // the relay we send through
   std::string relay_node_;                         // its node ID
   std::set<std::string> relay_offers_;             // rendezvous up that relay for us
-  // Takes rendezvous `node` (empty: none) as our relay.
+  // The relays each rendezvous handed out (Registered.relays), in its order.
+  struct RelayEntry {
+    std::string id;
+    std::optional<overlay::UdpEndpoint> endpoint;  // none: the rendezvous itself
+  };
+  std::map<std::string, std::vector<RelayEntry>> relay_lists_;  // rendezvous id -> its list
+  std::map<std::string, overlay::UdpEndpoint> relay_nodes_;     // relay hosts we keep sessions with
+  std::map<std::string, overlay::UdpEndpoint> relays_up_;       // those with a keyed session
+  std::set<overlay::UdpEndpoint> relay_endpoints_;              // every relay we take deliveries from
+  static overlay::Relay::Limits relay_limits(const OverlayConfig& o);
+  // Sends Register (our endpoints, whether we relay) to rendezvous `id`.
+  void send_register(const std::string& id);
+  // Takes in a rendezvous' Registered: whether it relays and its relay list.
+  void on_registered(const std::string& from, const overlay::Registered& r);
+  // After any change to the relays: connects to the listed relay hosts
+  // (and stops connecting to those no longer listed), recomputes
+  // relay_endpoints_ and picks our relay: the first one up in the list of
+  // the rendezvous we ask first, then in the others', then any rendezvous
+  // that relays.
+  void refresh_relays();
+  // Takes relay `node` (empty: none) as ours.
   void use_relay(const std::string& node);
 
   io::UdpReceiveBatch rx_batch_;

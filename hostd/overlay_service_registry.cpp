@@ -111,18 +111,15 @@ void OverlayService::peer_up(std::string_view node_id, std::string_view node_nam
   }
   bool is_rendezvous = false;
   for (const auto& e : config_.overlay.rendezvous_nodes) is_rendezvous |= to_endpoint(e) == ep;
-  if (!is_rendezvous) return;
-  rendezvous_up_[id] = ep;
-  overlay::NodeMessage reg;
-  auto* r = reg.mutable_register_();
-  for (const Ipv4Addr a : io::local_ipv4_addresses()) {
-    if (a.octet(0) == 127 || (!config_.overlay.listen.address.is_zero() && a != config_.overlay.listen.address))
-      continue;
-    auto* e = r->add_local_endpoints();
-    e->set_address(a.to_string());
-    e->set_port(config_.overlay.listen.port);
+  if (!is_rendezvous) {
+    if (relay_nodes_.count(id)) {
+      relays_up_[id] = ep;
+      refresh_relays();
+    }
+    return;
   }
-  with_peers([&](overlay::PeerManager& pm, overlay::Outbox& box) { return pm.send_control(now_ms(), id, reg, box); });
+  rendezvous_up_[id] = ep;
+  send_register(id);
   // Send what waited for a rendezvous, and re-assert what the VMs here hold.
   overlay::Actions out;
   registry_client_.on_rendezvous_up(now_ms(), id, out);
@@ -145,33 +142,14 @@ void OverlayService::peer_down(std::string_view node_id, std::string_view reason
   }
   const bool was_rendezvous = rendezvous_up_.erase(id) != 0;
   registry_client_.on_rendezvous_down(id);
-  if (was_rendezvous && relay_offers_.erase(id) && relay_node_ == id)
-    use_relay(relay_offers_.empty() ? std::string() : *relay_offers_.begin());
+  bool relays_changed = relays_up_.erase(id) != 0;
+  if (was_rendezvous) relays_changed |= (relay_offers_.erase(id) + relay_lists_.erase(id)) != 0;
+  if (relays_changed) refresh_relays();
   if (!registry_ && !was_rendezvous && !rendezvous_up_.empty()) {
     // Its endpoints may be stale (a NAT rebinding) and its NAT closed: the
     // next packet resolves it again, with a fresh punch.
     peers_->set_endpoints(id, {});
     peers_->set_relay(id, std::nullopt);
-  }
-}
-
-void OverlayService::use_relay(const std::string& node) {
-  // Our relayed paths follow the relay: through the new one, or none.
-  const auto it = rendezvous_up_.find(node);
-  if (it == rendezvous_up_.end()) {
-    our_relay_.reset();
-    relay_node_.clear();
-  } else {
-    our_relay_ = it->second;
-    relay_node_ = node;
-  }
-  if (!peers_) return;
-  for (const auto& p : peers_->peers()) {
-    if (!p.relayed || rendezvous_up_.count(p.node_id)) continue;
-    const auto raw = overlay::raw_node_id(p.node_id);
-    peers_->set_relay(p.node_id, our_relay_ && raw && config_.overlay.relay_after > 0
-                                     ? std::optional(relay_.name(*our_relay_, *raw))
-                                     : std::nullopt);
   }
 }
 
@@ -352,19 +330,7 @@ void OverlayService::handle_registry_message(const std::string& from, const over
       carry_out(out);
       break;
     }
-    case overlay::NodeMessage::kRegistered: {
-      spdlog::info("registered; the rendezvous sees us at {}:{}{}", m.registered().reflexive().address(),
-                   m.registered().reflexive().port(), m.registered().relay() ? " and relays for us" : "");
-      if (!rendezvous_up_.count(from)) break;
-      if (m.registered().relay()) {
-        relay_offers_.insert(from);
-        if (!our_relay_) use_relay(from);
-      } else {
-        relay_offers_.erase(from);
-        if (relay_node_ == from) use_relay(relay_offers_.empty() ? std::string() : *relay_offers_.begin());
-      }
-      break;
-    }
+    case overlay::NodeMessage::kRegistered: on_registered(from, m.registered()); break;
     case overlay::NodeMessage::kError: spdlog::warn("registry: {}", m.error().message()); break;
     default: break;
   }

@@ -21,11 +21,13 @@ void OverlayService::apply_reload(const HostdConfig& old, std::vector<std::strin
       // it at once (after 0 s of waiting for a direct session).
       for (const auto& p : peers_->peers()) peers_->set_relay(p.node_id, std::nullopt);
     }
-    overlay::Relay::Limits limits;
-    limits.forwarding = o.rendezvous && o.relay;
-    relay_.configure(node_id_, limits);
+    relay_.configure(node_id_, relay_limits(o));
   }
   if (registry_) registry_->set_relay(o.relay);  // told to hosts as they register
+  // A host that starts or stops relaying tells the rendezvous, which tell
+  // the other hosts.
+  if (!registry_ && o.relay != old.overlay.relay)
+    for (const auto& [id, ep] : rendezvous_up_) send_register(id);
 
   // Host role: rendezvous that left the list are no longer kept up (their
   // registry no longer speaks for ours); new ones are connected at once.
@@ -44,9 +46,9 @@ void OverlayService::apply_reload(const HostdConfig& old, std::vector<std::strin
         }
         registry_client_.on_rendezvous_down(it->first);
         relay_offers_.erase(it->first);
-        const bool was_relay = relay_node_ == it->first;
+        relay_lists_.erase(it->first);
         it = rendezvous_up_.erase(it);
-        if (was_relay) use_relay(relay_offers_.empty() ? std::string() : *relay_offers_.begin());
+        refresh_relays();
       }
     }
     if (peers_)

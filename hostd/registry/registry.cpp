@@ -61,6 +61,7 @@ void Registry::set_self(const std::string& id, const std::string& name, std::vec
   self_id_ = id;
   self_name_ = name;
   self_endpoints_ = std::move(endpoints);
+  set_relay(relay_);
 }
 
 const NodeInfo* Registry::node(const std::string& id) const {
@@ -213,11 +214,39 @@ void Registry::handle_register(UnixTime now, const std::string& node, const ov::
     return;
   }
   nodes_[node] = updated;
-  ov::Registered* r = reply.message.mutable_registered();
-  set_endpoint(r->mutable_reflexive(), updated.reflexive);
+  const bool relays_changed = reg.relay() ? relays_.add({node, updated.name, updated.reflexive}) : relays_.remove(node);
+  fill_registered(reply.message.mutable_registered(), node, updated.reflexive);
+  out.push_back(std::move(reply));
+  if (!relays_changed) return;
+  // The other hosts keep sessions with every relay they are given.
+  for (const auto& [id, n] : nodes_) {
+    if (!n.online || id == node) continue;
+    Outgoing o;
+    o.node_id = id;
+    fill_registered(o.message.mutable_registered(), id, n.reflexive);
+    out.push_back(std::move(o));
+  }
+}
+
+void Registry::fill_registered(ov::Registered* r, const std::string& node, const Endpoint& reflexive) {
+  set_endpoint(r->mutable_reflexive(), reflexive);
   r->set_node_id(node);
   r->set_relay(relay_);
-  out.push_back(std::move(reply));
+  for (const RelayCandidate& c : relays_.choose(node)) {
+    ov::RelayNode* x = r->add_relays();
+    x->set_node_id(c.id);
+    x->set_node_name(c.name);
+    if (!c.endpoint.address.empty()) set_endpoint(x->mutable_endpoint(), c.endpoint);
+  }
+}
+
+void Registry::set_relay(bool relay) {
+  relay_ = relay;
+  if (self_id_.empty()) return;
+  if (relay)
+    relays_.add({self_id_, self_name_, {}});
+  else
+    relays_.remove(self_id_);
 }
 
 void Registry::on_node_up(UnixTime now, const std::string& id, const std::string& name,
@@ -236,10 +265,7 @@ void Registry::on_node_up(UnixTime now, const std::string& id, const std::string
   first.node_id = id;
   std::string error;
   if (store_nodes({n}, error)) {
-    ov::Registered* r = first.message.mutable_registered();
-    set_endpoint(r->mutable_reflexive(), n.reflexive);
-    r->set_node_id(id);
-    r->set_relay(relay_);
+    fill_registered(first.message.mutable_registered(), id, n.reflexive);
   } else {
     first.message.mutable_error()->set_message("registry storage failure: " + error);
   }
@@ -255,6 +281,8 @@ void Registry::on_node_up(UnixTime now, const std::string& id, const std::string
 
 void Registry::on_node_down(UnixTime now, const std::string& id) {
   auto it = nodes_.find(id);
+  relays_.remove(id);  // its hosts notice their session with it end and take the next
+  relays_.forget(id);
   if (it == nodes_.end() || !it->second.online) return;
   it->second.online = false;
   it->second.last_seen = now;

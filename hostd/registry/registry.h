@@ -27,6 +27,7 @@
 #include "core/types.h"
 #include "proto/overlay.pb.h"
 #include "registry/registry_store.h"
+#include "registry/relay_choice.h"
 
 namespace wownet::registry {
 
@@ -112,8 +113,12 @@ class Registry {
   // it), name and the endpoints Resolve gives for it.
   void set_self(const std::string& id, const std::string& name, std::vector<Endpoint> endpoints);
   const std::string& self_id() const { return self_id_; }
-  // Whether Registered tells nodes that this rendezvous relays for them.
-  void set_relay(bool relay) { relay_ = relay; }
+  // Whether Registered tells nodes that this rendezvous relays for them
+  // (and lists it among the relays).
+  void set_relay(bool relay);
+  // The relays handed out: hosts that said relay in Register while their
+  // session is up, and this rendezvous if it relays.
+  const RelayChoice& relays() const { return relays_; }
   // Shared registry: whether a node has a session with another rendezvous
   // (its presence in etcd). A Resolve of such a node gets it punched there.
   void set_online_elsewhere(std::function<bool(const std::string&)> f) { online_elsewhere_ = std::move(f); }
@@ -349,6 +354,9 @@ class Registry {
   RegistryCounters counters_;
   bool storage_failed_ = false;
   bool relay_ = false;
+  RelayChoice relays_;
+  // Registered for `node`: its reflexive endpoint and the relays to use.
+  void fill_registered(wownet::overlay::Registered* r, const std::string& node, const Endpoint& reflexive);
   std::function<bool(const std::string&)> online_elsewhere_;
 };
 

@@ -302,13 +302,14 @@ TEST_F(ConfigTest, ExampleConfigDocumentsEveryKeyWithItsDefault) {
     }
     uncommented += line + "\n";
   }
-  EXPECT_EQ(keys,
-            (std::set<std::string>{
-                "state_dir",  "control_socket", "log_level",    "prefix",  "gateway",  "gateway_mac", "domain",
-                "mtu",        "lease_time",     "learn_static", "ttl",     "port",     "role",        "listen",
-                "rendezvous", "cert",           "key",          "ca",      "crl",      "cipher",      "crl_refresh",
-                "keepalive",  "node_name",      "csr",          "ca_dir",  "relay",    "relay_after", "direct_retry",
-                "punch_ttl",  "udp_gso",        "udp_gro",      "backend", "endpoints"}));
+  EXPECT_EQ(
+      keys,
+      (std::set<std::string>{
+          "state_dir",   "control_socket", "log_level",    "prefix",  "gateway", "gateway_mac", "domain",
+          "mtu",         "lease_time",     "learn_static", "ttl",     "port",    "role",        "listen",
+          "rendezvous",  "cert",           "key",          "ca",      "crl",     "cipher",      "crl_refresh",
+          "keepalive",   "node_name",      "csr",          "ca_dir",  "relay",   "relay_quota", "relay_quota_interval",
+          "relay_after", "direct_retry",   "punch_ttl",    "udp_gso", "udp_gro", "backend",     "endpoints"}));
   EXPECT_TRUE(qualified.count("metrics.listen"));
   EXPECT_FALSE(shipped->metrics.enabled);
   auto all = load(uncommented);
@@ -372,7 +373,7 @@ TEST_F(OverlayConfigTest, HostWithRendezvousNodes) {
   EXPECT_EQ(c->overlay.direct_retry, 60u);
   EXPECT_FALSE(c->overlay.udp_gso);
   EXPECT_FALSE(c->overlay.udp_gro);
-  EXPECT_TRUE(c->overlay.relay);
+  EXPECT_FALSE(c->overlay.relay);  // a host relays only when asked to
   EXPECT_FALSE(load("[overlay]\nrole = \"rendezvous\"\npunch_ttl = 256\n"));
   EXPECT_NE(error_.find("punch_ttl"), std::string::npos) << error_;
   EXPECT_FALSE(load("[overlay]\nrole = \"rendezvous\"\nrelay = 1\n"));
@@ -388,6 +389,33 @@ TEST_F(OverlayConfigTest, AHostMayListSeveralRendezvousInOrder) {
   EXPECT_EQ(c->overlay.rendezvous_nodes[1].address.to_string(), "198.51.100.2");
   EXPECT_EQ(c->overlay.rendezvous_nodes[1].port, 7701);
   EXPECT_EQ(c->overlay.rendezvous_nodes[2].address.to_string(), "203.0.113.9");
+}
+
+TEST_F(OverlayConfigTest, AHostRelaysOnlyWhenAskedAndFromAListenAddress) {
+  const std::string host =
+      "[overlay]\nrendezvous = [\"198.51.100.1:7700\"]\n"
+      "cert = \"/etc/wownet/node.crt\"\nkey = \"/etc/wownet/node.key\"\nca = \"/etc/wownet/ca.crt\"\n";
+  auto c = load(host + "listen = \"198.51.100.7:7700\"\nrelay = true\nrelay_quota = 512\nrelay_quota_interval = 60\n");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_TRUE(c->overlay.relay);
+  EXPECT_EQ(c->overlay.relay_quota, 512u);
+  EXPECT_EQ(c->overlay.relay_quota_interval, 60u);
+  c = load(host);
+  ASSERT_TRUE(c) << error_;
+  EXPECT_FALSE(c->overlay.relay);
+  EXPECT_EQ(c->overlay.relay_quota, 0u);
+  EXPECT_EQ(c->overlay.relay_quota_interval, 3600u);
+  // The rendezvous hand out its address: it must be one the hosts reach.
+  expect_error(host + "relay = true\n", "overlay.relay", "listen");
+  expect_error(host + "listen = \"0.0.0.0:7700\"\nrelay = true\n", "overlay.relay", "listen");
+  expect_error(host + "relay_quota_interval = 0\n", "overlay.relay_quota_interval", "");
+  expect_error(host + "relay_quota = -1\n", "overlay.relay_quota", "");
+  // A rendezvous still relays by default.
+  c = load(
+      "[overlay]\nrole = \"rendezvous\"\ncert = \"/etc/wownet/node.crt\"\nkey = \"/etc/wownet/node.key\"\n"
+      "ca = \"/etc/wownet/ca.crt\"\n");
+  ASSERT_TRUE(c) << error_;
+  EXPECT_TRUE(c->overlay.relay);
 }
 
 TEST_F(OverlayConfigTest, WithoutTheTableTheOverlayIsOff) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -141,14 +142,14 @@ TEST(RelayNames, ARelayedDatagramIsDeliveredUnderTheNameOfItsSourceThroughThatRe
   d[0] = std::uint8_t(wire::DatagramType::Relayed);
   auto src = raw_node_id(kB);
   std::copy(src->begin(), src->end(), d.begin() + 1);
-  Action a = node.on_relayed(kEpRelay, d, kEpRelay);
+  Action a = node.on_relayed(kEpRelay, d, {kEpRelay});
   auto* deliver = std::get_if<DeliverDatagram>(&a);
   ASSERT_NE(deliver, nullptr);
   EXPECT_TRUE(deliver->from.relayed());
   EXPECT_EQ(deliver->bytes.data(), d.data() + wire::kRelayHeaderSize);
   EXPECT_EQ(deliver->bytes.size(), d.size() - wire::kRelayHeaderSize);
   // The same name every time, and it routes back through the relay to B.
-  EXPECT_EQ(std::get<DeliverDatagram>(node.on_relayed(kEpRelay, d, kEpRelay)).from, deliver->from);
+  EXPECT_EQ(std::get<DeliverDatagram>(node.on_relayed(kEpRelay, d, {kEpRelay})).from, deliver->from);
   auto route = node.route(deliver->from);
   ASSERT_TRUE(route);
   EXPECT_EQ(route->relay, kEpRelay);
@@ -157,15 +158,15 @@ TEST(RelayNames, ARelayedDatagramIsDeliveredUnderTheNameOfItsSourceThroughThatRe
   EXPECT_FALSE(node.route(UdpEndpoint{Ipv4Addr{0x00ffffff}, 1}));
 }
 
-TEST(RelayNames, OnlyOurRelayIsHeardAndNothingClaimingToBeUs) {
+TEST(RelayNames, OnlyOurRelaysAreHeardAndNothingClaimingToBeUs) {
   Relay node(kA);
   auto d = request(kA, 23);
   d[0] = std::uint8_t(wire::DatagramType::Relayed);
-  EXPECT_EQ(std::get<Drop>(node.on_relayed(kEpRelay, d, std::nullopt)).reason, "not_our_relay");
-  EXPECT_EQ(std::get<Drop>(node.on_relayed(kEpB, d, kEpRelay)).reason, "not_our_relay");
-  EXPECT_EQ(std::get<Drop>(node.on_relayed(kEpRelay, d, kEpRelay)).reason, "from_self");  // source ID is ours
+  EXPECT_EQ(std::get<Drop>(node.on_relayed(kEpRelay, d, {})).reason, "not_our_relay");
+  EXPECT_EQ(std::get<Drop>(node.on_relayed(kEpB, d, {kEpRelay})).reason, "not_our_relay");
+  EXPECT_EQ(std::get<Drop>(node.on_relayed(kEpRelay, d, {kEpRelay})).reason, "from_self");  // source ID is ours
   std::vector<std::uint8_t> shorty(wire::kRelayHeaderSize, 10);
-  EXPECT_EQ(std::get<Drop>(node.on_relayed(kEpRelay, shorty, kEpRelay)).reason, "short");
+  EXPECT_EQ(std::get<Drop>(node.on_relayed(kEpRelay, shorty, {kEpRelay})).reason, "short");
 }
 
 TEST(RelayNames, TheTableIsBounded) {
@@ -178,6 +179,78 @@ TEST(RelayNames, TheTableIsBounded) {
   }
   id[2] = 1;
   EXPECT_FALSE(node.name(kEpRelay, id));
+}
+
+TEST(RelayNames, DeliveriesFromAnyOfOurRelaysAreHeardEachUnderItsOwnName) {
+  // B may send through another relay than ours: we keep a session with it
+  // too, and answer through the relay that brought the datagram.
+  const UdpEndpoint ep_relay2{Ipv4Addr{0xc6336404}, 7700};
+  Relay node(kA);
+  auto d = request(kA, 23);
+  d[0] = std::uint8_t(wire::DatagramType::Relayed);
+  auto src = raw_node_id(kB);
+  std::copy(src->begin(), src->end(), d.begin() + 1);
+  const std::set<UdpEndpoint> relays{kEpRelay, ep_relay2};
+  auto via1 = std::get<DeliverDatagram>(node.on_relayed(kEpRelay, d, relays)).from;
+  auto via2 = std::get<DeliverDatagram>(node.on_relayed(ep_relay2, d, relays)).from;
+  EXPECT_NE(via1, via2);
+  EXPECT_EQ(node.route(via2)->relay, ep_relay2);
+  EXPECT_EQ(std::get<Drop>(node.on_relayed(kEpB, d, relays)).reason, "not_our_relay");
+  EXPECT_EQ(node.counters().not_our_relay, 1u);
+  EXPECT_EQ(node.counters().drops, 1u);
+}
+
+TEST(RelayLimits, ASourceOverItsQuotaIsDroppedUntilTheNextInterval) {
+  FakeDirectory dir;
+  dir.at[kEpA] = kA;
+  dir.at[kEpB] = kB;
+  dir.of[kA] = kEpA;
+  dir.of[kB] = kEpB;
+  Relay::Limits limits{true, 0};
+  limits.quota_bytes = 1000;  // 25 datagrams of 40 payload bytes
+  limits.quota_interval_ms = 60'000;
+  Relay relay(kRelay, limits);
+  const auto burst = [&](std::int64_t now, const UdpEndpoint& from, const std::string& to, int n) {
+    int sent = 0;
+    for (int i = 0; i < n; ++i) {
+      auto d = request(to, 4, 40);
+      sent += std::holds_alternative<SendDatagram>(relay.on_request(now, from, d, dir));
+    }
+    return sent;
+  };
+  EXPECT_EQ(burst(1000, kEpA, kB, 30), 25);
+  EXPECT_EQ(relay.counters().over_quota, 5u);
+  EXPECT_EQ(relay.counters().rate_limited, 0u);
+  EXPECT_EQ(relay.counters().drops, 5u);
+  EXPECT_EQ(relay.counters().relayed_bytes, 1000u);
+  EXPECT_EQ(burst(1000, kEpB, kA, 25), 25);    // B has a quota of its own
+  EXPECT_EQ(burst(60'999, kEpA, kB, 1), 0);    // still the same interval
+  EXPECT_EQ(burst(61'000, kEpA, kB, 30), 25);  // a new one
+}
+
+TEST(RelayLimits, EveryDropIsCountedUnderItsReason) {
+  FakeDirectory dir;
+  dir.at[kEpA] = kA;
+  dir.of[kA] = kEpA;
+  Relay relay(kRelay, Relay::Limits{true});
+  auto to_offline = request(kB, 23);
+  EXPECT_EQ(std::get<Drop>(relay.on_request(0, kEpA, to_offline, dir)).reason, "destination_offline");
+  auto to_self = request(kRelay, 23);
+  EXPECT_EQ(std::get<Drop>(relay.on_request(0, kEpA, to_self, dir)).reason, "bad_destination");
+  auto from_stranger = request(kA, 23);
+  EXPECT_EQ(std::get<Drop>(relay.on_request(0, kEpB, from_stranger, dir)).reason, "unknown_source");
+  auto not_node = request(kB, 1);
+  EXPECT_EQ(std::get<Drop>(relay.on_request(0, kEpA, not_node, dir)).reason, "not_node_protocol");
+  const auto& c = relay.counters();
+  EXPECT_EQ(c.destination_offline, 1u);
+  EXPECT_EQ(c.bad_destination, 1u);
+  EXPECT_EQ(c.unknown_source, 1u);
+  EXPECT_EQ(c.malformed, 1u);
+  EXPECT_EQ(c.drops, 4u);
+  std::map<std::string, std::uint64_t> seen;
+  c.visit([&](const char* name, std::uint64_t v) { seen[name] = v; });
+  EXPECT_EQ(seen["relay_destination_offline"], 1u);
+  EXPECT_EQ(seen["relay_drops"], 4u);
 }
 
 }  // namespace
