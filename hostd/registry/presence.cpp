@@ -40,21 +40,21 @@ void Presence::beat() {
   } else {
     etcdserverpb::LeaseKeepAliveRequest r;
     r.set_id(lease_);
-    kv_.lease_keepalive(r, [this, alive = alive_, lease = lease_](const std::string& error,
-                                                                   etcdserverpb::LeaseKeepAliveResponse&& a) {
-      if (!*alive || lease != lease_) return;
-      if (!error.empty()) return failed();  // unreachable: the next beat tries again
-      ++counters_.keepalives;
-      if (a.ttl() <= 0) {
-        // etcd let it expire (we were cut off longer than its TTL): our
-        // keys are gone; take a new lease and put them again.
-        ++counters_.lost_leases;
-        lease_ = 0;
-        grant();
-        return;
-      }
-      if (beats_ % options_.heartbeat_every == 0 || nodes_.size() != nodes_put_) put_self();
-    });
+    kv_.lease_keepalive(
+        r, [this, alive = alive_, lease = lease_](const std::string& error, etcdserverpb::LeaseKeepAliveResponse&& a) {
+          if (!*alive || lease != lease_) return;
+          if (!error.empty()) return failed();  // unreachable: the next beat tries again
+          ++counters_.keepalives;
+          if (a.ttl() <= 0) {
+            // etcd let it expire (we were cut off longer than its TTL): our
+            // keys are gone; take a new lease and put them again.
+            ++counters_.lost_leases;
+            lease_ = 0;
+            grant();
+            return;
+          }
+          if (beats_ % options_.heartbeat_every == 0 || nodes_.size() != nodes_put_) put_self();
+        });
   }
   kv_.after(options_.beat, [this, alive = alive_] {
     if (*alive) beat();

@@ -130,10 +130,10 @@ class Presence {
   std::int64_t lease_ = 0;
   bool granting_ = false;
   int beats_ = 0;
-  std::uint32_t nodes_put_ = ~0u;    // nodes_online in the last record put
-  std::int64_t heartbeat_rev_ = 0;   // revision of the last record put, until the watch delivers it
-  bool heartbeat_checked_ = true;    // whether the beat after it looked
-  std::set<std::string> nodes_;      // online here
+  std::uint32_t nodes_put_ = ~0u;   // nodes_online in the last record put
+  std::int64_t heartbeat_rev_ = 0;  // revision of the last record put, until the watch delivers it
+  bool heartbeat_checked_ = true;   // whether the beat after it looked
+  std::set<std::string> nodes_;     // online here
   std::map<std::string, Rendezvous> others_;
   std::map<std::string, std::set<std::string>> online_;  // node -> other rendezvous
   std::uint64_t bad_keys_ = 0;

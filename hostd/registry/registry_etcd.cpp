@@ -3,8 +3,8 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
-#include <set>
 #include <optional>
+#include <set>
 
 #include "proto/state.pb.h"
 #include "registry/etcd_json.h"

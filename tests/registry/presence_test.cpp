@@ -24,8 +24,8 @@ struct Rv {
     reg.set_self(id, "rv-" + id.substr(0, 1), {});
     shared = std::make_unique<SharedRegistry>(
         reg, kv, "/wownet/", [] { return kT0; }, [](std::vector<Outgoing>&) {});
-    presence = std::make_unique<Presence>(kv, "/wownet/", [] { return kT0; },
-                                          Presence::Options{10, std::chrono::milliseconds(2000), 3});
+    presence = std::make_unique<Presence>(
+        kv, "/wownet/", [] { return kT0; }, Presence::Options{10, std::chrono::milliseconds(2000), 3});
     presence->set_self(id, "rv-" + id.substr(0, 1), "192.0.2." + std::to_string(id[0] - '0') + ":7700");
     shared->start();
     shared->attach_presence(*presence);
@@ -162,7 +162,7 @@ TEST(PresenceTest, APunchReachesTheRendezvousTheNodeHasItsSessionWith) {
   etcd.run();
   ASSERT_EQ(at_b.size(), 1u);
   EXPECT_EQ(at_b[0], std::make_pair(kHost1, kHost2));
-  EXPECT_TRUE(at_a.empty());  // host 1 has no session with a
+  EXPECT_TRUE(at_a.empty());                                                   // host 1 has no session with a
   EXPECT_EQ(etcd.data().count("/wownet/punch/" + kHost1 + "/" + kHost2), 0u);  // not kept
   EXPECT_EQ(b.presence->counters().punches_passed, 1u);
   // A punch whose asker is not the key's is refused.
