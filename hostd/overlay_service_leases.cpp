@@ -15,6 +15,7 @@ bool OverlayService::revoke_lease(Ipv4Addr addr, std::string& error) {
   std::vector<registry::Outgoing> out;
   if (!registry_->revoke(now_s(), addr, out, error)) return false;
   send_outgoing(out);  // to every node, and to this node's own engine
+  commit_registry();   // now, not at the end of the loop's turn: the admin's reply reports it done
   return true;
 }
 
@@ -23,6 +24,7 @@ void OverlayService::apply_reservations() {
   std::vector<registry::Outgoing> out;
   registry_->set_reservations(now_s(), config_.network.reservations, config_.network.static_names, out);
   send_outgoing(out);
+  commit_registry();
 }
 
 }  // namespace wownet
