@@ -21,12 +21,7 @@ source "$(dirname "$0")/nat_sites.sh"
 
 nat_core
 # rl: its own link off the core, a public address.
-wn_ns NS[rl] rl
-nat_no_ipv6 "${NS[rl]}"
-wn_veth "${NS[rl]}" uplink "${NS[core]}" to-rl
-ip -n "${NS[rl]}" addr add 198.51.101.20/24 dev uplink
-ip -n "${NS[core]}" addr add 198.51.101.1/24 dev to-rl
-ip -n "${NS[rl]}" route add default via 198.51.101.1
+nat_public rl 198.51.101 20
 nat_site c 3 symmetric
 nat_site d 4 symmetric
 nat_host hc1 c 3 10.3.0.11
